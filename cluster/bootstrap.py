@@ -1,0 +1,214 @@
+"""Bring the control plane up on a Ray cluster, find it again, and take it down.
+
+``raykube up`` is idempotent: it starts (or joins) Ray, creates whatever named actors are missing
+(with ``get_if_exists``), and waits until the store serves a linearizable read. Everything raykube
+runs lives in one Ray namespace (``raykube`` unless told otherwise), so a second ``up`` finds the
+first one's actors.
+
+Placement of store replicas: one replica is pinned to the node that ran ``up`` (its data is on that
+node's disk). With ``--replicas N`` and at least N alive Ray nodes, a detached STRICT_SPREAD
+placement group puts each replica on a different node; with fewer nodes they share the local node
+(and the CLI says so).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import (
+    NodeAffinitySchedulingStrategy,
+    PlacementGroupSchedulingStrategy,
+)
+
+from cluster.store.actor import StoreReplicaActor, replica_name
+from cluster.store.replica import ReplicaOptions
+
+DEFAULT_NAMESPACE = "raykube"
+PG_NAME = "raykube-store"
+RAY_MARKER = "ray-started-by-raykube"
+
+
+def default_data_dir() -> Path:
+    return Path(os.environ.get("RAYKUBE_DATA_DIR", Path.home() / ".raykube"))
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterConfig:
+    replicas: int
+    namespace: str = DEFAULT_NAMESPACE
+
+    @staticmethod
+    def load(data_dir: Path) -> ClusterConfig | None:
+        path = data_dir / "cluster.json"
+        if not path.exists():
+            return None
+        raw = json.loads(path.read_text())
+        return ClusterConfig(replicas=int(raw["replicas"]), namespace=raw.get("namespace", DEFAULT_NAMESPACE))
+
+    def save(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        tmp = data_dir / "cluster.json.tmp"
+        tmp.write_text(json.dumps({"replicas": self.replicas, "namespace": self.namespace}, indent=2))
+        os.replace(tmp, data_dir / "cluster.json")
+
+
+# ---------------------------------------------------------------------- Ray
+
+
+def connect_ray(address: str | None, data_dir: Path, *, start_if_missing: bool = True) -> bool:
+    """Connect this process to Ray; start a local head when there is none. Returns True if started."""
+    if ray.is_initialized():
+        return False
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    started = False
+    if address in (None, "local"):
+        try:
+            ray.init(address="auto", namespace=DEFAULT_NAMESPACE, logging_level="ERROR", log_to_driver=False)
+            return False
+        except ConnectionError:
+            if not start_if_missing:
+                raise
+        ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+        cmd = [ray_bin, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / RAY_MARKER).write_text(str(time.time()))
+        started = True
+        address = "auto"
+    ray.init(address=address, namespace=DEFAULT_NAMESPACE, logging_level="ERROR", log_to_driver=False)
+    return started
+
+
+def stop_local_ray_if_ours(data_dir: Path) -> bool:
+    marker = data_dir / RAY_MARKER
+    if not marker.exists():
+        return False
+    if ray.is_initialized():
+        ray.shutdown()
+    ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
+    subprocess.run([ray_bin, "stop", "--force"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    marker.unlink(missing_ok=True)
+    return True
+
+
+# ---------------------------------------------------------------------- store
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def deploy_store(
+    replicas: int,
+    data_dir: Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    options: ReplicaOptions | None = None,
+    *,
+    detached: bool = True,
+) -> tuple[list[Any], str]:
+    """Create (or find) the store replicas; returns their handles and a placement description."""
+    voters = list(range(1, replicas + 1))
+    nodes = _alive_nodes()
+    here = ray.get_runtime_context().get_node_id()
+    strategies: list[Any]
+    if replicas > 1 and len(nodes) >= replicas:
+        pg = None
+        with contextlib.suppress(ValueError):
+            pg = ray.util.get_placement_group(f"{PG_NAME}-{namespace}")
+        if pg is None:
+            pg = placement_group(
+                [{"CPU": 0.01}] * replicas,
+                strategy="STRICT_SPREAD",
+                name=f"{PG_NAME}-{namespace}",
+                lifetime="detached" if detached else None,
+            )
+        ray.get(pg.ready(), timeout=60)
+        strategies = [PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i) for i in range(replicas)]
+        placement = f"{replicas} replicas on {replicas} distinct Ray nodes (STRICT_SPREAD)"
+    else:
+        strategies = [NodeAffinitySchedulingStrategy(here, soft=False)] * replicas
+        placement = f"{replicas} replica(s) on this node"
+        if replicas > 1:
+            placement += f" (only {len(nodes)} Ray node(s); STRICT_SPREAD needs {replicas})"
+    handles = []
+    for rid, strategy in zip(voters, strategies, strict=True):
+        handle = StoreReplicaActor.options(  # type: ignore[attr-defined]
+            name=replica_name(rid),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached" if detached else None,
+            scheduling_strategy=strategy,
+        ).remote(rid, voters, str(data_dir / "store" / f"replica-{rid}"), namespace, options)
+        handles.append(handle)
+    ray.get([h.ready.remote() for h in handles], timeout=120)
+    return handles, placement
+
+
+async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
+    """Return once a linearizable read succeeds (a leader exists and has committed in its term)."""
+    from cluster.store.client import StoreClient
+
+    client = await StoreClient.connect(namespace, deadline=timeout, request_timeout=2.0)
+    try:
+        await client.get(b"/raykube/health")
+    finally:
+        await client.close()
+
+
+def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    return sorted(
+        e["name"]
+        for e in ray.util.list_named_actors(all_namespaces=True)
+        if e["namespace"] == namespace and e["name"].startswith("store-")
+    )
+
+
+def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Kill every raykube actor in ``namespace`` and its placement group; returns what was killed."""
+    killed = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        if entry["namespace"] != namespace:
+            continue
+        with contextlib.suppress(ValueError):
+            ray.kill(ray.get_actor(entry["name"], namespace=namespace), no_restart=True)
+            killed.append(entry["name"])
+    with contextlib.suppress(ValueError):
+        remove_placement_group(ray.util.get_placement_group(f"{PG_NAME}-{namespace}"))
+    return killed
+
+
+@contextlib.asynccontextmanager
+async def start_store_for_bench(
+    replicas: int, data_dir: str | os.PathLike[str] | None = None, options: ReplicaOptions | None = None
+) -> AsyncIterator[str]:
+    """A throw-away store in its own namespace (for benchmarks and tests); yields the namespace."""
+    if not ray.is_initialized():
+        connect_ray(None, default_data_dir())
+    namespace = f"raykube-bench-{uuid.uuid4().hex[:8]}"
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.mkdtemp(prefix="raykube-bench-")
+        data_dir = tmp
+    try:
+        await asyncio.to_thread(deploy_store, replicas, Path(data_dir), namespace, options, detached=False)
+        await wait_until_serving(namespace)
+        yield namespace
+    finally:
+        await asyncio.to_thread(teardown, namespace)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)

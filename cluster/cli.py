@@ -1,0 +1,203 @@
+"""The ``raykube`` command line: up, down, status, store, bench."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def _data_dir(args: argparse.Namespace) -> Path:
+    from cluster.bootstrap import default_data_dir
+
+    return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from cluster.bootstrap import ClusterConfig, connect_ray, deploy_store, find_store, wait_until_serving
+
+    data_dir = _data_dir(args)
+    existing = ClusterConfig.load(data_dir)
+    replicas = args.replicas or (existing.replicas if existing else 1)
+    if existing and args.replicas and args.replicas != existing.replicas:
+        console.print(
+            f"[red]error:[/] the store in {data_dir} was created with {existing.replicas} replica(s); "
+            f"`raykube down --purge` first to start over with {args.replicas} (or change membership "
+            "one replica at a time)."
+        )
+        return 2
+    if replicas not in (1, 3, 5):
+        console.print("[red]error:[/] --replicas must be 1, 3 or 5")
+        return 2
+    t0 = time.monotonic()
+    started = connect_ray(args.address, data_dir)
+    console.print(("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})")
+    cfg = ClusterConfig(replicas=replicas)
+    cfg.save(data_dir)
+    had = find_store(cfg.namespace)
+    _, placement = deploy_store(replicas, data_dir, cfg.namespace)
+    asyncio.run(wait_until_serving(cfg.namespace, timeout=args.timeout))
+    verb = "already running" if len(had) == replicas else "started"
+    console.print(f"store {verb}: {placement}; serving after {time.monotonic() - t0:.1f}s")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    import ray
+
+    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray, stop_local_ray_if_ours, teardown
+
+    data_dir = _data_dir(args)
+    cfg = ClusterConfig.load(data_dir)
+    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    try:
+        connect_ray(args.address, data_dir, start_if_missing=False)
+        killed = teardown(namespace)
+        console.print(f"stopped {len(killed)} actor(s): {', '.join(sorted(killed)) or '-'}")
+    except ConnectionError:
+        console.print("no Ray cluster running")
+    if ray.is_initialized() and stop_local_ray_if_ours(data_dir):
+        console.print("stopped the local Ray head raykube had started")
+    if args.purge:
+        shutil.rmtree(data_dir, ignore_errors=True)
+        console.print(f"purged {data_dir}")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray
+    from cluster.store.client import StoreClient, Unavailable
+
+    data_dir = _data_dir(args)
+    cfg = ClusterConfig.load(data_dir)
+    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    try:
+        connect_ray(args.address, data_dir, start_if_missing=False)
+    except ConnectionError:
+        console.print("raykube is not running (no Ray cluster); start it with `raykube up`")
+        return 1
+
+    async def collect() -> list[dict[str, Any]]:
+        client = await StoreClient.connect(namespace)
+        return await client.status()
+
+    try:
+        rows = asyncio.run(collect())
+    except Unavailable:
+        console.print("raykube is not running (no store replicas); start it with `raykube up`")
+        return 1
+    table = Table(title=f"raykube store ({namespace})")
+    for col in ("replica", "node", "role", "leader", "term", "commit", "applied", "revision", "health"):
+        table.add_column(col, justify="right" if col in ("term", "commit", "applied", "revision") else "left")
+    for r in rows:
+        node = f"{r.get('node_ip', '?')} ({str(r.get('node_id', ''))[:8]})" if "node_ip" in r else "?"
+        table.add_row(
+            f"store-{r['id']}",
+            node,
+            str(r.get("role", "?")),
+            f"store-{r['leader']}" if r.get("leader") else "-",
+            str(r.get("term", "")),
+            str(r.get("commit", "")),
+            str(r.get("applied", "")),
+            str(r.get("revision", "")),
+            str(r.get("health", "")),
+        )
+    console.print(table)
+    healthy = [r for r in rows if r.get("health") == "ok"]
+    leaders = {r.get("leader") for r in healthy if r.get("leader")}
+    return 0 if healthy and len(leaders) == 1 else 1
+
+
+def cmd_store(args: argparse.Namespace) -> int:
+    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray
+    from cluster.store.client import StoreClient
+
+    data_dir = _data_dir(args)
+    cfg = ClusterConfig.load(data_dir)
+    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    connect_ray(args.address, data_dir, start_if_missing=False)
+
+    async def run() -> int:
+        client = await StoreClient.connect(namespace)
+        if args.op == "put":
+            res = await client.put(args.key.encode(), args.value.encode())
+            console.print(f"OK (revision {res.revision})")
+        elif args.op == "get":
+            if args.prefix:
+                rr = await client.get_prefix(args.key.encode())
+                for kv in rr.kvs:
+                    print(f"{kv.key.decode(errors='replace')}\t{kv.value.decode(errors='replace')}")
+            else:
+                kv = await client.get(args.key.encode())
+                if kv is None:
+                    console.print(f"{args.key}: not found")
+                    return 1
+                print(kv.value.decode(errors="replace"))
+        elif args.op == "del":
+            res = await client.delete(args.key.encode())
+            console.print(f"deleted {res.deleted}")
+        return 0
+
+    return asyncio.run(run())
+
+
+def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
+    if args.suite == "store":
+        from bench.store import main as bench_store
+
+        return bench_store(rest)
+    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store)")
+    return 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="raykube", description="Kubernetes-style orchestration on Ray")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def common(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--address", default=None, help="Ray address to join (default: local, started if needed)")
+        sp.add_argument("--data-dir", default=None, help="state directory (default: $RAYKUBE_DATA_DIR or ~/.raykube)")
+
+    up = sub.add_parser("up", help="start or join Ray and deploy the control plane (idempotent)")
+    common(up)
+    up.add_argument("--replicas", type=int, default=None, help="store replicas: 1 (default), 3 or 5")
+    up.add_argument("--timeout", type=float, default=120.0)
+    down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
+    common(down)
+    down.add_argument("--purge", action="store_true", help="also delete the data directory")
+    st = sub.add_parser("status", help="show the store replicas")
+    common(st)
+    store = sub.add_parser("store", help="read and write raw keys in the replicated store")
+    common(store)
+    store.add_argument("op", choices=["get", "put", "del"])
+    store.add_argument("key")
+    store.add_argument("value", nargs="?", default="")
+    store.add_argument("--prefix", action="store_true")
+    bench = sub.add_parser("bench", help="run a benchmark suite (store)", add_help=False)
+    bench.add_argument("suite")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if args.command == "bench":
+        return cmd_bench(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "store": cmd_store}
+    return handlers[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
