@@ -1,0 +1,51 @@
+"""Runs the store harness against a real local etcd (skipped without the etcd binary)."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from bench.etcd_peer import etcd_binary
+from bench.store import main
+
+pytestmark = pytest.mark.skipif(
+    etcd_binary() is None, reason="etcd binary not found (apt-get install etcd-server); CI installs it"
+)
+
+
+def test_harness_against_etcd(tmp_path: Path) -> None:
+    out = tmp_path / "etcd.json"
+    before = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("raykube-bench-etcd-")}
+    rc = main(
+        [
+            "--systems", "etcd",
+            "--replicas", "1",
+            "--clients", "1,4",
+            "--value-bytes", "256",
+            "--duration", "0.5",
+            "--warmup", "0.1",
+            "--json", str(out),
+        ]
+    )  # fmt: skip
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert doc["suite"] == "store"
+    assert doc["fsync"] is True
+    assert doc["machine"]["cpu_count"] >= 1
+    results = doc["results"]
+    assert [(r["system"], r["replicas"], r["clients"], r["value_bytes"]) for r in results] == [
+        ("etcd", 1, 1, 256),
+        ("etcd", 1, 4, 256),
+    ]
+    for r in results:
+        assert "error" not in r, r
+        assert set(r) == {"system", "replicas", "clients", "value_bytes", "ops_per_s", "p50_ms", "p99_ms"}
+        assert 0 < r["ops_per_s"] < 1e7
+        assert 0 < r["p50_ms"] <= r["p99_ms"] < 10_000
+    # etcd was stopped and its temp data dir removed.
+    after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("raykube-bench-etcd-")}
+    assert after <= before
