@@ -68,7 +68,7 @@ def kv_to_wire(kv: KeyValue) -> list[Any]:
 
 
 def kv_from_wire(w: list[Any]) -> KeyValue:
-    return KeyValue(bytes(w[0]), bytes(w[1]), int(w[2]), int(w[3]), int(w[4]), int(w[5]))
+    return KeyValue(*w)
 
 
 def _opt_kv_to_wire(kv: KeyValue | None) -> list[Any] | None:

@@ -30,6 +30,7 @@ revision, lease or event. The session table (exactly-once retries) is described 
 
 from __future__ import annotations
 
+import gc
 import hashlib
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable
@@ -38,7 +39,7 @@ from typing import Any
 
 from sortedcontainers import SortedDict  # type: ignore[import-untyped]
 
-from cluster.store.codec import decode_request, encode_request, kv_from_wire, kv_to_wire, pack, unpack
+from cluster.store.codec import decode_request, encode_request, kv_to_wire, pack, unpack
 from cluster.store.ops import (
     MAX_LEASE_TTL,
     MAX_REQUEST_BYTES,
@@ -198,15 +199,25 @@ def _check_txn_ops(ops: object, depth: int) -> tuple[set[bytes], list[tuple[byte
     if type(ops) is not tuple or len(ops) > MAX_TXN_OPS:
         raise InvalidRequest(f"txn branches must be tuples of at most {MAX_TXN_OPS} ops")
     dels: list[tuple[bytes, bytes]] = []
+    put_ops: list[PutOp] = []
+    txns: list[TxnOp] = []
     for o in ops:
-        if type(o) is DeleteRangeOp:
+        t = type(o)
+        if t is PutOp:
+            _check_put(o)
+            put_ops.append(o)
+        elif t is DeleteRangeOp:
             _check_delete(o)
             dels.append((o.key, o.range_end))
+        elif t is RangeOp:
+            _check_range(o)
+        elif t is TxnOp:
+            txns.append(o)
+        else:
+            raise InvalidRequest(f"a txn holds only range, put, delete and txn ops, not {t.__name__}")
     puts: set[bytes] = set()
-    for o in ops:
-        if type(o) is not TxnOp:
-            continue
-        then_puts, then_dels, else_puts, else_dels = _check_txn(o, depth + 1)
+    for txn in txns:  # nested puts are checked against this level's deletes and each other
+        then_puts, then_dels, else_puts, else_dels = _check_txn(txn, depth + 1)
         for k in then_puts:
             if k in puts or any(_in_range(k, s, e) for s, e in dels):
                 raise InvalidRequest(_DUPLICATE_KEY)
@@ -217,18 +228,10 @@ def _check_txn_ops(ops: object, depth: int) -> tuple[set[bytes], list[tuple[byte
         puts |= else_puts
         dels += then_dels
         dels += else_dels
-    for o in ops:
-        if type(o) is PutOp:
-            _check_put(o)
-            if o.key in puts or any(_in_range(o.key, s, e) for s, e in dels):
-                raise InvalidRequest(_DUPLICATE_KEY)
-            puts.add(o.key)
-        elif type(o) is RangeOp:
-            _check_range(o)
-        elif type(o) not in (DeleteRangeOp, TxnOp):
-            raise InvalidRequest(
-                f"a txn may hold only range, put, delete and txn ops, not {type(o).__name__}"
-            )
+    for o in put_ops:  # then this level's puts, against everything below and beside them
+        if o.key in puts or (dels and any(_in_range(o.key, s, e) for s, e in dels)):
+            raise InvalidRequest(_DUPLICATE_KEY)
+        puts.add(o.key)
     return puts, dels
 
 
@@ -621,6 +624,18 @@ class MVCCStore:
 
     @classmethod
     def restore(cls, data: bytes) -> MVCCStore:
+        """The store a snapshot was taken of. Builds millions of objects with no cycles among
+        them, so the cyclic collector is paused meanwhile (it would rescan them repeatedly)."""
+        paused = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._restore(data)
+        finally:
+            if paused:
+                gc.enable()
+
+    @classmethod
+    def _restore(cls, data: bytes) -> MVCCStore:
         w: list[Any] = unpack(data)
         if w[0] != _SNAPSHOT_FORMAT:
             raise InvalidRequest(f"unknown snapshot format {w[0]!r}")
@@ -633,19 +648,27 @@ class MVCCStore:
         live: dict[bytes, KeyValue] = {}
         history: dict[bytes, list[KeyValue]] = {}
         for kvw in base:
-            kv = kv_from_wire(kvw)
+            kv = KeyValue(*kvw)
             live[kv.key] = kv
             history[kv.key] = [kv]
+        put, delete = EventType.PUT, EventType.DELETE
+        log, revs = store._events, store._event_revs
         for type_, kvw in events:
-            kv = kv_from_wire(kvw)
-            prev = live.get(kv.key)
-            if type_ == EventType.PUT:
-                live[kv.key] = kv
+            kv = KeyValue(*kvw)
+            key = kv.key
+            prev = live.get(key)
+            if type_ == put:
+                live[key] = kv
+                log.append(Event(put, kv, prev))
             else:
-                del live[kv.key]
-            history.setdefault(kv.key, []).append(kv)
-            store._events.append(Event(EventType(type_), kv, prev))
-            store._event_revs.append(kv.mod_revision)
+                del live[key]
+                log.append(Event(delete, kv, prev))
+            hist = history.get(key)
+            if hist is None:
+                history[key] = [kv]
+            else:
+                hist.append(kv)
+            revs.append(kv.mod_revision)
         store._live = SortedDict(live)
         store._history = SortedDict(history)
         for lease_id, ttl in leases:

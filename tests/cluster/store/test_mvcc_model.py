@@ -62,7 +62,7 @@ class StoreVsModel(RuleBasedStateMachine):
         self.twin: MVCCStore | None = None
         self.states: dict[int, State] = {1: {}}  # revision -> the whole key space at it
         self.revision = 1
-        self.compact = 0
+        self.compact_rev = 0
         self.leases: dict[int, int] = {}
         self.next_lease = 1
 
@@ -170,13 +170,13 @@ class StoreVsModel(RuleBasedStateMachine):
             assert isinstance(out, InvalidRequest)
         elif target > self.revision:
             assert out == FutureRevision(self.revision)
-        elif target <= self.compact:
-            assert out == Compacted(self.compact)
+        elif target <= self.compact_rev:
+            assert out == Compacted(self.compact_rev)
         else:
             assert not isinstance(out, StoreError)
-            for r in range(max(self.compact, 1), target):
+            for r in range(max(self.compact_rev, 1), target):
                 del self.states[r]
-            self.compact = target
+            self.compact_rev = target
 
     @precondition(lambda self: self.twin is None)
     @rule()
@@ -196,15 +196,15 @@ class StoreVsModel(RuleBasedStateMachine):
             self.check_reads(s)
 
     def check_reads(self, s: MVCCStore) -> None:
-        assert (s.revision, s.compact_revision) == (self.revision, self.compact)
+        assert (s.revision, s.compact_revision) == (self.revision, self.compact_rev)
         for r, state in self.states.items():
             got = s.range(RangeOp(b"\0", b"\0", revision=r))
             assert got.kvs == tuple(state[k] for k in sorted(state)), r
             one = s.range(RangeOp(b"c", revision=r))
             assert one.kvs == ((state[b"c"],) if b"c" in state else ())
-        if self.compact > 1:
+        if self.compact_rev > 1:
             try:
-                s.range(RangeOp(b"a", revision=self.compact - 1))
+                s.range(RangeOp(b"a", revision=self.compact_rev - 1))
                 raise AssertionError("read below the compact revision succeeded")
             except Compacted:
                 pass
@@ -219,7 +219,7 @@ class StoreVsModel(RuleBasedStateMachine):
             self.check_events(s)
 
     def check_events(self, s: MVCCStore) -> None:
-        start = self.compact + 1
+        start = self.compact_rev + 1
         stream = s.events(b"\0", b"\0", start)
         by_rev: dict[int, list[Event]] = {}
         for e in stream:
@@ -251,7 +251,7 @@ class StoreVsModel(RuleBasedStateMachine):
         c = s.events(b"c", b"", start)
         assert c == [e for e in stream if e.kv.key == b"c"]
         # compaction frees: only the versions at the compact revision and the events after it stay
-        base = len(self.states[self.compact]) if self.compact else 0
+        base = len(self.states[self.compact_rev]) if self.compact_rev else 0
         assert sum(len(h) for h in s._history.values()) == base + len(stream)
 
     @invariant()
