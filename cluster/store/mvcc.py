@@ -77,6 +77,14 @@ from cluster.store.ops import (
     prefix_end,
 )
 from cluster.store.sessions import DEFAULT_MAX_CLIENTS, DEFAULT_MAX_RESULTS, SessionTable
+from cluster.store.validation import (
+    MAX_INT64,
+    check_delete,
+    check_put,
+    check_range,
+    check_txn,
+    is_int,
+)
 
 __all__ = [
     "MAX_LEASE_TTL",
@@ -119,22 +127,11 @@ __all__ = [
 ]
 
 _SNAPSHOT_FORMAT = 1
-_MAX_INT64 = 2**63 - 1
-_MAX_TXN_DEPTH = 32
 _MOD = attrgetter("mod_revision")
-_DUPLICATE_KEY = "duplicate key given in txn request"
 
 # The branch a Txn takes, decided before it runs: (succeeded, paths of the nested Txns of
 # the taken branch, in order).
 _Path = tuple[bool, list["_Path"]]
-
-
-def _in_range(k: bytes, key: bytes, range_end: bytes) -> bool:
-    if not range_end:
-        return k == key
-    if range_end == b"\0":
-        return k >= key
-    return key <= k < range_end
 
 
 def _matcher(key: bytes, range_end: bytes) -> Callable[[bytes], bool]:
@@ -143,110 +140,6 @@ def _matcher(key: bytes, range_end: bytes) -> Callable[[bytes], bool]:
     if range_end == b"\0":
         return key.__le__
     return lambda k: key <= k < range_end
-
-
-def _is_int(x: object, lo: int = 0, hi: int = _MAX_INT64) -> bool:
-    return type(x) is int and lo <= x <= hi
-
-
-def _check_key(key: object, range_end: object = b"") -> None:
-    if type(key) is not bytes or type(range_end) is not bytes:
-        raise InvalidRequest("key and range_end must be bytes")
-    if not key:
-        raise InvalidRequest("key is not provided")
-
-
-def _check_range(op: RangeOp) -> None:
-    _check_key(op.key, op.range_end)
-    if not _is_int(op.limit) or not _is_int(op.revision):
-        raise InvalidRequest("range limit and revision must be integers >= 0")
-    if type(op.keys_only) is not bool or type(op.count_only) is not bool:
-        raise InvalidRequest("keys_only and count_only must be booleans")
-
-
-def _check_put(op: PutOp) -> None:
-    _check_key(op.key)
-    if type(op.value) is not bytes:
-        raise InvalidRequest("value must be bytes")
-    if not _is_int(op.lease) or type(op.prev_kv) is not bool:
-        raise InvalidRequest("lease must be an integer >= 0 and prev_kv a boolean")
-
-
-def _check_delete(op: DeleteRangeOp) -> None:
-    _check_key(op.key, op.range_end)
-    if type(op.prev_kv) is not bool:
-        raise InvalidRequest("prev_kv must be a boolean")
-
-
-def _check_compare(c: Compare) -> None:
-    if type(c) is not Compare:
-        raise InvalidRequest("txn compares must be Compare values")
-    _check_key(c.key)
-    if type(c.target) is not CompareTarget or type(c.result) is not CompareResult:
-        raise InvalidRequest("compare target and result must be CompareTarget and CompareResult")
-    if c.target is CompareTarget.VALUE:
-        if type(c.value) is not bytes:
-            raise InvalidRequest("a VALUE compare needs a bytes value")
-    elif not _is_int(c.value, -_MAX_INT64 - 1):
-        raise InvalidRequest(f"a {c.target.name} compare needs an integer value")
-
-
-def _check_txn_ops(ops: object, depth: int) -> tuple[set[bytes], list[tuple[bytes, bytes]]]:
-    """Check one branch statically (both branches of nested Txns, whatever the compares say)
-    and return the keys it puts and the ranges it deletes. Mirrors etcd's checkIntervals: no
-    key is put twice, no put lands in a deleted range, except that the two branches of one
-    nested Txn may put the same key (they never both run). Overlapping deletes are fine."""
-    if type(ops) is not tuple or len(ops) > MAX_TXN_OPS:
-        raise InvalidRequest(f"txn branches must be tuples of at most {MAX_TXN_OPS} ops")
-    dels: list[tuple[bytes, bytes]] = []
-    put_ops: list[PutOp] = []
-    txns: list[TxnOp] = []
-    for o in ops:
-        t = type(o)
-        if t is PutOp:
-            _check_put(o)
-            put_ops.append(o)
-        elif t is DeleteRangeOp:
-            _check_delete(o)
-            dels.append((o.key, o.range_end))
-        elif t is RangeOp:
-            _check_range(o)
-        elif t is TxnOp:
-            txns.append(o)
-        else:
-            raise InvalidRequest(f"a txn holds only range, put, delete and txn ops, not {t.__name__}")
-    puts: set[bytes] = set()
-    for txn in txns:  # nested puts are checked against this level's deletes and each other
-        then_puts, then_dels, else_puts, else_dels = _check_txn(txn, depth + 1)
-        for k in then_puts:
-            if k in puts or any(_in_range(k, s, e) for s, e in dels):
-                raise InvalidRequest(_DUPLICATE_KEY)
-        for k in else_puts:
-            if (k in puts and k not in then_puts) or any(_in_range(k, s, e) for s, e in dels):
-                raise InvalidRequest(_DUPLICATE_KEY)
-        puts |= then_puts
-        puts |= else_puts
-        dels += then_dels
-        dels += else_dels
-    for o in put_ops:  # then this level's puts, against everything below and beside them
-        if o.key in puts or (dels and any(_in_range(o.key, s, e) for s, e in dels)):
-            raise InvalidRequest(_DUPLICATE_KEY)
-        puts.add(o.key)
-    return puts, dels
-
-
-def _check_txn(
-    op: TxnOp, depth: int
-) -> tuple[set[bytes], list[tuple[bytes, bytes]], set[bytes], list[tuple[bytes, bytes]]]:
-    if depth > _MAX_TXN_DEPTH:
-        raise InvalidRequest(f"txns nest at most {_MAX_TXN_DEPTH} deep")
-    if type(op.compare) is not tuple or len(op.compare) > MAX_TXN_OPS:
-        raise InvalidRequest(f"txn compares must be a tuple of at most {MAX_TXN_OPS}")
-    for c in op.compare:
-        _check_compare(c)
-    then_puts, then_dels = _check_txn_ops(op.success, depth)
-    else_puts, else_dels = _check_txn_ops(op.failure, depth)
-    return then_puts, then_dels, else_puts, else_dels
 
 
 class MVCCStore:
@@ -276,7 +169,7 @@ class MVCCStore:
             if type(cid) is not bytes:
                 raise InvalidRequest("client_id must be bytes")
             return self._apply_op(req.op)
-        if type(cid) is not bytes or not _is_int(req.seq) or not _is_int(req.first_incomplete):
+        if type(cid) is not bytes or not is_int(req.seq) or not is_int(req.first_incomplete):
             raise InvalidRequest("client_id must be bytes, seq and first_incomplete integers")
         remembered = self._sessions.lookup(cid, req.seq, req.first_incomplete)
         if remembered is not None:
@@ -297,7 +190,7 @@ class MVCCStore:
         result: Result
         if t is PutOp:
             assert isinstance(op, PutOp)
-            _check_put(op)
+            check_put(op)
             if op.lease and op.lease not in self._lease_ttl:
                 raise LeaseNotFound(op.lease)
             rev = self.revision + 1
@@ -307,7 +200,7 @@ class MVCCStore:
             return PutResult(rev, prev if op.prev_kv else None)
         if t is DeleteRangeOp:
             assert isinstance(op, DeleteRangeOp)
-            _check_delete(op)
+            check_delete(op)
             result = self._delete_range(op)
         elif t is TxnOp:
             assert isinstance(op, TxnOp)
@@ -376,7 +269,7 @@ class MVCCStore:
         return self.revision + 1 if self._changed else self.revision
 
     def _txn(self, op: TxnOp) -> TxnResult:
-        _check_txn(op, 0)
+        check_txn(op, 0)
         path = self._path(op)  # every compare, nested ones too, sees the state before the txn
         self._check_path(op, path)
         return self._run_txn(op, path)
@@ -443,7 +336,7 @@ class MVCCStore:
         return TxnResult(self._visible(), ok, tuple(responses))
 
     def _compact(self, revision: int) -> CompactResult:
-        if not _is_int(revision):
+        if not is_int(revision):
             raise InvalidRequest("compact revision must be an integer >= 0")
         if revision <= self.compact_revision:
             raise Compacted(self.compact_revision)
@@ -468,11 +361,11 @@ class MVCCStore:
         return CompactResult(self.revision)
 
     def _lease_grant(self, lease_id: int, ttl: int) -> LeaseGrantResult:
-        if not _is_int(lease_id) or not _is_int(ttl, 1, MAX_LEASE_TTL):
+        if not is_int(lease_id) or not is_int(ttl, 1, MAX_LEASE_TTL):
             raise InvalidRequest(f"lease id must be an integer >= 0 and ttl in [1, {MAX_LEASE_TTL}]")
         if lease_id == 0:
             lease_id = self._next_lease_id
-            if lease_id > _MAX_INT64:
+            if lease_id > MAX_INT64:
                 raise InvalidRequest("lease ids exhausted")
         elif lease_id in self._lease_ttl:
             raise LeaseExists(lease_id)
@@ -495,7 +388,7 @@ class MVCCStore:
 
     def range(self, op: RangeOp) -> RangeResult:
         """Read keys now or at a past revision. Raises FutureRevision, Compacted, InvalidRequest."""
-        _check_range(op)
+        check_range(op)
         self._changed = False
         self._check_read_revision(op.revision)
         return self._range(op)
@@ -571,7 +464,7 @@ class MVCCStore:
         Raises Compacted when start_revision <= compact_revision: resume from a newer list."""
         if type(key) is not bytes or type(range_end) is not bytes:
             raise InvalidRequest("key and range_end must be bytes")
-        if not _is_int(start_revision) or not _is_int(limit):
+        if not is_int(start_revision) or not is_int(limit):
             raise InvalidRequest("start_revision and limit must be integers >= 0")
         if start_revision == 0:
             return []
