@@ -341,7 +341,7 @@ class Replica:
         self._send(rd.messages)
         # 3. apply
         if rd.snapshot is not None and not rd.snapshot.is_empty:
-            self.mvcc = MVCCStore.restore(rd.snapshot.data)
+            self.mvcc = MVCCStore.restore(rd.snapshot.data) if rd.snapshot.data else MVCCStore()
             self.applied = rd.snapshot.metadata.index
             self.snapshot_index = self.applied
         for rs in rd.read_states:
