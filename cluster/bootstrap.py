@@ -204,11 +204,16 @@ async def start_store_for_bench(
     if data_dir is None:
         tmp = tempfile.mkdtemp(prefix="raykube-bench-")
         data_dir = tmp
+    handles: list[Any] = []
     try:
-        await asyncio.to_thread(deploy_store, replicas, Path(data_dir), namespace, options, detached=False)
+        # Keep the handles: a non-detached actor dies with the last handle to it.
+        handles, _ = await asyncio.to_thread(
+            deploy_store, replicas, Path(data_dir), namespace, options, detached=False
+        )
         await wait_until_serving(namespace)
         yield namespace
     finally:
+        del handles
         await asyncio.to_thread(teardown, namespace)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
