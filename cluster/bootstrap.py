@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -78,7 +79,9 @@ def connect_ray(address: str | None, data_dir: Path, *, start_if_missing: bool =
     started = False
     if address in (None, "local"):
         try:
-            ray.init(address="auto", namespace=DEFAULT_NAMESPACE, logging_level="ERROR", log_to_driver=False)
+            ray.init(
+                address="auto", namespace=DEFAULT_NAMESPACE, logging_level=logging.ERROR, log_to_driver=False
+            )
             return False
         except ConnectionError:
             if not start_if_missing:
@@ -90,7 +93,7 @@ def connect_ray(address: str | None, data_dir: Path, *, start_if_missing: bool =
         (data_dir / RAY_MARKER).write_text(str(time.time()))
         started = True
         address = "auto"
-    ray.init(address=address, namespace=DEFAULT_NAMESPACE, logging_level="ERROR", log_to_driver=False)
+    ray.init(address=address, namespace=DEFAULT_NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
     return started
 
 
@@ -101,7 +104,9 @@ def stop_local_ray_if_ours(data_dir: Path) -> bool:
     if ray.is_initialized():
         ray.shutdown()
     ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
-    subprocess.run([ray_bin, "stop", "--force"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [ray_bin, "stop", "--force"], check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     marker.unlink(missing_ok=True)
     return True
 
@@ -138,7 +143,9 @@ def deploy_store(
                 lifetime="detached" if detached else None,
             )
         ray.get(pg.ready(), timeout=60)
-        strategies = [PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i) for i in range(replicas)]
+        strategies = [
+            PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i) for i in range(replicas)
+        ]
         placement = f"{replicas} replicas on {replicas} distinct Ray nodes (STRICT_SPREAD)"
     else:
         strategies = [NodeAffinitySchedulingStrategy(here, soft=False)] * replicas

@@ -40,7 +40,9 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 2
     t0 = time.monotonic()
     started = connect_ray(args.address, data_dir)
-    console.print(("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})")
+    console.print(
+        ("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})"
+    )
     cfg = ClusterConfig(replicas=replicas)
     cfg.save(data_dir)
     had = find_store(cfg.namespace)
@@ -54,7 +56,13 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     import ray
 
-    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray, stop_local_ray_if_ours, teardown
+    from cluster.bootstrap import (
+        DEFAULT_NAMESPACE,
+        ClusterConfig,
+        connect_ray,
+        stop_local_ray_if_ours,
+        teardown,
+    )
 
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
@@ -74,7 +82,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray
+    from cluster.bootstrap import DEFAULT_NAMESPACE, ClusterConfig, connect_ray
     from cluster.store.client import StoreClient, Unavailable
 
     data_dir = _data_dir(args)
@@ -118,7 +126,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import ClusterConfig, DEFAULT_NAMESPACE, connect_ray
+    from cluster.bootstrap import DEFAULT_NAMESPACE, ClusterConfig, connect_ray
     from cluster.store.client import StoreClient
 
     data_dir = _data_dir(args)
@@ -164,8 +172,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def common(sp: argparse.ArgumentParser) -> None:
-        sp.add_argument("--address", default=None, help="Ray address to join (default: local, started if needed)")
-        sp.add_argument("--data-dir", default=None, help="state directory (default: $RAYKUBE_DATA_DIR or ~/.raykube)")
+        sp.add_argument(
+            "--address", default=None, help="Ray address to join (default: local, started if needed)"
+        )
+        sp.add_argument(
+            "--data-dir", default=None, help="state directory (default: $RAYKUBE_DATA_DIR or ~/.raykube)"
+        )
 
     up = sub.add_parser("up", help="start or join Ray and deploy the control plane (idempotent)")
     common(up)

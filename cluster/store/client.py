@@ -25,10 +25,10 @@ import ray
 
 from cluster.store.actor import REPLICA_PREFIX
 from cluster.store.mvcc import (
+    CompactOp,
     Compare,
     CompareResult,
     CompareTarget,
-    CompactOp,
     DeleteRangeOp,
     Event,
     KeyValue,

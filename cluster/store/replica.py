@@ -33,15 +33,15 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from cluster.store.mvcc import (
+    LeaseRevokeOp as _LeaseRevokeOp,
+)
+from cluster.store.mvcc import (
     MVCCStore,
     RangeOp,
     Request,
     StoreError,
     decode_request,
     encode_request,
-)
-from cluster.store.mvcc import (
-    LeaseRevokeOp as _LeaseRevokeOp,
 )
 from cluster.store.raft import Config, MemoryStorage, ProposalDropped, RawNode
 from cluster.store.raft.types import (

@@ -18,13 +18,17 @@ import pytest
 RAYKUBE = [sys.executable, "-m", "cluster.cli"]
 
 
-def run_cli(*args: str, data_dir: Path, check: bool = True, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    *args: str, data_dir: Path, check: bool = True, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, RAYKUBE_DATA_DIR=str(data_dir), RAY_USAGE_STATS_ENABLED="0", COLUMNS="200")
     proc = subprocess.run(
         [*RAYKUBE, *args], capture_output=True, text=True, env=env, timeout=timeout, check=False
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"raykube {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+        raise AssertionError(
+            f"raykube {' '.join(args)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+        )
     return proc
 
 

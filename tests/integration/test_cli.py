@@ -32,7 +32,7 @@ def test_up_is_idempotent_and_data_survives_down_up_and_a_crash(data_dir: Path) 
         st = run_cli("status", data_dir=data_dir)
         rows = status_rows(st.stdout)
         assert len(rows) == 1, st.stdout
-        replica, _node, role, leader, term, commit, applied, revision, health = rows[0]
+        replica, _node, role, leader, term, commit, applied, _revision, health = rows[0]
         assert (replica, role, leader, health) == ("store-1", "leader", "store-1", "ok")
         assert int(term) >= 1 and int(commit) >= 1 and int(applied) == int(commit)
 

@@ -81,7 +81,9 @@ class Recorder:
         self.unknown = 0
 
 
-async def _client_loop(cid: int, namespace: str, rec: Recorder, stop: asyncio.Event, rng: random.Random) -> None:
+async def _client_loop(
+    cid: int, namespace: str, rec: Recorder, stop: asyncio.Event, rng: random.Random
+) -> None:
     client = await StoreClient.connect(namespace, request_timeout=1.0, deadline=4.0)
     n = 0
     while not stop.is_set():
@@ -238,13 +240,17 @@ async def _scenario(namespace: str, handles: list[Any]) -> None:
     stop_watch.set()
     await asyncio.wait_for(watcher, 10)
     revisions = [r for r, _, _ in watched]
-    assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions), "watch reordered/duplicated"
+    assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions), (
+        "watch reordered/duplicated"
+    )
     fresh: list[tuple[int, bytes, int]] = []
     leader = await _leader_index(handles)
     assert leader is not None
     nxt = start_rev
     while True:
-        events, _rev, _compact = await handles[leader].wait_events.remote(b"/lin/", prefix_end(b"/lin/"), nxt, 0.0)
+        events, _rev, _compact = await handles[leader].wait_events.remote(
+            b"/lin/", prefix_end(b"/lin/"), nxt, 0.0
+        )
         if not events:
             break
         fresh.extend((e.kv.mod_revision, e.kv.key, int(e.type)) for e in events)
