@@ -1,0 +1,35 @@
+"""The internal Kubernetes client: REST calls, informers, listers and work queues for controllers.
+
+``ApiClient`` talks to the API server; an ``Informer`` keeps a ``Lister`` cache in step via
+list + watch and fires handlers that only enqueue keys into a ``WorkQueue``; ``run_workers`` drains
+the queue into a reconcile function, one worker per key at a time, requeueing failures with backoff.
+"""
+
+from cluster.client.informer import Informer
+from cluster.client.kubeconfig import ConnectionSettings, KubeconfigError, load_kubeconfig
+from cluster.client.lister import DeletedFinalStateUnknown, Lister, object_key, split_key
+from cluster.client.rest import ApiClient, ApiError, TransportError, resource_path
+from cluster.client.selectors import LabelSelector, SelectorError, as_selector, parse_label_selector
+from cluster.client.workqueue import ShutDown, WorkQueue, run_workers
+
+__all__ = [
+    "ApiClient",
+    "ApiError",
+    "ConnectionSettings",
+    "DeletedFinalStateUnknown",
+    "Informer",
+    "KubeconfigError",
+    "LabelSelector",
+    "Lister",
+    "SelectorError",
+    "ShutDown",
+    "TransportError",
+    "WorkQueue",
+    "as_selector",
+    "load_kubeconfig",
+    "object_key",
+    "parse_label_selector",
+    "resource_path",
+    "run_workers",
+    "split_key",
+]
