@@ -5,10 +5,11 @@ list + watch and fires handlers that only enqueue keys into a ``WorkQueue``; ``r
 the queue into a reconcile function, one worker per key at a time, requeueing failures with backoff.
 """
 
+from cluster.client.errors import ApiError, TransportError
 from cluster.client.informer import Informer
 from cluster.client.kubeconfig import ConnectionSettings, KubeconfigError, load_kubeconfig
 from cluster.client.lister import DeletedFinalStateUnknown, Lister, object_key, split_key
-from cluster.client.rest import ApiClient, ApiError, TransportError, resource_path
+from cluster.client.rest import ApiClient, resource_path
 from cluster.client.selectors import LabelSelector, SelectorError, as_selector, parse_label_selector
 from cluster.client.workqueue import ShutDown, WorkQueue, run_workers
 

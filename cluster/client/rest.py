@@ -11,6 +11,8 @@ Invariants:
   (``status == 0``), so callers catch one type;
 * ``watch`` yields each event of the chunked stream as ``{"type", "object"}`` in order, and turns an
   ``ERROR`` event into a raised ``ApiError`` (410 ``Expired`` means: relist);
+* a 429 (or a 5xx with ``Retry-After``) is resent after the advertised wait, up to ``max_retries``
+  times, since the server did not act on it; other errors are returned at once;
 * with ``qps_limit`` every request, watches included, first takes a token from a bucket of
   ``qps_limit`` per second (burst ``max(1, qps_limit)``), like client-go's client-side limiter.
 
@@ -34,7 +36,10 @@ import aiohttp
 import orjson
 import yarl
 
+from cluster.client.errors import ApiError, TransportError
 from cluster.client.kubeconfig import load_kubeconfig
+
+__all__ = ["PATCH_CONTENT_TYPES", "ApiClient", "ApiError", "TransportError", "resource_path"]
 
 PATCH_CONTENT_TYPES = {
     "merge": "application/merge-patch+json",
@@ -42,75 +47,6 @@ PATCH_CONTENT_TYPES = {
     "strategic": "application/strategic-merge-patch+json",
     "apply": "application/apply-patch+yaml",
 }
-
-_REASONS = {
-    400: "BadRequest",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "NotFound",
-    405: "MethodNotAllowed",
-    406: "NotAcceptable",
-    409: "Conflict",
-    410: "Expired",
-    415: "UnsupportedMediaType",
-    422: "Invalid",
-    429: "TooManyRequests",
-    500: "InternalError",
-    503: "ServiceUnavailable",
-    504: "Timeout",
-}
-
-
-class ApiError(Exception):
-    """A failed API call, built from the Kubernetes ``Status`` the server returned."""
-
-    def __init__(self, status: int, reason: str, message: str, body: dict[str, Any] | None = None) -> None:
-        super().__init__(f"{status} {reason}: {message}")
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.body: dict[str, Any] = body if body is not None else {}
-
-    @classmethod
-    def from_status(cls, status: Mapping[str, Any], http_status: int | None = None) -> ApiError:
-        """From a ``Status`` dict (an error reply or a watch ``ERROR`` event's object)."""
-        code = int(status.get("code") or http_status or 500)
-        reason = status.get("reason") or _REASONS.get(code, "Unknown")
-        return cls(code, reason, status.get("message") or "", dict(status))
-
-    @classmethod
-    def from_response(cls, http_status: int, raw: bytes) -> ApiError:
-        try:
-            body = orjson.loads(raw) if raw else None
-        except orjson.JSONDecodeError:
-            body = None
-        if isinstance(body, dict) and body.get("kind") == "Status":
-            return cls.from_status(body, http_status)
-        message = raw.decode("utf-8", "replace").strip()[:1000] or f"HTTP {http_status}"
-        return cls(http_status, _REASONS.get(http_status, "Unknown"), message, {})
-
-    @property
-    def not_found(self) -> bool:
-        return self.status == 404
-
-    @property
-    def conflict(self) -> bool:
-        return self.status == 409 and self.reason != "AlreadyExists"
-
-    @property
-    def already_exists(self) -> bool:
-        return self.status == 409 and self.reason == "AlreadyExists"
-
-    @property
-    def expired(self) -> bool:
-        return self.status == 410
-
-
-class TransportError(ApiError):
-    """The server could not be reached or the connection broke (no HTTP status; ``status == 0``)."""
-
-    def __init__(self, message: str) -> None:
-        super().__init__(0, "TransportError", message, {})
 
 
 class _TokenBucket:
@@ -166,6 +102,7 @@ class ApiClient:
         insecure_skip_tls_verify: bool = False,
         request_timeout: float = 60.0,
         max_connections: int = 100,
+        max_retries: int = 3,
     ) -> None:
         self.server = server.rstrip("/")
         self.default_namespace = "default"
@@ -184,6 +121,7 @@ class ApiClient:
         self._limiter = _TokenBucket(qps_limit, max(1, math.ceil(qps_limit))) if qps_limit else None
         self._timeout = aiohttp.ClientTimeout(total=request_timeout)
         self._max_connections = max_connections
+        self._max_retries = max_retries
         self._session: aiohttp.ClientSession | None = None
 
     @classmethod
@@ -235,14 +173,22 @@ class ApiClient:
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = content_type
-        try:
-            async with self._get_session().request(
-                method, self._url(path, params or {}), data=data, headers=headers, timeout=self._timeout
-            ) as resp:
-                raw = await resp.read()
-                status = resp.status
-        except (TimeoutError, aiohttp.ClientError) as err:
-            raise TransportError(f"{method} {path}: {type(err).__name__}: {err}") from err
+        url = self._url(path, params or {})
+        for attempt in range(self._max_retries + 1):
+            try:
+                async with self._get_session().request(
+                    method, url, data=data, headers=headers, timeout=self._timeout
+                ) as resp:
+                    raw = await resp.read()
+                    status = resp.status
+                    retry_after = _retry_after(status, resp.headers.get("Retry-After"))
+            except (TimeoutError, aiohttp.ClientError) as err:
+                raise TransportError(f"{method} {path}: {type(err).__name__}: {err}") from err
+            if retry_after is None or attempt == self._max_retries:
+                break
+            # The server asked us to come back (429, or a 5xx with Retry-After) and did not act on the
+            # request, so any verb may be resent, as client-go does.
+            await asyncio.sleep(retry_after)
         if status >= 400:
             raise ApiError.from_response(status, raw)
         if not raw:
@@ -502,6 +448,18 @@ class ApiClient:
             return None
 
         return await asyncio.gather(*(bind(ns, pod, node) for ns, pod, node in bindings))
+
+
+def _retry_after(status: int, header: str | None) -> float | None:
+    """Seconds to wait before resending, or None when the reply is final. 429 always retries
+    (1 s if no header); a 5xx only with a Retry-After header. Waits are capped at 10 s."""
+    if status != 429 and not (status >= 500 and header):
+        return None
+    try:
+        seconds = float(header) if header else 1.0
+    except ValueError:
+        seconds = 1.0
+    return min(max(seconds, 0.0), 10.0)
 
 
 def _decode_event(line: bytes) -> dict[str, Any]:

@@ -39,6 +39,7 @@ class Failure:
     reason: str
     times: int
     watch: bool | None = None
+    retry_after: str | None = None
 
 
 @dataclass
@@ -145,8 +146,16 @@ class FakeApiServer:
                 {"type": "BOOKMARK", "object": {"kind": "Pod", "metadata": {"resourceVersion": str(self.rv)}}}
             )
 
-    def fail(self, method: str, status: int, reason: str, times: int = 1, watch: bool | None = None) -> None:
-        self.failures.append(Failure(method, status, reason, times, watch))
+    def fail(
+        self,
+        method: str,
+        status: int,
+        reason: str,
+        times: int = 1,
+        watch: bool | None = None,
+        retry_after: str | None = None,
+    ) -> None:
+        self.failures.append(Failure(method, status, reason, times, watch, retry_after))
 
     def calls(self, method: str, *, watch: bool | None = None) -> list[Recorded]:
         return [
@@ -191,7 +200,10 @@ class FakeApiServer:
         for f in self.failures:
             if f.times > 0 and f.method == request.method and f.watch in (None, is_watch):
                 f.times -= 1
-                return self._error(f.status, f.reason, "injected")
+                resp = self._error(f.status, f.reason, "injected")
+                if f.retry_after is not None:
+                    resp.headers["Retry-After"] = f.retry_after
+                return resp
         namespace, plural, name, sub = self._parse(request.path)
         bucket = self.objects.setdefault(plural, {})
         if request.method == "GET" and name is None:

@@ -408,3 +408,31 @@ def test_transport_error_when_server_unreachable() -> None:
             await client.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "times", "attempts", "outcome"),
+    [
+        pytest.param(429, "0", 2, 3, None, id="429-retried-until-success"),
+        pytest.param(503, "0", 1, 2, None, id="503-with-retry-after-retried"),
+        pytest.param(503, None, 1, 1, 503, id="503-without-retry-after-is-final"),
+        pytest.param(500, None, 1, 1, 500, id="500-is-final"),
+        pytest.param(429, "0", 10, 4, 429, id="gives-up-after-max-retries"),
+    ],
+)
+def test_retry_after(
+    status: int, retry_after: str | None, times: int, attempts: int, outcome: int | None
+) -> None:
+    async def scenario(fake: FakeApiServer, client: ApiClient) -> None:
+        fake.put("pods", pod("web"))
+        fake.fail("POST", status, "x", times=times, retry_after=retry_after)
+        body = {"metadata": {"name": "web"}, "target": {"kind": "Node", "name": "n1"}}
+        if outcome is None:
+            await client.create("v1", "pods", body, "default", subresource="binding")
+        else:
+            with pytest.raises(ApiError) as err:
+                await client.create("v1", "pods", body, "default", subresource="binding")
+            assert err.value.status == outcome
+        assert len(fake.calls("POST")) == attempts
+
+    run(scenario, max_retries=3)
