@@ -295,9 +295,8 @@ def _class_schema(cls_name: str, refs: set[str]) -> dict[str, Any]:
 def all_schemas() -> dict[str, tuple[dict[str, Any], frozenset[str]]]:
     """Definition name -> (schema, names of the definitions it references directly)."""
     out: dict[str, tuple[dict[str, Any], frozenset[str]]] = {}
-    for special, (name, schema) in _SPECIAL_SCHEMAS.items():
-        out[name] = (schema, frozenset())
-        del special
+    for special_name, special_schema in _SPECIAL_SCHEMAS.values():
+        out[special_name] = (special_schema, frozenset())
     for cls_name, name in _schema_names().items():
         refs: set[str] = set()
         schema = _class_schema(cls_name, refs)
@@ -305,15 +304,15 @@ def all_schemas() -> dict[str, tuple[dict[str, Any], frozenset[str]]]:
         out[name] = (schema, frozenset(targets))
     for info in RESOURCES:
         for api_kind, gvk_group, gvk_version in _gvks_of(info):
-            name = _schema_names().get(model_class_name(gvk_group, gvk_version, api_kind))
-            if name is None:
+            kind_name = _schema_names().get(model_class_name(gvk_group, gvk_version, api_kind))
+            if kind_name is None:
                 continue
-            schema, deps = out[name]
+            schema, deps = out[kind_name]
             tag = {"group": gvk_group, "kind": api_kind, "version": gvk_version}
             existing = schema.setdefault("x-kubernetes-group-version-kind", [])
             if tag not in existing:
                 existing.append(tag)
-            out[name] = (schema, deps)
+            out[kind_name] = (schema, deps)
     return out
 
 

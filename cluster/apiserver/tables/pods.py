@@ -37,7 +37,7 @@ NODE_UNREACHABLE_REASON = "NodeLost"
 
 def _is_restartable_init(container: Any) -> bool:
     """A sidecar: an init container with ``restartPolicy: Always``."""
-    return get(container, "restartPolicy") == "Always"
+    return bool(get(container, "restartPolicy") == "Always")
 
 
 def _later(current: datetime | None, candidate: Any) -> datetime | None:
