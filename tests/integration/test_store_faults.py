@@ -208,9 +208,14 @@ async def _scenario(namespace: str, handles: list[Any]) -> None:
         for c in range(6)
     ]
     nemesis = asyncio.create_task(_nemesis(handles, stop_nemesis, random.Random(rng.random()), faults))
-    deadline = time.monotonic() + 600
+    began = time.monotonic()
+    deadline = began + 420
+    last_report = began
     while rec.ok < TARGET_OPS and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
+        if time.monotonic() - last_report >= 15:
+            last_report = time.monotonic()
+            print(f"  t={last_report - began:.0f}s ok={rec.ok} unknown={rec.unknown} faults={len(faults)}")
     stop_nemesis.set()
     await nemesis
     await _heal(handles)
