@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -175,6 +176,29 @@ async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
         await client.get(b"/raykube/health")
     finally:
         await client.close()
+
+
+def deploy_apiserver(
+    data_dir: Path, namespace: str = DEFAULT_NAMESPACE, *, host: str = "0.0.0.0", port: int = 6443
+) -> tuple[int, Path]:
+    """Create (or find) the API server actor on this node; write the kubeconfig. Returns (port, path)."""
+    from cluster.apiserver.actor import ACTOR_NAME, ApiServerActor
+    from cluster.apiserver.kubeconfig import write_kubeconfig
+    from cluster.apiserver.tls import ensure_pki
+
+    node_ip = ray.util.get_node_ip_address()
+    pki = ensure_pki(data_dir / "pki", hosts=[node_ip, socket.gethostname()])
+    here = ray.get_runtime_context().get_node_id()
+    actor = ApiServerActor.options(  # type: ignore[attr-defined]
+        name=ACTOR_NAME,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote(namespace, str(data_dir / "pki"), host, port)
+    bound: int = ray.get(actor.ready.remote(), timeout=120)
+    path = write_kubeconfig(data_dir / "kubeconfig", server=f"https://127.0.0.1:{bound}", pki=pki)
+    return bound, path
 
 
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:

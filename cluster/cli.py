@@ -23,7 +23,14 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import ClusterConfig, connect_ray, deploy_store, find_store, wait_until_serving
+    from cluster.bootstrap import (
+        ClusterConfig,
+        connect_ray,
+        deploy_apiserver,
+        deploy_store,
+        find_store,
+        wait_until_serving,
+    )
 
     data_dir = _data_dir(args)
     existing = ClusterConfig.load(data_dir)
@@ -49,7 +56,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     _, placement = deploy_store(replicas, data_dir, cfg.namespace)
     asyncio.run(wait_until_serving(cfg.namespace, timeout=args.timeout))
     verb = "already running" if len(had) == replicas else "started"
-    console.print(f"store {verb}: {placement}; serving after {time.monotonic() - t0:.1f}s")
+    console.print(f"store {verb}: {placement}")
+    port, kubeconfig = deploy_apiserver(data_dir, cfg.namespace, port=args.port)
+    console.print(f"API server: https://127.0.0.1:{port} (ready after {time.monotonic() - t0:.1f}s)")
+    console.print(f"kubeconfig: {kubeconfig}")
+    console.print(f"  export KUBECONFIG={kubeconfig}; kubectl get namespaces")
+    return 0
+
+
+def cmd_kubeconfig(args: argparse.Namespace) -> int:
+    path = _data_dir(args) / "kubeconfig"
+    if not path.exists():
+        console.print("no kubeconfig yet: run `raykube up` first")
+        return 1
+    print(path)
     return 0
 
 
@@ -183,6 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
     common(up)
     up.add_argument("--replicas", type=int, default=None, help="store replicas: 1 (default), 3 or 5")
     up.add_argument("--timeout", type=float, default=120.0)
+    up.add_argument("--port", type=int, default=6443, help="API server port (HTTPS)")
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)
     down.add_argument("--purge", action="store_true", help="also delete the data directory")
@@ -194,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("key")
     store.add_argument("value", nargs="?", default="")
     store.add_argument("--prefix", action="store_true")
+    kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
+    common(kc)
     bench = sub.add_parser("bench", help="run a benchmark suite (store)", add_help=False)
     bench.add_argument("suite")
     return p
@@ -207,7 +230,13 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_bench(args, rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    handlers = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "store": cmd_store}
+    handlers = {
+        "up": cmd_up,
+        "down": cmd_down,
+        "status": cmd_status,
+        "store": cmd_store,
+        "kubeconfig": cmd_kubeconfig,
+    }
     return handlers[args.command](args)
 
 

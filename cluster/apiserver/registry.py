@@ -1,0 +1,327 @@
+"""The generic registry: create, read, update and delete any built-in kind in the store.
+
+This is Kubernetes' generic registry in small: it owns the rules shared by every kind (metadata that
+the server sets, generation bumps on spec changes, the status subresource split, optimistic
+concurrency, graceful deletion with finalizers) and calls the kind-specific hooks in
+``admission.py`` (defaults, allocation, lifecycle checks) and the pure ``validation`` package.
+"""
+
+from __future__ import annotations
+
+import copy
+import secrets
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cluster.apiserver import admission
+from cluster.apiserver.defaults import apply_defaults
+from cluster.apiserver.errors import (
+    StatusError,
+    already_exists,
+    bad_request,
+    conflict,
+    not_found,
+)
+from cluster.apiserver.patch import update_managed_fields
+from cluster.apiserver.resources import ResourceInfo
+from cluster.apiserver.storage import Conflict, ObjectStore, object_key
+from cluster.apiserver.validation import invalid_message, status_details, validate_create, validate_update
+
+Clock = Callable[[], datetime]
+
+_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' generateName alphabet (no vowels, no 0/1/3)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(t: datetime) -> str:
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def has_status_subresource(info: ResourceInfo) -> bool:
+    return info.subresource("status") is not None
+
+
+def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
+    """Everything but metadata and status: a change here bumps metadata.generation."""
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
+
+
+def invalid(obj: dict[str, Any], causes: list[Any]) -> StatusError:
+    kind = obj.get("kind", "")
+    name = obj.get("metadata", {}).get("name", "")
+    qualified = (
+        kind if "/" not in obj.get("apiVersion", "v1") else f"{kind}.{obj['apiVersion'].split('/')[0]}"
+    )
+    return StatusError(
+        422,
+        "Invalid",
+        invalid_message(qualified, name, causes),
+        details=status_details(qualified, name, causes),
+    )
+
+
+class Registry:
+    def __init__(self, store: ObjectStore, clock: Clock = utcnow) -> None:
+        self.store = store
+        self.clock = clock
+
+    # ------------------------------------------------------------------ helpers
+
+    def key(self, info: ResourceInfo, namespace: str | None, name: str) -> str:
+        return object_key(info, namespace, name)
+
+    async def get(self, info: ResourceInfo, namespace: str | None, name: str) -> dict[str, Any]:
+        obj = await self.store.get(self.key(info, namespace, name))
+        if obj is None:
+            raise not_found(info, name)
+        return obj
+
+    def _check_kind(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
+        api_version, kind = obj.get("apiVersion"), obj.get("kind")
+        if not api_version and not kind:
+            obj["apiVersion"], obj["kind"] = info.api_version, info.kind
+            return
+        if kind != info.kind or api_version != info.api_version:
+            raise bad_request(
+                f"the API version in the data ({api_version}) does not match the expected API version "
+                f"({info.api_version})"
+                if api_version != info.api_version
+                else f"the kind in the data ({kind}) does not match the expected kind ({info.kind})"
+            )
+
+    # ------------------------------------------------------------------ create
+
+    async def create(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+    ) -> dict[str, Any]:
+        obj = copy.deepcopy(body)
+        self._check_kind(info, obj)
+        meta = obj.setdefault("metadata", {})
+        if info.namespaced:
+            body_ns = meta.get("namespace")
+            if body_ns and namespace and body_ns != namespace:
+                raise bad_request(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                )
+            meta["namespace"] = namespace or body_ns or "default"
+        else:
+            meta.pop("namespace", None)
+        if not meta.get("name") and meta.get("generateName"):
+            meta["name"] = meta["generateName"] + "".join(secrets.choice(_NAME_CHARS) for _ in range(5))
+        for server_field in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "resourceVersion",
+            "generation",
+            "selfLink",
+        ):
+            meta.pop(server_field, None)
+        if info.namespaced:
+            await admission.check_namespace_accepts(self, meta["namespace"], info)
+        obj = apply_defaults(obj)
+        obj = admission.mutate_create(info, obj)
+        causes = validate_create(obj, namespaced=info.namespaced)
+        if causes:
+            raise invalid(obj, causes)
+        meta = obj["metadata"]
+        now = self.clock()
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = rfc3339(now)
+        if admission.generation_applies(info):
+            meta["generation"] = 1
+        obj = admission.after_uid(info, obj)
+        if field_manager:
+            obj = update_managed_fields(None, obj, manager=field_manager, operation="Update", now=now)
+        name = meta["name"]
+        key = self.key(info, meta.get("namespace"), name)
+        extra = await admission.allocate(self, info, obj, dry_run=dry_run)
+        if dry_run:
+            return obj
+        try:
+            return await self.store.create(key, obj, extra)
+        except Conflict:
+            if await self.store.get(key) is not None:
+                raise already_exists(info, name) from None
+            raise StatusError(
+                409,
+                "Conflict",
+                f"{info.kind} {name}: an allocated address or port was taken concurrently; retry",
+            ) from None
+
+    # ------------------------------------------------------------------ update
+
+    async def update(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+        *,
+        subresource: str | None = None,
+        dry_run: bool = False,
+        field_manager: str | None = None,
+        current: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Replace an object (PUT semantics). ``current`` is the object the caller read, if any."""
+        new = copy.deepcopy(body)
+        self._check_kind(info, new)
+        meta = new.setdefault("metadata", {})
+        if meta.get("name") not in (None, name):
+            raise bad_request(
+                f"the name of the object ({meta.get('name')}) does not match the name on the URL ({name})"
+            )
+        if info.namespaced and meta.get("namespace") not in (None, "", namespace):
+            raise bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request"
+            )
+        old = current if current is not None else await self.get(info, namespace, name)
+        old_meta = old["metadata"]
+        want_rv = meta.get("resourceVersion")
+        if want_rv and want_rv != old_meta.get("resourceVersion"):
+            raise conflict(info, name)
+        meta["name"] = name
+        if info.namespaced:
+            meta["namespace"] = namespace
+        for fixed in (
+            "uid",
+            "creationTimestamp",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
+            "generation",
+        ):
+            if fixed in old_meta:
+                meta[fixed] = old_meta[fixed]
+            else:
+                meta.pop(fixed, None)
+        if subresource == "status":
+            # Status writes change status only (and nothing else, like Kubernetes' status strategy).
+            merged = copy.deepcopy(old)
+            merged["status"] = new.get("status", {})
+            new = merged
+        elif has_status_subresource(info) and "status" in old:
+            new["status"] = copy.deepcopy(old["status"])
+        elif has_status_subresource(info):
+            new.pop("status", None)
+        new = apply_defaults(new)
+        new = admission.mutate_update(info, new, old)
+        causes = validate_update(new, old, namespaced=info.namespaced)
+        if causes:
+            raise invalid(new, causes)
+        if "generation" in old_meta and spec_of(new) != spec_of(old):
+            new["metadata"]["generation"] = int(old_meta["generation"]) + 1
+        now = self.clock()
+        if field_manager:
+            new = update_managed_fields(
+                old, new, manager=field_manager, operation="Update", now=now, subresource=subresource or ""
+            )
+        if dry_run:
+            return new
+        if (
+            new["metadata"].get("deletionTimestamp")
+            and not new["metadata"].get("finalizers")
+            and not admission.waits_for_finalization(info, new)
+        ):
+            await self._remove(info, new, int(old_meta["resourceVersion"]))
+            return new
+        try:
+            return await self.store.update(
+                self.key(info, namespace, name), new, int(old_meta["resourceVersion"])
+            )
+        except Conflict:
+            raise conflict(info, name) from None
+
+    # ------------------------------------------------------------------ delete
+
+    async def delete(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        options: dict[str, Any],
+        *,
+        dry_run: bool = False,
+    ) -> tuple[dict[str, Any], bool]:
+        """Delete (or start deleting) an object. Returns (object, deleted_now)."""
+        for _ in range(10):
+            obj = await self.get(info, namespace, name)
+            meta = obj["metadata"]
+            pre = options.get("preconditions") or {}
+            if pre.get("uid") and pre["uid"] != meta.get("uid"):
+                raise conflict(
+                    info,
+                    name,
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in object meta: "
+                    f"{meta.get('uid')}",
+                )
+            if pre.get("resourceVersion") and pre["resourceVersion"] != meta.get("resourceVersion"):
+                raise conflict(
+                    info,
+                    name,
+                    f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
+                    f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
+                )
+            if dry_run:
+                return obj, True
+            rv = int(meta["resourceVersion"])
+            updated = self._deletion_state(info, obj, options)
+            if updated is None:
+                try:
+                    await self._remove(info, obj, rv)
+                except Conflict:
+                    continue
+                return obj, True
+            if updated == obj:
+                return obj, False
+            try:
+                stored = await self.store.update(self.key(info, namespace, name), updated, rv)
+            except Conflict:
+                continue
+            return stored, False
+        raise conflict(info, name)
+
+    def _deletion_state(
+        self, info: ResourceInfo, obj: dict[str, Any], options: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """The object marked for deletion, or None when it can go now."""
+        meta = obj["metadata"]
+        policy = options.get("propagationPolicy")
+        if policy is None and options.get("orphanDependents") is not None:
+            policy = "Orphan" if options["orphanDependents"] else "Background"
+        finalizers = list(meta.get("finalizers") or [])
+        if policy == "Foreground" and "foregroundDeletion" not in finalizers:
+            finalizers.append("foregroundDeletion")
+        if policy == "Orphan" and "orphan" not in finalizers:
+            finalizers.append("orphan")
+        grace = admission.grace_period(info, obj, options)
+        if meta.get("deletionTimestamp"):
+            # Already terminating: a shorter grace period may still shorten it; otherwise nothing new.
+            if grace == 0 and not finalizers and info.kind == "Pod":
+                return None
+            return obj
+        if not finalizers and not grace and not admission.waits_for_finalization(info, obj):
+            return None
+        now = self.clock()
+        new = copy.deepcopy(obj)
+        new["metadata"]["deletionTimestamp"] = rfc3339(now + timedelta(seconds=grace or 0))
+        new["metadata"]["deletionGracePeriodSeconds"] = grace or 0
+        if finalizers:
+            new["metadata"]["finalizers"] = finalizers
+        return admission.mark_terminating(info, new)
+
+    async def _remove(self, info: ResourceInfo, obj: dict[str, Any], rv: int) -> None:
+        meta = obj["metadata"]
+        extra = admission.release_keys(info, obj)
+        await self.store.delete(self.key(info, meta.get("namespace"), meta["name"]), rv, extra)

@@ -1,0 +1,298 @@
+"""The API server's HTTP(S) application: routing, the request path, discovery and OpenAPI.
+
+Every request goes through the same path, so that later stages slot in without touching handlers:
+
+    authenticate (client certificate → user, groups)  →  authorize (``Authorizer``)  →
+    resource handler (decode → admission/validation in the registry → store)  →  Status on any error
+
+Errors are always ``v1.Status`` bodies; an unexpected exception is logged and becomes a 500 without a
+stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from cluster.apiserver import discovery, openapi
+from cluster.apiserver.bootstrap_objects import ensure_system_objects
+from cluster.apiserver.errors import StatusError, internal, status_body, unauthorized
+from cluster.apiserver.handlers import ResourceAPI
+from cluster.apiserver.registry import Registry
+from cluster.apiserver.request import Target, json_response, parse_path, read_object
+from cluster.apiserver.storage import ObjectStore
+from cluster.apiserver.subresources import Subresources
+from cluster.apiserver.tls import peer_identity
+from cluster.apiserver.watchcache import WatchCache
+from cluster.store.client import StoreClient
+
+log = logging.getLogger("raykube.apiserver")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    name: str
+    groups: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Authorizer(Protocol):
+    async def authorize(
+        self, user: UserInfo, verb: str, target: Target | None, path: str
+    ) -> tuple[bool, str]:
+        """Return (allowed, reason)."""
+
+
+class AllowAll:
+    """Until RBAC lands every authenticated user may do everything (the admin is system:masters)."""
+
+    async def authorize(
+        self, user: UserInfo, verb: str, target: Target | None, path: str
+    ) -> tuple[bool, str]:
+        return True, ""
+
+
+def _verb(request: web.Request, target: Target | None) -> str:
+    m = request.method
+    if m == "GET":
+        if request.query.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if target is None or target.name else "list"
+    return {
+        "POST": "create",
+        "PUT": "update",
+        "PATCH": "patch",
+        "DELETE": "delete" if target is None or target.name else "deletecollection",
+    }.get(m, m.lower())
+
+
+class ApiServer:
+    def __init__(self, client: StoreClient, *, authorizer: Authorizer | None = None) -> None:
+        self.client = client
+        self.store = ObjectStore(client)
+        self.cache = WatchCache(client)
+        self.registry = Registry(self.store)
+        self.api = ResourceAPI(self.registry, self.cache, self.store)
+        self.subresources = Subresources(self.api)
+        self.authorizer: Authorizer = authorizer or AllowAll()
+        self.started = time.time()
+
+    # ------------------------------------------------------------------ middleware
+
+    @web.middleware
+    async def errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except StatusError as e:
+            headers = {"Retry-After": str(e.retry_after)} if e.retry_after else None
+            resp = json_response(e.body(), e.code)
+            if headers:
+                resp.headers.update(headers)
+            return resp
+        except web.HTTPException as e:
+            if e.status >= 400:
+                reason = {404: "NotFound", 405: "MethodNotAllowed"}.get(e.status, "BadRequest")
+                msg = "the server could not find the requested resource" if e.status == 404 else e.reason
+                return json_response(status_body(e.status, reason, msg), e.status)
+            raise
+        except Exception as e:
+            log.exception("internal error serving %s %s", request.method, request.path)
+            err = internal(f"{type(e).__name__}: {e}")
+            return json_response(err.body(), 500)
+
+    @web.middleware
+    async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        user: UserInfo | None = None
+        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
+        identity = peer_identity(ssl_object) if ssl_object is not None else None
+        if identity is not None:
+            user = UserInfo(identity[0], (*identity[1], "system:authenticated"))
+        elif request.transport is not None and ssl_object is None and request.app.get("insecure_local"):
+            user = UserInfo("system:admin", ("system:masters", "system:authenticated"))
+        if user is None:
+            if request.path in PUBLIC_PATHS:
+                user = UserInfo("system:anonymous", ("system:unauthenticated",))
+            else:
+                raise unauthorized()
+        request["user"] = user
+        return await handler(request)
+
+    # ------------------------------------------------------------------ routes
+
+    async def version(self, request: web.Request) -> web.Response:
+        return json_response(
+            discovery.version_info(
+                git_commit="raykube",
+                build_date="2026-11-27T00:00:00Z",
+                platform=f"{platform.system().lower()}/{platform.machine()}",
+                go_version="python" + platform.python_version(),
+            )
+        )
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def api_root(self, request: web.Request) -> web.Response:
+        mode, ctype = discovery.negotiate_discovery(request.headers.get("Accept", ""))
+        if mode == "legacy":
+            return json_response(discovery.api_versions())
+        body = discovery.aggregated_discovery(core=True, version=mode)
+        resp = web.Response(body=_json(body))
+        resp.headers["Content-Type"] = ctype
+        return resp
+
+    async def apis_root(self, request: web.Request) -> web.Response:
+        mode, ctype = discovery.negotiate_discovery(request.headers.get("Accept", ""))
+        if mode == "legacy":
+            return json_response(discovery.api_group_list())
+        body = discovery.aggregated_discovery(core=False, version=mode)
+        resp = web.Response(body=_json(body))
+        resp.headers["Content-Type"] = ctype
+        return resp
+
+    async def group_version(self, request: web.Request) -> web.Response:
+        group = request.match_info.get("group", "")
+        version = request.match_info["version"]
+        doc = discovery.api_resource_list(group, version)
+        if doc is None:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        return json_response(doc)
+
+    async def group(self, request: web.Request) -> web.Response:
+        name = request.match_info["group"]
+        for g in discovery.api_group_list()["groups"]:
+            if g["name"] == name:
+                return json_response({"kind": "APIGroup", "apiVersion": "v1", **g})
+        raise StatusError(404, "NotFound", "the server could not find the requested resource")
+
+    async def openapi_v2(self, request: web.Request) -> web.Response:
+        resp = web.Response(body=openapi.openapi_v2_stub())
+        resp.headers["Content-Type"] = openapi.OPENAPI_V2_CONTENT_TYPE
+        return resp
+
+    async def openapi_v3(self, request: web.Request) -> web.Response:
+        return json_response(openapi.openapi_v3_index())
+
+    async def openapi_v3_path(self, request: web.Request) -> web.Response:
+        body = openapi.openapi_v3_group_bytes(request.match_info["path"])
+        if body is None:
+            raise StatusError(404, "NotFound", "the server could not find the requested resource")
+        resp = web.Response(body=body, content_type="application/json")
+        resp.headers["Cache-Control"] = "public, immutable"
+        return resp
+
+    async def resource(self, request: web.Request) -> web.StreamResponse:
+        group = request.match_info.get("group", "")
+        version = request.match_info["version"]
+        parts = [p for p in request.match_info["rest"].split("/") if p]
+        target = parse_path(group, version, parts)
+        user: UserInfo = request["user"]
+        verb = _verb(request, target)
+        allowed, reason = await self.authorizer.authorize(user, verb, target, request.path)
+        if not allowed:
+            res = target.info.plural + (f"/{target.subresource}" if target.subresource else "")
+            scope = f' in the namespace "{target.namespace}"' if target.namespace else " at the cluster scope"
+            grp = f' in API group "{target.info.group}"'
+            raise StatusError(
+                403,
+                "Forbidden",
+                f'{res} is forbidden: User "{user.name}" cannot {verb} resource '
+                f'"{res}"{grp}{scope}' + (f": {reason}" if reason else ""),
+            )
+        if target.info.plural in ("selfsubjectaccessreviews", "selfsubjectrulesreviews"):
+            return await self.access_review(request, target, user)
+        if target.subresource:
+            return await self.subresources.dispatch(request, target)
+        return await self.api.dispatch(request, target)
+
+    async def access_review(self, request: web.Request, target: Target, user: UserInfo) -> web.Response:
+        if request.method != "POST":
+            raise StatusError(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
+        body = await read_object(request)
+        spec = body.get("spec") or {}
+        if target.info.plural == "selfsubjectaccessreviews":
+            attrs = spec.get("resourceAttributes")
+            verb = (attrs or spec.get("nonResourceAttributes") or {}).get("verb", "")
+            allowed, reason = await self.authorizer.authorize(user, verb, None, "")
+            status = {"allowed": allowed, **({"reason": reason} if reason else {})}
+        else:
+            status = {
+                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+                "incomplete": False,
+            }
+        return json_response(
+            {
+                "kind": body.get("kind", target.info.kind),
+                "apiVersion": target.info.api_version,
+                "metadata": {"creationTimestamp": None},
+                "spec": spec,
+                "status": status,
+            },
+            201,
+        )
+
+    # ------------------------------------------------------------------ app
+
+    def app(self, *, insecure_local: bool = False) -> web.Application:
+        app = web.Application(middlewares=[self.errors, self.authenticate], client_max_size=4 * 1024 * 1024)
+        app["insecure_local"] = insecure_local
+        r = app.router
+        for p in PUBLIC_PATHS[:3]:
+            r.add_get(p, self.healthz)
+        r.add_get("/version", self.version)
+        r.add_get("/api", self.api_root)
+        r.add_get("/apis", self.apis_root)
+        r.add_get("/openapi/v2", self.openapi_v2)
+        r.add_get("/openapi/v3", self.openapi_v3)
+        r.add_get("/openapi/v3/{path:.+}", self.openapi_v3_path)
+        r.add_get("/api/{version}", self.group_version)
+        r.add_get("/apis/{group}", self.group)
+        r.add_get("/apis/{group}/{version}", self.group_version)
+        r.add_route("*", "/api/{version}/{rest:.+}", self.resource)
+        r.add_route("*", "/apis/{group}/{version}/{rest:.+}", self.resource)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        await ensure_system_objects(self.registry)
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        await self.cache.stop()
+
+
+def _json(body: Any) -> bytes:
+    import orjson
+
+    return orjson.dumps(body)
+
+
+async def run_server(
+    client: StoreClient, host: str, port: int, ssl_context: Any, *, ready: Callable[[int], None] | None = None
+) -> web.AppRunner:
+    server = ApiServer(client)
+    runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=1024)
+    await site.start()
+    bound = port
+    if port == 0 and site._server is not None:
+        bound = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    if ready:
+        ready(bound)
+    log.info("API server listening on %s:%d (pid %d)", host, bound, os.getpid())
+    return runner

@@ -1,0 +1,220 @@
+"""Subresources beyond status: scale, binding, eviction, namespace finalize, log/exec, access reviews.
+
+* ``scale`` (autoscaling/v1 Scale) reads and writes ``spec.replicas`` of deployments, replicasets and
+  statefulsets, with the selector from ``status`` as Kubernetes reports it.
+* ``binding`` sets ``spec.nodeName`` of an unbound pod (409 if already bound): the scheduler's verb.
+* ``eviction`` deletes a pod unless a PodDisruptionBudget forbids it (429 TooManyRequests).
+* ``log`` and ``exec`` answer a clear error until a node agent runs the pod.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from aiohttp import web
+
+from cluster.apiserver.errors import StatusError, bad_request, conflict, too_many_requests
+from cluster.apiserver.handlers import ResourceAPI
+from cluster.apiserver.request import Target, json_response, read_object
+from cluster.apiserver.resources import lookup
+from cluster.client.selectors import label_selector_from_dict
+
+
+def _selector_string(selector: dict[str, Any] | None) -> str:
+    if not selector:
+        return ""
+    parts = [f"{k}={v}" for k, v in sorted((selector.get("matchLabels") or {}).items())]
+    for expr in selector.get("matchExpressions") or []:
+        op, key, values = expr.get("operator"), expr.get("key"), expr.get("values") or []
+        if op == "In":
+            parts.append(f"{key} in ({','.join(sorted(values))})")
+        elif op == "NotIn":
+            parts.append(f"{key} notin ({','.join(sorted(values))})")
+        elif op == "Exists":
+            parts.append(key)
+        elif op == "DoesNotExist":
+            parts.append(f"!{key}")
+    return ",".join(parts)
+
+
+def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
+    meta = obj["metadata"]
+    return {
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            k: meta[k]
+            for k in ("name", "namespace", "uid", "resourceVersion", "creationTimestamp")
+            if k in meta
+        },
+        "spec": {"replicas": obj.get("spec", {}).get("replicas", 1)},
+        "status": {
+            "replicas": obj.get("status", {}).get("replicas", 0),
+            "selector": _selector_string(obj.get("spec", {}).get("selector")),
+        },
+    }
+
+
+class Subresources:
+    def __init__(self, api: ResourceAPI) -> None:
+        self.api = api
+        self.registry = api.registry
+
+    async def scale(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        if request.method == "GET":
+            return json_response(to_scale(await self.registry.get(t.info, t.namespace, t.name)))
+        if request.method not in ("PUT", "PATCH"):
+            raise StatusError(
+                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+            )
+        for _ in range(5):
+            current = await self.registry.get(t.info, t.namespace, t.name)
+            scale = to_scale(current)
+            if request.method == "PUT":
+                body = await read_object(request)
+            else:
+                from cluster.apiserver.handlers import PATCH_TYPES, decode_body, media_type, read_raw
+                from cluster.apiserver.patch import json_merge_patch, json_patch
+
+                ptype = PATCH_TYPES.get(media_type(request), "merge")
+                patch = decode_body(await read_raw(request), "application/json")
+                body = json_patch(scale, patch) if ptype == "json" else json_merge_patch(scale, patch)
+            want_rv = body.get("metadata", {}).get("resourceVersion")
+            if want_rv and want_rv != current["metadata"]["resourceVersion"]:
+                raise conflict(t.info, t.name)
+            replicas = body.get("spec", {}).get("replicas")
+            if not isinstance(replicas, int) or replicas < 0:
+                raise StatusError(
+                    422,
+                    "Invalid",
+                    f'Scale.autoscaling "{t.name}" is invalid: spec.replicas: Invalid value: {replicas}: '
+                    "must be greater than or equal to 0",
+                )
+            updated = copy.deepcopy(current)
+            updated["spec"]["replicas"] = replicas
+            try:
+                stored = await self.registry.update(t.info, t.namespace, t.name, updated, current=current)
+            except StatusError as e:
+                if e.code == 409 and request.method == "PATCH":
+                    continue
+                raise
+            return json_response(to_scale(stored))
+        raise conflict(t.info, t.name)
+
+    async def binding(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        body = await read_object(request)
+        target = body.get("target") or {}
+        node = target.get("name")
+        if not node:
+            raise bad_request("Binding target must name a node")
+        for _ in range(5):
+            pod = await self.registry.get(t.info, t.namespace, t.name)
+            if pod.get("spec", {}).get("nodeName"):
+                raise conflict(
+                    t.info, t.name, f'pod {t.name} is already assigned to node "{pod["spec"]["nodeName"]}"'
+                )
+            if pod["metadata"].get("deletionTimestamp"):
+                raise conflict(t.info, t.name, f"pod {t.name} is being deleted, cannot be assigned to a host")
+            updated = copy.deepcopy(pod)
+            updated["spec"]["nodeName"] = node
+            conds = [
+                c
+                for c in updated.setdefault("status", {}).get("conditions", [])
+                if c.get("type") != "PodScheduled"
+            ]
+            conds.append(
+                {
+                    "type": "PodScheduled",
+                    "status": "True",
+                    "lastProbeTime": None,
+                    "lastTransitionTime": updated["metadata"]["creationTimestamp"],
+                }
+            )
+            updated["status"]["conditions"] = conds
+            try:
+                key = self.registry.key(t.info, t.namespace, t.name)
+                await self.registry.store.update(key, updated, int(pod["metadata"]["resourceVersion"]))
+            except Exception:
+                continue
+            return json_response(
+                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+            )
+        raise conflict(t.info, t.name)
+
+    async def eviction(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        body = await read_object(request)
+        pod = await self.registry.get(t.info, t.namespace, t.name)
+        pdb_info = lookup("policy", "v1", "poddisruptionbudgets")
+        assert pdb_info is not None
+        phase = pod.get("status", {}).get("phase")
+        if phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
+            pdbs = await self.registry.store.list(f"/registry/poddisruptionbudgets/{t.namespace}/")
+            labels = pod["metadata"].get("labels") or {}
+            for pdb in pdbs.items:
+                sel = pdb.get("spec", {}).get("selector")
+                if sel is None or not label_selector_from_dict(sel).matches(labels):
+                    continue
+                allowed = pdb.get("status", {}).get("disruptionsAllowed", 0)
+                if allowed <= 0:
+                    raise too_many_requests(
+                        "Cannot evict pod as it would violate the pod's disruption budget.", retry_after=10
+                    )
+                # Spend one disruption, like the eviction REST handler does, before deleting.
+                spent = copy.deepcopy(pdb)
+                spent["status"]["disruptionsAllowed"] = allowed - 1
+                try:
+                    await self.registry.store.update(
+                        self.registry.key(pdb_info, t.namespace, pdb["metadata"]["name"]),
+                        spent,
+                        int(pdb["metadata"]["resourceVersion"]),
+                    )
+                except Exception:
+                    raise too_many_requests("the disruption budget changed; retry", retry_after=1) from None
+        options = body.get("deleteOptions") or {}
+        await self.registry.delete(t.info, t.namespace, t.name, options)
+        return json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+        )
+
+    async def finalize(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        body = await read_object(request)
+        ns = await self.registry.get(t.info, None, t.name)
+        updated = copy.deepcopy(ns)
+        updated.setdefault("spec", {})["finalizers"] = list((body.get("spec") or {}).get("finalizers") or [])
+        obj = await self.registry.update(t.info, None, t.name, updated, current=ns)
+        return json_response(obj)
+
+    async def not_running(self, request: web.Request, t: Target) -> web.Response:
+        pod = await self.registry.get(t.info, t.namespace, t.name or "")
+        container = request.query.get("container") or next(
+            (c["name"] for c in pod.get("spec", {}).get("containers", [])), ""
+        )
+        raise bad_request(
+            f'container "{container}" in pod "{t.name}" is waiting to start: no node agent runs this pod yet '
+            f"({t.subresource} needs the raykube node agent)"
+        )
+
+    async def dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
+        sub = t.subresource
+        if sub == "status":
+            if request.method == "GET":
+                return await self.api.get(request, t)
+            return await self.api.dispatch(request, t)
+        if sub == "scale":
+            return await self.scale(request, t)
+        if sub == "binding" and request.method == "POST":
+            return await self.binding(request, t)
+        if sub == "eviction" and request.method == "POST":
+            return await self.eviction(request, t)
+        if sub == "finalize" and request.method == "PUT":
+            return await self.finalize(request, t)
+        if sub in ("log", "exec", "attach", "portforward"):
+            return await self.not_running(request, t)
+        raise StatusError(
+            405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
+        )
