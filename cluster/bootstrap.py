@@ -45,6 +45,10 @@ PG_NAME = "raykube-store"
 RAY_MARKER = "ray-started-by-raykube"
 
 
+def default_namespace() -> str:
+    return os.environ.get("RAYKUBE_NAMESPACE", DEFAULT_NAMESPACE)
+
+
 def default_data_dir() -> Path:
     return Path(os.environ.get("RAYKUBE_DATA_DIR", Path.home() / ".raykube"))
 

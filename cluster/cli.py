@@ -26,6 +26,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     from cluster.bootstrap import (
         ClusterConfig,
         connect_ray,
+        default_namespace,
         deploy_apiserver,
         deploy_store,
         find_store,
@@ -50,7 +51,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(
         ("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})"
     )
-    cfg = ClusterConfig(replicas=replicas)
+    namespace = args.ray_namespace or (existing.namespace if existing else None) or default_namespace()
+    cfg = ClusterConfig(replicas=replicas, namespace=namespace)
     cfg.save(data_dir)
     had = find_store(cfg.namespace)
     _, placement = deploy_store(replicas, data_dir, cfg.namespace)
@@ -77,16 +79,16 @@ def cmd_down(args: argparse.Namespace) -> int:
     import ray
 
     from cluster.bootstrap import (
-        DEFAULT_NAMESPACE,
         ClusterConfig,
         connect_ray,
+        default_namespace,
         stop_local_ray_if_ours,
         teardown,
     )
 
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
-    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    namespace = cfg.namespace if cfg else default_namespace()
     try:
         connect_ray(args.address, data_dir, start_if_missing=False)
         killed = teardown(namespace)
@@ -102,12 +104,12 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import DEFAULT_NAMESPACE, ClusterConfig, connect_ray
+    from cluster.bootstrap import ClusterConfig, connect_ray, default_namespace
     from cluster.store.client import StoreClient, Unavailable
 
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
-    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    namespace = cfg.namespace if cfg else default_namespace()
     try:
         connect_ray(args.address, data_dir, start_if_missing=False)
     except ConnectionError:
@@ -146,12 +148,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import DEFAULT_NAMESPACE, ClusterConfig, connect_ray
+    from cluster.bootstrap import ClusterConfig, connect_ray, default_namespace
     from cluster.store.client import StoreClient
 
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
-    namespace = cfg.namespace if cfg else DEFAULT_NAMESPACE
+    namespace = cfg.namespace if cfg else default_namespace()
     connect_ray(args.address, data_dir, start_if_missing=False)
 
     async def run() -> int:
@@ -203,7 +205,13 @@ def build_parser() -> argparse.ArgumentParser:
     common(up)
     up.add_argument("--replicas", type=int, default=None, help="store replicas: 1 (default), 3 or 5")
     up.add_argument("--timeout", type=float, default=120.0)
-    up.add_argument("--port", type=int, default=6443, help="API server port (HTTPS)")
+    up.add_argument("--port", type=int, default=6443, help="API server port (HTTPS; 0 picks a free one)")
+    up.add_argument(
+        "--ray-namespace",
+        default=None,
+        help="Ray namespace of the control plane (default: $RAYKUBE_NAMESPACE or raykube); lets several "
+        "raykube clusters share one Ray cluster",
+    )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)
     down.add_argument("--purge", action="store_true", help="also delete the data directory")
