@@ -442,7 +442,7 @@ class ResourceAPI:
             return self._respond(
                 request, t.info, obj, 202 if not obj["metadata"].get("deletionGracePeriodSeconds") else 200
             )
-        if t.info.kind == "Pod":
+        if t.info.group == "" and t.info.kind in ("Pod", "Service"):  # Kubernetes' ReturnDeletedObject kinds
             return self._respond(request, t.info, obj)
         return json_response(success_status(t.info, t.name, obj["metadata"].get("uid", "")))
 
