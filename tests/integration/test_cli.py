@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,16 @@ import pytest
 from tests.integration.conftest import ray_stop, run_cli
 
 pytestmark = pytest.mark.integration
+
+KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
+
+
+def kubectl(kubeconfig: str, *args: str) -> str:
+    proc = subprocess.run(
+        [KUBECTL, "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
+    return proc.stdout.strip()
 
 
 def status_rows(out: str) -> list[list[str]]:
@@ -44,12 +55,18 @@ def test_up_is_idempotent_and_data_survives_down_up_and_a_crash(data_dir: Path) 
         missing = run_cli("store", "get", "/t/nope", data_dir=data_dir, check=False)
         assert missing.returncode == 1 and "not found" in missing.stdout
 
+        # A Kubernetes object, written through the API server with the real kubectl.
+        kubeconfig = run_cli("kubeconfig", data_dir=data_dir).stdout.strip()
+        assert kubeconfig == str(data_dir / "kubeconfig")
+        kubectl(kubeconfig, "create", "configmap", "survivor", "--from-literal=k=v")
+
         down = run_cli("down", data_dir=data_dir)
         assert "stopped the local Ray head" in down.stdout
         assert run_cli("status", data_dir=data_dir, check=False).returncode == 1
 
         run_cli("up", data_dir=data_dir)
         assert run_cli("store", "get", "/t/k2", data_dir=data_dir).stdout.strip() == "v2"
+        assert kubectl(kubeconfig, "get", "cm", "survivor", "-o", "jsonpath={.data.k}") == "v"
 
         # A crash: Ray and every actor killed without warning; the store recovers from its WAL.
         run_cli("store", "put", "/t/after-restart", "acked", data_dir=data_dir)
@@ -57,6 +74,7 @@ def test_up_is_idempotent_and_data_survives_down_up_and_a_crash(data_dir: Path) 
         (data_dir / "ray-started-by-raykube").unlink(missing_ok=True)
         run_cli("up", data_dir=data_dir)
         assert run_cli("store", "get", "/t/after-restart", data_dir=data_dir).stdout.strip() == "acked"
+        assert kubectl(kubeconfig, "get", "cm", "survivor", "-o", "jsonpath={.data.k}") == "v"
 
         refused = run_cli("up", "--replicas", "3", data_dir=data_dir, check=False)
         assert refused.returncode == 2 and "down --purge" in refused.stdout
