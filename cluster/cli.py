@@ -185,7 +185,11 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from bench.store import main as bench_store
 
         return bench_store(rest)
-    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store)")
+    if args.suite == "api":
+        from bench.api import main as bench_api
+
+        return bench_api(rest)
+    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api)")
     return 2
 
 

@@ -1,0 +1,641 @@
+"""API server benchmark: throughput and latency of the Kubernetes REST API through real HTTPS.
+
+The bench brings up its own raykube (store + API server actors) in a fresh Ray namespace
+``raykube-bench-api-<random>`` and a temporary data dir, joining the machine's Ray or starting a
+local one, and always tears it down again (also on errors and Ctrl-C); a Ray it started is stopped,
+a Ray it joined is left alone. All traffic goes through one keep-alive ``aiohttp.ClientSession``
+authenticated with the client certificate embedded in the kubeconfig the API server wrote.
+
+Measurements (each op timed with ``time.perf_counter_ns``; closed loop, ``clients`` workers):
+
+- ``create`` / ``create_pod``: POST a small ConfigMap / a one-container Pod with a unique name.
+- ``get``: GET one ConfigMap by name; ``list``: GET a namespace holding 100 ConfigMaps.
+- ``update``: PUT a worker's own ConfigMap with the resourceVersion of its last write; a 409
+  re-GETs and retries (the retries are counted; the op's latency includes them).
+- ``watch_event``: ``clients`` watchers on one namespace while one writer creates; latency from the
+  create's 201 reply to the ADDED event arriving on each watch (0 when it arrived first); ops/s is
+  events delivered per second over all watchers.
+- ``paced``: open loop, creates scheduled at a fixed rate whatever the completions; latency counts
+  from each create's scheduled time, so a server that falls behind cannot hide it.
+
+Invariants: a figure is only reported from successful operations; failed ones are counted in
+``errors``, never folded into the latencies. See docs/bench-api.md.
+
+Entry point: ``main(argv)`` (``raykube bench api ...`` / ``python -m bench.api``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import platform
+import shutil
+import ssl
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.store import percentile
+
+OPS = ("create", "create_pod", "get", "list", "update", "watch_event")
+MEASUREMENTS = (*OPS, "paced")
+FULL_DURATION_S, QUICK_DURATION_S = 5.0, 1.5
+FULL_WARMUP_S, QUICK_WARMUP_S = 1.0, 0.3
+FULL_PACED_S, QUICK_PACED_S = 10.0, 5.0
+PACED_RATE = 200.0
+LIST_SIZE = 100
+GOAL_PACED_P99_MS = 50.0
+K8S_SLO_P99_MS = 1000.0  # Kubernetes' API call latency SLO for mutating calls
+GOAL_PEAK_POD_CREATES = 1000.0
+RUN_SLACK_S = 60.0
+WATCH_DRAIN_S = 15.0  # how long watchers may lag behind the writer before missing events are errors
+ACTOR_HOPS_PER_CREATE = (
+    "2 actor calls, both apiserver→store leader: a linearizable read of the Namespace (admission: "
+    "does it exist, is it terminating) and the propose of the create txn; then per Raft round "
+    "leader→followers (none with 1 replica) and the apply on each replica. The watch event takes "
+    "a third path: the API server's watch cache long-polls the leader (wait_events)."
+)
+
+Op = Callable[[int], Awaitable[int]]  # worker index -> retries spent (raises OpError on failure)
+
+
+class OpError(Exception):
+    """An operation that did not succeed (non-2xx reply or transport error)."""
+
+
+# ---- summary (pure) -------------------------------------------------------------------------
+
+
+def summarize(
+    op: str, clients: int, latencies_ns: Sequence[int], elapsed_ns: int, errors: int
+) -> dict[str, Any]:
+    """One result row: ops_per_s of the successful ops over the elapsed time, p50/p99 in ms."""
+    row: dict[str, Any] = {"op": op, "clients": clients}
+    if not latencies_ns or elapsed_ns <= 0:
+        return {**row, "ops_per_s": None, "p50_ms": None, "p99_ms": None, "errors": errors}
+    lat = sorted(latencies_ns)
+    return {
+        **row,
+        "ops_per_s": round(len(lat) / (elapsed_ns / 1e9), 1),
+        "p50_ms": round(percentile(lat, 50) / 1e6, 3),
+        "p99_ms": round(percentile(lat, 99) / 1e6, 3),
+        "errors": errors,
+    }
+
+
+def paced_offsets_ns(rate: float, duration_s: float) -> list[int]:
+    """Scheduled start times (ns after the start) of an open-loop run at ``rate`` ops/s."""
+    if rate <= 0 or duration_s <= 0:
+        raise ValueError("rate and duration must be positive")
+    count = max(1, round(rate * duration_s))
+    return [round(i * 1e9 / rate) for i in range(count)]
+
+
+def slo_summary(results: Sequence[dict[str, Any]], paced: dict[str, Any] | None) -> dict[str, Any]:
+    """The issue's goals, judged from the results: paced create p99 and peak pod creates/s."""
+    slo: dict[str, Any] = {"actor_hops_per_create": ACTOR_HOPS_PER_CREATE}
+    if paced is not None:
+        p99 = paced.get("p99_ms")
+        slo["paced_create"] = {
+            **paced,
+            "goal_p99_ms": GOAL_PACED_P99_MS,
+            "kubernetes_slo_p99_ms": K8S_SLO_P99_MS,
+            "met": p99 is not None and p99 <= GOAL_PACED_P99_MS and paced.get("errors") == 0,
+        }
+    pods = [r for r in results if r["op"] == "create_pod" and r.get("ops_per_s")]
+    if pods:
+        top = max(pods, key=lambda r: r["clients"])  # closed loop at the most clients measured
+        slo["peak_pod_creates"] = {
+            "clients": top["clients"],
+            "ops_per_s": top["ops_per_s"],
+            "goal_ops_per_s": GOAL_PEAK_POD_CREATES,
+            "met": top["ops_per_s"] >= GOAL_PEAK_POD_CREATES and top["errors"] == 0,
+        }
+    return slo
+
+
+# ---- objects --------------------------------------------------------------------------------
+
+
+def configmap(name: str, value: str = "v") -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"key": value}}
+
+
+def pod(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "labels": {"app": "bench"}},
+        "spec": {"containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}]},
+    }
+
+
+# ---- HTTPS client ---------------------------------------------------------------------------
+
+
+def ssl_context_from_kubeconfig(kubeconfig: Path, scratch: Path) -> tuple[str, ssl.SSLContext]:
+    """(server URL, client TLS context) from a kubeconfig with embedded ``*-data`` credentials."""
+    import yaml  # type: ignore[import-untyped]
+
+    doc = yaml.safe_load(kubeconfig.read_text())
+    cluster = doc["clusters"][0]["cluster"]
+    user = doc["users"][0]["user"]
+    ctx = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode("ascii")
+    )
+    cert, key = scratch / "bench-client.crt", scratch / "bench-client.key"
+    for path, field in ((cert, "client-certificate-data"), (key, "client-key-data")):
+        path.write_bytes(base64.b64decode(user[field]))
+        path.chmod(0o600)
+    ctx.load_cert_chain(str(cert), str(key))
+    return str(cluster["server"]), ctx
+
+
+class Api:
+    """Thin JSON-over-HTTPS helper on one keep-alive session."""
+
+    def __init__(self, session: Any, server: str) -> None:
+        self.session, self.server = session, server
+
+    async def call(self, method: str, path: str, body: Any = None, ok: tuple[int, ...] = (200, 201)) -> Any:
+        import orjson
+
+        data = orjson.dumps(body) if body is not None else None
+        headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        async with self.session.request(method, self.server + path, data=data, headers=headers) as resp:
+            raw = await resp.read()
+            if resp.status not in ok:
+                raise OpError(f"{method} {path}: HTTP {resp.status} {raw[:200]!r}")
+            return (resp.status, orjson.loads(raw)) if raw else (resp.status, None)
+
+
+def cm_path(ns: str, name: str = "") -> str:
+    return f"/api/v1/namespaces/{ns}/configmaps" + (f"/{name}" if name else "")
+
+
+# ---- drivers --------------------------------------------------------------------------------
+
+
+async def drive(op: Op, clients: int, duration_s: float) -> tuple[list[int], int, int, int]:
+    """``clients`` workers run ``op`` back to back for ``duration_s``.
+
+    Returns (latencies_ns of successful ops, elapsed_ns, errors, retries).
+    """
+    latencies: list[int] = []
+    errors = retries = 0
+    clock = time.perf_counter_ns
+    start = clock()
+    deadline = start + int(duration_s * 1e9)
+
+    async def worker(i: int) -> None:
+        nonlocal errors, retries
+        while clock() < deadline:
+            t0 = clock()
+            try:
+                retries += await op(i)
+            except (OpError, OSError, TimeoutError) as e:
+                errors += 1
+                if errors == 1:
+                    print(f"bench api: first error: {e}", file=sys.stderr)
+                await asyncio.sleep(0.01)  # a failing server must not turn the loop into a spin
+                continue
+            latencies.append(clock() - t0)
+
+    async with asyncio.timeout(duration_s + RUN_SLACK_S), asyncio.TaskGroup() as tg:
+        for i in range(clients):
+            tg.create_task(worker(i))
+    return latencies, clock() - start, errors, retries
+
+
+class Bench:
+    """The measurements against one running API server; namespaces are prepared by ``setup``."""
+
+    def __init__(self, api: Api, max_clients: int) -> None:
+        self.api = api
+        self.max_clients = max_clients
+        self.names = itertools.count()
+        self.rv: dict[int, str] = {}
+
+    async def setup(self) -> None:
+        for ns in ("bench-create", "bench-pods", "bench-rw", "bench-list", "bench-watch", "bench-paced"):
+            body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
+            await self.api.call("POST", "/api/v1/namespaces", body, ok=(201, 409))
+        sem = asyncio.Semaphore(16)
+
+        async def make(ns: str, name: str) -> dict[str, Any]:
+            async with sem:
+                return (await self.api.call("POST", cm_path(ns), configmap(name), ok=(201,)))[1]
+
+        await asyncio.gather(*(make("bench-list", f"item-{i}") for i in range(LIST_SIZE)))
+        await asyncio.gather(*(make("bench-rw", f"get-{i}") for i in range(self.max_clients)))
+        made = await asyncio.gather(*(make("bench-rw", f"upd-{i}") for i in range(self.max_clients)))
+        self.rv = {i: o["metadata"]["resourceVersion"] for i, o in enumerate(made)}
+
+    def op(self, name: str) -> Op:
+        api, names = self.api, self.names
+
+        async def create(i: int) -> int:
+            await api.call("POST", cm_path("bench-create"), configmap(f"cm-{next(names)}"), ok=(201,))
+            return 0
+
+        async def create_pod(i: int) -> int:
+            path = "/api/v1/namespaces/bench-pods/pods"
+            await api.call("POST", path, pod(f"pod-{next(names)}"), ok=(201,))
+            return 0
+
+        async def get(i: int) -> int:
+            await api.call("GET", cm_path("bench-rw", f"get-{i}"), ok=(200,))
+            return 0
+
+        async def list_(i: int) -> int:
+            _, body = await api.call("GET", cm_path("bench-list"), ok=(200,))
+            if len(body["items"]) != LIST_SIZE:
+                raise OpError(f"list returned {len(body['items'])} items, not {LIST_SIZE}")
+            return 0
+
+        async def update(i: int) -> int:
+            name, retries = f"upd-{i}", 0
+            while True:
+                obj = configmap(name, str(next(names)))
+                obj["metadata"]["resourceVersion"] = self.rv[i]
+                status, body = await api.call("PUT", cm_path("bench-rw", name), obj, ok=(200, 409))
+                if status == 200:
+                    self.rv[i] = body["metadata"]["resourceVersion"]
+                    return retries
+                retries += 1
+                _, cur = await api.call("GET", cm_path("bench-rw", name), ok=(200,))
+                self.rv[i] = cur["metadata"]["resourceVersion"]
+
+        return {"create": create, "create_pod": create_pod, "get": get, "list": list_, "update": update}[name]
+
+    async def closed_loop(
+        self, name: str, clients: int, duration_s: float, warmup_s: float
+    ) -> dict[str, Any]:
+        op = self.op(name)
+        if warmup_s > 0:
+            await drive(op, clients, warmup_s)
+        latencies, elapsed, errors, retries = await drive(op, clients, duration_s)
+        row = summarize(name, clients, latencies, elapsed, errors)
+        if name == "update":
+            row["retries"] = retries
+        return row
+
+    async def watch_event(self, watchers: int, duration_s: float) -> dict[str, Any]:
+        """``watchers`` open watches; one writer creates for ``duration_s``; see the module doc."""
+        import orjson
+
+        api, clock = self.api, time.perf_counter_ns
+        _, listed = await api.call("GET", cm_path("bench-watch"), ok=(200,))
+        rv = listed["metadata"]["resourceVersion"]
+        prefix = f"w{watchers}-{uuid.uuid4().hex[:6]}-"
+        replies: dict[str, int] = {}
+        arrivals: list[tuple[str, int]] = []
+        created = 0
+        writer_done = asyncio.Event()
+        all_seen = [asyncio.Event() for _ in range(watchers)]
+        responses = []
+        url = api.server + cm_path("bench-watch") + f"?watch=1&resourceVersion={rv}"
+        for _ in range(watchers):
+            resp = await api.session.get(url, headers={"Accept": "application/json"})
+            if resp.status != 200:
+                raise OpError(f"watch: HTTP {resp.status}")
+            responses.append(resp)
+
+        seen_by = [0] * watchers
+
+        async def watcher(k: int, resp: Any) -> None:
+            while True:
+                line = await resp.content.readline()
+                if not line:
+                    return
+                t = clock()
+                ev = orjson.loads(line)
+                name = ev["object"].get("metadata", {}).get("name", "")
+                if ev["type"] == "ADDED" and name.startswith(prefix):
+                    arrivals.append((name, t))
+                    seen_by[k] += 1
+                    if writer_done.is_set() and seen_by[k] >= created:
+                        all_seen[k].set()
+
+        async def writer() -> int:
+            nonlocal created
+            errors, deadline = 0, clock() + int(duration_s * 1e9)
+            while clock() < deadline:
+                name = f"{prefix}{next(self.names)}"
+                try:
+                    await api.call("POST", cm_path("bench-watch"), configmap(name), ok=(201,))
+                except (OpError, OSError) as e:
+                    errors += 1
+                    print(f"bench api: watch writer error: {e}", file=sys.stderr)
+                    continue
+                replies[name] = clock()
+                created += 1
+            return errors
+
+        start = clock()
+        tasks = [asyncio.create_task(watcher(k, r)) for k, r in enumerate(responses)]
+        try:
+            errors = await writer()
+            writer_done.set()
+            for k in range(watchers):  # a watcher may have seen everything before writer_done was set
+                if seen_by[k] >= created:
+                    all_seen[k].set()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(WATCH_DRAIN_S):
+                    await asyncio.gather(*(e.wait() for e in all_seen))
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for r in responses:
+                r.close()
+        delivered = [(n, t) for n, t in arrivals if n in replies]
+        errors += created * watchers - len(delivered)
+        latencies = [max(0, t - replies[n]) for n, t in delivered]
+        last = max((t for _, t in delivered), default=start)
+        return summarize("watch_event", watchers, latencies, last - start, errors)
+
+    async def paced(self, rate: float, duration_s: float) -> dict[str, Any]:
+        """Open-loop creates at ``rate``/s; latency from each create's scheduled time."""
+        api, clock = self.api, time.perf_counter_ns
+        latencies: list[int] = []
+        errors = 0
+
+        async def one(scheduled: int) -> None:
+            nonlocal errors
+            try:
+                await api.call("POST", cm_path("bench-paced"), configmap(f"p-{next(self.names)}"), ok=(201,))
+            except (OpError, OSError):
+                errors += 1
+                return
+            latencies.append(clock() - scheduled)
+
+        start = clock()
+        async with asyncio.timeout(duration_s + RUN_SLACK_S), asyncio.TaskGroup() as tg:
+            for offset in paced_offsets_ns(rate, duration_s):
+                delay = (start + offset - clock()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tg.create_task(one(start + offset))
+        row = summarize("paced", 1, latencies, clock() - start, errors)
+        return {
+            "target_rate": rate,
+            "duration_s": duration_s,
+            "achieved_rate": row["ops_per_s"],
+            "p50_ms": row["p50_ms"],
+            "p99_ms": row["p99_ms"],
+            "errors": errors,
+        }
+
+
+# ---- the suite ------------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    ops: list[str]
+    clients: list[int]
+    duration_s: float
+    warmup_s: float
+    paced_s: float
+    replicas: int = 1
+
+
+async def run_suite(
+    cfg: Config, server: str, ctx: ssl.SSLContext, say: Callable[[str], None]
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Every (op, clients) point, then the paced run; returns (results, paced or None)."""
+    import aiohttp
+
+    max_clients = max(cfg.clients)
+    # Watchers hold a connection each while the writer needs one more; paced creates may overlap.
+    limit = max(256, 2 * max_clients + 8)
+    connector = aiohttp.TCPConnector(ssl=ctx, limit=limit, limit_per_host=limit, keepalive_timeout=60)
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    results: list[dict[str, Any]] = []
+    paced = None
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        bench = Bench(Api(session, server), max_clients)
+        say("creating namespaces and fixtures")
+        await bench.setup()
+        for op in (o for o in OPS if o in cfg.ops):
+            for clients in cfg.clients:
+                say(f"{op} clients={clients}")
+                if op == "watch_event":
+                    row = await bench.watch_event(clients, cfg.duration_s)
+                else:
+                    row = await bench.closed_loop(op, clients, cfg.duration_s, cfg.warmup_s)
+                results.append(row)
+        if "paced" in cfg.ops:
+            say(f"paced creates at {PACED_RATE:.0f}/s for {cfg.paced_s:g}s")
+            paced = await bench.paced(PACED_RATE, cfg.paced_s)
+    return results, paced
+
+
+@contextlib.contextmanager
+def raykube_for_bench(replicas: int, say: Callable[[str], None]) -> Any:
+    """A throw-away raykube (store + API server) in a fresh Ray namespace; yields the kubeconfig path.
+
+    Joins the machine's Ray or starts a local one; on the way out (errors and Ctrl-C included) kills
+    every actor of the namespace, removes the data dir, and stops Ray only if it started it.
+    """
+    import ray
+
+    from cluster.bootstrap import (
+        connect_ray,
+        deploy_apiserver,
+        deploy_store,
+        stop_local_ray_if_ours,
+        teardown,
+        wait_until_serving,
+    )
+
+    data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-api-"))
+    namespace = f"raykube-bench-api-{uuid.uuid4().hex[:8]}"
+    started = False
+    was_connected = ray.is_initialized()
+    handles: list[Any] = []
+    try:
+        started = connect_ray(None, data_dir)
+        say(("started a local Ray" if started else "joined the running Ray") + f"; namespace {namespace}")
+        handles, _ = deploy_store(replicas, data_dir, namespace, detached=False)
+        asyncio.run(wait_until_serving(namespace, timeout=120))
+        _, kubeconfig = deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0)
+        yield kubeconfig, data_dir
+    finally:
+        del handles
+        if ray.is_initialized():
+            with contextlib.suppress(Exception):
+                teardown(namespace)
+        if started:
+            stop_local_ray_if_ours(data_dir)  # the marker connect_ray left says this Ray is ours
+        elif not was_connected and ray.is_initialized():
+            ray.shutdown()  # disconnect only; the joined Ray keeps running
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+# ---- report ---------------------------------------------------------------------------------
+
+
+def machine_info(cfg: Config) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "store_replicas": cfg.replicas,
+        "duration_s": cfg.duration_s,
+        "warmup_s": cfg.warmup_s,
+        "paced_duration_s": cfg.paced_s,
+        "client": "aiohttp (same machine as the server)",
+    }
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                info["cpu_model"] = line.split(":", 1)[1].strip()
+                break
+    with contextlib.suppress(Exception):
+        import aiohttp
+
+        info["aiohttp"] = aiohttp.__version__
+    return info
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def render(results: Sequence[dict[str, Any]], slo: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="raykube bench api (HTTPS, JSON, loopback)")
+    table.add_column("op")
+    for col in ("clients", "ops/s", "p50 ms", "p99 ms", "errors", "retries"):
+        table.add_column(col, justify="right")
+    for r in results:
+        ops = "-" if r["ops_per_s"] is None else f"{r['ops_per_s']:,.0f}"
+        errors = f"[red]{r['errors']}[/red]" if r["errors"] else "0"
+        table.add_row(
+            r["op"],
+            str(r["clients"]),
+            ops,
+            _ms(r["p50_ms"]),
+            _ms(r["p99_ms"]),
+            errors,
+            str(r.get("retries", "")),
+        )
+    console.print(table)
+    verdict = {True: "[green]met[/green]", False: "[red]not met[/red]"}
+    if "paced_create" in slo:
+        p = slo["paced_create"]
+        console.print(
+            f"paced creates: target {p['target_rate']:.0f}/s, achieved {p['achieved_rate'] or 0:.0f}/s, "
+            f"p50 {_ms(p['p50_ms'])} ms, p99 {_ms(p['p99_ms'])} ms, errors {p['errors']} — goal p99 ≤ "
+            f"{p['goal_p99_ms']:.0f} ms {verdict[p['met']]} "
+            f"(Kubernetes SLO p99 ≤ {p['kubernetes_slo_p99_ms']:.0f} ms)",
+            soft_wrap=True,
+        )
+    if "peak_pod_creates" in slo:
+        p = slo["peak_pod_creates"]
+        console.print(
+            f"peak pod creates: {p['ops_per_s']:,.0f}/s at {p['clients']} clients — goal ≥ "
+            f"{p['goal_ops_per_s']:,.0f}/s {verdict[p['met']]}",
+            soft_wrap=True,
+        )
+    console.print(f"actor hops per create: {slo['actor_hops_per_create']}", soft_wrap=True, highlight=False)
+
+
+# ---- CLI ------------------------------------------------------------------------------------
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        values = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from e
+    if not values or any(v <= 0 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def _ops(text: str) -> list[str]:
+    values = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [v for v in values if v not in MEASUREMENTS]
+    if not values or bad:
+        raise argparse.ArgumentTypeError(f"ops must be among {','.join(MEASUREMENTS)}, got {text!r}")
+    return list(dict.fromkeys(values))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="raykube bench api",
+        description="Throughput/latency of raykube's API server through real HTTPS (create, get, list, "
+        "update, watch), plus paced creates at 200/s and peak pod creates/s.",
+    )
+    p.add_argument("--quick", action="store_true", help="short durations; whole run under 3 minutes")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    p.add_argument("--clients", type=_int_list, default=[1, 16, 64], help="default: 1,16,64")
+    p.add_argument("--ops", type=_ops, default=list(MEASUREMENTS), help=f"default: {','.join(MEASUREMENTS)}")
+    p.add_argument("--replicas", type=int, choices=(1, 3), default=1, help="store replicas (default: 1)")
+    # Hidden knobs for tests and experiments.
+    p.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--warmup", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--paced-duration", type=float, default=None, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    args = build_parser().parse_args(argv)
+    quick = args.quick
+
+    def pick(value: float | None, full: float, short: float) -> float:
+        return value if value is not None else (short if quick else full)
+
+    cfg = Config(
+        ops=args.ops,
+        clients=args.clients,
+        duration_s=pick(args.duration, FULL_DURATION_S, QUICK_DURATION_S),
+        warmup_s=pick(args.warmup, FULL_WARMUP_S, QUICK_WARMUP_S),
+        paced_s=pick(args.paced_duration, FULL_PACED_S, QUICK_PACED_S),
+        replicas=args.replicas,
+    )
+    if cfg.duration_s <= 0 or cfg.warmup_s < 0 or cfg.paced_s <= 0:
+        print("durations must be > 0 (warmup >= 0)", file=sys.stderr)
+        return 2
+    console, err = Console(), Console(stderr=True)
+
+    def say(msg: str) -> None:
+        err.print(msg, highlight=False, soft_wrap=True)
+
+    machine = machine_info(cfg)
+    try:
+        with raykube_for_bench(cfg.replicas, say) as (kubeconfig, data_dir):
+            server, ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
+            results, paced = asyncio.run(run_suite(cfg, server, ctx, say))
+    except KeyboardInterrupt:
+        err.print("interrupted; raykube torn down")
+        return 130
+    slo = slo_summary(results, paced)
+    doc = {"suite": "api", "results": results, "slo": slo, "machine": machine}
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    render(results, slo, console)
+    failed = any(r["errors"] or r["ops_per_s"] is None for r in results) or bool(paced and paced["errors"])
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
