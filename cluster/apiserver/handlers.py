@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from cluster.apiserver import fieldvalidation
 from cluster.apiserver.errors import StatusError, bad_request, method_not_allowed, success_status
 from cluster.apiserver.fieldselectors import FieldSelector, parse_field_selector
 from cluster.apiserver.patch import (
@@ -67,6 +68,13 @@ def _parse_continue(token: str) -> tuple[int, str]:
         return int(data["rv"]), str(data["start"])
     except Exception:
         raise bad_request("continue key is not valid: incorrect encoded start resourceVersion") from None
+
+
+def _warn(resp: web.Response, warnings: list[str]) -> web.Response:
+    for w in warnings:
+        escaped = w.replace("\\", "\\\\").replace('"', '\\"')
+        resp.headers.add("Warning", f'299 - "{escaped}"')
+    return resp
 
 
 class ResourceAPI:
@@ -294,6 +302,7 @@ class ResourceAPI:
 
     async def create(self, request: web.Request, t: Target) -> web.Response:
         body = await read_object(request)
+        warnings = fieldvalidation.check(t.info, body, request.query.get("fieldValidation"))
         obj = await self.registry.create(
             t.info,
             t.namespace,
@@ -301,11 +310,12 @@ class ResourceAPI:
             dry_run=dry_run(request),
             field_manager=request.query.get("fieldManager"),
         )
-        return self._respond(request, t.info, obj, 201)
+        return _warn(self._respond(request, t.info, obj, 201), warnings)
 
     async def update(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
         body = await read_object(request)
+        warnings = fieldvalidation.check(t.info, body, request.query.get("fieldValidation"))
         obj = await self.registry.update(
             t.info,
             t.namespace,
@@ -315,7 +325,7 @@ class ResourceAPI:
             dry_run=dry_run(request),
             field_manager=request.query.get("fieldManager"),
         )
-        return self._respond(request, t.info, obj)
+        return _warn(self._respond(request, t.info, obj), warnings)
 
     async def patch(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
@@ -361,8 +371,9 @@ class ResourceAPI:
                     )
                     if current is None:
                         patched.setdefault("metadata", {})["name"] = t.name
+                        warnings = fieldvalidation.check(info, patch, request.query.get("fieldValidation"))
                         created = await self.registry.create(info, t.namespace, patched, dry_run=is_dry)
-                        return self._respond(request, info, created, 201)
+                        return _warn(self._respond(request, info, created, 201), warnings)
                     if current.get("status") is not None and t.subresource != "status":
                         patched["status"] = current["status"]
                 elif current is None:
@@ -395,6 +406,7 @@ class ResourceAPI:
                     },
                 ) from None
             assert current is not None
+            warnings = fieldvalidation.check(info, patched, request.query.get("fieldValidation"))
             # A patch may not move the object to another name, and always targets what we read.
             patched.setdefault("metadata", {})
             if ptype != "json" or "resourceVersion" not in str(patch):
@@ -414,7 +426,7 @@ class ResourceAPI:
                 if e.code == 409 and e.reason == "Conflict" and "modified" in e.message:
                     continue  # someone wrote between our read and write: re-read and re-apply the patch
                 raise
-            return self._respond(request, info, obj)
+            return _warn(self._respond(request, info, obj), warnings)
         raise StatusError(
             409, "Conflict", f'Operation cannot be fulfilled on {info.plural} "{t.name}": too many conflicts'
         )
