@@ -37,7 +37,9 @@ class ApiServerActor:
         def ready(port: int) -> None:
             self.bound = port
 
-        self.runner = await run_server(client, self.host, self.port, ctx, ready=ready)
+        self.runner = await run_server(
+            client, self.host, self.port, ctx, ready=ready, pki_dir=self.pki.ca_cert.parent
+        )
 
     async def ready(self) -> int:
         await asyncio.shield(self._started)

@@ -17,6 +17,7 @@ import platform
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -79,13 +80,15 @@ def _verb(request: web.Request, target: Target | None) -> str:
 
 
 class ApiServer:
-    def __init__(self, client: StoreClient, *, authorizer: Authorizer | None = None) -> None:
+    def __init__(
+        self, client: StoreClient, *, authorizer: Authorizer | None = None, pki_dir: Path | None = None
+    ) -> None:
         self.client = client
         self.store = ObjectStore(client)
         self.cache = WatchCache(client)
         self.registry = Registry(self.store)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
-        self.subresources = Subresources(self.api)
+        self.subresources = Subresources(self.api, pki_dir)
         self.authorizer: Authorizer = authorizer or AllowAll()
         self.started = time.time()
 
@@ -286,9 +289,15 @@ def _json(body: Any) -> bytes:
 
 
 async def run_server(
-    client: StoreClient, host: str, port: int, ssl_context: Any, *, ready: Callable[[int], None] | None = None
+    client: StoreClient,
+    host: str,
+    port: int,
+    ssl_context: Any,
+    *,
+    ready: Callable[[int], None] | None = None,
+    pki_dir: Path | None = None,
 ) -> web.AppRunner:
-    server = ApiServer(client)
+    server = ApiServer(client, pki_dir=pki_dir)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=1024)

@@ -10,10 +10,12 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from cluster.apiserver import tokens
 from cluster.apiserver.errors import StatusError, bad_request, conflict, too_many_requests
 from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.request import Target, json_response, read_object
@@ -57,9 +59,33 @@ def to_scale(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 class Subresources:
-    def __init__(self, api: ResourceAPI) -> None:
+    def __init__(self, api: ResourceAPI, pki_dir: Path | None = None) -> None:
         self.api = api
         self.registry = api.registry
+        self.pki_dir = pki_dir
+
+    async def token(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        body = await read_object(request)
+        sa = await self.registry.get(t.info, t.namespace, t.name)
+        if self.pki_dir is None:
+            raise StatusError(503, "ServiceUnavailable", "this API server has no service-account signing key")
+        spec = body.get("spec") or {}
+        token, exp, seconds = tokens.issue(tokens.signing_key(self.pki_dir), sa, spec)
+        return json_response(
+            {
+                "kind": "TokenRequest",
+                "apiVersion": "authentication.k8s.io/v1",
+                "metadata": {"name": t.name, "namespace": t.namespace, "creationTimestamp": None},
+                "spec": {
+                    **spec,
+                    "expirationSeconds": seconds,
+                    "audiences": spec.get("audiences") or [tokens.ISSUER],
+                },
+                "status": {"token": token, "expirationTimestamp": exp.strftime("%Y-%m-%dT%H:%M:%SZ")},
+            },
+            201,
+        )
 
     async def scale(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
@@ -211,6 +237,8 @@ class Subresources:
             return await self.binding(request, t)
         if sub == "eviction" and request.method == "POST":
             return await self.eviction(request, t)
+        if sub == "token" and request.method == "POST":
+            return await self.token(request, t)
         if sub == "finalize" and request.method == "PUT":
             return await self.finalize(request, t)
         if sub in ("log", "exec", "attach", "portforward"):
