@@ -46,6 +46,28 @@ def has_status_subresource(info: ResourceInfo) -> bool:
     return info.subresource("status") is not None
 
 
+# ObjectMeta fields Kubernetes encodes with `omitempty`: an empty map, list or string is not stored,
+# so removing the last label (`kubectl label pod web app-`) leaves no `labels: {}` behind.
+_OMIT_EMPTY_METADATA = (
+    "labels",
+    "annotations",
+    "finalizers",
+    "ownerReferences",
+    "managedFields",
+    "generateName",
+)
+
+
+def drop_empty_metadata(obj: dict[str, Any]) -> dict[str, Any]:
+    """Remove empty ``omitempty`` metadata fields in place (as a Go round trip would); returns ``obj``."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        for name in _OMIT_EMPTY_METADATA:
+            if name in meta and meta[name] in ({}, [], "", None):
+                del meta[name]
+    return obj
+
+
 def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
     """Everything but metadata and status: a change here bumps metadata.generation."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -132,7 +154,7 @@ class Registry:
         if info.namespaced:
             await admission.check_namespace_accepts(self, meta["namespace"], info)
         obj = apply_defaults(obj)
-        obj = admission.mutate_create(info, obj)
+        obj = drop_empty_metadata(admission.mutate_create(info, obj))
         causes = validate_create(obj, namespaced=info.namespaced)
         if causes:
             raise invalid(obj, causes)
@@ -216,7 +238,7 @@ class Registry:
         elif has_status_subresource(info):
             new.pop("status", None)
         new = apply_defaults(new)
-        new = admission.mutate_update(info, new, old)
+        new = drop_empty_metadata(admission.mutate_update(info, new, old))
         causes = validate_update(new, old, namespaced=info.namespaced)
         if causes:
             raise invalid(new, causes)

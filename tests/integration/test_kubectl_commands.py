@@ -204,11 +204,14 @@ def test_label_overwrite_and_remove(kubectl: Kubectl) -> None:
 
 
 def test_annotate(kubectl: Kubectl) -> None:
-    apply_objects(kubectl, pod("web", {"app": "web"}))
+    kubectl.run("create", "-f", "-", input=json.dumps(pod("web", {"app": "web"})))  # no last-applied
     kubectl.run("annotate", "pod", "web", "note=hello world")
     assert kubectl.json("get", "pod", "web")["metadata"]["annotations"]["note"] == "hello world"
     kubectl.run("annotate", "pod", "web", "note-")
-    assert "note" not in kubectl.json("get", "pod", "web")["metadata"].get("annotations", {})
+    # Like Kubernetes (omitempty), removing the last annotation leaves no `annotations: {}` behind.
+    assert "annotations" not in kubectl.json("get", "pod", "web")["metadata"]
+    kubectl.run("label", "pod", "web", "app-")
+    assert "labels" not in kubectl.json("get", "pod", "web")["metadata"]
 
 
 @pytest.mark.parametrize(
