@@ -1,15 +1,10 @@
 """Decoding Kubernetes protobuf bodies: bodies built by a tiny encoder, bodies recorded from kubectl 1.32,
-and (when the binary is installed) bodies captured live from kubectl 1.32 against a stub HTTP server."""
+and (when the binaries are installed) bodies captured live from kubectl 1.32 and 1.33 against a
+recording stub HTTP server (tests/cluster/apiserver/protobuf_stub.py)."""
 
 from __future__ import annotations
 
 import base64
-import json
-import subprocess
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +16,8 @@ from cluster.apiserver.protobuf import (
     decode_k8s_protobuf,
     is_protobuf_content_type,
 )
+from cluster.apiserver.protobuf.kinds import ANY_GROUP_KINDS, KINDS
+from cluster.apiserver.protobuf.schema import Kind, Schema
 
 # ---------------------------------------------------------------------------------------------
 # A minimal protobuf encoder: the inverse of the reader under test.
@@ -421,7 +418,7 @@ GOOD_RAW = meta(s(1, "x"))
             id="bad-fieldsv1",
         ),
         pytest.param(
-            envelope("v1", "Pod", GOOD_RAW), UnsupportedProtobufKindError, "Pod (v1)", id="unsupported-kind"
+            envelope("v1", "Node", GOOD_RAW), UnsupportedProtobufKindError, "Node (v1)", id="unsupported-kind"
         ),
         pytest.param(
             envelope("apps/v1", "ConfigMap", GOOD_RAW),
@@ -552,186 +549,332 @@ def test_recorded_kubectl_132_bodies(body: bytes, expected: dict[str, Any]) -> N
 
 
 # ---------------------------------------------------------------------------------------------
-# Live capture from kubectl 1.32 against a stub HTTP server (plain HTTP on loopback)
-
-KUBECTL_132 = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
-
-_CORE_RESOURCES = [
-    {
-        "name": name,
-        "singularName": name[:-1],
-        "namespaced": namespaced,
-        "kind": kind,
-        "verbs": ["create", "get"],
-    }
-    for name, kind, namespaced in [
-        ("configmaps", "ConfigMap", True),
-        ("namespaces", "Namespace", False),
-        ("secrets", "Secret", True),
-    ]
-]
-_AUTHZ = "authorization.k8s.io/v1"
-_DISCOVERY: dict[str, Any] = {
-    "/api": {"kind": "APIVersions", "versions": ["v1"]},
-    "/apis": {
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [
-            {
-                "name": "authorization.k8s.io",
-                "versions": [{"groupVersion": _AUTHZ, "version": "v1"}],
-                "preferredVersion": {"groupVersion": _AUTHZ, "version": "v1"},
-            }
-        ],
-    },
-    "/api/v1": {"kind": "APIResourceList", "groupVersion": "v1", "resources": _CORE_RESOURCES},
-    f"/apis/{_AUTHZ}": {
-        "kind": "APIResourceList",
-        "groupVersion": _AUTHZ,
-        "resources": [
-            {
-                "name": "selfsubjectaccessreviews",
-                "namespaced": False,
-                "kind": "SelfSubjectAccessReview",
-                "verbs": ["create"],
-            },
-            {
-                "name": "selfsubjectrulesreviews",
-                "namespaced": False,
-                "kind": "SelfSubjectRulesReview",
-                "verbs": ["create"],
-            },
-        ],
-    },
-}
+# Workload kinds: pointer zeros, IntOrString, Quantity, inline structs, packed repeated ints
 
 
-class _StubServer:
-    """Answers discovery, records POST bodies, replies 201 with a JSON echo of the decoded object."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, str | None, bytes]] = []
-        stub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _reply(self, code: int, document: dict[str, Any]) -> None:
-                payload = json.dumps(document).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def do_GET(self) -> None:
-                document = _DISCOVERY.get(self.path.split("?")[0])
-                if document is None:
-                    self._reply(404, {"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404})
-                else:
-                    self._reply(200, document)
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                stub.posts.append((self.path, self.headers.get("Content-Type"), body))
-                try:
-                    echo = decode_k8s_protobuf(body)
-                except ProtobufDecodeError:
-                    echo = json.loads(body)
-                if echo["kind"].startswith("SelfSubject"):
-                    echo["status"] = {"allowed": True}
-                self._reply(201, echo)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+def container(*fields: bytes) -> bytes:
+    return b"".join(fields)
 
 
-@pytest.fixture(scope="module")
-def stub() -> Iterator[_StubServer]:
-    server = _StubServer()
-    yield server
-    server.close()
+def pod_template(*spec_fields: bytes, labels: bytes = b"") -> bytes:
+    return ld(1, labels) + ld(2, b"".join(spec_fields))
 
 
-@pytest.mark.skipif(not KUBECTL_132.exists(), reason=f"{KUBECTL_132} is not installed")
+def intstr_int(value: int) -> bytes:
+    return vi(1, 0) + vi(2, value) + s(3, "")
+
+
+def intstr_str(value: str) -> bytes:
+    return vi(1, 1) + vi(2, 0) + s(3, value)
+
+
+def qty(value: str) -> bytes:
+    return s(1, value)
+
+
+POD_CONTAINER = (
+    s(1, "c")
+    + ld(7, s(1, "K") + ld(3, ld(3, ld(1, s(1, "cfg")) + s(2, "key") + vi(3, 0))))
+    + ld(8, ld(1, s(1, "memory") + ld(2, qty("128Mi"))) + ld(2, s(1, "cpu") + ld(2, qty("1"))))
+    + ld(10, ld(1, ld(2, s(1, "/healthz") + ld(2, intstr_int(8080)))) + vi(2, 3) + vi(3, 0))
+    + ld(15, vi(2, 0) + vi(5, 0) + ld(1, s(1, "NET_ADMIN")))
+)
+POD_SPEC_FIELDS = (
+    ld(1, s(1, "data") + ld(2, ld(19, ld(1, s(1, "cfg")) + vi(3, 420))))  # Volume.volumeSource is inline
+    + ld(2, POD_CONTAINER)
+    + vi(4, 0)  # terminationGracePeriodSeconds: pointer, kept
+    + vi(11, 0)  # hostNetwork: plain bool, dropped
+    + ld(14, vi(3, 0) + vi(4, 1) + vi(4, 2) + ld(4, varint(3) + varint(4)))  # packed and unpacked
+)
+
+
 @pytest.mark.parametrize(
-    ("args", "path", "expected"),
+    ("api_version", "kind", "raw", "expected"),
     [
         pytest.param(
-            ["create", "configmap", "live", "--from-literal=k=v", "-n", "default"],
-            "/api/v1/namespaces/default/configmaps",
+            "apps/v1",
+            "Deployment",
+            meta(s(1, "web"))
+            + ld(
+                2,
+                vi(1, 0)  # replicas is a pointer: an explicit 0 means "scale to zero"
+                + ld(2, entry(1, "app", "web"))
+                + ld(
+                    3,
+                    pod_template(
+                        ld(2, s(1, "c") + s(2, "nginx") + ld(8, b"")), labels=entry(11, "app", "web")
+                    ),
+                )
+                + ld(4, b"")
+                + vi(5, 0)  # minReadySeconds: non-pointer, written even when unset
+                + vi(7, 0)  # paused: likewise
+                + vi(9, 0),  # progressDeadlineSeconds: pointer, kept
+            )
+            + ld(3, b""),
             {
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": "live", "namespace": "default"},
-                "data": {"k": "v"},
-            },
-            id="create-configmap",
-        ),
-        pytest.param(
-            ["create", "secret", "generic", "live", "--from-literal=pw=\u00e9", "--type=Opaque", "-n", "ns1"],
-            "/api/v1/namespaces/ns1/secrets",
-            {
-                "apiVersion": "v1",
-                "kind": "Secret",
-                "metadata": {"name": "live", "namespace": "ns1"},
-                "data": {"pw": b64("\u00e9".encode())},
-                "type": "Opaque",
-            },
-            id="create-secret",
-        ),
-        pytest.param(
-            ["create", "namespace", "live-ns"],
-            "/api/v1/namespaces",
-            {
-                "apiVersion": "v1",
-                "kind": "Namespace",
-                "metadata": {"name": "live-ns"},
-                "spec": {},
+                "metadata": {"name": "web"},
+                "spec": {
+                    "replicas": 0,
+                    "selector": {"matchLabels": {"app": "web"}},
+                    "template": {
+                        "metadata": {"labels": {"app": "web"}},
+                        "spec": {"containers": [{"name": "c", "image": "nginx", "resources": {}}]},
+                    },
+                    "strategy": {},
+                    "progressDeadlineSeconds": 0,
+                },
                 "status": {},
             },
-            id="create-namespace",
+            id="deployment-pointer-zero-kept-plain-zero-dropped",
         ),
         pytest.param(
-            ["auth", "can-i", "delete", "secrets", "--subresource=status", "-n", "ns2"],
-            f"/apis/{_AUTHZ}/selfsubjectaccessreviews",
+            "apps/v1",
+            "Deployment",
+            ld(2, ld(4, s(1, "RollingUpdate") + ld(2, ld(1, intstr_int(0)) + ld(2, intstr_str("25%"))))),
             {
-                "apiVersion": _AUTHZ,
-                "kind": "SelfSubjectAccessReview",
-                "metadata": {},
                 "spec": {
-                    "resourceAttributes": {
-                        "namespace": "ns2",
-                        "verb": "delete",
-                        "resource": "secrets",
-                        "subresource": "status",
+                    "strategy": {
+                        "type": "RollingUpdate",
+                        "rollingUpdate": {"maxUnavailable": 0, "maxSurge": "25%"},
                     }
-                },
+                }
             },
-            id="auth-can-i",
+            id="deployment-rolling-update-intorstring",
+        ),
+        pytest.param(
+            "v1",
+            "Service",
+            ld(
+                2,
+                ld(1, s(1, "a") + s(2, "TCP") + vi(3, 80) + ld(4, intstr_int(0)) + vi(5, 0))
+                + ld(1, s(1, "b") + vi(3, 0) + ld(4, intstr_str("http")) + vi(5, 30080))
+                + vi(13, 0)
+                + vi(20, 0),
+            ),
+            {
+                "spec": {
+                    "ports": [
+                        {"name": "a", "protocol": "TCP", "port": 80},
+                        {"name": "b", "port": 0, "targetPort": "http", "nodePort": 30080},
+                    ],
+                    "allocateLoadBalancerNodePorts": False,
+                }
+            },
+            id="service-ports-targetport-zero-dropped-port-kept",
+        ),
+        pytest.param(
+            "policy/v1",
+            "PodDisruptionBudget",
+            ld(2, ld(1, intstr_int(0)) + ld(3, intstr_str("10%"))),
+            {"spec": {"minAvailable": 0, "maxUnavailable": "10%"}},
+            id="pdb-pointer-intorstring-zero-kept",
+        ),
+        pytest.param(
+            "v1",
+            "ResourceQuota",
+            ld(2, ld(1, s(1, "cpu") + ld(2, qty("500m"))) + ld(1, s(1, "pods") + ld(2, qty("10")))),
+            {"spec": {"hard": {"cpu": "500m", "pods": "10"}}},
+            id="resourcequota-quantity-map",
+        ),
+        pytest.param(
+            "v1",
+            "Pod",
+            ld(2, POD_SPEC_FIELDS),
+            {
+                "spec": {
+                    "volumes": [{"name": "data", "configMap": {"name": "cfg", "defaultMode": 420}}],
+                    "containers": [
+                        {
+                            "name": "c",
+                            "env": [
+                                {
+                                    "name": "K",
+                                    "valueFrom": {
+                                        "configMapKeyRef": {"name": "cfg", "key": "key", "optional": False}
+                                    },
+                                }
+                            ],
+                            "resources": {"limits": {"memory": "128Mi"}, "requests": {"cpu": "1"}},
+                            "livenessProbe": {
+                                "httpGet": {"path": "/healthz", "port": 8080},
+                                "initialDelaySeconds": 3,
+                            },
+                            "securityContext": {
+                                "capabilities": {"add": ["NET_ADMIN"]},
+                                "privileged": False,
+                                "runAsNonRoot": False,
+                            },
+                        }
+                    ],
+                    "terminationGracePeriodSeconds": 0,
+                    "securityContext": {"runAsNonRoot": False, "supplementalGroups": [1, 2, 3, 4]},
+                }
+            },
+            id="pod-inline-structs-quantities-pointer-bools-packed-ints",
+        ),
+        pytest.param(
+            "networking.k8s.io/v1",
+            "Ingress",
+            ld(
+                2,
+                ld(
+                    3,
+                    s(1, "a.com")
+                    + ld(2, ld(1, ld(1, s(1, "/") + s(3, "Prefix") + ld(2, ld(4, s(1, "svc")))))),
+                ),
+            ),
+            {
+                "spec": {
+                    "rules": [
+                        {
+                            "host": "a.com",
+                            "http": {
+                                "paths": [
+                                    {
+                                        "path": "/",
+                                        "backend": {"service": {"name": "svc"}},
+                                        "pathType": "Prefix",
+                                    }
+                                ]
+                            },
+                        }
+                    ]
+                }
+            },
+            id="ingress-rule-value-inline",
+        ),
+        pytest.param(
+            "autoscaling/v1",
+            "HorizontalPodAutoscaler",
+            ld(2, ld(1, s(1, "Deployment") + s(2, "web")) + vi(2, 1) + vi(3, 4) + vi(4, 80)),
+            {
+                "spec": {
+                    "scaleTargetRef": {"kind": "Deployment", "name": "web"},
+                    "minReplicas": 1,
+                    "maxReplicas": 4,
+                    "targetCPUUtilizationPercentage": 80,
+                }
+            },
+            id="hpa-v1",
+        ),
+        pytest.param(
+            "autoscaling/v2",
+            "HorizontalPodAutoscaler",
+            ld(
+                2,
+                vi(3, 4)
+                + ld(
+                    4,
+                    s(1, "Resource") + ld(4, s(1, "cpu") + ld(2, s(1, "AverageValue") + ld(3, qty("500m")))),
+                ),
+            ),
+            {
+                "spec": {
+                    "maxReplicas": 4,
+                    "metrics": [
+                        {
+                            "type": "Resource",
+                            "resource": {
+                                "name": "cpu",
+                                "target": {"type": "AverageValue", "averageValue": "500m"},
+                            },
+                        }
+                    ],
+                }
+            },
+            id="hpa-v2-field-4-is-metrics-not-cpu-percent",
+        ),
+        pytest.param(
+            "authentication.k8s.io/v1",
+            "TokenRequest",
+            ld(2, s(1, "api") + vi(4, 600) + ld(3, s(1, "Pod") + s(3, "p") + s(4, "u-1"))),
+            {
+                "spec": {
+                    "audiences": ["api"],
+                    "expirationSeconds": 600,
+                    "boundObjectRef": {"kind": "Pod", "name": "p", "uid": "u-1"},
+                }
+            },
+            id="tokenrequest-bound-uid-json-name",
+        ),
+        pytest.param(
+            "policy/v1",
+            "Eviction",
+            meta(s(1, "p"), s(3, "ns")) + ld(2, vi(1, 0)),
+            {"metadata": {"name": "p", "namespace": "ns"}, "deleteOptions": {"gracePeriodSeconds": 0}},
+            id="eviction-delete-options",
+        ),
+        pytest.param(
+            "scheduling.k8s.io/v1",
+            "PriorityClass",
+            meta(s(1, "pc")) + vi(2, 0) + vi(3, 0) + s(4, ""),
+            {"metadata": {"name": "pc"}, "value": 0},
+            id="priorityclass-value-zero-kept",
         ),
     ],
 )
-def test_live_kubectl_132_bodies(
-    stub: _StubServer, args: list[str], path: str, expected: dict[str, Any]
-) -> None:
-    before = len(stub.posts)
-    result = subprocess.run(
-        [str(KUBECTL_132), "--kubeconfig", "/dev/null", "--server", stub.url, *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    [(request_path, content_type, body)] = stub.posts[before:]
-    assert request_path.split("?")[0] == path
-    assert is_protobuf_content_type(content_type)
-    assert decode_k8s_protobuf(body) == expected
+def test_decodes_typed_kinds(api_version: str, kind: str, raw: bytes, expected: dict[str, Any]) -> None:
+    assert decode_k8s_protobuf(envelope(api_version, kind, raw)) == {
+        "apiVersion": api_version,
+        "kind": kind,
+        **expected,
+    }
+
+
+@pytest.mark.parametrize(
+    ("api_version", "kind", "raw", "fragment"),
+    [
+        pytest.param(
+            "v1", "Service", ld(2, ld(1, ld(4, s(1, "x")))), "intstr field 1", id="intstr-type-as-string"
+        ),
+        pytest.param(
+            "v1", "Service", ld(2, ld(1, ld(4, vi(3, 1)))), "intstr field 3", id="intstr-strval-as-varint"
+        ),
+        pytest.param(
+            "v1",
+            "ResourceQuota",
+            ld(2, ld(1, s(1, "cpu") + ld(2, vi(1, 5)))),
+            "quantity field 1",
+            id="quantity-varint",
+        ),
+        pytest.param("apps/v1", "Deployment", ld(2, s(1, "two")), "spec.replicas", id="replicas-as-string"),
+        pytest.param("v1", "Pod", ld(2, ld(14, ld(4, b"\x80"))), "truncated varint", id="bad-packed-varint"),
+    ],
+)
+def test_rejects_malformed_typed_fields(api_version: str, kind: str, raw: bytes, fragment: str) -> None:
+    with pytest.raises(ProtobufDecodeError) as info:
+        decode_k8s_protobuf(envelope(api_version, kind, raw))
+    assert fragment in info.value.message
+
+
+def _reachable(schema: Schema, seen: dict[int, Schema]) -> None:
+    for spec in schema.values():
+        if spec.kind is Kind.MESSAGE and id(spec.message) not in seen:
+            seen[id(spec.message)] = spec.message
+            _reachable(spec.message, seen)
+
+
+def _all_schemas() -> list[Schema]:
+    seen: dict[int, Schema] = {}
+    for schema in [*KINDS.values(), *ANY_GROUP_KINDS.values()]:
+        seen[id(schema)] = schema
+        _reachable(schema, seen)
+    return list(seen.values())
+
+
+def test_tables_have_unique_json_names_and_sane_flags() -> None:
+    schemas = _all_schemas()
+    assert len(schemas) > 150
+    for schema in schemas:
+        names = [spec.name for spec in schema.values() if not spec.inline]
+        assert len(names) == len(set(names)), names
+        for number, spec in schema.items():
+            assert number > 0 and spec.name and spec.name[0].islower(), spec
+            assert not (spec.inline and spec.kind is not Kind.MESSAGE), spec
+            assert not (spec.keep and spec.kind is Kind.MESSAGE), spec
+
+
+@pytest.mark.parametrize(("api_version", "kind"), sorted(KINDS))
+def test_every_registered_kind_decodes_its_metadata(api_version: str, kind: str) -> None:
+    decoded = decode_k8s_protobuf(envelope(api_version, kind, meta(s(1, "x"), s(3, "ns"))))
+    assert decoded == {"apiVersion": api_version, "kind": kind, "metadata": {"name": "x", "namespace": "ns"}}
