@@ -326,6 +326,12 @@ class Replica:
     async def _handle_ready(self, rd: Ready) -> None:
         if rd.soft_state is not None:
             self._on_soft_state(rd.soft_state.role, rd.soft_state.leader)
+        # A leader may send before its own write is durable (Raft thesis §10.2.1, as etcd does): the
+        # entries cannot commit before the loop handles the followers' replies, which is after this
+        # Ready has been persisted, so nothing is acknowledged on fewer durable copies than a quorum.
+        early = self.role == StateRole.LEADER and rd.snapshot is None
+        if early:
+            self._send(rd.messages)
         # 1. persist
         if rd.snapshot is not None and not rd.snapshot.is_empty:
             hs = rd.hard_state or self.storage.initial_state()[0]
@@ -338,7 +344,8 @@ class Replica:
             if rd.entries:
                 self.storage.append(rd.entries)
         # 2. send
-        self._send(rd.messages)
+        if not early:
+            self._send(rd.messages)
         # 3. apply
         if rd.snapshot is not None and not rd.snapshot.is_empty:
             self.mvcc = MVCCStore.restore(rd.snapshot.data) if rd.snapshot.data else MVCCStore()
