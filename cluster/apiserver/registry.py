@@ -68,6 +68,15 @@ def drop_empty_metadata(obj: dict[str, Any]) -> dict[str, Any]:
     return obj
 
 
+def set_managed_fields(obj: dict[str, Any], managed: list[dict[str, Any]] | None) -> None:
+    """Put ``managed`` into ``obj``'s metadata (removing the field when there is none)."""
+    meta = obj.setdefault("metadata", {})
+    if managed:
+        meta["managedFields"] = managed
+    else:
+        meta.pop("managedFields", None)
+
+
 def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
     """Everything but metadata and status: a change here bumps metadata.generation."""
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
@@ -153,7 +162,11 @@ class Registry:
             meta.pop(server_field, None)
         if info.namespaced:
             await admission.check_namespace_accepts(self, meta["namespace"], info)
-        obj = apply_defaults(obj)
+        obj = drop_empty_metadata(apply_defaults(obj))
+        # Like Kubernetes' field manager, which runs after decoding and defaulting but before
+        # admission: fields admission adds (a pod's serviceAccount, tolerations, priority, status)
+        # are owned by no manager, so a later server-side apply never removes them.
+        tracked = copy.deepcopy(obj) if field_manager else None
         obj = drop_empty_metadata(admission.mutate_create(info, obj))
         causes = validate_create(obj, namespaced=info.namespaced)
         if causes:
@@ -165,8 +178,9 @@ class Registry:
         if admission.generation_applies(info):
             meta["generation"] = 1
         obj = admission.after_uid(info, obj)
-        if field_manager:
-            obj = update_managed_fields(None, obj, manager=field_manager, operation="Update", now=now)
+        if tracked is not None and field_manager:
+            managed = update_managed_fields(None, tracked, manager=field_manager, operation="Update", now=now)
+            set_managed_fields(obj, managed["metadata"].get("managedFields"))
         name = meta["name"]
         key = self.key(info, meta.get("namespace"), name)
         extra = await admission.allocate(self, info, obj, dry_run=dry_run)
@@ -237,7 +251,8 @@ class Registry:
             new["status"] = copy.deepcopy(old["status"])
         elif has_status_subresource(info):
             new.pop("status", None)
-        new = apply_defaults(new)
+        new = drop_empty_metadata(apply_defaults(new))
+        tracked = copy.deepcopy(new) if field_manager else None  # before admission, as in create
         new = drop_empty_metadata(admission.mutate_update(info, new, old))
         causes = validate_update(new, old, namespaced=info.namespaced)
         if causes:
@@ -245,10 +260,16 @@ class Registry:
         if "generation" in old_meta and spec_of(new) != spec_of(old):
             new["metadata"]["generation"] = int(old_meta["generation"]) + 1
         now = self.clock()
-        if field_manager:
-            new = update_managed_fields(
-                old, new, manager=field_manager, operation="Update", now=now, subresource=subresource or ""
+        if tracked is not None and field_manager:
+            managed = update_managed_fields(
+                old,
+                tracked,
+                manager=field_manager,
+                operation="Update",
+                now=now,
+                subresource=subresource or "",
             )
+            set_managed_fields(new, managed["metadata"].get("managedFields"))
         if dry_run:
             return new
         if (

@@ -287,6 +287,30 @@ def test_apply_server_side_conflict_and_force(kubectl: Kubectl) -> None:
     assert kubectl.json("get", "cm", "cfg")["data"] == {"k": "two"}
 
 
+def test_server_side_apply_takes_over_a_client_side_applied_pod(kubectl: Kubectl) -> None:
+    apply_objects(kubectl, pod("web", {"app": "web"}))
+    changed = json.dumps(pod("web", {"app": "web"}, image="nginx:1.26"))
+    proc = kubectl.run("apply", "-f", "-", "--server-side", "--force-conflicts", input=changed)
+    assert proc.stdout.strip() == "pod/web serverside-applied"
+    # kubectl migrates the client-side-apply manager to server-side apply; fields that admission
+    # added (service account, tolerations) are nobody's, so the apply must not try to remove them.
+    assert "failed to re-apply" not in proc.stderr, proc.stderr
+    live = kubectl.json("get", "pod", "web", "--show-managed-fields")
+    assert live["spec"]["containers"][0]["image"] == "nginx:1.26"
+    assert live["spec"]["serviceAccountName"] == "default"
+    managers = {(m["manager"], m["operation"]) for m in live["metadata"]["managedFields"]}
+    assert ("kubectl", "Apply") in managers
+
+
+def test_delete_namespace_waits_until_gone(kubectl: Kubectl) -> None:
+    ns = f"{kubectl.namespace}-gone"
+    kubectl.run("create", "namespace", ns, namespaced=False)
+    kubectl.run("create", "configmap", "c", "--from-literal=a=1", "-n", ns, namespaced=False)
+    out = kubectl.out("delete", "namespace", ns, "--wait=true", "--timeout=60s", namespaced=False, timeout=90)
+    assert out.strip() == f'namespace "{ns}" deleted'
+    assert "NotFound" in kubectl.fails("get", "namespace", ns, namespaced=False)
+
+
 # ---------------------------------------------------------------------- scale
 
 
