@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from cluster.apiserver.defaults import admission_defaults_pod
 from cluster.apiserver.errors import StatusError, forbidden
 from cluster.apiserver.resources import ResourceInfo, lookup
+from cluster.apiserver.storage import list_prefix
 
 if TYPE_CHECKING:
     from cluster.apiserver.registry import Registry
@@ -52,7 +53,16 @@ _rng = random.SystemRandom()
 async def check_namespace_accepts(registry: Registry, namespace: str, info: ResourceInfo) -> None:
     ns_info = lookup("", "v1", "namespaces")
     assert ns_info is not None
-    ns = await registry.store.get(registry.key(ns_info, None, namespace))
+    key = registry.key(ns_info, None, namespace)
+    ns = None
+    if registry.cache is not None:
+        # Like Kubernetes' NamespaceLifecycle plugin: the informer cache first, a live read on a miss
+        # (a namespace created a moment ago may not have reached the cache yet).
+        cache = registry.cache.for_prefix(list_prefix(ns_info, None))
+        if cache.revision:
+            ns = cache.objects.get(key)
+    if ns is None:
+        ns = await registry.store.get(key)
     if ns is None:
         raise StatusError(
             404,

@@ -28,6 +28,7 @@ from cluster.apiserver.patch import update_managed_fields
 from cluster.apiserver.resources import ResourceInfo
 from cluster.apiserver.storage import Conflict, ObjectStore, object_key
 from cluster.apiserver.validation import invalid_message, status_details, validate_create, validate_update
+from cluster.apiserver.watchcache import WatchCache
 
 Clock = Callable[[], datetime]
 
@@ -97,9 +98,10 @@ def invalid(obj: dict[str, Any], causes: list[Any]) -> StatusError:
 
 
 class Registry:
-    def __init__(self, store: ObjectStore, clock: Clock = utcnow) -> None:
+    def __init__(self, store: ObjectStore, clock: Clock = utcnow, cache: WatchCache | None = None) -> None:
         self.store = store
         self.clock = clock
+        self.cache = cache  # when set, admission reads namespaces from it (live read on a miss)
 
     # ------------------------------------------------------------------ helpers
 

@@ -86,7 +86,7 @@ class ApiServer:
         self.client = client
         self.store = ObjectStore(client)
         self.cache = WatchCache(client)
-        self.registry = Registry(self.store)
+        self.registry = Registry(self.store, cache=self.cache)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
         self.authorizer: Authorizer = authorizer or AllowAll()

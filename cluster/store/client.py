@@ -269,6 +269,10 @@ class StoreClient:
             events, revision, compact = result
             if events:
                 next_rev = events[-1].kv.mod_revision + 1
+            else:
+                # Nothing matched up to `revision` (one atomic read): resume after it, so an idle watch
+                # does not rescan the same history on every poll.
+                next_rev = max(next_rev, revision + 1)
             yield WatchResponse(tuple(events), max(revision, next_rev - 1), compact)
 
     # ------------------------------------------------------------------ admin
