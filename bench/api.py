@@ -60,10 +60,10 @@ GOAL_PEAK_POD_CREATES = 1000.0
 RUN_SLACK_S = 60.0
 WATCH_DRAIN_S = 15.0  # how long watchers may lag behind the writer before missing events are errors
 ACTOR_HOPS_PER_CREATE = (
-    "2 actor calls, both apiserver→store leader: a linearizable read of the Namespace (admission: "
-    "does it exist, is it terminating) and the propose of the create txn; then per Raft round "
-    "leader→followers (none with 1 replica) and the apply on each replica. The watch event takes "
-    "a third path: the API server's watch cache long-polls the leader (wait_events)."
+    "1 actor call apiserver→store leader per batch of creates (the propose of the create txns; "
+    "namespace admission reads the API server's watch cache, with a live read only on a cache miss); "
+    "then per Raft round leader→followers (none with 1 replica) and the apply on each replica. The "
+    "watch event takes another path: the API server's watch cache long-polls the leader (wait_events)."
 )
 
 Op = Callable[[int], Awaitable[int]]  # worker index -> retries spent (raises OpError on failure)
