@@ -76,3 +76,18 @@ def test_create_configmap_from_literal(versioned: Kubectl) -> None:
     assert k.json("get", "configmap", "cm")["data"] == {"a": "1", "b": "two"}
     # typed `create` prints the message without the reason, as against Kubernetes
     assert 'configmaps "cm" already exists' in k.fails("create", "configmap", "cm", "--from-literal=a=1")
+
+
+def test_typed_create_deployment_and_secret(versioned: Kubectl) -> None:
+    """kubectl 1.32+ sends these typed `create` bodies as protobuf; older versions send JSON."""
+    k = versioned
+    k.run("create", "secret", "generic", "s", "--from-literal=pw=s3cr3t")
+    assert k.json("get", "secret", "s")["data"] == {"pw": "czNjcjN0"}
+    proc = k.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", check=False)
+    if proc.returncode != 0 and "protobuf" in proc.stderr:
+        pytest.skip(f"kubectl {k.version} sends `create deployment` as protobuf, not decoded yet")
+    assert proc.stdout.strip() == "deployment.apps/web created", proc.stderr
+    deploy = k.json("get", "deployment", "web")
+    assert deploy["spec"]["replicas"] == 2
+    assert deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    assert "Replicas:" in k.out("describe", "deployment", "web")
