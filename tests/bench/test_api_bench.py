@@ -136,7 +136,7 @@ def test_slo_summary(
     peak: tuple[int, float, bool] | None,
 ) -> None:
     slo = slo_summary(results, paced)
-    assert slo["actor_hops_per_create"].startswith("2 actor calls")
+    assert slo["actor_hops_per_create"].startswith("1 actor call")
     if paced_met is None:
         assert "paced_create" not in slo
     else:
