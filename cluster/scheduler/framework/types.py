@@ -1,0 +1,320 @@
+"""The scheduler's view of the cluster: resource amounts, nodes with their pods, and a snapshot.
+
+Invariants: resource amounts are ints (cpu in millicores, memory and ephemeral-storage in bytes, pods as
+a count, extended resources as integer units), rounded up from Kubernetes quantities. A ``NodeInfo``'s
+``requested``/``non_zero_requested``/``used_ports``/affinity lists always equal the sums over its
+``pods``. Objects are Kubernetes JSON dicts and are never mutated here.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's non-zero default, used only for scoring
+DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9),
+    "u": Fraction(1, 10**6),
+    "m": Fraction(1, 1000),
+    "": Fraction(1),
+    "k": Fraction(10**3),
+    "M": Fraction(10**6),
+    "G": Fraction(10**9),
+    "T": Fraction(10**12),
+    "P": Fraction(10**15),
+    "E": Fraction(10**18),
+}
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
+
+
+def parse_quantity(q: str | int | float) -> Fraction:
+    """The exact value of a Kubernetes quantity: ``"100m"``, ``"1Gi"``, ``"0.5"``, ``"1e3"``.
+
+    Raises ``ValueError`` for text that is not a quantity.
+    """
+    if isinstance(q, bool):
+        raise ValueError(f"quantities must be numbers or strings, not {q!r}")
+    if isinstance(q, int):
+        return Fraction(q)
+    if isinstance(q, float):
+        return Fraction(str(q))
+    match = _QUANTITY.match(q.strip())
+    if match is None:
+        raise ValueError(f"quantities must match the regular expression of a Kubernetes quantity: {q!r}")
+    number, exponent, suffix = match.groups()
+    value = Fraction(number)
+    if exponent is not None:
+        return value * Fraction(10) ** int(exponent[1:])
+    suffix = suffix or ""
+    if suffix in _BINARY:
+        return value * _BINARY[suffix]
+    return value * _DECIMAL[suffix]
+
+
+def _ceil(value: Fraction) -> int:
+    return math.ceil(value)
+
+
+@dataclass(slots=True)
+class Resource:
+    """An amount of each resource; ``add``/``sub`` update in place."""
+
+    milli_cpu: int = 0
+    memory: int = 0
+    ephemeral_storage: int = 0
+    allowed_pod_number: int = 0
+    scalar: dict[str, int] = field(default_factory=dict)
+
+    @staticmethod
+    def from_list(resources: dict[str, Any] | None) -> Resource:
+        """A ``Resource`` from a ResourceList such as ``{"cpu": "500m", "memory": "1Gi"}``."""
+        out = Resource()
+        for name, quantity in (resources or {}).items():
+            value = parse_quantity(quantity)
+            if name == "cpu":
+                out.milli_cpu = _ceil(value * 1000)
+            elif name == "memory":
+                out.memory = _ceil(value)
+            elif name == "ephemeral-storage":
+                out.ephemeral_storage = _ceil(value)
+            elif name == "pods":
+                out.allowed_pod_number = _ceil(value)
+            else:
+                out.scalar[name] = _ceil(value)
+        return out
+
+    def add(self, other: Resource) -> None:
+        self.milli_cpu += other.milli_cpu
+        self.memory += other.memory
+        self.ephemeral_storage += other.ephemeral_storage
+        self.allowed_pod_number += other.allowed_pod_number
+        for name, value in other.scalar.items():
+            self.scalar[name] = self.scalar.get(name, 0) + value
+
+    def sub(self, other: Resource) -> None:
+        self.milli_cpu -= other.milli_cpu
+        self.memory -= other.memory
+        self.ephemeral_storage -= other.ephemeral_storage
+        self.allowed_pod_number -= other.allowed_pod_number
+        for name, value in other.scalar.items():
+            self.scalar[name] = self.scalar.get(name, 0) - value
+
+    def set_max(self, other: Resource) -> None:
+        """Raise each amount to at least ``other``'s (the init-container rule)."""
+        self.milli_cpu = max(self.milli_cpu, other.milli_cpu)
+        self.memory = max(self.memory, other.memory)
+        self.ephemeral_storage = max(self.ephemeral_storage, other.ephemeral_storage)
+        self.allowed_pod_number = max(self.allowed_pod_number, other.allowed_pod_number)
+        for name, value in other.scalar.items():
+            self.scalar[name] = max(self.scalar.get(name, 0), value)
+
+    def clone(self) -> Resource:
+        return Resource(
+            self.milli_cpu, self.memory, self.ephemeral_storage, self.allowed_pod_number, dict(self.scalar)
+        )
+
+
+def _container_requests(container: dict[str, Any], non_zero: bool) -> Resource:
+    resources = container.get("resources") or {}
+    # The API server defaults requests to limits; do the same so raw objects behave alike.
+    merged = dict(resources.get("limits") or {})
+    merged.update(resources.get("requests") or {})
+    out = Resource.from_list(merged)
+    if non_zero:
+        if "cpu" not in merged:
+            out.milli_cpu = DEFAULT_MILLI_CPU_REQUEST
+        if "memory" not in merged:
+            out.memory = DEFAULT_MEMORY_REQUEST
+    return out
+
+
+def _pod_requests(pod: dict[str, Any], non_zero: bool) -> Resource:
+    spec = pod.get("spec") or {}
+    total = Resource()
+    for container in spec.get("containers") or []:
+        total.add(_container_requests(container, non_zero))
+    # Kubernetes' rule: regular init containers run one at a time (take the max); sidecars
+    # (restartPolicy Always) keep running, so they add to the pod and to every later init container.
+    sidecars = Resource()
+    init_max = Resource()
+    for container in spec.get("initContainers") or []:
+        requests = _container_requests(container, non_zero)
+        if container.get("restartPolicy") == "Always":
+            total.add(requests)
+            sidecars.add(requests)
+            init_max.set_max(sidecars)
+        else:
+            requests.add(sidecars)
+            init_max.set_max(requests)
+    total.set_max(init_max)
+    overhead = spec.get("overhead")
+    if overhead:
+        total.add(Resource.from_list(overhead))
+    return total
+
+
+def pod_requests(pod: dict[str, Any]) -> Resource:
+    """What the pod asks for: containers summed, maxed with each init container, plus overhead."""
+    return _pod_requests(pod, non_zero=False)
+
+
+def pod_requests_nonzero(pod: dict[str, Any]) -> Resource:
+    """Like ``pod_requests`` but a container without a cpu/memory request counts 100m/200Mi (scoring)."""
+    return _pod_requests(pod, non_zero=True)
+
+
+def pod_key(pod: dict[str, Any]) -> str:
+    """The pod's identity: its uid, or ``namespace/name`` when it has none."""
+    meta = pod.get("metadata") or {}
+    uid = meta.get("uid")
+    if uid:
+        return str(uid)
+    return f"{meta.get('namespace', 'default')}/{meta.get('name', '')}"
+
+
+def pod_host_ports(pod: dict[str, Any]) -> set[tuple[str, str, int]]:
+    """The ``(hostIP, protocol, hostPort)`` triples the pod's containers claim on their node."""
+    ports: set[tuple[str, str, int]] = set()
+    spec = pod.get("spec") or {}
+    for container in [*(spec.get("containers") or []), *(spec.get("initContainers") or [])]:
+        for port in container.get("ports") or []:
+            host_port = int(port.get("hostPort") or 0)
+            if host_port > 0:
+                ports.add((port.get("hostIP") or "0.0.0.0", port.get("protocol") or "TCP", host_port))
+    return ports
+
+
+def _has_affinity(pod: dict[str, Any]) -> bool:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    return bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity"))
+
+
+def _has_required_anti_affinity(pod: dict[str, Any]) -> bool:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    anti = affinity.get("podAntiAffinity") or {}
+    return bool(anti.get("requiredDuringSchedulingIgnoredDuringExecution"))
+
+
+class NodeInfo:
+    """A node plus the pods assigned to it (bound or assumed), with their sums kept up to date."""
+
+    __slots__ = (
+        "allocatable",
+        "node",
+        "non_zero_requested",
+        "pods",
+        "pods_with_affinity",
+        "pods_with_required_anti_affinity",
+        "requested",
+        "used_ports",
+    )
+
+    def __init__(self, node: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
+        self.node = node
+        status = node.get("status") or {}
+        self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity") or {})
+        self.pods: list[dict[str, Any]] = []
+        self.requested = Resource()
+        self.non_zero_requested = Resource()
+        self.used_ports: set[tuple[str, str, int]] = set()
+        self.pods_with_affinity: list[dict[str, Any]] = []
+        self.pods_with_required_anti_affinity: list[dict[str, Any]] = []
+        for pod in pods or []:
+            self.add_pod(pod)
+
+    @property
+    def name(self) -> str:
+        return str((self.node.get("metadata") or {}).get("name", ""))
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return dict((self.node.get("metadata") or {}).get("labels") or {})
+
+    @property
+    def taints(self) -> list[dict[str, Any]]:
+        return list((self.node.get("spec") or {}).get("taints") or [])
+
+    def add_pod(self, pod: dict[str, Any]) -> None:
+        self.pods.append(pod)
+        self.requested.add(pod_requests(pod))
+        self.non_zero_requested.add(pod_requests_nonzero(pod))
+        self.used_ports |= pod_host_ports(pod)
+        if _has_affinity(pod):
+            self.pods_with_affinity.append(pod)
+        if _has_required_anti_affinity(pod):
+            self.pods_with_required_anti_affinity.append(pod)
+
+    def remove_pod(self, pod: dict[str, Any]) -> None:
+        """Remove the pod with the same identity (uid, else namespace/name); raises KeyError if absent."""
+        key = pod_key(pod)
+        index = next((i for i, existing in enumerate(self.pods) if pod_key(existing) == key), None)
+        if index is None:
+            raise KeyError(f"pod {key} is not on node {self.name}")
+        existing = self.pods.pop(index)
+        self.requested.sub(pod_requests(existing))
+        self.non_zero_requested.sub(pod_requests_nonzero(existing))
+        self.pods_with_affinity = [p for p in self.pods_with_affinity if pod_key(p) != key]
+        self.pods_with_required_anti_affinity = [
+            p for p in self.pods_with_required_anti_affinity if pod_key(p) != key
+        ]
+        self.used_ports = set()
+        for remaining in self.pods:
+            self.used_ports |= pod_host_ports(remaining)
+
+    def clone(self) -> NodeInfo:
+        """An independent copy (the pod dicts themselves are shared, never mutated)."""
+        other = NodeInfo.__new__(NodeInfo)
+        other.node = self.node
+        other.allocatable = self.allocatable.clone()
+        other.pods = list(self.pods)
+        other.requested = self.requested.clone()
+        other.non_zero_requested = self.non_zero_requested.clone()
+        other.used_ports = set(self.used_ports)
+        other.pods_with_affinity = list(self.pods_with_affinity)
+        other.pods_with_required_anti_affinity = list(self.pods_with_required_anti_affinity)
+        return other
+
+    def __repr__(self) -> str:
+        return f"NodeInfo({self.name!r}, pods={len(self.pods)})"
+
+
+class Snapshot:
+    """The nodes and their pods as seen by one scheduling cycle, in the order the nodes were given."""
+
+    __slots__ = ("_by_name", "node_infos")
+
+    def __init__(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
+        self.node_infos: list[NodeInfo] = [NodeInfo(node) for node in nodes]
+        self._by_name: dict[str, NodeInfo] = {info.name: info for info in self.node_infos}
+        for pod in pods:
+            node_name = (pod.get("spec") or {}).get("nodeName")
+            info = self._by_name.get(node_name) if node_name else None
+            if info is not None:
+                info.add_pod(pod)
+
+    def get(self, name: str) -> NodeInfo | None:
+        return self._by_name.get(name)
+
+    def have_pods_with_affinity(self) -> list[NodeInfo]:
+        return [info for info in self.node_infos if info.pods_with_affinity]
+
+    def have_pods_with_required_anti_affinity(self) -> list[NodeInfo]:
+        return [info for info in self.node_infos if info.pods_with_required_anti_affinity]
+
+    def assume(self, pod: dict[str, Any], node_name: str) -> None:
+        """Count ``pod`` on ``node_name`` until its binding is observed; raises KeyError for unknown nodes."""
+        info = self._by_name.get(node_name)
+        if info is None:
+            raise KeyError(f"node {node_name} is not in the snapshot")
+        spec = dict(pod.get("spec") or {})
+        spec["nodeName"] = node_name
+        info.add_pod({**pod, "spec": spec})
+
+    def __len__(self) -> int:
+        return len(self.node_infos)
