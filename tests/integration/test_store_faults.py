@@ -1,8 +1,9 @@
 """The replicated store under faults: linearizability, durability, convergence, watch resumption.
 
 Three real replica actors. Six clients run get / put / compare-and-swap / delete on eight keys
-while a nemesis SIGKILLs the leader or a follower (Ray restarts it; it recovers from its WAL) and
-partitions the leader or a follower (all Raft traffic to and from it dropped). Afterwards:
+while a nemesis SIGKILLs the leader or a follower (Ray restarts it; it recovers from its WAL),
+pauses the leader with SIGSTOP past an election timeout, and partitions the leader or a follower
+(all Raft traffic to and from it dropped). Afterwards:
 
 * the recorded history is linearizable (porcupine's algorithm, per key);
 * every replica has the same KV hash;
@@ -133,11 +134,24 @@ async def _nemesis(handles: list[Any], stop: asyncio.Event, rng: random.Random, 
         if stop.is_set():
             return
         leader = await _leader_index(handles)
-        fault = rng.choice(["kill-leader", "kill-follower", "partition-leader", "partition-follower"])
+        fault = rng.choice(
+            ["kill-leader", "kill-follower", "partition-leader", "partition-follower", "pause-leader"]
+        )
         if leader is None:
             continue
         victim = leader if fault.endswith("leader") else rng.choice([i for i in range(3) if i != leader])
-        if fault.startswith("kill"):
+        if fault == "pause-leader":
+            # SIGSTOP longer than an election timeout: the others elect a new leader; on SIGCONT the old
+            # one still believes it leads until it hears the new term (its reads must not be stale).
+            try:
+                pid = await asyncio.wait_for(handles[victim].pid.remote(), 2.0)
+            except Exception:
+                continue
+            os.kill(pid, signal.SIGSTOP)
+            log.append(f"{fault} store-{victim + 1} (pid {pid})")
+            await asyncio.sleep(rng.uniform(1.5, 3.0))
+            os.kill(pid, signal.SIGCONT)
+        elif fault.startswith("kill"):
             try:
                 pid = await asyncio.wait_for(handles[victim].pid.remote(), 2.0)
             except Exception:
