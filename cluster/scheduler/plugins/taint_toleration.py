@@ -1,0 +1,120 @@
+"""TaintToleration: keep pods off nodes whose taints they do not tolerate, and prefer fewer soft taints.
+
+Filter rejects a node with a ``NoSchedule`` or ``NoExecute`` taint that no toleration of the pod matches
+(unresolvable: preemption cannot remove a taint). Score counts the node's ``PreferNoSchedule`` taints the
+pod does not tolerate; NormalizeScore maps them reversed onto 0..100, so the node with the fewest
+untolerated soft taints scores 100. Matching follows ``v1.Toleration.ToleratesTaint``. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from cluster.scheduler.framework.cycle_state import CycleState
+from cluster.scheduler.framework.status import SUCCESS, Status
+from cluster.scheduler.framework.types import NodeInfo
+
+NAME = "TaintToleration"
+MAX_NODE_SCORE = 100
+_PRE_SCORE_KEY = "PreScore" + NAME
+_DO_NOT_SCHEDULE = ("NoSchedule", "NoExecute")
+
+Obj = dict[str, Any]
+
+
+def tolerates_taint(toleration: Obj, taint: Obj) -> bool:
+    """Whether one toleration matches one taint (empty effect/key in the toleration match any)."""
+    effect = toleration.get("effect") or ""
+    if effect and effect != taint.get("effect"):
+        return False
+    key = toleration.get("key") or ""
+    if key and key != taint.get("key"):
+        return False
+    operator = toleration.get("operator") or "Equal"
+    if operator == "Exists":
+        return True
+    if operator == "Equal":
+        return (toleration.get("value") or "") == (taint.get("value") or "")
+    return False
+
+
+def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
+    """Whether any of ``tolerations`` matches ``taint``."""
+    return any(tolerates_taint(t, taint) for t in tolerations)
+
+
+def pod_tolerations(pod: Obj) -> list[Obj]:
+    return list((pod.get("spec") or {}).get("tolerations") or [])
+
+
+def find_untolerated_taint(taints: list[Obj], tolerations: list[Obj]) -> Obj | None:
+    """The first ``NoSchedule``/``NoExecute`` taint, in node order, that no toleration matches."""
+    for taint in taints:
+        if taint.get("effect") in _DO_NOT_SCHEDULE and not tolerates(tolerations, taint):
+            return taint
+    return None
+
+
+def prefer_no_schedule_tolerations(tolerations: list[Obj]) -> list[Obj]:
+    """The tolerations that can tolerate a ``PreferNoSchedule`` taint (empty effect or that effect)."""
+    return [t for t in tolerations if (t.get("effect") or "") in ("", "PreferNoSchedule")]
+
+
+def count_intolerable_prefer_no_schedule(taints: list[Obj], tolerations: list[Obj]) -> int:
+    soft = [taint for taint in taints if taint.get("effect") == "PreferNoSchedule"]
+    return sum(1 for taint in soft if not tolerates(tolerations, taint))
+
+
+def default_normalize_score(
+    scores: dict[str, int], *, reverse: bool, max_score: int = MAX_NODE_SCORE
+) -> None:
+    """kube-scheduler's DefaultNormalizeScore, in place: scale to 0..max_score by the highest raw score.
+
+    With ``reverse`` the scale is flipped (highest raw score gets 0); when every raw score is 0 the
+    reversed scores are all ``max_score`` and the plain ones stay 0. Integer division truncates as Go does.
+    """
+    highest = max(scores.values(), default=0)
+    if highest == 0:
+        if reverse:
+            for node in scores:
+                scores[node] = max_score
+        return
+    for node, raw in scores.items():
+        score = max_score * raw // highest
+        scores[node] = max_score - score if reverse else score
+
+
+class TaintToleration:
+    """Filter on hard taints, Score on soft (``PreferNoSchedule``) taints."""
+
+    NAME = NAME
+
+    def name(self) -> str:
+        return NAME
+
+    def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
+        taint = find_untolerated_taint(node.taints, pod_tolerations(pod))
+        if taint is None:
+            return SUCCESS
+        reason = f"node(s) had untolerated taint {{{taint.get('key', '')}: {taint.get('value', '')}}}"
+        return Status.unschedulable(reason, resolvable=False)
+
+    def pre_score(self, state: CycleState, pod: Obj, nodes: list[NodeInfo]) -> Status:
+        state.write(_PRE_SCORE_KEY, prefer_no_schedule_tolerations(pod_tolerations(pod)))
+        return SUCCESS
+
+    def score(self, state: CycleState, pod: Obj, node: NodeInfo) -> tuple[int, Status]:
+        try:
+            tolerations = cast("list[Obj]", state.read(_PRE_SCORE_KEY))
+        except KeyError:
+            tolerations = prefer_no_schedule_tolerations(pod_tolerations(pod))
+        return count_intolerable_prefer_no_schedule(node.taints, tolerations), SUCCESS
+
+    def normalize_score(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> Status:
+        default_normalize_score(scores, reverse=True)
+        return SUCCESS
+
+
+def new(args: dict[str, Any] | None, handle: object) -> TaintToleration:
+    """Factory for the registry; TaintToleration takes no arguments."""
+    return TaintToleration()
