@@ -37,13 +37,20 @@ class Handle(Protocol):
 
 
 class SnapshotHandle:
-    """A ``Handle`` over a snapshot the caller swaps in each cycle, with an injected clock."""
+    """A ``Handle`` over a snapshot the caller swaps in each cycle, with an injected clock.
 
-    __slots__ = ("_clock", "_snapshot")
+    It also carries what some plugins look up optionally: ``framework()`` (set by the ``Framework`` that
+    uses this handle, for plugins such as preemption that re-run filters) and ``pdbs()`` (the
+    PodDisruptionBudgets, set by the caller).
+    """
+
+    __slots__ = ("_clock", "_framework", "_pdbs", "_snapshot")
 
     def __init__(self, snapshot: Snapshot | None = None, clock: Callable[[], float] | None = None) -> None:
         self._snapshot = snapshot if snapshot is not None else Snapshot([], [])
         self._clock = clock if clock is not None else (lambda: 0.0)
+        self._framework: Any = None
+        self._pdbs: list[dict[str, Any]] = []
 
     def snapshot(self) -> Snapshot:
         return self._snapshot
@@ -53,6 +60,18 @@ class SnapshotHandle:
 
     def now(self) -> float:
         return self._clock()
+
+    def framework(self) -> Any:
+        return self._framework
+
+    def set_framework(self, framework: Any) -> None:
+        self._framework = framework
+
+    def pdbs(self) -> list[dict[str, Any]]:
+        return list(self._pdbs)
+
+    def set_pdbs(self, pdbs: list[dict[str, Any]]) -> None:
+        self._pdbs = list(pdbs)
 
 
 @runtime_checkable

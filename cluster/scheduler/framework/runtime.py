@@ -67,6 +67,14 @@ class Framework:
             if factory is None:
                 raise FrameworkError(f'plugin "{name}" does not exist')
             self.plugins[name] = factory(profile.args(name), handle)
+        # Plugins that re-run the filters (preemption) get this framework, directly or via the handle.
+        set_on_handle = getattr(handle, "set_framework", None)
+        if callable(set_on_handle):
+            set_on_handle(self)
+        for plugin in self.plugins.values():
+            set_on_plugin = getattr(plugin, "set_framework", None)
+            if callable(set_on_plugin):
+                set_on_plugin(self)
         points = {point: self._expand(point) for point in POINT_METHODS}
         self.pre_filter_plugins = [w.plugin for w in points["preFilter"]]
         self.filter_plugins = [w.plugin for w in points["filter"]]

@@ -205,6 +205,9 @@ class NodeInfo:
     """A node plus the pods assigned to it (bound or assumed), with their sums kept up to date."""
 
     __slots__ = (
+        "_labels",
+        "_name",
+        "_taints",
         "allocatable",
         "node",
         "non_zero_requested",
@@ -217,6 +220,7 @@ class NodeInfo:
 
     def __init__(self, node: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
         self.node = node
+        self._cache_node_fields()
         status = node.get("status") or {}
         self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity") or {})
         self.pods: list[dict[str, Any]] = []
@@ -228,17 +232,26 @@ class NodeInfo:
         for pod in pods or []:
             self.add_pod(pod)
 
+    def _cache_node_fields(self) -> None:
+        # Read on every Filter/Score call, so looked up once; the node dict is never mutated.
+        meta = self.node.get("metadata") or {}
+        self._name: str = str(meta.get("name", ""))
+        self._labels: dict[str, str] = meta.get("labels") or {}
+        self._taints: list[dict[str, Any]] = (self.node.get("spec") or {}).get("taints") or []
+
     @property
     def name(self) -> str:
-        return str((self.node.get("metadata") or {}).get("name", ""))
+        return self._name
 
     @property
     def labels(self) -> dict[str, str]:
-        return dict((self.node.get("metadata") or {}).get("labels") or {})
+        """The node's labels (shared with the node object: read-only)."""
+        return self._labels
 
     @property
     def taints(self) -> list[dict[str, Any]]:
-        return list((self.node.get("spec") or {}).get("taints") or [])
+        """The node's taints (shared with the node object: read-only)."""
+        return self._taints
 
     def add_pod(self, pod: dict[str, Any]) -> None:
         self.pods.append(pod)
@@ -271,6 +284,7 @@ class NodeInfo:
         """An independent copy (the pod dicts themselves are shared, never mutated)."""
         other = NodeInfo.__new__(NodeInfo)
         other.node = self.node
+        other._name, other._labels, other._taints = self._name, self._labels, self._taints
         other.allocatable = self.allocatable.clone()
         other.pods = list(self.pods)
         other.requested = self.requested.clone()

@@ -297,3 +297,21 @@ def test_run_post_filter(
     result, status = fw.run_post_filter(CycleState(), POD, {})
     assert (status.code, status.reasons) == (code, reasons)
     assert (result.nominated_node_name if result else None) == nominated
+
+
+class _NeedsFramework(FilterFake):
+    runner: Any = None
+
+    def set_framework(self, runner: Any) -> None:
+        self.runner = runner
+
+
+def test_framework_is_handed_to_plugins_and_handle() -> None:
+    handle = SnapshotHandle()
+    registry = {"N": fakes.factory(_NeedsFramework, "N")}
+    profile = load_config(
+        {"profiles": [{"plugins": {"multiPoint": {"enabled": [{"name": "N"}], "disabled": [{"name": "*"}]}}}]}
+    )
+    fw = Framework(profile.profiles[0], registry, handle)
+    assert fw.plugins["N"].runner is fw
+    assert handle.framework() is fw
