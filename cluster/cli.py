@@ -13,7 +13,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate).
+console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
