@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -132,8 +133,6 @@ class StoreReplicaActor:
         self.replica.blocked = set(peers)
 
     async def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     async def shutdown(self) -> None:

@@ -42,6 +42,7 @@ from cluster.store.mvcc import (
     TxnOp,
     TxnResult,
     encode_request,
+    prefix_end,
 )
 from cluster.store.replica import NotLeader
 
@@ -235,8 +236,6 @@ class StoreClient:
         return res.kvs[0] if res.kvs else None
 
     async def get_prefix(self, prefix: bytes, *, limit: int = 0) -> RangeResult:
-        from cluster.store.mvcc import prefix_end
-
         return await self.range(RangeOp(prefix, prefix_end(prefix), limit=limit))
 
     # ------------------------------------------------------------------ watch

@@ -148,7 +148,6 @@ class Replica:
         self._wake = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
-        self.started_at = time.time()
 
     # ------------------------------------------------------------------ lifecycle
 
