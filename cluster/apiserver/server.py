@@ -147,23 +147,19 @@ class ApiServer:
     async def healthz(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
 
-    async def api_root(self, request: web.Request) -> web.Response:
+    def _discovery_root(self, request: web.Request, *, core: bool) -> web.Response:
         mode, ctype = discovery.negotiate_discovery(request.headers.get("Accept", ""))
         if mode == "legacy":
-            return json_response(discovery.api_versions())
-        body = discovery.aggregated_discovery(core=True, version=mode)
-        resp = web.Response(body=_json(body))
+            return json_response(discovery.api_versions() if core else discovery.api_group_list())
+        resp = web.Response(body=_json(discovery.aggregated_discovery(core=core, version=mode)))
         resp.headers["Content-Type"] = ctype
         return resp
 
+    async def api_root(self, request: web.Request) -> web.Response:
+        return self._discovery_root(request, core=True)
+
     async def apis_root(self, request: web.Request) -> web.Response:
-        mode, ctype = discovery.negotiate_discovery(request.headers.get("Accept", ""))
-        if mode == "legacy":
-            return json_response(discovery.api_group_list())
-        body = discovery.aggregated_discovery(core=False, version=mode)
-        resp = web.Response(body=_json(body))
-        resp.headers["Content-Type"] = ctype
-        return resp
+        return self._discovery_root(request, core=False)
 
     async def group_version(self, request: web.Request) -> web.Response:
         group = request.match_info.get("group", "")

@@ -239,29 +239,5 @@ EPHEMERAL_CONTAINER: Schema = {
     2: string("targetContainerName"),
 }
 
-CONTAINER: Schema = {
-    1: string("name"),
-    2: string("image"),
-    3: string("command", repeated=True),
-    4: string("args", repeated=True),
-    5: string("workingDir"),
-    6: message("ports", CONTAINER_PORT, repeated=True),
-    19: message("envFrom", ENV_FROM_SOURCE, repeated=True),
-    7: message("env", ENV_VAR, repeated=True),
-    8: message("resources", RESOURCE_REQUIREMENTS),
-    23: message("resizePolicy", CONTAINER_RESIZE_POLICY, repeated=True),
-    24: string("restartPolicy", keep=True),
-    9: message("volumeMounts", VOLUME_MOUNT, repeated=True),
-    21: message("volumeDevices", VOLUME_DEVICE, repeated=True),
-    10: message("livenessProbe", PROBE),
-    11: message("readinessProbe", PROBE),
-    22: message("startupProbe", PROBE),
-    12: message("lifecycle", LIFECYCLE),
-    13: string("terminationMessagePath"),
-    20: string("terminationMessagePolicy"),
-    14: string("imagePullPolicy"),
-    15: message("securityContext", SECURITY_CONTEXT),
-    16: boolean("stdin"),
-    17: boolean("stdinOnce"),
-    18: boolean("tty"),
-}
+# Container and EphemeralContainerCommon share every field number (Kubernetes keeps them in step).
+CONTAINER: Schema = EPHEMERAL_CONTAINER_COMMON
