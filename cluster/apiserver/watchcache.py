@@ -143,6 +143,14 @@ class ResourceCache:
         """Objects at a revision at least as new as every write acknowledged before this call."""
         await self.wait_ready()
         current = await self.store.current_revision(self.prefix)
+        if self.revision < current:
+            # Writes to other resources moved the store's revision. Ask the leader whether any of
+            # them touched this prefix; if none did, this cache is complete up to `current` already
+            # (a progress notification) and need not wait for its watch's next poll.
+            p = self.prefix.encode()
+            events, revision = await self.client.progress(p, prefix_end(p), self.revision + 1)
+            if not events:
+                self.revision = max(self.revision, min(revision, current))
         with contextlib.suppress(TimeoutError):  # serve what we have if the watch lags badly
             await self.wait_for(current)
         return list(self.objects.values()), self.revision

@@ -274,6 +274,19 @@ class StoreClient:
                 next_rev = max(next_rev, revision + 1)
             yield WatchResponse(tuple(events), max(revision, next_rev - 1), compact)
 
+    async def progress(self, key: bytes, range_end: bytes, start_revision: int) -> tuple[list[Event], int]:
+        """Events from ``start_revision`` on the leader, without waiting, and the leader's revision.
+
+        A watcher that gets no events learns it is complete up to the returned revision (etcd's
+        progress notification): call after a linearizable read, so the leader has applied at least
+        that read's revision.
+        """
+        result = await self._call_leader("wait_events", key, range_end, start_revision, 0.0)
+        if isinstance(result, StoreError):
+            raise result
+        events, revision, _compact = result
+        return list(events), revision
+
     # ------------------------------------------------------------------ admin
 
     async def status(self) -> list[dict[str, Any]]:
