@@ -205,6 +205,25 @@ def deploy_apiserver(
     return bound, path
 
 
+def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Create (or find) the scheduler actor on this node, talking to the API server through
+    ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is its
+    KubeSchedulerConfiguration. Returns the profiles' scheduler names once it has synced."""
+    from cluster.scheduler.actor import ACTOR_NAME, SchedulerActor
+
+    config = data_dir / "scheduler-config.yaml"
+    here = ray.get_runtime_context().get_node_id()
+    actor = SchedulerActor.options(  # type: ignore[attr-defined]
+        name=ACTOR_NAME,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote(str(data_dir / "kubeconfig"), str(config) if config.exists() else None)
+    profiles: list[str] = ray.get(actor.ready.remote(), timeout=120)
+    return profiles
+
+
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]

@@ -29,6 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         connect_ray,
         default_namespace,
         deploy_apiserver,
+        deploy_scheduler,
         deploy_store,
         find_store,
         wait_until_serving,
@@ -63,6 +64,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     port, kubeconfig = deploy_apiserver(data_dir, cfg.namespace, port=args.port)
     console.print(f"API server: https://127.0.0.1:{port} (ready after {time.monotonic() - t0:.1f}s)")
     console.print(f"kubeconfig: {kubeconfig}")
+    profiles = deploy_scheduler(data_dir, cfg.namespace)
+    console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
     console.print(f"  export KUBECONFIG={kubeconfig}; kubectl get namespaces")
     return 0
 
