@@ -193,7 +193,11 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from bench.api import main as bench_api
 
         return bench_api(rest)
-    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api)")
+    if args.suite == "scheduling":
+        from bench.scheduling import main as bench_scheduling
+
+        return bench_scheduling(rest)
+    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api, scheduling)")
     return 2
 
 

@@ -1,0 +1,217 @@
+"""Scheduling benchmark: scheduler_perf's workloads on raykube's scheduler core, next to Ray and
+kube-scheduler's published floors.
+
+Modes: ``algorithm`` (``bench.scheduling_algorithm``: the core on an in-memory snapshot, no I/O) and
+``end_to_end`` (recorded as an error entry until the scheduler actor exists; never faked). Peers: Ray
+placing the same pods as tasks (``bench.scheduling_ray``; task placements, not processes) and
+kube-scheduler's published Average SchedulingThroughput floors, marked as published figures from other
+hardware. Workloads and templates: ``bench.scheduling_workloads``; window math:
+``bench.scheduling_metrics``. See docs/bench-scheduling.md.
+
+Entry point: ``main(argv)`` (``raykube bench scheduling ...`` / ``python -m bench.scheduling``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from bench.scheduling_algorithm import ALGORITHM, END_TO_END, end_to_end_entry, run_algorithm
+from bench.scheduling_workloads import PUBLISHED_FLOORS, QUICK_WORKLOADS, WORKLOADS, Workload
+
+PUBLISHED_SYSTEM = "kube-scheduler (published)"
+PUBLISHED_SOURCE = "published, other hardware"
+RAY_QUICK_MAX_TASKS = 1000
+
+
+def published_peers(workloads: list[Workload]) -> list[dict[str, Any]]:
+    """kube-scheduler's CI floors (perf-anchors.md section 1) for the workloads that have one."""
+    peers = []
+    for workload in workloads:
+        floor = PUBLISHED_FLOORS.get(workload.name)
+        if floor is None:
+            continue
+        value, shape = floor
+        peers.append(
+            {
+                "system": PUBLISHED_SYSTEM,
+                "workload": workload.name,
+                "throughput": {"average": value},
+                "source": PUBLISHED_SOURCE,
+                "what": "scheduler_perf threshold: lowest allowed Average SchedulingThroughput (CI floor)",
+                "shape": shape,
+            }
+        )
+    return peers
+
+
+def run_suite(
+    workloads: list[Workload],
+    modes: list[str],
+    *,
+    ray_peer: bool,
+    ray_max_tasks: int | None = None,
+    progress: Callable[[str], None] = lambda message: None,
+    runner: Callable[[Workload], dict[str, Any]] = run_algorithm,
+) -> dict[str, Any]:
+    """Run every (workload, mode), then the peers; returns the suite's JSON document."""
+    results: list[dict[str, Any]] = []
+    for workload in workloads:
+        for mode in modes:
+            if mode == END_TO_END:
+                results.append(end_to_end_entry(workload))
+                continue
+            progress(f"{workload.name} ({mode}): {workload.nodes} nodes, {workload.measure_pods} pods")
+            try:
+                results.append(runner(workload))
+            except Exception as exc:  # one failing workload must not lose the others
+                traceback.print_exc()
+                results.append(
+                    {"workload": workload.name, "mode": mode, "error": f"{type(exc).__name__}: {exc}"}
+                )
+    peers: list[dict[str, Any]] = []
+    if ray_peer:
+        progress("ray-native peer (ray.cluster_utils, 4 simulated nodes)")
+        try:
+            from bench.scheduling_ray import run_ray_peer
+
+            peers.extend(run_ray_peer(workloads, max_tasks=ray_max_tasks))
+        except Exception as exc:
+            peers.append({"system": "ray-native", "error": f"{type(exc).__name__}: {exc}"})
+    peers.extend(published_peers(workloads))
+    return {"suite": "scheduling", "results": results, "peers": peers, "machine": machine_info()}
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "loadavg_at_end": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:,.1f}" if isinstance(value, int | float) else ""
+
+
+def render(doc: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="raykube bench scheduling (pods/s per 1-second window)")
+    table.add_column("workload")
+    table.add_column("mode / system")
+    for col in ("avg", "p50", "p90", "p99", "lat p50 ms", "lat p99 ms", "hops"):
+        table.add_column(col, justify="right")
+    for r in doc["results"]:
+        if r.get("error"):
+            table.add_row(r["workload"], r["mode"], "[red]error[/red]", "", "", "", "", "", "")
+            continue
+        t, lat = r["throughput"], r["latency_ms"]
+        cells = [_fmt(t[k]) for k in ("average", "p50", "p90", "p99")]
+        table.add_row(
+            r["workload"], r["mode"], *cells, _fmt(lat["p50"]), _fmt(lat["p99"]), str(r["hops_per_pod"])
+        )
+    for p in doc["peers"]:
+        avg = "[red]error[/red]" if p.get("error") else _fmt(p["throughput"]["average"])
+        table.add_row(p.get("workload", ""), p["system"], avg, "", "", "", "", "", "")
+    console.print(table)
+    for r in [*doc["results"], *doc["peers"]]:
+        if r.get("error"):
+            console.print(
+                f"{r.get('workload', '')} {r.get('mode', r.get('system'))}: {r['error']}", soft_wrap=True
+            )
+    console.print(
+        "ray-native counts task placements, not processes; kube-scheduler figures are published CI floors "
+        "from other hardware.",
+        soft_wrap=True,
+        highlight=False,
+    )
+
+
+def plot(doc: dict[str, Any], path: str) -> None:
+    """Throughput over time (one line per workload and mode) to a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for r in doc["results"]:
+        series = r.get("throughput_series") or []
+        if series:
+            ax.plot(range(2, len(series) + 2), series, label=f"{r['workload']} ({r['mode']})")
+    ax.set_xlabel("sampling window (s since the measured pods were queued)")
+    ax.set_ylabel("pods scheduled per second")
+    ax.set_title("raykube bench scheduling: SchedulingThroughput")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="raykube bench scheduling",
+        description="scheduler_perf-shaped scheduling throughput; Ray and published kube-scheduler peers.",
+    )
+    p.add_argument(
+        "--workload",
+        action="append",
+        choices=sorted({*WORKLOADS, *(w.name for w in QUICK_WORKLOADS)}),
+        metavar="NAME",
+        help="run this workload (repeatable); default: all, or the quick set with --quick",
+    )
+    p.add_argument("--mode", action="append", choices=[ALGORITHM, END_TO_END], help="default: algorithm")
+    p.add_argument("--quick", action="store_true", help="the 500-node shapes plus a reduced 5000-node one")
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
+    p.add_argument("--plot", metavar="FILE.png", help="plot throughput over time per workload")
+    p.add_argument("--no-ray", action="store_true", help="skip the ray-native peer")
+    p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    return p
+
+
+def select_workloads(names: list[str] | None, quick: bool) -> list[Workload]:
+    if not names:
+        return list(QUICK_WORKLOADS) if quick else list(WORKLOADS.values())
+    known = {**WORKLOADS, **{w.name: w for w in QUICK_WORKLOADS}}
+    return [known[name] for name in dict.fromkeys(names)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    args = build_parser().parse_args(argv)
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    err = Console(stderr=True)
+    if args.list:
+        for name, w in {**WORKLOADS, **{w.name: w for w in QUICK_WORKLOADS}}.items():
+            console.print(f"{name}: {w.nodes} nodes, {w.init_pods} init pods, {w.measure_pods} measured")
+        return 0
+    workloads = select_workloads(args.workload, args.quick)
+    modes = list(dict.fromkeys(args.mode or [ALGORITHM]))
+    doc = run_suite(
+        workloads,
+        modes,
+        ray_peer=not args.no_ray,
+        ray_max_tasks=RAY_QUICK_MAX_TASKS if args.quick else None,
+        progress=lambda m: err.print(m, highlight=False, soft_wrap=True),
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    if args.plot:
+        plot(doc, args.plot)
+    render(doc, console)
+    return 1 if doc["results"] and all(r.get("error") for r in doc["results"]) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
