@@ -172,9 +172,7 @@ def test_create_secret_generic_is_base64(kubectl: Kubectl) -> None:
 
 
 def test_create_deployment(kubectl: Kubectl) -> None:
-    proc = kubectl.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", check=False)
-    if proc.returncode != 0 and "protobuf" in proc.stderr:
-        pytest.skip(f"kubectl 1.33 sends `create deployment` as protobuf, not decoded yet: {proc.stderr}")
+    proc = kubectl.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2")
     assert proc.returncode == 0, proc.stderr
     deploy = kubectl.json("get", "deployment", "web")
     assert deploy["spec"]["replicas"] == 2

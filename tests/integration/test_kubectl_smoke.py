@@ -83,9 +83,7 @@ def test_typed_create_deployment_and_secret(versioned: Kubectl) -> None:
     k = versioned
     k.run("create", "secret", "generic", "s", "--from-literal=pw=s3cr3t")
     assert k.json("get", "secret", "s")["data"] == {"pw": "czNjcjN0"}
-    proc = k.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2", check=False)
-    if proc.returncode != 0 and "protobuf" in proc.stderr:
-        pytest.skip(f"kubectl {k.version} sends `create deployment` as protobuf, not decoded yet")
+    proc = k.run("create", "deployment", "web", "--image=nginx:1.25", "--replicas=2")
     assert proc.stdout.strip() == "deployment.apps/web created", proc.stderr
     deploy = k.json("get", "deployment", "web")
     assert deploy["spec"]["replicas"] == 2
