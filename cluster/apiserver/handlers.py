@@ -431,25 +431,33 @@ class ResourceAPI:
             409, "Conflict", f'Operation cannot be fulfilled on {info.plural} "{t.name}": too many conflicts'
         )
 
-    async def delete(self, request: web.Request, t: Target) -> web.Response:
-        assert t.name is not None
+    async def _delete_options(self, request: web.Request) -> tuple[dict[str, Any], bool]:
+        """DeleteOptions from the body and the query (query wins), and whether this is a dry run.
+
+        kubectl sends ``dryRun`` in the body (``{"dryRun": ["All"]}``), other clients in the query.
+        """
         options: dict[str, Any] = {}
         raw = await read_raw(request)
         if raw:
             decoded = decode_body(raw, media_type(request) or "application/json")
             if isinstance(decoded, dict):
                 options = decoded
-        for q in ("gracePeriodSeconds",):
-            v = query_int(request, q)
-            if v is not None:
-                options[q] = v
+        grace = query_int(request, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
         if request.query.get("propagationPolicy"):
             options["propagationPolicy"] = request.query["propagationPolicy"]
         if options.get("propagationPolicy") not in (None, "Orphan", "Foreground", "Background"):
             raise bad_request(f"Unsupported value: {options['propagationPolicy']!r}")
-        obj, deleted = await self.registry.delete(
-            t.info, t.namespace, t.name, options, dry_run=dry_run(request)
-        )
+        body_dry = options.get("dryRun") or []
+        if any(v != "All" for v in body_dry):
+            raise bad_request(f'Invalid dryRun value {body_dry!r}: supported values: "All"')
+        return options, dry_run(request) or bool(body_dry)
+
+    async def delete(self, request: web.Request, t: Target) -> web.Response:
+        assert t.name is not None
+        options, is_dry = await self._delete_options(request)
+        obj, deleted = await self.registry.delete(t.info, t.namespace, t.name, options, dry_run=is_dry)
         if not deleted:
             return self._respond(
                 request, t.info, obj, 202 if not obj["metadata"].get("deletionGracePeriodSeconds") else 200
@@ -463,12 +471,7 @@ class ResourceAPI:
         labels, fields = self._filters(request, t)
         cache = self.cache.for_prefix(list_prefix(info, None))
         objs, revision = await cache.consistent_snapshot()
-        options: dict[str, Any] = {}
-        raw = await read_raw(request)
-        if raw:
-            decoded = decode_body(raw, media_type(request) or "application/json")
-            if isinstance(decoded, dict):
-                options = decoded
+        options, is_dry = await self._delete_options(request)
         deleted = []
         for o in objs:
             meta = o["metadata"]
@@ -478,7 +481,7 @@ class ResourceAPI:
                 continue
             try:
                 obj, _ = await self.registry.delete(
-                    info, meta.get("namespace"), meta["name"], options, dry_run=dry_run(request)
+                    info, meta.get("namespace"), meta["name"], options, dry_run=is_dry
                 )
                 deleted.append(obj)
             except StatusError as e:
