@@ -128,6 +128,7 @@ class ContainerdRuntime:
         self._proc: asyncio.subprocess.Process | None = None
         self._log: IO[bytes] | None = None
         self._ready = False
+        self._ready_event = asyncio.Event()
         self._stopping = False
         self._stopped = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
@@ -145,6 +146,18 @@ class ContainerdRuntime:
 
     def healthy(self) -> bool:
         return self._ready and self._proc is not None and self._proc.returncode is None
+
+    async def wait_healthy(self, timeout: float) -> None:
+        """Wait until containerd is (again) ready, e.g. after the supervisor restarted it.
+
+        Raises TimeoutError after `timeout` seconds. Returns at once while healthy.
+        """
+        async with asyncio.timeout(timeout):
+            while not self.healthy():
+                if self._ready_event.is_set():
+                    await asyncio.sleep(0)  # the exit is reaped but the supervisor has not run yet
+                else:
+                    await self._ready_event.wait()
 
     async def start(self) -> str:
         """Start containerd and wait until its CRI plugin is ready; returns the socket path."""
@@ -247,6 +260,7 @@ class ContainerdRuntime:
                 rc, out = await self._ctr("plugins", "ls")
                 if rc == 0 and cri_plugin_ok(out):
                     self._ready = True
+                    self._ready_event.set()
                     return
             if time.monotonic() > deadline:
                 raise ContainerdStartError(
@@ -269,6 +283,7 @@ class ContainerdRuntime:
             if self._stopping:
                 return
             self._ready = False
+            self._ready_event.clear()
             if time.monotonic() - self._started_at >= self.backoff.reset_after:
                 failures = 0
             delay = self.backoff.delay(failures)
@@ -324,6 +339,7 @@ class ContainerdRuntime:
             except Exception:
                 log.exception("removing pods through CRI failed; shims are killed instead")
         self._ready = False
+        self._ready_event.clear()
         if proc is not None and proc.returncode is None:
             proc.send_signal(signal.SIGTERM)
             try:
