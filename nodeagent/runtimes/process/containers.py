@@ -1,0 +1,189 @@
+"""Containers: one process tree per container, joined to its sandbox's namespaces.
+
+``Container`` is the runtime's record of one CRI container; ``launch`` starts its main process
+(through ``Isolation.container_argv``) with stdout/stderr pumped into the CRI log and a waiter task
+that records the exit; ``stop`` signals politely, then kills after the grace period.
+
+Signals: in the namespaced modes our child is ``nsenter``→``unshare --fork``, whose parent ignores
+SIGTERM; the real command is the parent's first child (PID 1 of the container's PID namespace),
+so SIGTERM goes to it (``init_pid``), and, like PID 1 under containerd, a command without a
+SIGTERM handler ignores it until the grace period ends and SIGKILL of the whole process group
+(``--kill-child`` takes the namespace down with it) follows.
+
+Invariants: state moves CREATED → RUNNING → EXITED only; ``finished_at``/``exit_code``/``reason``
+are set once, by the waiter, after the logs are drained; reason is ``Completed`` for exit 0 and
+``Error`` otherwise (``StartError`` with exit 128 when the command cannot start), as containerd.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from nodeagent.cri import api_pb2
+from nodeagent.runtimes.process import procs
+from nodeagent.runtimes.process.isolation import Isolation
+from nodeagent.runtimes.process.logs import LogWriter
+
+START_ERROR_EXIT = 128
+# How long to keep reading output after the main process exited (grandchildren may hold the pipe).
+PUMP_DRAIN_TIMEOUT = 5.0
+
+
+class ContainerStartError(RuntimeError):
+    """The container's command could not be started."""
+
+
+@dataclass(slots=True)
+class Container:
+    id: str
+    sandbox_id: str
+    config: api_pb2.ContainerConfig
+    image_ref: str
+    image_id: str
+    log_path: str
+    env: dict[str, str]
+    created_at: int
+    state: int = api_pb2.CONTAINER_CREATED
+    started_at: int = 0
+    finished_at: int = 0
+    exit_code: int = 0
+    reason: str = ""
+    message: str = ""
+    process: asyncio.subprocess.Process | None = None
+    init_pid: int = 0
+    log: LogWriter | None = None
+    waiter: asyncio.Task[None] | None = None
+    exited: asyncio.Event = field(default_factory=asyncio.Event)
+    cgroup_errors: list[str] = field(default_factory=list)
+
+    @property
+    def argv(self) -> list[str]:
+        return [*self.config.command, *self.config.args]
+
+    @property
+    def working_dir(self) -> str:
+        return self.config.working_dir or "/"
+
+
+def container_env(config: api_pb2.ContainerConfig, hostname: str) -> dict[str, str]:
+    """The container's environment: PATH and HOME defaults, HOSTNAME, then the config's envs (last wins)."""
+    env = {"PATH": procs.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root" if os.geteuid() == 0 else "/"}
+    for kv in config.envs:
+        env[kv.key] = kv.value
+    return env
+
+
+def _mark_exited(c: Container, now_ns: int, code: int, reason: str, message: str = "") -> None:
+    c.state = api_pb2.CONTAINER_EXITED
+    c.finished_at = now_ns
+    c.exit_code = code
+    c.reason = reason
+    c.message = message
+    c.exited.set()
+
+
+def _preexec(procs_files: list[str]) -> Callable[[], None] | None:
+    if not procs_files:
+        return None
+
+    def join() -> None:  # runs in the child between fork and exec
+        for f in procs_files:
+            try:
+                with open(f, "w") as fh:
+                    fh.write(str(os.getpid()))
+            except OSError:
+                pass
+
+    return join
+
+
+async def launch(
+    c: Container,
+    isolation: Isolation,
+    holder_pid: int,
+    clock_ns: Callable[[], int],
+    cgroup_procs: list[str] | None = None,
+) -> None:
+    """Start ``c``'s command; on failure mark it EXITED/StartError and raise ``ContainerStartError``."""
+    argv = c.argv
+    if not argv:
+        _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", "no command specified")
+        raise ContainerStartError("no command specified")
+    exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=c.env.get("PATH", procs.DEFAULT_PATH))
+    if exe is None or not os.access(exe, os.X_OK):
+        msg = f'exec: "{argv[0]}": executable file not found in $PATH'
+        _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", msg)
+        raise ContainerStartError(msg)
+    if not os.path.isdir(c.working_dir):
+        msg = f"chdir to cwd ({c.working_dir!r}) set in config.json failed: no such file or directory"
+        _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", msg)
+        raise ContainerStartError(msg)
+    if c.log_path:
+        c.log = LogWriter(c.log_path, clock_ns)
+    out = asyncio.subprocess.PIPE if c.log else asyncio.subprocess.DEVNULL
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            *isolation.container_argv(holder_pid, argv),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=out,
+            stderr=out,
+            env=c.env,
+            cwd=c.working_dir,
+            start_new_session=True,
+            preexec_fn=_preexec(cgroup_procs or []),
+        )
+    except OSError as e:
+        _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", str(e))
+        raise ContainerStartError(str(e)) from e
+    c.process = proc
+    c.started_at = clock_ns()
+    c.state = api_pb2.CONTAINER_RUNNING
+    c.init_pid = proc.pid
+    if isolation.namespaced:
+        c.init_pid = await procs.first_child(proc.pid) or proc.pid
+    c.waiter = asyncio.create_task(_wait(c, clock_ns), name=f"container-{c.id[:12]}")
+
+
+async def _wait(c: Container, clock_ns: Callable[[], int]) -> None:
+    proc = c.process
+    assert proc is not None
+    pumps: list[asyncio.Task[None]] = []
+    if c.log is not None and proc.stdout is not None and proc.stderr is not None:
+        pumps = [
+            asyncio.create_task(c.log.pump("stdout", proc.stdout)),
+            asyncio.create_task(c.log.pump("stderr", proc.stderr)),
+        ]
+    await proc.wait()
+    # Anything the command left behind in its group (daemonised children) goes with it, which also
+    # closes the pipes they might hold open.
+    procs.killpg(proc.pid, signal.SIGKILL)
+    if pumps:
+        _done, pending = await asyncio.wait(pumps, timeout=PUMP_DRAIN_TIMEOUT)
+        for task in pending:
+            task.cancel()
+    code = procs.exit_code(proc.returncode if proc.returncode is not None else -signal.SIGKILL)
+    if c.log is not None:
+        c.log.close()
+    _mark_exited(c, clock_ns(), code, "Completed" if code == 0 else "Error")
+
+
+async def stop(c: Container, grace_seconds: float) -> None:
+    """SIGTERM to the container's PID 1, SIGKILL to its group after ``grace_seconds``. Idempotent."""
+    proc = c.process
+    if proc is None or c.state != api_pb2.CONTAINER_RUNNING:
+        return
+    if grace_seconds > 0:
+        procs.kill(c.init_pid or proc.pid, signal.SIGTERM)
+        try:
+            await asyncio.wait_for(c.exited.wait(), grace_seconds)
+            return
+        except TimeoutError:
+            pass
+    procs.killpg(proc.pid, signal.SIGKILL)
+    procs.kill(c.init_pid, signal.SIGKILL)
+    await c.exited.wait()

@@ -1,0 +1,71 @@
+"""Small process helpers shared by sandboxes, containers and exec: signalling and /proc lookups.
+
+Invariants: every process the runtime starts is a session (and process group) leader, so a
+process group kill reaches everything it spawned that did not leave the group on purpose; killing an
+already-gone group is not an error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from pathlib import Path
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def killpg(pgid: int, sig: int = signal.SIGKILL) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+def kill(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, sig)
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of ``pid`` (Linux ``/proc/<pid>/task/*/children``)."""
+    out: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                out += [int(x) for x in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return out
+
+
+def start_time(pid: int) -> int | None:
+    """The process start time in clock ticks since boot, or None when ``pid`` is gone.
+
+    Used with the pid to recognise our own process after a restart (pids are reused).
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+async def first_child(pid: int, attempts: int = 200) -> int | None:
+    """Wait for ``pid`` to fork its first child (the ``unshare --fork`` case) and return it.
+
+    The fork happens within a few ms of exec; yield to the loop between looks, give up after
+    ``attempts`` looks (about 1 s) or when ``pid`` exits.
+    """
+    for _ in range(attempts):
+        kids = children(pid)
+        if kids:
+            return kids[0]
+        if start_time(pid) is None:
+            return None
+        await asyncio.sleep(0.005)
+    return None
+
+
+def exit_code(returncode: int) -> int:
+    """Shell convention, as containerd reports: killed by signal N -> 128 + N."""
+    return 128 - returncode if returncode < 0 else returncode

@@ -1,0 +1,400 @@
+"""``ProcessRuntime``: the process runtime's CRI logic as a plain asyncio class (no gRPC).
+
+Methods take and return ``nodeagent.cri.api_pb2`` messages, one per CRI RPC, so the gRPC servicer
+in ``server.py`` is a thin mapping and tests can drive the logic directly. Errors are the typed
+exceptions below; the server maps them to gRPC status codes (NotFound → NOT_FOUND, ...).
+
+Invariants: ids are random 64-hex strings (from the injected ``new_id``); timestamps come from the
+injected ``clock_ns``; stop/remove calls are idempotent as the CRI requires; ``shutdown`` kills
+every holder and container process group so a restarted runtime leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+from nodeagent.cri import api_pb2
+from nodeagent.runtimes.process import containers as ctr
+from nodeagent.runtimes.process import exec as ex
+from nodeagent.runtimes.process import sandboxes as sbx
+from nodeagent.runtimes.process.cgroups import CgroupManager, limits_for
+from nodeagent.runtimes.process.images import ImageRecord, ImageStore
+from nodeagent.runtimes.process.isolation import Isolation, probe
+
+RUNTIME_NAME = "raykube-process"
+RUNTIME_VERSION = "0.1.0"
+
+
+class NotFoundError(LookupError):
+    """No such sandbox, container or image."""
+
+
+class InvalidArgumentError(ValueError):
+    """The request is malformed."""
+
+
+class FailedPreconditionError(RuntimeError):
+    """The object is in the wrong state for the request."""
+
+
+def _labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+class ProcessRuntime:
+    """All sandboxes and containers of one runtime instance; use from one event loop."""
+
+    def __init__(
+        self,
+        root_dir: str,
+        *,
+        isolation: Isolation | None = None,
+        cgroups: CgroupManager | None = None,
+        clock_ns: Callable[[], int] = time.time_ns,
+        new_id: Callable[[], str] = lambda: secrets.token_hex(32),
+    ) -> None:
+        self.root = Path(root_dir)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.isolation = isolation or probe()
+        self.cgroups = cgroups or CgroupManager(base="", writable=(), reason="cgroups not configured")
+        self.images = ImageStore(self.root / "images")
+        self._clock_ns = clock_ns
+        self._new_id = new_id
+        self.sandboxes: dict[str, sbx.Sandbox] = {}
+        self.containers: dict[str, ctr.Container] = {}
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    def _sandbox(self, sid: str) -> sbx.Sandbox:
+        if not sid:
+            raise InvalidArgumentError("pod sandbox id is empty")
+        s = self.sandboxes.get(sid)
+        if s is None:
+            raise NotFoundError(f"pod sandbox {sid!r} not found")
+        return s
+
+    def _container(self, cid: str) -> ctr.Container:
+        if not cid:
+            raise InvalidArgumentError("container id is empty")
+        c = self.containers.get(cid)
+        if c is None:
+            raise NotFoundError(f"container {cid!r} not found")
+        return c
+
+    # -- runtime --------------------------------------------------------------------------------
+
+    def version(self, req: api_pb2.VersionRequest) -> api_pb2.VersionResponse:
+        return api_pb2.VersionResponse(
+            version="0.1.0",
+            runtime_name=RUNTIME_NAME,
+            runtime_version=f"{RUNTIME_VERSION}+{self.isolation.mode}",
+            runtime_api_version="v1",
+        )
+
+    def status(self, req: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
+        iso = self.isolation
+        net_msg = (
+            "pods get private network, IPC and UTS namespaces (loopback only)"
+            if iso.namespaced
+            else f"pods share the host network: {iso.reason}"
+        )
+        conditions = [
+            api_pb2.RuntimeCondition(type="RuntimeReady", status=True),
+            api_pb2.RuntimeCondition(type="NetworkReady", status=True, reason=iso.mode, message=net_msg),
+            api_pb2.RuntimeCondition(
+                type="ContainerIsolation",
+                status=iso.namespaced,
+                reason="Namespaces" if iso.namespaced else "PlainProcesses",
+                message=f"mode={iso.mode} {iso.reason}".strip(),
+            ),
+            api_pb2.RuntimeCondition(
+                type="ResourceLimits",
+                status=bool(self.cgroups.writable),
+                reason="CgroupV1" if self.cgroups.writable else "NotEnforced",
+                message=",".join(self.cgroups.writable) or self.cgroups.reason,
+            ),
+        ]
+        info = {}
+        if req.verbose:
+            info["isolation"] = json.dumps({"mode": iso.mode, "reason": iso.reason})
+            info["cgroups"] = json.dumps(
+                {"writable": list(self.cgroups.writable), "reason": self.cgroups.reason}
+            )
+            info["rootDir"] = json.dumps(str(self.root))
+        return api_pb2.StatusResponse(status=api_pb2.RuntimeStatus(conditions=conditions), info=info)
+
+    # -- sandboxes ------------------------------------------------------------------------------
+
+    async def run_pod_sandbox(self, req: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
+        if not req.config.metadata.name:
+            raise InvalidArgumentError("sandbox config must include metadata.name")
+        s = sbx.Sandbox(self._new_id(), req.config, self._clock_ns(), req.runtime_handler)
+        self.sandboxes[s.id] = s
+        try:
+            await sbx.start_holder(s, self.isolation)
+        except BaseException:
+            self.sandboxes.pop(s.id, None)
+            raise
+        return api_pb2.RunPodSandboxResponse(pod_sandbox_id=s.id)
+
+    async def stop_pod_sandbox(self, req: api_pb2.StopPodSandboxRequest) -> api_pb2.StopPodSandboxResponse:
+        s = self.sandboxes.get(req.pod_sandbox_id)
+        if s is not None:
+            await asyncio.gather(*(ctr.stop(self.containers[c], 0) for c in s.container_ids))
+            await sbx.stop_holder(s)
+        return api_pb2.StopPodSandboxResponse()
+
+    async def remove_pod_sandbox(
+        self, req: api_pb2.RemovePodSandboxRequest
+    ) -> api_pb2.RemovePodSandboxResponse:
+        s = self.sandboxes.get(req.pod_sandbox_id)
+        if s is not None:
+            await self.stop_pod_sandbox(api_pb2.StopPodSandboxRequest(pod_sandbox_id=s.id))
+            for cid in list(s.container_ids):
+                await self.remove_container(api_pb2.RemoveContainerRequest(container_id=cid))
+            self.sandboxes.pop(s.id, None)
+        return api_pb2.RemovePodSandboxResponse()
+
+    def _sandbox_ip(self, s: sbx.Sandbox) -> str:
+        # Private network namespaces have loopback only: the pod is reachable from inside alone.
+        return "127.0.0.1"
+
+    def pod_sandbox_status(self, req: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
+        s = self._sandbox(req.pod_sandbox_id)
+        opts = api_pb2.NamespaceOption(network=s.config.linux.security_context.namespace_options.network)
+        status = api_pb2.PodSandboxStatus(
+            id=s.id,
+            metadata=s.config.metadata,
+            state=s.state(),  # type: ignore[arg-type]
+            created_at=s.created_at,
+            network=api_pb2.PodSandboxNetworkStatus(ip=self._sandbox_ip(s)),
+            linux=api_pb2.LinuxPodSandboxStatus(namespaces=api_pb2.Namespace(options=opts)),
+            labels=dict(s.config.labels),
+            annotations=dict(s.config.annotations),
+            runtime_handler=s.runtime_handler,
+        )
+        info = {"info": json.dumps({"pid": s.pid, "isolation": self.isolation.mode})} if req.verbose else {}
+        return api_pb2.PodSandboxStatusResponse(status=status, info=info)
+
+    def list_pod_sandbox(self, req: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
+        f = req.filter
+        items = []
+        for s in self.sandboxes.values():
+            if f.id and s.id != f.id:
+                continue
+            if f.HasField("state") and s.state() != f.state.state:
+                continue
+            if not _labels_match(s.config.labels, f.label_selector):
+                continue
+            items.append(
+                api_pb2.PodSandbox(
+                    id=s.id,
+                    metadata=s.config.metadata,
+                    state=s.state(),  # type: ignore[arg-type]
+                    created_at=s.created_at,
+                    labels=dict(s.config.labels),
+                    annotations=dict(s.config.annotations),
+                    runtime_handler=s.runtime_handler,
+                )
+            )
+        return api_pb2.ListPodSandboxResponse(items=items)
+
+    # -- containers -----------------------------------------------------------------------------
+
+    def create_container(self, req: api_pb2.CreateContainerRequest) -> api_pb2.CreateContainerResponse:
+        s = self._sandbox(req.pod_sandbox_id)
+        if not s.ready:
+            raise FailedPreconditionError(f"pod sandbox {s.id!r} is not ready")
+        cfg = req.config
+        if not cfg.metadata.name:
+            raise InvalidArgumentError("container config must include metadata.name")
+        for other in s.container_ids:
+            m = self.containers[other].config.metadata
+            if (m.name, m.attempt) == (cfg.metadata.name, cfg.metadata.attempt):
+                raise FailedPreconditionError(
+                    f"container name {cfg.metadata.name!r} attempt {m.attempt} already exists in {s.id!r}"
+                )
+        image = self.images.get(cfg.image.image)
+        if image is None:
+            raise NotFoundError(f'failed to get image "{cfg.image.image}": not found')
+        log_path = ""
+        if s.config.log_directory and cfg.log_path:
+            log_path = os.path.join(s.config.log_directory, cfg.log_path)
+        c = ctr.Container(
+            id=self._new_id(),
+            sandbox_id=s.id,
+            config=cfg,
+            image_ref=image.id,
+            image_id=image.id,
+            log_path=log_path,
+            env=ctr.container_env(cfg, s.config.hostname),
+            created_at=self._clock_ns(),
+        )
+        self.containers[c.id] = c
+        s.container_ids.add(c.id)
+        return api_pb2.CreateContainerResponse(container_id=c.id)
+
+    async def start_container(self, req: api_pb2.StartContainerRequest) -> api_pb2.StartContainerResponse:
+        c = self._container(req.container_id)
+        if c.state != api_pb2.CONTAINER_CREATED:
+            raise FailedPreconditionError(f"container {c.id!r} is not in created state")
+        s = self._sandbox(c.sandbox_id)
+        if not s.ready:
+            raise FailedPreconditionError(f"pod sandbox {s.id!r} is not ready")
+        res = c.config.linux.resources
+        limits = limits_for(res.memory_limit_in_bytes, res.cpu_period, res.cpu_quota, res.cpu_shares)
+        cg_procs: list[str] = []
+        if limits and self.cgroups.writable:
+            c.cgroup_errors = self.cgroups.create(c.id, limits)
+            cg_procs = self.cgroups.procs_files(c.id)
+        try:
+            await ctr.launch(c, self.isolation, s.pid, self._clock_ns, cg_procs)
+        except ctr.ContainerStartError as e:
+            raise FailedPreconditionError(f"failed to start container {c.id!r}: {e}") from e
+        return api_pb2.StartContainerResponse()
+
+    async def stop_container(self, req: api_pb2.StopContainerRequest) -> api_pb2.StopContainerResponse:
+        c = self._container(req.container_id)
+        await ctr.stop(c, float(req.timeout))
+        return api_pb2.StopContainerResponse()
+
+    async def remove_container(self, req: api_pb2.RemoveContainerRequest) -> api_pb2.RemoveContainerResponse:
+        c = self.containers.get(req.container_id)
+        if c is None:
+            return api_pb2.RemoveContainerResponse()
+        await ctr.stop(c, 0)
+        if c.waiter is not None:
+            await c.waiter
+        self.cgroups.remove(c.id)
+        self.containers.pop(c.id, None)
+        s = self.sandboxes.get(c.sandbox_id)
+        if s is not None:
+            s.container_ids.discard(c.id)
+        return api_pb2.RemoveContainerResponse()
+
+    def _short(self, c: ctr.Container) -> api_pb2.Container:
+        return api_pb2.Container(
+            id=c.id,
+            pod_sandbox_id=c.sandbox_id,
+            metadata=c.config.metadata,
+            image=c.config.image,
+            image_ref=c.image_ref,
+            state=c.state,  # type: ignore[arg-type]
+            created_at=c.created_at,
+            labels=dict(c.config.labels),
+            annotations=dict(c.config.annotations),
+            image_id=c.image_id,
+        )
+
+    def list_containers(self, req: api_pb2.ListContainersRequest) -> api_pb2.ListContainersResponse:
+        f = req.filter
+        out = [
+            self._short(c)
+            for c in self.containers.values()
+            if (not f.id or c.id == f.id)
+            and (not f.pod_sandbox_id or c.sandbox_id == f.pod_sandbox_id)
+            and (not f.HasField("state") or c.state == f.state.state)
+            and _labels_match(c.config.labels, f.label_selector)
+        ]
+        return api_pb2.ListContainersResponse(containers=out)
+
+    def container_status(self, req: api_pb2.ContainerStatusRequest) -> api_pb2.ContainerStatusResponse:
+        c = self._container(req.container_id)
+        status = api_pb2.ContainerStatus(
+            id=c.id,
+            metadata=c.config.metadata,
+            state=c.state,  # type: ignore[arg-type]
+            created_at=c.created_at,
+            started_at=c.started_at,
+            finished_at=c.finished_at,
+            exit_code=c.exit_code,
+            image=c.config.image,
+            image_ref=c.image_ref,
+            reason=c.reason,
+            message=c.message,
+            labels=dict(c.config.labels),
+            annotations=dict(c.config.annotations),
+            mounts=list(c.config.mounts),
+            log_path=c.log_path,
+            image_id=c.image_id,
+        )
+        if c.config.linux.HasField("resources"):
+            status.resources.linux.CopyFrom(c.config.linux.resources)
+        info = {}
+        if req.verbose:
+            info["info"] = json.dumps(
+                {"pid": c.init_pid, "isolation": self.isolation.mode, "cgroupErrors": c.cgroup_errors}
+            )
+        return api_pb2.ContainerStatusResponse(status=status, info=info)
+
+    def reopen_container_log(
+        self, req: api_pb2.ReopenContainerLogRequest
+    ) -> api_pb2.ReopenContainerLogResponse:
+        c = self._container(req.container_id)
+        if c.state != api_pb2.CONTAINER_RUNNING:
+            raise FailedPreconditionError(f"container {c.id!r} is not running")
+        if c.log is not None:
+            c.log.reopen()
+        return api_pb2.ReopenContainerLogResponse()
+
+    # -- exec -----------------------------------------------------------------------------------
+
+    def _running(self, cid: str) -> ctr.Container:
+        c = self._container(cid)
+        if c.state != api_pb2.CONTAINER_RUNNING:
+            raise FailedPreconditionError(f"container {cid!r} is not running")
+        return c
+
+    async def exec_sync(self, req: api_pb2.ExecSyncRequest) -> api_pb2.ExecSyncResponse:
+        """Raises ``exec.ExecTimeout`` when ``req.timeout`` expires (the command is killed)."""
+        c = self._running(req.container_id)
+        if not req.cmd:
+            raise InvalidArgumentError("cmd is empty")
+        r = await ex.exec_sync(c, self.isolation, list(req.cmd), float(req.timeout))
+        return api_pb2.ExecSyncResponse(stdout=r.stdout, stderr=r.stderr, exit_code=r.exit_code)
+
+    async def exec_stream(self, container_id: str, cmd: Iterable[str], tty: bool = False) -> ex.ExecStream:
+        """Start ``cmd`` in a running container with its stdio handed to the caller (kubectl exec)."""
+        c = self._running(container_id)
+        return await ex.exec_stream(c, self.isolation, list(cmd), tty)
+
+    # -- images ---------------------------------------------------------------------------------
+
+    def _image(self, rec: ImageRecord) -> api_pb2.Image:
+        return api_pb2.Image(id=rec.id, repo_tags=list(rec.repo_tags), size=rec.size)
+
+    def list_images(self, req: api_pb2.ListImagesRequest) -> api_pb2.ListImagesResponse:
+        want = req.filter.image.image
+        recs = self.images.list()
+        if want:
+            one = self.images.get(want)
+            recs = [one] if one is not None else []
+        return api_pb2.ListImagesResponse(images=[self._image(r) for r in recs])
+
+    def image_status(self, req: api_pb2.ImageStatusRequest) -> api_pb2.ImageStatusResponse:
+        rec = self.images.get(req.image.image)
+        if rec is None:
+            return api_pb2.ImageStatusResponse()
+        return api_pb2.ImageStatusResponse(image=self._image(rec))
+
+    def pull_image(self, req: api_pb2.PullImageRequest) -> api_pb2.PullImageResponse:
+        if not req.image.image:
+            raise InvalidArgumentError("image is empty")
+        return api_pb2.PullImageResponse(image_ref=self.images.pull(req.image.image).id)
+
+    def remove_image(self, req: api_pb2.RemoveImageRequest) -> api_pb2.RemoveImageResponse:
+        self.images.remove(req.image.image)
+        return api_pb2.RemoveImageResponse()
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Kill every container and holder process group and reap them. Idempotent."""
+        await asyncio.gather(*(ctr.stop(c, 0) for c in self.containers.values()), return_exceptions=True)
+        await asyncio.gather(*(sbx.stop_holder(s) for s in self.sandboxes.values()), return_exceptions=True)
