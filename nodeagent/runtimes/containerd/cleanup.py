@@ -17,7 +17,8 @@ What lands outside root_dir, and the rule for each (never touch what other proce
 - net.ipv4.ip_forward (set by the bridge plugin's isGateway): set back to 0 only if it was 0 before.
 - mounts under root_dir (rootfs overlays, sandbox shm) left by killed shims: unmounted deepest first.
 Network namespaces (/var/run/netns/cni-*) are removed by containerd itself on RemovePodSandbox; the
-supervisor removes all pods through CRI before stopping, so none should be left.
+supervisor removes all pods through CRI before stopping, so none should be left; /var/run/netns itself
+is removed only if it did not exist before and is empty.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 
 SHIM_DIR = "/run/containerd/s"
 RUN_DIR = "/run/containerd"
+NETNS_DIR = "/var/run/netns"
 CNI_CACHE = "/var/lib/cni"
 CNI_RESULTS = "/var/lib/cni/results"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
@@ -77,6 +79,7 @@ class HostSnapshot:
     """What existed before our containerd started."""
 
     run_dir_existed: bool
+    netns_dir_existed: bool
     shim_sockets: frozenset[str]
     cni_cache_existed: bool
     results_existed: bool
@@ -88,6 +91,7 @@ class HostSnapshot:
     def take(cls, bridge: str) -> HostSnapshot:
         return cls(
             run_dir_existed=os.path.isdir(RUN_DIR),
+            netns_dir_existed=os.path.isdir(NETNS_DIR),
             shim_sockets=_listdir(SHIM_DIR),
             cni_cache_existed=os.path.isdir(CNI_CACHE),
             results_existed=os.path.isdir(CNI_RESULTS),
@@ -205,6 +209,9 @@ def _remove_shim_sockets(before: HostSnapshot) -> None:
         if path not in listening:
             with contextlib.suppress(OSError):
                 os.unlink(path)
+    if not before.netns_dir_existed:
+        with contextlib.suppress(OSError):
+            os.rmdir(NETNS_DIR)  # containerd creates it; only removed when empty
     if not before.run_dir_existed:
         for d in (SHIM_DIR, RUN_DIR):
             with contextlib.suppress(OSError):
