@@ -305,20 +305,13 @@ class ContainerdRuntime:
 
     async def remove_all_pods(self, timeout: float = 30.0) -> int:
         """Stop and remove every pod sandbox through CRI; returns how many were removed."""
-        import grpc
-
-        from nodeagent.cri import api_pb2, api_pb2_grpc
+        from nodeagent.cri.client import CRIClient
 
         removed = 0
-        async with grpc.aio.insecure_channel(self.endpoint) as channel:
-            rt = api_pb2_grpc.RuntimeServiceStub(channel)
-            resp = await rt.ListPodSandbox(api_pb2.ListPodSandboxRequest(), timeout=timeout)
-            for sandbox in resp.items:
-                stop = api_pb2.StopPodSandboxRequest(pod_sandbox_id=sandbox.id)
-                await rt.StopPodSandbox(stop, timeout=timeout)
-                await rt.RemovePodSandbox(
-                    api_pb2.RemovePodSandboxRequest(pod_sandbox_id=sandbox.id), timeout=timeout
-                )
+        async with CRIClient(self.paths.socket, timeout=timeout) as cri:
+            for sandbox in await cri.list_pod_sandbox():
+                await cri.stop_pod_sandbox(sandbox.id)
+                await cri.remove_pod_sandbox(sandbox.id)
                 removed += 1
         return removed
 
