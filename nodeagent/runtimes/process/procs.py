@@ -69,3 +69,36 @@ async def first_child(pid: int, attempts: int = 200) -> int | None:
 def exit_code(returncode: int) -> int:
     """Shell convention, as containerd reports: killed by signal N -> 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
+
+
+class PidLedger:
+    """Process groups the runtime started, recorded on disk so a restarted runtime can kill orphans.
+
+    One file per group leader, ``<dir>/<pid>``, holding the leader's start time; ``reap`` kills only
+    groups whose leader still has that start time (so a reused pid is left alone).
+    """
+
+    def __init__(self, directory: str | os.PathLike[str]) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def add(self, pid: int) -> None:
+        st = start_time(pid)
+        if st is not None:
+            (self.dir / str(pid)).write_text(str(st))
+
+    def discard(self, pid: int) -> None:
+        (self.dir / str(pid)).unlink(missing_ok=True)
+
+    def reap(self) -> list[int]:
+        """Kill the recorded groups still alive; forget all records; return the pids killed."""
+        killed = []
+        for f in self.dir.iterdir():
+            with contextlib.suppress(ValueError, OSError):
+                pid, recorded = int(f.name), int(f.read_text())
+                if start_time(pid) == recorded:
+                    killpg(pid, signal.SIGKILL)
+                    kill(pid, signal.SIGKILL)
+                    killed.append(pid)
+            f.unlink(missing_ok=True)
+        return killed

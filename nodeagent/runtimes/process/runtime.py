@@ -22,6 +22,7 @@ from pathlib import Path
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex
+from nodeagent.runtimes.process import procs
 from nodeagent.runtimes.process import sandboxes as sbx
 from nodeagent.runtimes.process.cgroups import CgroupManager, limits_for
 from nodeagent.runtimes.process.images import ImageRecord, ImageStore
@@ -68,6 +69,9 @@ class ProcessRuntime:
         self._new_id = new_id
         self.sandboxes: dict[str, sbx.Sandbox] = {}
         self.containers: dict[str, ctr.Container] = {}
+        # Kill what a previous instance (killed without its shutdown) left running.
+        self.ledger = procs.PidLedger(self.root / "pids")
+        self.orphans_killed = self.ledger.reap()
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class ProcessRuntime:
         except BaseException:
             self.sandboxes.pop(s.id, None)
             raise
+        self.ledger.add(s.pid)
         return api_pb2.RunPodSandboxResponse(pod_sandbox_id=s.id)
 
     async def stop_pod_sandbox(self, req: api_pb2.StopPodSandboxRequest) -> api_pb2.StopPodSandboxResponse:
@@ -148,6 +153,7 @@ class ProcessRuntime:
         if s is not None:
             await asyncio.gather(*(ctr.stop(self.containers[c], 0) for c in s.container_ids))
             await sbx.stop_holder(s)
+            self.ledger.discard(s.pid)
         return api_pb2.StopPodSandboxResponse()
 
     async def remove_pod_sandbox(
@@ -257,6 +263,8 @@ class ProcessRuntime:
             await ctr.launch(c, self.isolation, s.pid, self._clock_ns, cg_procs)
         except ctr.ContainerStartError as e:
             raise FailedPreconditionError(f"failed to start container {c.id!r}: {e}") from e
+        if c.process is not None:
+            self.ledger.add(c.process.pid)
         return api_pb2.StartContainerResponse()
 
     async def stop_container(self, req: api_pb2.StopContainerRequest) -> api_pb2.StopContainerResponse:
@@ -271,6 +279,8 @@ class ProcessRuntime:
         await ctr.stop(c, 0)
         if c.waiter is not None:
             await c.waiter
+        if c.process is not None:
+            self.ledger.discard(c.process.pid)
         self.cgroups.remove(c.id)
         self.containers.pop(c.id, None)
         s = self.sandboxes.get(c.sandbox_id)
@@ -398,3 +408,4 @@ class ProcessRuntime:
         """Kill every container and holder process group and reap them. Idempotent."""
         await asyncio.gather(*(ctr.stop(c, 0) for c in self.containers.values()), return_exceptions=True)
         await asyncio.gather(*(sbx.stop_holder(s) for s in self.sandboxes.values()), return_exceptions=True)
+        self.ledger.reap()
