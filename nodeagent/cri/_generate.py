@@ -5,6 +5,7 @@
 generated files land in this package and ``api_pb2_grpc.py`` imports
 ``nodeagent.cri.api_pb2`` by its package path, with no ``sys.path`` tricks. The
 proto package (``runtime.v1``) and hence every gRPC method path are unaffected.
+``api_pb2.pyi`` gives mypy the message types.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pathlib import Path
 PROTO_REL = "proto/cri/api.proto"
 VIRTUAL_DIR = "nodeagent/cri"
 REPO_ROOT = Path(__file__).resolve().parents[2]
-GENERATED = ("api_pb2.py", "api_pb2_grpc.py")
+GENERATED = ("api_pb2.py", "api_pb2.pyi", "api_pb2_grpc.py")
 
 
 def generate(out_root: Path, repo_root: Path = REPO_ROOT) -> list[Path]:
@@ -30,6 +31,7 @@ def generate(out_root: Path, repo_root: Path = REPO_ROOT) -> list[Path]:
             "grpc_tools.protoc",
             f"-I{VIRTUAL_DIR}={physical_dir}",
             f"--python_out={out_root}",
+            f"--pyi_out={out_root}",
             f"--grpc_python_out={out_root}",
             f"{VIRTUAL_DIR}/{Path(PROTO_REL).name}",
         ]

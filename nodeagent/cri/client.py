@@ -109,8 +109,8 @@ class CRIClient:
             self._channel = grpc.aio.insecure_channel(
                 self.target, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
             )
-            self._runtime = api_pb2_grpc.RuntimeServiceStub(self._channel)
-            self._images = api_pb2_grpc.ImageServiceStub(self._channel)
+            self._runtime = api_pb2_grpc.RuntimeServiceStub(self._channel)  # type: ignore[no-untyped-call]
+            self._images = api_pb2_grpc.ImageServiceStub(self._channel)  # type: ignore[no-untyped-call]
         assert self._runtime is not None and self._images is not None
         return self._runtime, self._images
 
@@ -275,7 +275,8 @@ class CRIClient:
         if timeout is None:
             timeout = (exec_timeout + EXEC_GRACE) if exec_timeout > 0 else None
         try:
-            return await rt.ExecSync(req, timeout=timeout)
+            resp: api_pb2.ExecSyncResponse = await rt.ExecSync(req, timeout=timeout)
+            return resp
         except grpc.aio.AioRpcError as err:
             raise error_from_rpc(err, "ExecSync") from None
 

@@ -112,8 +112,8 @@ async def serve(
         os.unlink(socket_path)
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)
     server = grpc.aio.server()
-    api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(runtime), server)
-    api_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(runtime), server)
+    api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(runtime), server)  # type: ignore[no-untyped-call]
+    api_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(runtime), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"unix://{socket_path}")
     await server.start()
     runtime.server = server  # type: ignore[attr-defined]
