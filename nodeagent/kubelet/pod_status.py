@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from nodeagent.kubelet.restart import should_restart
+from nodeagent.kubelet.restart import restart_policy, should_restart
 from nodeagent.kubelet.runtime_view import PodRuntimeView, RuntimeContainer
 
 KUBELET_CONDITIONS = ("PodReadyToStartContainers", "Initialized", "Ready", "ContainersReady", "PodScheduled")
@@ -108,7 +108,11 @@ def container_status(
         state = {"waiting": {}}
     else:
         state = {"waiting": {"reason": "ContainerStatusUnknown"}}
-    restarting = latest.state != "running" and (is_init or should_restart(pod, latest))
+    if is_init:  # an init container is retried only after a failure, and never under Never
+        failed = latest.state != "exited" or latest.exit_code != 0
+        restarting = latest.state != "running" and failed and restart_policy(pod) != "Never"
+    else:
+        restarting = latest.state != "running" and should_restart(pod, latest)
     if restarting and name in inputs.waiting and not inputs.terminal:
         if "terminated" in state:
             last = state

@@ -203,3 +203,17 @@ def res(limits: dict[str, str] | None = None, requests: dict[str, str] | None = 
 )
 def test_qos(p: dict[str, Any], want: str) -> None:
     assert qos_class(p) == want
+
+
+@pytest.mark.parametrize(
+    ("p", "code", "want"),
+    [
+        pytest.param(PI, 1, "waiting", id="failed-init-backs-off"),
+        pytest.param(PI, 0, "terminated", id="succeeded-init-stays-terminated"),
+        pytest.param(PIN, 1, "terminated", id="failed-init-under-never-stays-terminated"),
+    ],
+)
+def test_init_container_waiting(p: dict[str, Any], code: int, want: str) -> None:
+    inputs = StatusInputs(waiting={"i1": Waiting("CrashLoopBackOff", "back-off")})
+    cs = status(p, view(exited(p, "i1", code)), inputs)["initContainerStatuses"][0]
+    assert list(cs["state"]) == [want]
