@@ -43,9 +43,9 @@ async def with_server(
     app.router.add_get("/{tail:.*}", handler)
     runner = web.AppRunner(app)
     await runner.setup()
-    port = free_port()
-    site = web.TCPSite(runner, "127.0.0.1", port)
+    site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
+    port = int(runner.addresses[0][1])
     try:
         container = {**container, "ports": [{"name": "http", "containerPort": port}]}
         if probe["httpGet"].get("port") is None:
