@@ -12,13 +12,17 @@ message, e.g. ``0/5 nodes are available: 3 Insufficient cpu, 2 node(s) had untol
 from __future__ import annotations
 
 import contextlib
+import operator
 import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
-from cluster.scheduler.framework.runtime import Framework
+from cluster.scheduler.framework.runtime import Framework, NeedsPerNodePath
 from cluster.scheduler.framework.status import SUCCESS, Code, Status
 from cluster.scheduler.framework.types import NodeInfo, Snapshot
 
@@ -26,6 +30,7 @@ MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE_TO_FIND = 5
 BASE_PERCENTAGE_OF_NODES_TO_SCORE = 50
 NO_NODES_AVAILABLE = "no nodes available to schedule pods"
+_MIN_CHUNK = 128  # nodes filtered per vector pass when few feasible nodes remain to be found
 
 
 @dataclass(slots=True)
@@ -85,18 +90,39 @@ def fit_error_message(
 
 
 def _select_host(feasible: list[NodeInfo], scores: dict[str, int], rng: random.Random | None) -> str:
-    best = ""
-    best_score = -1
-    ties = 0
-    for node in feasible:
-        score = scores.get(node.name, 0)
-        if score > best_score:
-            best, best_score, ties = node.name, score, 1
-        elif score == best_score:
-            ties += 1
-            if rng is not None and rng.randrange(ties) == 0:
-                best = node.name
-    return best
+    """The highest total; among ties the first in evaluation order, or one drawn uniformly by ``rng``."""
+    best_score = max(scores.get(node.name, 0) for node in feasible)
+    ties = [node.name for node in feasible if scores.get(node.name, 0) == best_score]
+    return ties[0] if rng is None or len(ties) == 1 else ties[rng.randrange(len(ties))]
+
+
+def _select_row(rows: IntArray, totals: IntArray, rng: random.Random | None) -> int:
+    """``_select_host`` over columns: the same choice for the same scores and ``rng`` state."""
+    ties = rows[totals == totals.max()]
+    return int(ties[0] if rng is None or len(ties) == 1 else ties[rng.randrange(len(ties))])
+
+
+def _find_feasible_many(
+    fw: Framework, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, start_index: int, wanted: int
+) -> tuple[IntArray, int]:
+    """The first ``wanted`` feasible rows from ``start_index`` round-robin, and how many nodes were
+    evaluated to find them, as the per-node loop would; in chunks so a full cluster costs one pass."""
+    count = len(snapshot.node_infos)
+    found: list[IntArray] = []
+    have = 0
+    position = 0
+    while position < count and have < wanted:
+        size = min(count - position, max(wanted - have, _MIN_CHUNK))
+        rows = (start_index + position + np.arange(size, dtype=np.int64)) % count
+        passing = np.flatnonzero(fw.run_filter_many(state, pod, snapshot, rows))
+        need = wanted - have
+        if len(passing) >= need:
+            found.append(rows[passing[:need]])
+            return np.concatenate(found), position + int(passing[need - 1]) + 1
+        found.append(rows[passing])
+        have += len(passing)
+        position += size
+    return (np.concatenate(found) if found else np.empty(0, dtype=np.int64)), count
 
 
 def schedule_one(
@@ -107,9 +133,14 @@ def schedule_one(
     percentage_of_nodes_to_score: int,
     start_index: int,
     rng: random.Random | None = None,
+    vectorized: bool = True,
 ) -> ScheduleResult:
     """Run one scheduling cycle; see the module docstring. The profile's own
-    ``percentageOfNodesToScore``, when set, overrides ``percentage_of_nodes_to_score``."""
+    ``percentageOfNodesToScore``, when set, overrides ``percentage_of_nodes_to_score``.
+
+    ``vectorized`` filters and scores over ``snapshot.columns()`` (plugins' ``filter_many``/
+    ``score_many``, per node for plugins without them); the decision is the same as the per-node
+    path's (``vectorized=False``), which is kept as the reference and for the failure report."""
     state = CycleState()
     nodes = snapshot.node_infos
     if not nodes:
@@ -131,6 +162,15 @@ def schedule_one(
         wanted = num_feasible_nodes_to_find(
             percentage_of_nodes_to_score if percentage is None else percentage, len(nodes)
         )
+        rows: IntArray | None = None
+        if vectorized:
+            try:
+                rows, evaluated = _find_feasible_many(fw, state, pod, snapshot, start_index, wanted)
+            except NeedsPerNodePath:
+                rows = None
+        if rows is not None and len(rows):
+            return _score_and_assume(fw, state, pod, snapshot, rows, evaluated, rng)
+        # Nothing fits (or a Filter erred): the per-node loop collects every node's reasons.
         count = len(nodes)
         evaluated = 0
         for offset in range(count):
@@ -159,8 +199,43 @@ def schedule_one(
         if not status.is_success():
             return ScheduleResult(None, status, filtered, evaluated, len(feasible), state=state)
         chosen = _select_host(feasible, scores, rng)
-
     result = ScheduleResult(chosen, SUCCESS, filtered, evaluated, len(feasible), state=state)
+    return _assume(fw, state, pod, snapshot, result)
+
+
+def _score_and_assume(
+    fw: Framework,
+    state: CycleState,
+    pod: dict[str, Any],
+    snapshot: Snapshot,
+    rows: IntArray,
+    evaluated: int,
+    rng: random.Random | None,
+) -> ScheduleResult:
+    """PreScore and Score over the feasible ``rows`` as columns, then pick and assume."""
+    infos = snapshot.node_infos
+    if len(rows) == 1:
+        chosen = infos[int(rows[0])].name
+    else:
+        picked = rows.tolist()
+        feasible = list(operator.itemgetter(*picked)(infos)) if len(picked) > 1 else [infos[picked[0]]]
+        status = fw.run_pre_score(state, pod, feasible)
+        if not status.is_success():
+            return ScheduleResult(None, status, {}, evaluated, len(rows), state=state)
+        totals, status = fw.run_score_many(state, pod, snapshot, rows)
+        if not status.is_success():
+            return ScheduleResult(None, status, {}, evaluated, len(rows), state=state)
+        chosen = infos[_select_row(rows, totals, rng)].name
+    result = ScheduleResult(chosen, SUCCESS, {}, evaluated, len(rows), state=state)
+    return _assume(fw, state, pod, snapshot, result)
+
+
+def _assume(
+    fw: Framework, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, result: ScheduleResult
+) -> ScheduleResult:
+    """Assume the chosen node, then Reserve and Permit (undone when either says no)."""
+    chosen = result.node_name
+    assert chosen is not None
     snapshot.assume(pod, chosen)
     status = fw.run_reserve(state, pod, chosen)
     if status.is_success():

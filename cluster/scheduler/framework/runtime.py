@@ -14,12 +14,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from cluster.scheduler.config import MULTI_POINT, PluginRef, Profile
+from cluster.scheduler.framework.columns import BoolArray, IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.interface import MAX_NODE_SCORE, MIN_NODE_SCORE, Handle, PostFilterResult
 from cluster.scheduler.framework.registry import Registry
 from cluster.scheduler.framework.status import SUCCESS, Code, Status
-from cluster.scheduler.framework.types import NodeInfo
+from cluster.scheduler.framework.types import NodeInfo, Snapshot
 
 # Extension point in the configuration -> the method a plugin implements for it.
 POINT_METHODS = {
@@ -41,6 +44,11 @@ MAX_PERMIT_TIMEOUT = 15 * 60.0  # seconds, as kube-scheduler caps Permit waits
 
 class FrameworkError(ValueError):
     """The profile cannot be built into a framework (unknown plugin, wrong extension point, ...)."""
+
+
+class NeedsPerNodePath(Exception):
+    """A Filter gave an error (not a rejection) inside ``run_filter_many``: the caller must use the
+    per-node path, which reports it exactly as kube-scheduler does."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,8 @@ class Framework:
         self._filters: list[tuple[str, Callable[[CycleState, dict[str, Any], NodeInfo], Status]]] = [
             (_plugin_name(p), p.filter) for p in self.filter_plugins
         ]
+        self._pre_filters = [(_plugin_name(p), p) for p in self.pre_filter_plugins]
+        self._pre_scores = [(_plugin_name(p), p) for p in self.pre_score_plugins]
 
     @property
     def scheduler_name(self) -> str:
@@ -136,8 +146,7 @@ class Framework:
     def run_pre_filter(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         """Run every PreFilter; a SKIP also skips that plugin's Filter. Stops at the first failure."""
         skipped: set[str] = set()
-        for plugin in self.pre_filter_plugins:
-            name = _plugin_name(plugin)
+        for name, plugin in self._pre_filters:
             status: Status = plugin.pre_filter(state, pod, nodes)
             if status.is_skip():
                 skipped.add(name)
@@ -156,6 +165,80 @@ class Framework:
             if not status.is_success():
                 return status.with_plugin(name)
         return SUCCESS
+
+    def run_filter_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> BoolArray:
+        """Which of ``rows`` (indices into ``snapshot.node_infos``) pass every Filter.
+
+        The same decision as ``run_filter`` per node. Each plugin sees only the rows still passing; a
+        plugin's ``filter_many`` answers for all of them at once, and a plugin without one (or whose
+        ``filter_many`` returns None for this pod) is asked node by node. Raises ``NeedsPerNodePath``
+        when a Filter returns an error.
+        """
+        skipped: frozenset[str] = state.read(SKIP_FILTER_KEY) if SKIP_FILTER_KEY in state else frozenset()  # type: ignore[assignment]
+        passing = np.ones(len(rows), dtype=np.bool_)
+        live = np.arange(len(rows))
+        infos = snapshot.node_infos
+        for plugin, (name, run) in zip(self.filter_plugins, self._filters, strict=True):
+            if name in skipped or not len(live):
+                continue
+            many = getattr(plugin, "filter_many", None)
+            mask: BoolArray | None = many(state, pod, snapshot, rows[live]) if many is not None else None
+            if mask is None:
+                mask = np.empty(len(live), dtype=np.bool_)
+                for i, row in enumerate(rows[live]):
+                    status = run(state, pod, infos[row])
+                    if not status.is_success() and not status.is_rejected():
+                        raise NeedsPerNodePath(name)
+                    mask[i] = status.is_success()
+            passing[live[~mask]] = False
+            live = live[mask]
+        return passing
+
+    def run_score_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> tuple[IntArray, Status]:
+        """``run_score`` over ``rows`` at once: totals in row order. Plugins with ``score_many``
+        (and ``normalize_many``) answer for all rows; the others are asked node by node."""
+        skipped: frozenset[str] = state.read(SKIP_SCORE_KEY) if SKIP_SCORE_KEY in state else frozenset()  # type: ignore[assignment]
+        totals = np.zeros(len(rows), dtype=np.int64)
+        infos = snapshot.node_infos
+        for weighted in self.score_plugins:
+            if weighted.name in skipped:
+                continue
+            plugin = weighted.plugin
+            many = getattr(plugin, "score_many", None)
+            scores: IntArray | None = many(state, pod, snapshot, rows) if many is not None else None
+            if scores is None:
+                scores = np.empty(len(rows), dtype=np.int64)
+                for i, row in enumerate(rows):
+                    score, status = plugin.score(state, pod, infos[row])
+                    if not status.is_success():
+                        return totals, Status(Code.ERROR, status.reasons, weighted.name)
+                    scores[i] = score
+            normalize = getattr(plugin, "normalize_score", None)
+            if callable(normalize):
+                normalize_many = getattr(plugin, "normalize_many", None)
+                normalized = normalize_many(state, pod, scores) if normalize_many is not None else None
+                if normalized is None:
+                    by_name = {infos[row].name: int(score) for row, score in zip(rows, scores, strict=True)}
+                    status = normalize(state, pod, by_name)
+                    if not status.is_success():
+                        return totals, Status(Code.ERROR, status.reasons, weighted.name)
+                    normalized = np.fromiter(
+                        (by_name[infos[row].name] for row in rows), dtype=np.int64, count=len(rows)
+                    )
+                scores = normalized
+            if len(scores) and (scores.min() < MIN_NODE_SCORE or scores.max() > MAX_NODE_SCORE):
+                bad = int(scores[(scores < MIN_NODE_SCORE) | (scores > MAX_NODE_SCORE)][0])
+                reason = (
+                    f'plugin "{weighted.name}" returns an invalid score {bad}, '
+                    f"it should in the range of [{MIN_NODE_SCORE}, {MAX_NODE_SCORE}] after normalizing"
+                )
+                return totals, Status(Code.ERROR, (reason,), weighted.name)
+            totals += scores * weighted.weight
+        return totals, SUCCESS
 
     def run_post_filter(
         self, state: CycleState, pod: dict[str, Any], filtered: dict[str, Status]
@@ -182,8 +265,7 @@ class Framework:
     def run_pre_score(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         """Run every PreScore; a SKIP also skips that plugin's Score. Stops at the first failure."""
         skipped: set[str] = set()
-        for plugin in self.pre_score_plugins:
-            name = _plugin_name(plugin)
+        for name, plugin in self._pre_scores:
             status: Status = plugin.pre_score(state, pod, nodes)
             if status.is_skip():
                 skipped.add(name)

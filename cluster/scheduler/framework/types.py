@@ -8,11 +8,15 @@ a count, extended resources as integer units), rounded up from Kubernetes quanti
 
 from __future__ import annotations
 
+import bisect
+import functools
 import math
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
+
+from cluster.scheduler.framework.columns import NodeColumns
 
 DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's non-zero default, used only for scoring
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
@@ -44,6 +48,12 @@ def parse_quantity(q: str | int | float) -> Fraction:
         return Fraction(q)
     if isinstance(q, float):
         return Fraction(str(q))
+    return _parse_quantity_text(q)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_quantity_text(q: str) -> Fraction:
+    # Every pod of a workload repeats the same few quantities; Fraction parsing is the slow part.
     match = _QUANTITY.match(q.strip())
     if match is None:
         raise ValueError(f"quantities must match the regular expression of a Kubernetes quantity: {q!r}")
@@ -57,8 +67,13 @@ def parse_quantity(q: str | int | float) -> Fraction:
     return value * _DECIMAL[suffix]
 
 
-def _ceil(value: Fraction) -> int:
-    return math.ceil(value)
+def _amount_of(name: str, quantity: str | int | float) -> int:
+    """The integer amount of one resource: cpu in millicores, the rest in units, rounded up."""
+    value = parse_quantity(quantity)
+    return math.ceil(value * 1000) if name == "cpu" else math.ceil(value)
+
+
+_amount = functools.lru_cache(maxsize=4096)(_amount_of)  # for text quantities, which repeat a lot
 
 
 @dataclass(slots=True)
@@ -76,17 +91,17 @@ class Resource:
         """A ``Resource`` from a ResourceList such as ``{"cpu": "500m", "memory": "1Gi"}``."""
         out = Resource()
         for name, quantity in (resources or {}).items():
-            value = parse_quantity(quantity)
+            value = _amount(name, quantity) if isinstance(quantity, str) else _amount_of(name, quantity)
             if name == "cpu":
-                out.milli_cpu = _ceil(value * 1000)
+                out.milli_cpu = value
             elif name == "memory":
-                out.memory = _ceil(value)
+                out.memory = value
             elif name == "ephemeral-storage":
-                out.ephemeral_storage = _ceil(value)
+                out.ephemeral_storage = value
             elif name == "pods":
-                out.allowed_pod_number = _ceil(value)
+                out.allowed_pod_number = value
             else:
-                out.scalar[name] = _ceil(value)
+                out.scalar[name] = value
         return out
 
     def add(self, other: Resource) -> None:
@@ -159,14 +174,40 @@ def _pod_requests(pod: dict[str, Any], non_zero: bool) -> Resource:
     return total
 
 
+# Requests per pod spec, keyed by the identity of the lists they come from. The scheduler asks for the
+# same pod's requests several times per cycle (PreFilter, PreScore, assume); objects are never mutated,
+# and the cache holds the lists themselves so an id cannot be reused while its entry lives.
+_REQUESTS_CACHE: dict[tuple[int, int, int, bool], tuple[tuple[object, ...], Resource]] = {}
+_REQUESTS_CACHE_LIMIT = 8192
+
+
+def _cached_requests(pod: dict[str, Any], non_zero: bool) -> Resource:
+    spec = pod.get("spec") or {}
+    parts = (spec.get("containers"), spec.get("initContainers"), spec.get("overhead"))
+    key = (id(parts[0]), id(parts[1]), id(parts[2]), non_zero)
+    hit = _REQUESTS_CACHE.get(key)
+    if hit is not None and hit[0][0] is parts[0] and hit[0][1] is parts[1] and hit[0][2] is parts[2]:
+        return hit[1]
+    if len(_REQUESTS_CACHE) >= _REQUESTS_CACHE_LIMIT:
+        _REQUESTS_CACHE.clear()
+    # Both flavours at once: whoever asks for one asks for the other within the same cycle.
+    for flavour in (False, True):
+        _REQUESTS_CACHE[(*key[:3], flavour)] = (parts, _pod_requests(pod, flavour))
+    return _REQUESTS_CACHE[key][1]
+
+
 def pod_requests(pod: dict[str, Any]) -> Resource:
-    """What the pod asks for: containers summed, maxed with each init container, plus overhead."""
-    return _pod_requests(pod, non_zero=False)
+    """What the pod asks for: containers summed, maxed with each init container, plus overhead.
+
+    The result is shared (cached per pod spec): read it, never ``add``/``sub`` into it (clone first).
+    """
+    return _cached_requests(pod, non_zero=False)
 
 
 def pod_requests_nonzero(pod: dict[str, Any]) -> Resource:
-    """Like ``pod_requests`` but a container without a cpu/memory request counts 100m/200Mi (scoring)."""
-    return _pod_requests(pod, non_zero=True)
+    """Like ``pod_requests`` but a container without a cpu/memory request counts 100m/200Mi (scoring).
+    Shared like ``pod_requests``'s result: never mutate it."""
+    return _cached_requests(pod, non_zero=True)
 
 
 def pod_key(pod: dict[str, Any]) -> str:
@@ -207,6 +248,7 @@ class NodeInfo:
     __slots__ = (
         "_labels",
         "_name",
+        "_sink",
         "_taints",
         "allocatable",
         "node",
@@ -219,10 +261,8 @@ class NodeInfo:
     )
 
     def __init__(self, node: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
-        self.node = node
-        self._cache_node_fields()
-        status = node.get("status") or {}
-        self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity") or {})
+        self._sink: tuple[NodeColumns, int] | None = None
+        self.set_node(node)
         self.pods: list[dict[str, Any]] = []
         self.requested = Resource()
         self.non_zero_requested = Resource()
@@ -231,6 +271,19 @@ class NodeInfo:
         self.pods_with_required_anti_affinity: list[dict[str, Any]] = []
         for pod in pods or []:
             self.add_pod(pod)
+
+    def set_node(self, node: dict[str, Any]) -> None:
+        """Take a new version of the Node object (labels, taints, allocatable); the pods stay."""
+        self.node = node
+        self._cache_node_fields()
+        status = node.get("status") or {}
+        self.allocatable = Resource.from_list(status.get("allocatable") or status.get("capacity") or {})
+        if self._sink is not None:
+            self._sink[0].write_node(self._sink[1], self)
+
+    def attach(self, columns: NodeColumns | None, row: int = 0) -> None:
+        """Mirror every later change into ``columns[row]`` (None stops mirroring)."""
+        self._sink = None if columns is None else (columns, row)
 
     def _cache_node_fields(self) -> None:
         # Read on every Filter/Score call, so looked up once; the node dict is never mutated.
@@ -262,6 +315,8 @@ class NodeInfo:
             self.pods_with_affinity.append(pod)
         if _has_required_anti_affinity(pod):
             self.pods_with_required_anti_affinity.append(pod)
+        if self._sink is not None:
+            self._sink[0].write_row(self._sink[1], self)
 
     def remove_pod(self, pod: dict[str, Any]) -> None:
         """Remove the pod with the same identity (uid, else namespace/name); raises KeyError if absent."""
@@ -279,10 +334,13 @@ class NodeInfo:
         self.used_ports = set()
         for remaining in self.pods:
             self.used_ports |= pod_host_ports(remaining)
+        if self._sink is not None:
+            self._sink[0].write_row(self._sink[1], self)
 
     def clone(self) -> NodeInfo:
         """An independent copy (the pod dicts themselves are shared, never mutated)."""
         other = NodeInfo.__new__(NodeInfo)
+        other._sink = None
         other.node = self.node
         other._name, other._labels, other._taints = self._name, self._labels, self._taints
         other.allocatable = self.allocatable.clone()
@@ -299,13 +357,20 @@ class NodeInfo:
 
 
 class Snapshot:
-    """The nodes and their pods as seen by one scheduling cycle, in the order the nodes were given."""
+    """The nodes and their pods as seen by one scheduling cycle, in the order the nodes were given.
 
-    __slots__ = ("_by_name", "node_infos")
+    It can also be kept up to date incrementally (``add_node``/``update_node``/``remove_node``,
+    ``add_pod``/``remove_pod``), which keeps nodes sorted by name. ``columns()`` gives the same nodes
+    as ``NodeColumns`` rows in ``node_infos`` order, kept in step with every later change.
+    """
+
+    __slots__ = ("_by_name", "_columns", "_sorted_names", "node_infos")
 
     def __init__(self, nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> None:
         self.node_infos: list[NodeInfo] = [NodeInfo(node) for node in nodes]
         self._by_name: dict[str, NodeInfo] = {info.name: info for info in self.node_infos}
+        self._columns: NodeColumns | None = None
+        self._sorted_names: list[str] | None = None
         for pod in pods:
             node_name = (pod.get("spec") or {}).get("nodeName")
             info = self._by_name.get(node_name) if node_name else None
@@ -314,6 +379,71 @@ class Snapshot:
 
     def get(self, name: str) -> NodeInfo | None:
         return self._by_name.get(name)
+
+    def columns(self) -> NodeColumns:
+        """The nodes as columns (built on first use after the node set changed)."""
+        if self._columns is None:
+            self._columns = NodeColumns(self.node_infos)
+            for row, info in enumerate(self.node_infos):
+                info.attach(self._columns, row)
+        return self._columns
+
+    def _drop_columns(self) -> None:
+        if self._columns is not None:
+            for info in self.node_infos:
+                info.attach(None)
+            self._columns = None
+
+    def add_node(self, node: dict[str, Any]) -> NodeInfo:
+        """Insert a node in name order (or update it if present); returns its ``NodeInfo``."""
+        name = str((node.get("metadata") or {}).get("name", ""))
+        existing = self._by_name.get(name)
+        if existing is not None:
+            existing.set_node(node)
+            return existing
+        if self._sorted_names is None:
+            self.node_infos.sort(key=lambda info: info.name)
+            self._sorted_names = [info.name for info in self.node_infos]
+        self._drop_columns()
+        info = NodeInfo(node)
+        index = bisect.bisect_left(self._sorted_names, name)
+        self._sorted_names.insert(index, name)
+        self.node_infos.insert(index, info)
+        self._by_name[name] = info
+        return info
+
+    def update_node(self, node: dict[str, Any]) -> None:
+        """Same as ``add_node``: a new version of a node keeps its pods."""
+        self.add_node(node)
+
+    def remove_node(self, name: str) -> None:
+        """Forget a node and its pods (no-op for unknown names)."""
+        info = self._by_name.pop(name, None)
+        if info is None:
+            return
+        self._drop_columns()
+        self.node_infos.remove(info)
+        if self._sorted_names is not None:
+            self._sorted_names.remove(name)
+
+    def add_pod(self, pod: dict[str, Any]) -> bool:
+        """Count an assigned pod on its ``spec.nodeName``; False when that node is unknown."""
+        info = self._by_name.get((pod.get("spec") or {}).get("nodeName") or "")
+        if info is None:
+            return False
+        info.add_pod(pod)
+        return True
+
+    def remove_pod(self, pod: dict[str, Any], node_name: str) -> bool:
+        """Stop counting ``pod`` (matched by identity) on ``node_name``; False when it was not there."""
+        info = self._by_name.get(node_name)
+        if info is None:
+            return False
+        try:
+            info.remove_pod(pod)
+        except KeyError:
+            return False
+        return True
 
     def have_pods_with_affinity(self) -> list[NodeInfo]:
         return [info for info in self.node_infos if info.pods_with_affinity]

@@ -6,7 +6,8 @@ For each configured resource (default cpu and memory, weights ignored) the fract
 resources ``|f1 - f2| / 2``). Actual requests are used, not the non-zero scoring defaults. Resources the
 node lacks, and extended resources the pod does not request, are left out. As in current kube-scheduler
 (kubernetes#129138), best-effort pods (no request among the resources) skip this plugin: PreScore returns
-SKIP, so they do not all pile onto one node. Pure: no I/O.
+SKIP, so they do not all pile onto one node. ``score_many`` does the same float64 arithmetic over
+``NodeColumns`` for one or two of cpu, memory and ephemeral-storage. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from __future__ import annotations
 import math
 from typing import Any, cast
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
-from cluster.scheduler.framework.types import NodeInfo
+from cluster.scheduler.framework.types import NodeInfo, Snapshot
 from cluster.scheduler.plugins.node_resources_fit import (
+    COLUMN_RESOURCES,
     MAX_NODE_SCORE,
     allocation_score,
+    columns_for,
     parse_resources,
     pod_request_list,
 )
@@ -67,6 +73,35 @@ class BalancedAllocation:
                 return 0, SUCCESS
         score = allocation_score(node, self.resources, requests, balanced_resource_score, use_requested=True)
         return score, SUCCESS
+
+    def score_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> IntArray | None:
+        if len(self.resources) > 2 or not set(self.resources) <= set(COLUMN_RESOURCES):
+            return None
+        try:
+            requests = cast("list[int]", state.read(_PRE_SCORE_KEY))
+        except KeyError:
+            return None
+        cols = snapshot.columns()
+        fractions = []
+        for name, pod_request in zip(self.resources, requests, strict=True):
+            alloc, on_node = columns_for(cols, name, rows, use_requested=True)
+            if not alloc.all():
+                return None  # a node lacks the resource: the per-node path leaves it out
+            fraction = (on_node + pod_request) / alloc
+            np.minimum(fraction, 1.0, out=fraction)
+            fractions.append(fraction)
+        if len(fractions) < 2:
+            return np.full(len(rows), MAX_NODE_SCORE, dtype=np.int64)
+        # The per-node formula step by step (the same float64 operations, so the same rounding).
+        std = fractions[0] - fractions[1]
+        std /= 2
+        np.abs(std, out=std)
+        np.subtract(1, std, out=std)
+        std *= MAX_NODE_SCORE
+        result: IntArray = std.astype(np.int64)
+        return result
 
 
 def new(args: dict[str, Any] | None, handle: object) -> BalancedAllocation:

@@ -27,6 +27,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from cluster.client.selectors import NOTHING, LabelSelector, label_selector_from_dict
 from cluster.scheduler.framework import (
     MAX_NODE_SCORE,
@@ -261,6 +263,19 @@ def namespace_labels_from(handle: Handle) -> dict[str, dict[str, str]] | None:
     return result
 
 
+def _affinity_kinds(pod: Mapping[str, Any]) -> tuple[Mapping[str, Any], ...]:
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    return tuple(affinity.get(kind) or {} for kind in ("podAffinity", "podAntiAffinity"))
+
+
+def _has_required_terms(pod: Mapping[str, Any]) -> bool:
+    return any(kind.get("requiredDuringSchedulingIgnoredDuringExecution") for kind in _affinity_kinds(pod))
+
+
+def _has_preferred_terms(pod: Mapping[str, Any]) -> bool:
+    return any(kind.get("preferredDuringSchedulingIgnoredDuringExecution") for kind in _affinity_kinds(pod))
+
+
 class InterPodAffinity:
     """PreFilter, Filter, PreScore, Score and NormalizeScore for pod (anti-)affinity."""
 
@@ -276,8 +291,23 @@ class InterPodAffinity:
     def name(self) -> str:
         return NAME
 
+    def _relevant(self, nodes: list[NodeInfo], flag: str) -> list[NodeInfo]:
+        """``nodes``, or only those whose column ``flag`` is set when ``nodes`` is the snapshot's own
+        list (the others cannot contribute): one array scan instead of a Python loop over nodes."""
+        snapshot = self._handle.snapshot()
+        if nodes is not snapshot.node_infos:
+            return nodes
+        cols = snapshot.columns()
+        if not cols.flagged(flag):
+            return []
+        return [nodes[row] for row in np.flatnonzero(getattr(cols, flag)).tolist()]
+
     def pre_filter(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         # ``nodes`` is every node of the cycle (preemption passes its simulated copies here).
+        if not _has_required_terms(pod):
+            nodes = self._relevant(nodes, "anti_affinity_pods")
+            if not nodes:
+                return Status(Code.SKIP)  # no terms of its own, and no existing pod's can reject it
         computed = compute_pre_filter_state(pod, nodes, namespace_labels_from(self._handle))
         terms = computed.terms
         if not (terms.required_affinity or terms.required_anti_affinity or computed.existing_anti_affinity):
@@ -296,11 +326,11 @@ class InterPodAffinity:
     def pre_score(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         snapshot = self._handle.snapshot()
         all_nodes = snapshot.node_infos if len(snapshot) else nodes
-        terms = pod_terms(pod)
-        if not (terms.preferred_affinity or terms.preferred_anti_affinity) and not any(
-            info.pods_with_affinity for info in all_nodes
-        ):
-            return Status(Code.SKIP)
+        if not _has_preferred_terms(pod):
+            # Only existing pods' own terms can score: only nodes with such pods matter.
+            all_nodes = self._relevant(all_nodes, "affinity_pods")
+            if not all_nodes:
+                return Status(Code.SKIP)
         state.write(
             _PRE_SCORE_KEY,
             compute_topology_scores(

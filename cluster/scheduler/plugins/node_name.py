@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import BoolArray, IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
-from cluster.scheduler.framework.types import NodeInfo
+from cluster.scheduler.framework.types import NodeInfo, Snapshot
 
 NAME = "NodeName"
 ERR_REASON = "node(s) didn't match the requested node name"
@@ -34,6 +37,13 @@ class NodeName:
         if fits(pod, node):
             return SUCCESS
         return Status.unschedulable(ERR_REASON, resolvable=False)
+
+    def filter_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> BoolArray | None:
+        if (pod.get("spec") or {}).get("nodeName"):
+            return None  # rare (the pod is normally bound already): ask node by node
+        return np.ones(len(rows), dtype=np.bool_)
 
 
 def new(args: dict[str, Any] | None, handle: object) -> NodeName:

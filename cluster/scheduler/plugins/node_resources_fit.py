@@ -11,7 +11,9 @@ weighted mean: ``LeastAllocated`` (default; free share), ``MostAllocated`` (used
 ``RequestedToCapacityRatio`` (a broken-linear ``shape`` of utilisation -> 0..10, scaled to 0..100).
 Scoring counts cpu/memory with the non-zero defaults (100m/200Mi per container without a request);
 resources a node does not have, and extended resources the pod does not request, are left out.
-Integer arithmetic truncates like Go's. Pure: no I/O.
+Integer arithmetic truncates like Go's. ``filter_many``/``score_many`` give the same answers over
+``NodeColumns`` for cpu, memory, ephemeral-storage and pods (LeastAllocated and MostAllocated); pods
+that request extended resources, and RequestedToCapacityRatio, use the per-node path. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -21,9 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import BoolArray, IntArray, NodeColumns, take
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
-from cluster.scheduler.framework.types import NodeInfo, Resource, pod_requests, pod_requests_nonzero
+from cluster.scheduler.framework.types import NodeInfo, Resource, Snapshot, pod_requests, pod_requests_nonzero
 
 NAME = "NodeResourcesFit"
 MAX_NODE_SCORE = 100
@@ -209,6 +214,87 @@ def allocation_score(
     return scorer(requested, allocatable)
 
 
+COLUMN_RESOURCES = ("cpu", "memory", "ephemeral-storage")
+
+
+def fits_many(request: Resource, cols: NodeColumns, rows: IntArray) -> BoolArray:
+    """``insufficient_resources(...) == []`` for each row, ignoring extended resources."""
+    mask: BoolArray = take(cols.free_pods, rows) >= 1
+    for wanted, free in (
+        (request.milli_cpu, cols.free_cpu),
+        (request.memory, cols.free_mem),
+        (request.ephemeral_storage, cols.free_eph),
+    ):
+        if wanted > 0:
+            mask &= take(free, rows) >= wanted
+    return mask
+
+
+def columns_for(
+    cols: NodeColumns, name: str, rows: IntArray, *, use_requested: bool
+) -> tuple[IntArray, IntArray]:
+    """(allocatable, requested on node) for a column resource, as ``allocatable_and_requested``."""
+    if name == "cpu":
+        return take(cols.alloc_cpu, rows), take(cols.req_cpu if use_requested else cols.nz_cpu, rows)
+    if name == "memory":
+        return take(cols.alloc_mem, rows), take(cols.req_mem if use_requested else cols.nz_mem, rows)
+    return take(cols.alloc_eph, rows), take(cols.req_eph, rows)
+
+
+def _free_for_scoring(cols: NodeColumns, name: str, rows: IntArray) -> IntArray:
+    """allocatable minus what scoring counts as requested (non-zero defaults for cpu and memory)."""
+    if name == "cpu":
+        return take(cols.nz_free_cpu, rows)
+    if name == "memory":
+        return take(cols.nz_free_mem, rows)
+    return take(cols.free_eph, rows)
+
+
+def weighted_mean_many(
+    cols: NodeColumns,
+    rows: IntArray,
+    names: list[str],
+    weights: list[int],
+    requests: list[int],
+    strategy: str,
+) -> IntArray:
+    """LeastAllocated/MostAllocated over rows: the same integers as ``allocation_score``."""
+    total = np.zeros(len(rows), dtype=np.int64)
+    weight_sum: IntArray | int = 0
+    for name, weight, pod_request in zip(names, weights, requests, strict=True):
+        alloc, on_node = columns_for(cols, name, rows, use_requested=False)
+        if cols.flagged("scalar") or not alloc.all():
+            # Some node lacks the resource: it is left out of that node's mean.
+            present = alloc > 0
+            capacity = np.where(present, alloc, 1)
+            requested = on_node + pod_request
+            if strategy == LEAST_ALLOCATED:
+                fits = present & (requested <= alloc)
+                score = np.where(fits, (alloc - requested) * MAX_NODE_SCORE // capacity, 0)
+            else:
+                score = np.where(present, np.minimum(requested, alloc) * MAX_NODE_SCORE // capacity, 0)
+            total += score * weight * present
+            weight_sum = weight_sum + weight * present
+            continue
+        if strategy == LEAST_ALLOCATED:
+            score = _free_for_scoring(cols, name, rows) - pod_request
+            np.maximum(score, 0, out=score)  # more requested than allocatable scores 0
+        else:
+            score = np.minimum(on_node + pod_request, alloc)
+        score *= MAX_NODE_SCORE
+        score //= alloc
+        if weight != 1:
+            score *= weight
+        total += score
+        weight_sum = weight_sum + weight
+    if isinstance(weight_sum, int):
+        if weight_sum > 1:
+            total //= weight_sum
+        return total
+    result: IntArray = np.where(weight_sum > 0, total // np.maximum(weight_sum, 1), 0)
+    return result
+
+
 def parse_resources(specs: list[dict[str, Any]] | None) -> tuple[list[str], list[int]]:
     """``[{name, weight}]`` -> (names, weights); empty means cpu and memory with weight 1."""
     pairs = [(str(s["name"]), int(s.get("weight", 1))) for s in specs or []] or list(DEFAULT_RESOURCES)
@@ -242,6 +328,7 @@ class NodeResourcesFit:
         strategy = args.get("scoringStrategy") or {}
         self.strategy = str(strategy.get("type") or LEAST_ALLOCATED)
         self.resources, weights = parse_resources(strategy.get("resources"))
+        self.weights = weights
         if self.strategy == LEAST_ALLOCATED:
             self.scorer = least_allocated_scorer(weights)
         elif self.strategy == MOST_ALLOCATED:
@@ -280,6 +367,38 @@ class NodeResourcesFit:
         except KeyError:
             requests = pod_request_list(pod, self.resources, use_requested=False)
         return allocation_score(node, self.resources, requests, self.scorer, use_requested=False), SUCCESS
+
+    def filter_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> BoolArray | None:
+        try:
+            request = cast(Resource, state.read(_PRE_FILTER_KEY))
+        except KeyError:
+            request = pod_requests(pod)
+        checked = [
+            name
+            for name in request.scalar
+            if not (
+                is_extended_resource_name(name)
+                and (name in self.ignored or name.split("/")[0] in self.ignored_groups)
+            )
+        ]
+        if checked:
+            return None
+        return fits_many(request, snapshot.columns(), rows)
+
+    def score_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> IntArray | None:
+        if self.strategy == REQUESTED_TO_CAPACITY_RATIO or not set(self.resources) <= set(COLUMN_RESOURCES):
+            return None
+        try:
+            requests = cast("list[int]", state.read(_PRE_SCORE_KEY))
+        except KeyError:
+            requests = pod_request_list(pod, self.resources, use_requested=False)
+        return weighted_mean_many(
+            snapshot.columns(), rows, self.resources, self.weights, requests, self.strategy
+        )
 
 
 def new(args: dict[str, Any] | None, handle: object) -> NodeResourcesFit:

@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import BoolArray, IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
-from cluster.scheduler.framework.types import NodeInfo
+from cluster.scheduler.framework.types import NodeInfo, Snapshot
 from cluster.scheduler.plugins.taint_toleration import pod_tolerations, tolerates
 
 NAME = "NodeUnschedulable"
@@ -32,6 +35,15 @@ class NodeUnschedulable:
         if tolerates(pod_tolerations(pod), UNSCHEDULABLE_TAINT):
             return SUCCESS
         return Status.unschedulable(ERR_REASON_UNSCHEDULABLE, resolvable=False)
+
+    def filter_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> BoolArray:
+        cols = snapshot.columns()
+        if not cols.flagged("unschedulable") or tolerates(pod_tolerations(pod), UNSCHEDULABLE_TAINT):
+            return np.ones(len(rows), dtype=np.bool_)
+        passing: BoolArray = ~cols.unschedulable[rows]
+        return passing
 
 
 def new(args: dict[str, Any] | None, handle: object) -> NodeUnschedulable:

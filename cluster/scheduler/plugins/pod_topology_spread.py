@@ -308,8 +308,9 @@ class PodTopologySpread:
         own = (pod.get("spec") or {}).get("topologySpreadConstraints") or []
         if own:
             return parse_constraints(own, pod, action)
-        defaults = parse_constraints(self.default_constraints, pod, action, LabelSelector())
-        if not defaults:
+        if not any(
+            (c.get("whenUnsatisfiable") or DO_NOT_SCHEDULE) == action for c in self.default_constraints
+        ):
             return []
         selector = default_selector(pod, self._handle)
         if selector.empty():

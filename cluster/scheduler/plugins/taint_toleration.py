@@ -3,16 +3,21 @@
 Filter rejects a node with a ``NoSchedule`` or ``NoExecute`` taint that no toleration of the pod matches
 (unresolvable: preemption cannot remove a taint). Score counts the node's ``PreferNoSchedule`` taints the
 pod does not tolerate; NormalizeScore maps them reversed onto 0..100, so the node with the fewest
-untolerated soft taints scores 100. Matching follows ``v1.Toleration.ToleratesTaint``. Pure: no I/O.
+untolerated soft taints scores 100. Matching follows ``v1.Toleration.ToleratesTaint``. Over columns,
+only the rows flagged as having hard (Filter) or soft (Score) taints are looked at node by node.
+Pure: no I/O.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
+import numpy as np
+
+from cluster.scheduler.framework.columns import BoolArray, IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
-from cluster.scheduler.framework.types import NodeInfo
+from cluster.scheduler.framework.types import NodeInfo, Snapshot
 
 NAME = "TaintToleration"
 MAX_NODE_SCORE = 100
@@ -84,6 +89,15 @@ def default_normalize_score(
         scores[node] = max_score - score if reverse else score
 
 
+def default_normalize_many(scores: IntArray, *, reverse: bool, max_score: int = MAX_NODE_SCORE) -> IntArray:
+    """``default_normalize_score`` over an array (a new array; the same integers)."""
+    highest = int(scores.max()) if len(scores) and scores.any() else 0
+    if highest == 0:
+        return np.full(len(scores), max_score if reverse else 0, dtype=np.int64) if reverse else scores.copy()
+    scaled: IntArray = max_score * scores // highest
+    return max_score - scaled if reverse else scaled
+
+
 class TaintToleration:
     """Filter on hard taints, Score on soft (``PreferNoSchedule``) taints."""
 
@@ -113,6 +127,35 @@ class TaintToleration:
     def normalize_score(self, state: CycleState, pod: Obj, scores: dict[str, int]) -> Status:
         default_normalize_score(scores, reverse=True)
         return SUCCESS
+
+    def filter_many(self, state: CycleState, pod: Obj, snapshot: Snapshot, rows: IntArray) -> BoolArray:
+        mask = np.ones(len(rows), dtype=np.bool_)
+        cols = snapshot.columns()
+        if not cols.flagged("hard_taints"):
+            return mask
+        column = cols.hard_taints
+        tolerations = pod_tolerations(pod)
+        infos = snapshot.node_infos
+        for i in np.flatnonzero(column[rows]).tolist():
+            mask[i] = find_untolerated_taint(infos[rows[i]].taints, tolerations) is None
+        return mask
+
+    def score_many(self, state: CycleState, pod: Obj, snapshot: Snapshot, rows: IntArray) -> IntArray:
+        scores = np.zeros(len(rows), dtype=np.int64)
+        cols = snapshot.columns()
+        soft = np.flatnonzero(cols.soft_taints[rows]).tolist() if cols.flagged("soft_taints") else []
+        if soft:
+            try:
+                tolerations = cast("list[Obj]", state.read(_PRE_SCORE_KEY))
+            except KeyError:
+                tolerations = prefer_no_schedule_tolerations(pod_tolerations(pod))
+            infos = snapshot.node_infos
+            for i in soft:
+                scores[i] = count_intolerable_prefer_no_schedule(infos[rows[i]].taints, tolerations)
+        return scores
+
+    def normalize_many(self, state: CycleState, pod: Obj, scores: IntArray) -> IntArray:
+        return default_normalize_many(scores, reverse=True)
 
 
 def new(args: dict[str, Any] | None, handle: object) -> TaintToleration:
