@@ -27,6 +27,7 @@ from nodeagent.runtimes.process import sandboxes as sbx
 from nodeagent.runtimes.process.cgroups import CgroupManager, limits_for
 from nodeagent.runtimes.process.images import ImageRecord, ImageStore
 from nodeagent.runtimes.process.isolation import Isolation, probe
+from nodeagent.runtimes.process.streaming import StreamingServer
 
 RUNTIME_NAME = "raykube-process"
 RUNTIME_VERSION = "0.1.0"
@@ -72,6 +73,8 @@ class ProcessRuntime:
         # Kill what a previous instance (killed without its shutdown) left running.
         self.ledger = procs.PidLedger(self.root / "pids")
         self.orphans_killed = self.ledger.reap()
+        # Set by ``serve``: where CRI Exec sessions run (None: Exec is FAILED_PRECONDITION).
+        self.streaming: StreamingServer | None = None
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -373,6 +376,19 @@ class ProcessRuntime:
         """Start ``cmd`` in a running container with its stdio handed to the caller (kubectl exec)."""
         c = self._running(container_id)
         return await ex.exec_stream(c, self.isolation, list(cmd), tty)
+
+    def exec(self, req: api_pb2.ExecRequest) -> api_pb2.ExecResponse:
+        """CRI Exec: validate, then hand out a one-time URL on the streaming server (see streaming.py)."""
+        self._running(req.container_id)
+        if not req.cmd:
+            raise InvalidArgumentError("cmd is empty")
+        if not (req.stdin or req.stdout or req.stderr):
+            raise InvalidArgumentError("one of stdin, stdout, or stderr must be set")
+        if req.tty and req.stderr:
+            raise InvalidArgumentError("tty and stderr cannot both be true")
+        if self.streaming is None:
+            raise FailedPreconditionError("streaming server is not running")
+        return api_pb2.ExecResponse(url=self.streaming.register_exec(req))
 
     # -- images ---------------------------------------------------------------------------------
 

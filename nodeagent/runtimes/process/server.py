@@ -3,7 +3,8 @@
 Each RPC forwards to the runtime method of the same name and maps the runtime's typed errors to gRPC
 status codes (NotFoundError → NOT_FOUND, InvalidArgumentError → INVALID_ARGUMENT,
 FailedPreconditionError → FAILED_PRECONDITION, ExecTimeout → DEADLINE_EXCEEDED, anything else →
-UNKNOWN). ``Exec`` answers UNIMPLEMENTED: streaming exec goes through ``ProcessRuntime.exec_stream``.
+UNKNOWN). ``Exec`` returns a one-time URL on the runtime's streaming server (``streaming.py``), which
+``serve`` starts on 127.0.0.1 next to the gRPC socket.
 
 ``serve(socket_path, root_dir)`` starts a grpc.aio server on ``unix://socket_path`` and returns a
 ``ProcessRuntime`` whose ``server`` attribute is the running server; ``stop_server`` shuts both
@@ -27,6 +28,7 @@ from nodeagent.runtimes.process import runtime as rt
 from nodeagent.runtimes.process.cgroups import CgroupManager
 from nodeagent.runtimes.process.exec import ExecTimeout
 from nodeagent.runtimes.process.isolation import Isolation
+from nodeagent.runtimes.process.streaming import StreamingServer
 
 log = logging.getLogger(__name__)
 
@@ -78,12 +80,7 @@ class RuntimeServicer(_Servicer, api_pb2_grpc.RuntimeServiceServicer):
     ContainerStatus = _rpc("container_status")
     ReopenContainerLog = _rpc("reopen_container_log")
     ExecSync = _rpc("exec_sync")
-
-    async def Exec(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        await context.abort(
-            grpc.StatusCode.UNIMPLEMENTED,
-            "streaming exec is served by the node agent (ProcessRuntime.exec_stream), not by a URL",
-        )
+    Exec = _rpc("exec")
 
 
 class ImageServicer(_Servicer, api_pb2_grpc.ImageServiceServicer):
@@ -115,6 +112,9 @@ async def serve(
     api_pb2_grpc.add_RuntimeServiceServicer_to_server(RuntimeServicer(runtime), server)  # type: ignore[no-untyped-call]
     api_pb2_grpc.add_ImageServiceServicer_to_server(ImageServicer(runtime), server)  # type: ignore[no-untyped-call]
     server.add_insecure_port(f"unix://{socket_path}")
+    streaming = StreamingServer(runtime.exec_stream)
+    await streaming.start()
+    runtime.streaming = streaming
     await server.start()
     runtime.server = server  # type: ignore[attr-defined]
     return runtime
@@ -125,4 +125,6 @@ async def stop_server(runtime: rt.ProcessRuntime, grace: float = 1.0) -> None:
     server: grpc.aio.Server | None = getattr(runtime, "server", None)
     if server is not None:
         await server.stop(grace)
+    if runtime.streaming is not None:
+        await runtime.streaming.stop()
     await runtime.shutdown()
