@@ -1,0 +1,385 @@
+"""One pod's worker: read the runtime, decide with the cores, act, write the status (the kubelet's syncPod).
+
+A ``PodWorker`` owns one pod uid. Its task loops: wait for a wake-up (``wake()``: a pod event, a
+runtime change seen by the relist, a timer), then ``sync()`` once. One task per pod, so two syncs of
+one pod never overlap; every sync re-reads the desired pod (``self.pod``) and the runtime, so missed
+or merged wake-ups are harmless. ``self.pod is None`` means the pod is gone (deleted from the API, or
+its manifest removed): the worker tears everything down and ends.
+
+Per sync, as docs/nodeagent.md "How a pod worker drives them": probes (``probes`` + ``probe_exec``) →
+``compute_pod_actions`` → execute in the kubelet's order (kill, sandbox, next init container,
+containers, each start gated by ``CrashLoopBackOff``) → ``pod_status`` written only when it changed.
+A pod with a ``deletionTimestamp`` is terminated (preStop, stop within the grace period, sandbox
+removed) and then deleted with grace 0 and a uid precondition. A pod that reached Succeeded/Failed is
+stopped and its status kept. Errors are logged; the next wake-up tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from nodeagent.agent import cri_config as cc
+from nodeagent.cri.client import CRIClient, CRIError
+from nodeagent.kubelet import probes as pr
+from nodeagent.kubelet.container_env import CreateContainerConfigError, EnvSources, container_command
+from nodeagent.kubelet.pod_actions import compute_pod_actions
+from nodeagent.kubelet.pod_status import ProbeView, StatusInputs, Waiting, pod_status
+from nodeagent.kubelet.probe_exec import run_probe
+from nodeagent.kubelet.restart import CrashLoopBackOff
+from nodeagent.kubelet.runtime_view import PodRuntimeView
+
+log = logging.getLogger(__name__)
+
+EnvFetcher = Callable[[Mapping[str, Any]], Awaitable[EnvSources]]
+StatusWriter = Callable[[Mapping[str, Any], dict[str, Any]], Awaitable[None]]
+PodDeleter = Callable[[Mapping[str, Any]], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class WorkerContext:
+    """What all workers of one agent share."""
+
+    cri: CRIClient
+    clock: Callable[[], datetime]
+    backoff: CrashLoopBackOff
+    node_name: str
+    logs_root: str
+    scheme: str
+    host_ips: tuple[str, ...]
+    fetch_env: EnvFetcher  # ConfigMaps/Secrets the pod's containers reference, plus node facts
+    write_status: StatusWriter
+    delete_pod: PodDeleter
+    resync: timedelta = timedelta(seconds=5)
+    pulled: set[str] = field(default_factory=set)
+
+
+def grace_seconds(pod: Mapping[str, Any]) -> int:
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionGracePeriodSeconds") is not None:
+        return max(0, int(meta["deletionGracePeriodSeconds"]))
+    value = (pod.get("spec") or {}).get("terminationGracePeriodSeconds")
+    return 30 if value is None else max(0, int(value))
+
+
+def _specs(pod: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    spec = pod.get("spec") or {}
+    return {c["name"]: c for c in (*(spec.get("initContainers") or ()), *(spec.get("containers") or ()))}
+
+
+class PodWorker:
+    def __init__(self, ctx: WorkerContext, uid: str, pod: dict[str, Any]) -> None:
+        self.ctx = ctx
+        self.uid = uid
+        self.pod: dict[str, Any] | None = pod
+        self.last_pod: dict[str, Any] = pod
+        self.view = PodRuntimeView()
+        self.log_paths: dict[str, str] = {}
+        self.status: dict[str, Any] | None = None  # last status written (or computed, for static pods)
+        self.waiting: dict[str, Waiting] = {}
+        self.probe_states: dict[tuple[str, str], pr.ProbeState] = {}
+        self.wake_at: datetime | None = None
+        self.done = False
+        self._event = asyncio.Event()
+        self.task: asyncio.Task[None] | None = None
+
+    # -- the loop ---------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._run(), name=f"pod-worker-{self.uid}")
+
+    def wake(self) -> None:
+        self._event.set()
+
+    def update(self, pod: dict[str, Any] | None) -> None:
+        """A new desired pod (None: gone); wakes the worker."""
+        self.pod = pod
+        if pod is not None:
+            self.last_pod = pod
+        self.wake()
+
+    async def _run(self) -> None:
+        while not self.done:
+            self._event.clear()
+            try:
+                await self.sync()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sync of pod %s failed", self.uid)
+            if self.done:
+                return
+            now = self.ctx.clock()
+            wake = now + self.ctx.resync
+            if self.wake_at is not None:
+                wake = min(wake, self.wake_at)
+            timeout = max(0.05, (wake - now).total_seconds())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._event.wait(), timeout)
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+
+    # -- one sync ---------------------------------------------------------------------------------
+
+    async def refresh_view(self) -> list[str]:
+        view, boxes, logs = await cc.read_view(self.ctx.cri, self.uid, self.ctx.scheme)
+        self.view, self.log_paths = view, logs
+        return boxes
+
+    async def sync(self) -> None:
+        self.wake_at = None
+        boxes = await self.refresh_view()
+        pod = self.pod
+        if pod is None:
+            await self._teardown(self.last_pod, boxes, grace_seconds(self.last_pod))
+            self.ctx.backoff.forget_pod(self.uid)
+            self.done = True
+            return
+        if (pod.get("metadata") or {}).get("deletionTimestamp"):
+            await self._terminate(pod, boxes)
+            return
+        phase = (self.status or pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            await self._kill_all(pod, 0)
+            await self.refresh_view()
+            await self._write(pod, terminal=True)
+            return
+        now = self.ctx.clock()
+        await self._run_probes(pod, now)
+        live_failed = {s.container_id for (_, k), s in self.probe_states.items() if k == "liveness"
+                       and s.result == "failure"}  # fmt: skip
+        startup_failed = {s.container_id for (_, k), s in self.probe_states.items() if k == "startup"
+                          and s.result == "failure"}  # fmt: skip
+        plan = compute_pod_actions(pod, self.view, live_failed, startup_failed)
+        grace = grace_seconds(pod)
+        if plan.kill_pod:
+            await self._kill_all(pod, grace)
+            if plan.sandbox_id:
+                with contextlib.suppress(CRIError):
+                    await self.ctx.cri.stop_pod_sandbox(plan.sandbox_id)
+        for kill in plan.containers_to_kill:
+            log.info("pod %s: %s", self.uid, kill.message)
+            await self._stop_container(kill.container_id, grace)
+        sandbox_id = plan.sandbox_id
+        if plan.create_sandbox:
+            cfg = cc.sandbox_config(pod, plan.attempt, self.ctx.logs_root, self.ctx.node_name)
+            try:
+                sandbox_id = await self.ctx.cri.run_pod_sandbox(cfg)
+            except CRIError as err:
+                log.warning("pod %s: RunPodSandbox: %s", self.uid, err)
+                self.wake_at = self.ctx.clock() + timedelta(seconds=1)
+                return
+            await self.refresh_view()
+        if sandbox_id and self.view.sandbox is not None and self.view.sandbox.ready:
+            to_start = [plan.next_init_container] if plan.next_init_container else []
+            to_start += list(plan.containers_to_start)
+            for name in to_start:
+                await self._start_container(pod, name, sandbox_id)
+            if to_start:
+                await self.refresh_view()
+        terminal = (plan.pod_failed or plan.kill_pod) and not plan.create_sandbox
+        await self._write(pod, terminal=terminal)
+
+    async def _write(self, pod: Mapping[str, Any], *, terminal: bool) -> None:
+        probes = self._probe_view(pod)
+        inputs = StatusInputs(self.ctx.host_ips, probes, dict(self.waiting), terminal)
+        previous = self.status if self.status is not None else (pod.get("status") or {})
+        status = pod_status({**pod, "status": previous}, self.view, inputs, self.ctx.clock())
+        if status != self.status:
+            await self.ctx.write_status(pod, status)
+            self.status = status
+
+    # -- probes -----------------------------------------------------------------------------------
+
+    def _probe_view(self, pod: Mapping[str, Any]) -> ProbeView:
+        ready: dict[str, bool] = {}
+        started: dict[str, bool] = {}
+        for c in (pod.get("spec") or {}).get("containers") or ():
+            latest = self.view.latest(c["name"])
+            if latest is None:
+                continue
+            running = latest.state == "running"
+            st = pr.is_started(c, self.probe_states.get((c["name"], "startup")), running)
+            started[latest.id] = st
+            ready[latest.id] = pr.is_ready(c, self.probe_states.get((c["name"], "readiness")), st)
+        return ProbeView(ready=ready, started=started)
+
+    async def _run_probes(self, pod: Mapping[str, Any], now: datetime) -> None:
+        pod_ip = self.view.sandbox.ips[0] if self.view.sandbox and self.view.sandbox.ips else "127.0.0.1"
+        due: list[tuple[Mapping[str, Any], pr.ProbeSpec, pr.ProbeState, str]] = []
+        for c in (pod.get("spec") or {}).get("containers") or ():
+            latest = self.view.latest(c["name"])
+            if latest is None:
+                continue
+            startup = self.probe_states.get((c["name"], "startup"))
+            started = pr.is_started(c, startup, latest.state == "running") or latest.state != "running"
+            for kind in pr.PROBE_KINDS:
+                try:
+                    spec = pr.ProbeSpec.from_container(c, kind)
+                except ValueError:
+                    continue
+                if spec is None:
+                    continue
+                state = pr.sync(self.probe_states.get((c["name"], kind)), kind, latest.id)
+                if latest.state != "running":
+                    state = pr.container_not_running(state)
+                self.probe_states[(c["name"], kind)] = state
+                if pr.should_probe(spec, state, latest, started, now):
+                    due.append((c, spec, state, latest.id))
+                else:
+                    at = pr.next_probe_at(spec, state, latest)
+                    if at is not None and latest.state == "running" and at > now:
+                        self._wake_by(at)
+        if not due:
+            return
+
+        async def one(c: Mapping[str, Any], spec: pr.ProbeSpec, cid: str) -> pr.Result:
+            async def exec_sync(cmd: Sequence[str], timeout: float) -> tuple[int, bytes]:
+                resp = await self.ctx.cri.exec_sync(cc.bare_id(cid), cmd, exec_timeout=max(1, int(timeout)))
+                return resp.exit_code, resp.stdout + resp.stderr
+
+            try:
+                outcome = await run_probe(spec.handler, c, pod_ip, exec_sync, spec.timeout.total_seconds())
+            except CRIError as err:
+                log.debug("probe of %s failed: %s", cid, err)
+                return "failure"
+            return outcome.result
+
+        results = await asyncio.gather(*(one(c, spec, cid) for c, spec, _, cid in due))
+        after = self.ctx.clock()
+        for (c, spec, state, _), result in zip(due, results, strict=True):
+            new = pr.record(spec, state, result, after)
+            self.probe_states[(c["name"], spec.kind)] = new
+            self._wake_by(after + spec.period)
+        if self._probe_changed(due):
+            self.wake_at = after  # act on the new verdict at once (restart, Ready condition)
+
+    def _probe_changed(self, due: Sequence[tuple[Any, pr.ProbeSpec, pr.ProbeState, str]]) -> bool:
+        return any(self.probe_states[(c["name"], spec.kind)].result != st.result for c, spec, st, _ in due)
+
+    def _wake_by(self, at: datetime) -> None:
+        self.wake_at = at if self.wake_at is None else min(self.wake_at, at)
+
+    # -- actions ----------------------------------------------------------------------------------
+
+    async def _stop_container(self, container_id: str, grace: int) -> None:
+        try:
+            await self.ctx.cri.stop_container(cc.bare_id(container_id), grace)
+        except CRIError as err:
+            log.warning("pod %s: StopContainer %s: %s", self.uid, container_id, err)
+
+    async def _kill_all(self, pod: Mapping[str, Any], grace: int) -> None:
+        running = [c for c in self.view.containers if c.state in ("running", "created")]
+        await asyncio.gather(*(self._stop_container(c.id, grace) for c in running))
+
+    async def _ensure_image(self, image: str) -> None:
+        if image in self.ctx.pulled:
+            return
+        if await self.ctx.cri.image_status(image) is None:
+            await self.ctx.cri.pull_image(image)
+        self.ctx.pulled.add(image)
+
+    async def _start_container(self, pod: Mapping[str, Any], name: str, sandbox_id: str) -> None:
+        spec = _specs(pod)[name]
+        latest = self.view.latest(name)
+        now = self.ctx.clock()
+        decision = self.ctx.backoff.check(pod, spec, latest, now)
+        if not decision.start:
+            self.waiting[name] = Waiting(decision.reason, decision.message)
+            if decision.retry_at is not None:
+                self._wake_by(decision.retry_at)
+            return
+        try:
+            sources = await self.ctx.fetch_env(pod)
+            ips = self.view.sandbox.ips if self.view.sandbox else ()
+            sources = EnvSources(
+                sources.config_maps, sources.secrets, sources.node_allocatable, self.ctx.host_ips, ips
+            )
+            command = container_command(pod, spec, sources)
+        except CreateContainerConfigError as err:
+            self.waiting[name] = Waiting(err.reason, str(err))
+            self._wake_by(now + timedelta(seconds=2))
+            return
+        try:
+            await self._ensure_image(spec.get("image", ""))
+        except CRIError as err:
+            self.waiting[name] = Waiting("ErrImagePull", err.details)
+            self._wake_by(now + timedelta(seconds=5))
+            return
+        attempt = latest.restart_count + 1 if latest is not None else 0
+        cfg = cc.container_config(pod, spec, command, attempt)
+        sandbox_cfg = cc.sandbox_config(
+            pod, self.view.sandbox.attempt if self.view.sandbox else 0, self.ctx.logs_root, self.ctx.node_name
+        )
+        try:
+            cid = await self.ctx.cri.create_container(sandbox_id, cfg, sandbox_cfg)
+        except CRIError as err:
+            self.waiting[name] = Waiting("CreateContainerError", err.details)
+            self._wake_by(now + timedelta(seconds=2))
+            return
+        try:
+            await self.ctx.cri.start_container(cid)
+        except CRIError as err:
+            self.waiting[name] = Waiting("RunContainerError", err.details)
+            self._wake_by(now + timedelta(seconds=2))
+            return
+        self.waiting.pop(name, None)
+
+    async def _pre_stop(self, pod: Mapping[str, Any], deadline: float) -> None:
+        specs = _specs(pod)
+        pod_ip = self.view.sandbox.ips[0] if self.view.sandbox and self.view.sandbox.ips else "127.0.0.1"
+
+        async def one(cid: str, spec: Mapping[str, Any]) -> None:
+            handler = (spec.get("lifecycle") or {}).get("preStop")
+            if not handler:
+                return
+
+            async def exec_sync(cmd: Sequence[str], timeout: float) -> tuple[int, bytes]:
+                resp = await self.ctx.cri.exec_sync(cc.bare_id(cid), cmd, exec_timeout=max(1, int(timeout)))
+                return resp.exit_code, resp.stdout + resp.stderr
+
+            with contextlib.suppress(CRIError):
+                await run_probe(handler, spec, pod_ip, exec_sync, max(1.0, deadline))
+
+        running = [
+            (c.id, specs[c.name]) for c in self.view.containers if c.state == "running" and c.name in specs
+        ]
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(one(cid, s) for cid, s in running)), max(0.1, deadline))
+
+    async def _terminate(self, pod: dict[str, Any], boxes: list[str]) -> None:
+        """Graceful deletion: preStop, stop within the grace period, final status, remove, delete."""
+        grace = grace_seconds(pod)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await self._pre_stop(pod, float(grace))
+        remaining = max(0, int(grace - (loop.time() - started)))
+        await self._kill_all(pod, remaining)
+        for box in boxes:
+            with contextlib.suppress(CRIError):
+                await self.ctx.cri.stop_pod_sandbox(box)
+        await self.refresh_view()
+        with contextlib.suppress(Exception):
+            await self._write(pod, terminal=True)
+        for box in boxes:
+            with contextlib.suppress(CRIError):
+                await self.ctx.cri.remove_pod_sandbox(box)
+        self.ctx.backoff.forget_pod(self.uid)
+        await self.ctx.delete_pod(pod)
+
+    async def _teardown(self, pod: Mapping[str, Any], boxes: list[str], grace: int) -> None:
+        await self._kill_all(pod, grace)
+        for box in boxes:
+            with contextlib.suppress(CRIError):
+                await self.ctx.cri.stop_pod_sandbox(box)
+            with contextlib.suppress(CRIError):
+                await self.ctx.cri.remove_pod_sandbox(box)
