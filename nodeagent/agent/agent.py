@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -195,8 +196,15 @@ class NodeAgent:
             worker = PodWorker(self._ctx, uid, pod)
             self.workers[uid] = worker
             worker.start()
+            assert worker.task is not None
+            worker.task.add_done_callback(functools.partial(self._worker_done, worker))
             return
         worker.update(pod)
+
+    def _worker_done(self, worker: PodWorker, _task: object = None) -> None:
+        if self.workers.get(worker.uid) is worker:
+            del self.workers[worker.uid]
+            self._relist_seen.pop(worker.uid, None)
 
     async def _fetch_env(self, pod: Mapping[str, Any]) -> EnvSources:
         namespace = (pod.get("metadata") or {}).get("namespace") or "default"
