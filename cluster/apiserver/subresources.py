@@ -4,7 +4,8 @@
   statefulsets, with the selector from ``status`` as Kubernetes reports it.
 * ``binding`` sets ``spec.nodeName`` of an unbound pod (409 if already bound): the scheduler's verb.
 * ``eviction`` deletes a pod unless a PodDisruptionBudget forbids it (429 TooManyRequests).
-* ``log`` and ``exec`` answer a clear error until a node agent runs the pod.
+* ``log`` and ``exec`` are proxied to the pod's node agent (``proxy.py``); ``attach`` and
+  ``portforward`` answer a clear error.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from aiohttp import web
 from cluster.apiserver import tokens
 from cluster.apiserver.errors import StatusError, bad_request, conflict, too_many_requests
 from cluster.apiserver.handlers import ResourceAPI
+from cluster.apiserver.proxy import NodeProxy, no_agent_error
 from cluster.apiserver.request import Target, json_response, read_object
 from cluster.apiserver.resources import lookup
 from cluster.client.selectors import label_selector_from_dict
@@ -63,6 +65,14 @@ class Subresources:
         self.api = api
         self.registry = api.registry
         self.pki_dir = pki_dir
+        self._proxy: NodeProxy | None = None
+
+    @property
+    def proxy(self) -> NodeProxy:
+        # Built on first use: it may issue the kubelet-client certificate into pki_dir.
+        if self._proxy is None:
+            self._proxy = NodeProxy.from_pki_dir(self.registry, self.pki_dir)
+        return self._proxy
 
     async def token(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
@@ -220,10 +230,7 @@ class Subresources:
         container = request.query.get("container") or next(
             (c["name"] for c in pod.get("spec", {}).get("containers", [])), ""
         )
-        raise bad_request(
-            f'container "{container}" in pod "{t.name}" is waiting to start: no node agent runs this pod yet '
-            f"({t.subresource} needs the raykube node agent)"
-        )
+        raise no_agent_error(t.name or "", container, t.subresource or "")
 
     async def dispatch(self, request: web.Request, t: Target) -> web.StreamResponse:
         sub = t.subresource
@@ -241,7 +248,11 @@ class Subresources:
             return await self.token(request, t)
         if sub == "finalize" and request.method == "PUT":
             return await self.finalize(request, t)
-        if sub in ("log", "exec", "attach", "portforward"):
+        if sub == "log" and request.method == "GET":
+            return await self.proxy.log(request, t)
+        if sub == "exec" and request.method in ("GET", "POST"):
+            return await self.proxy.exec(request, t)
+        if sub in ("attach", "portforward"):
             return await self.not_running(request, t)
         raise StatusError(
             405, "MethodNotAllowed", "the server does not allow this method on the requested resource"

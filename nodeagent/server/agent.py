@@ -154,6 +154,8 @@ class AgentServer:
             path, follow = ref.log_path, q.follow
 
         def running() -> bool:
+            if request.transport is None or request.transport.is_closing():
+                return False  # the client has gone (aiohttp does not cancel the handler)
             try:
                 now_ref = self.lookup.lookup_container(m["namespace"], m["pod"], m["container"] or None)
             except LookupFailed:

@@ -69,19 +69,19 @@ class Env:
 
     async def add_container(self, name: str, cmd: list[str], *, pod: str = "web", ns: str = "default") -> str:
         cfg = pb.ContainerConfig(
-            metadata=pb.ContainerMetadata(name=name),
+            metadata=pb.ContainerMetadata(name=f"{pod}.{name}"),  # one sandbox serves every fake pod
             image=pb.ImageSpec(image="busybox"),
             command=cmd,
-            log_path=f"{name}/0.log",
+            log_path=f"{pod}_{name}/0.log",
         )
-        os.makedirs(self.tmp / "logs" / name, exist_ok=True)
+        os.makedirs(self.tmp / "logs" / f"{pod}_{name}", exist_ok=True)
         cid = await self.cri.create_container(self.sandbox_id, cfg, self.sandbox)
         await self.cri.start_container(cid)
         self.lookup.refs[(ns, pod, name)] = ContainerRef(
             pod_uid="uid-1",
             container_name=name,
             container_id=cid,
-            log_path=str(self.tmp / "logs" / name / "0.log"),
+            log_path=str(self.tmp / "logs" / f"{pod}_{name}" / "0.log"),
             previous_log_path="",
             running=True,
         )
