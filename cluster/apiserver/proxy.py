@@ -72,7 +72,7 @@ def pick_container(pod: Mapping[str, Any], requested: str | None) -> str:
     """The container a log/exec request means, with kube-apiserver's ``validateContainer`` texts."""
     name = pod.get("metadata", {}).get("name", "")
     spec = pod.get("spec") or {}
-    names = [c["name"] for c in spec.get("containers") or []]
+    names: list[str] = [c["name"] for c in spec.get("containers") or []]
     init = [c["name"] for c in spec.get("initContainers") or []]
     ephemeral = [c["name"] for c in spec.get("ephemeralContainers") or []]
     if not requested:

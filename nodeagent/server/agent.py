@@ -20,7 +20,7 @@ spoken), 500 InternalError when the runtime fails. Containers are found through 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -166,7 +166,7 @@ class AgentServer:
         if follow:
             resp.enable_chunked_encoding()
         await resp.prepare(request)
-        chunks = stream_log(
+        chunks: AsyncGenerator[bytes, None] = stream_log(
             path, q.options, self.clock(), follow=follow, running=running, poll_interval=self.poll_interval
         )
         try:

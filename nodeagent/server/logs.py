@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -93,7 +93,7 @@ async def stream_log(
     follow: bool,
     running: Callable[[], bool],
     poll_interval: float = 0.2,
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The output of ``kubectl logs`` for the file at ``path``.
 
     Without ``follow``: one chunk (or none). With ``follow``: the selected existing output, then new

@@ -231,7 +231,7 @@ async def run_session(
     client = asyncio.ensure_future(_read_client(ws, stream, req))
     finished = asyncio.ensure_future(asyncio.gather(proc.wait(), *outputs))
     try:
-        await asyncio.wait({client, finished}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([client, finished], return_when=asyncio.FIRST_COMPLETED)  # type: ignore[type-var]
         if finished.done() and not ws.closed:
             payload = rc.status_payload(rc.exit_status(procs.exit_code(proc.returncode or 0)), protocol)
             with contextlib.suppress(ConnectionResetError):
