@@ -2,7 +2,8 @@
 kube-scheduler's published floors.
 
 Modes: ``algorithm`` (``bench.scheduling_algorithm``: the core on an in-memory snapshot, no I/O) and
-``end_to_end`` (recorded as an error entry until the scheduler actor exists; never faked). Peers: Ray
+``end_to_end`` (``bench.scheduling_e2e``: hollow nodes and pods through the API server, the Raft store
+and the scheduler actor). Peers: Ray
 placing the same pods as tasks (``bench.scheduling_ray``; task placements, not processes) and
 kube-scheduler's published Average SchedulingThroughput floors, marked as published figures from other
 hardware. Workloads and templates: ``bench.scheduling_workloads``; window math:
@@ -23,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.scheduling_algorithm import ALGORITHM, END_TO_END, end_to_end_entry, run_algorithm
+from bench.scheduling_algorithm import ALGORITHM, run_algorithm
+from bench.scheduling_e2e import END_TO_END
 from bench.scheduling_workloads import PUBLISHED_FLOORS, QUICK_WORKLOADS, WORKLOADS, Workload
 
 PUBLISHED_SYSTEM = "kube-scheduler (published)"
@@ -60,17 +62,19 @@ def run_suite(
     ray_max_tasks: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
     runner: Callable[[Workload], dict[str, Any]] = run_algorithm,
+    e2e_runner: Callable[[Workload], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """Run every (workload, mode), then the peers; returns the suite's JSON document."""
+    if e2e_runner is None:
+        from bench.scheduling_e2e import run_end_to_end
+
+        e2e_runner = run_end_to_end
     results: list[dict[str, Any]] = []
     for workload in workloads:
         for mode in modes:
-            if mode == END_TO_END:
-                results.append(end_to_end_entry(workload))
-                continue
             progress(f"{workload.name} ({mode}): {workload.nodes} nodes, {workload.measure_pods} pods")
             try:
-                results.append(runner(workload))
+                results.append((e2e_runner if mode == END_TO_END else runner)(workload))
             except Exception as exc:  # one failing workload must not lose the others
                 traceback.print_exc()
                 results.append(

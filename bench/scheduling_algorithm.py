@@ -31,8 +31,6 @@ from cluster.scheduler.schedule_one import ScheduleResult, forget, run_binding_c
 
 Clock = Callable[[], float]
 ALGORITHM = "algorithm"
-END_TO_END = "end_to_end"
-END_TO_END_ERROR = "end_to_end mode needs the scheduler actor (not yet built)"
 
 
 @dataclass(slots=True)
@@ -158,8 +156,3 @@ def result_entry(
         entry["note"] = note
     entry.update(extra or {})
     return entry
-
-
-def end_to_end_entry(workload: Workload) -> dict[str, Any]:
-    """The placeholder entry for ``--mode end_to_end`` until the scheduler actor exists."""
-    return {"workload": workload.name, "mode": END_TO_END, "error": END_TO_END_ERROR}

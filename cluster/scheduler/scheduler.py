@@ -7,9 +7,9 @@ feeds it and carries out what it decided, as kube-scheduler's ``Scheduler`` does
   ``spec.nodeName`` whose ``spec.schedulerName`` names one of our profiles go into the queue; assigned
   pods are counted on their nodes. Node adds/updates and assigned-pod adds/deletes are cluster events
   that move unschedulable pods back to the active or backoff queue.
-- The loop pops up to ``batch_size`` pods, builds one ``Snapshot`` from the cache for the whole batch
-  (pods placed earlier in the batch are assumed in it, so later ones see them), runs ``schedule_one``
-  per pod, and binds the placed pods with one ``bind_many`` call.
+- The loop pops up to ``batch_size`` pods and runs ``schedule_one`` for each on the cache's live
+  ``Snapshot`` (updated incrementally by the informer handlers; pods placed earlier are assumed in it,
+  so later ones see them), then binds the placed pods with one ``bind_many`` call.
 - Placed pods stay *assumed* in the cache until the informer shows them bound, so the next batch sees
   them too; a failed binding forgets the assumption and the pod backs off.
 - A pod that does not fit goes to the unschedulable pool (an error: to backoff), gets a Warning
@@ -30,7 +30,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -159,24 +159,95 @@ def pod_event(
     }
 
 
-@dataclass(slots=True)
 class ClusterCache:
-    """Nodes and assigned pods as the informers report them, plus pods assumed by our bindings."""
+    """Nodes and assigned pods as the informers report them, plus pods assumed by our bindings, kept
+    in one live ``Snapshot`` that every scheduling cycle uses directly (no per-batch rebuild, which
+    at 5,000 nodes and 10,000 pods would cost more than the cycles themselves).
 
-    nodes: dict[str, dict[str, Any]] = field(default_factory=dict)
-    pods: dict[str, dict[str, Any]] = field(default_factory=dict)  # pod key -> assigned pod
-    assumed: dict[str, dict[str, Any]] = field(default_factory=dict)  # pod key -> pod with nodeName
+    Invariants: a pod is counted on at most one node, once (assumed and confirmed copies share the
+    pod key); pods whose node is not known yet wait in ``pods_by_node`` and are counted when it
+    appears; removing a node forgets its pods from the snapshot but not from ``pods``.
+    """
+
+    __slots__ = ("_live", "assumed", "nodes", "pods", "pods_by_node")
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, dict[str, Any]] = {}
+        self.pods: dict[str, dict[str, Any]] = {}  # pod key -> assigned pod (as the informer has it)
+        self.assumed: dict[str, dict[str, Any]] = {}  # pod key -> pod with nodeName, not yet observed
+        self.pods_by_node: dict[str, dict[str, dict[str, Any]]] = {}
+        self._live = Snapshot([], [])
 
     def snapshot(self) -> Snapshot:
-        """A fresh snapshot: nodes sorted by name, bound pods plus the still-unconfirmed assumed ones."""
-        nodes = [self.nodes[name] for name in sorted(self.nodes)]
-        extra = [pod for key, pod in self.assumed.items() if key not in self.pods]
-        return Snapshot(nodes, [*self.pods.values(), *extra])
+        """The live snapshot: nodes sorted by name, bound pods plus the still-unconfirmed assumed ones."""
+        return self._live
+
+    def set_node(self, node: dict[str, Any]) -> None:
+        name = str(_meta(node).get("name", ""))
+        known = name in self.nodes
+        self.nodes[name] = node
+        self._live.add_node(node)
+        if not known:
+            for pod in self.pods_by_node.get(name, {}).values():
+                self._live.add_pod(pod)
+
+    def remove_node(self, name: str) -> None:
+        self.nodes.pop(name, None)
+        self._live.remove_node(name)
+
+    def _count(self, key: str, pod: dict[str, Any]) -> None:
+        node = _node_name(pod)
+        self.pods_by_node.setdefault(node, {})[key] = pod
+        self._live.add_pod(pod)
+
+    def _uncount(self, key: str, pod: dict[str, Any]) -> None:
+        node = _node_name(pod)
+        on_node = self.pods_by_node.get(node)
+        if on_node is not None:
+            on_node.pop(key, None)
+            if not on_node:
+                del self.pods_by_node[node]
+        self._live.remove_pod(pod, node)
+
+    def set_pod(self, pod: dict[str, Any]) -> bool:
+        """Count an assigned pod (replacing its assumed or older copy); True when it is new here."""
+        key = pod_key(pod)
+        previous = self.pods.get(key)
+        if previous is None:
+            previous = self.assumed.pop(key, None)
+        else:
+            self.assumed.pop(key, None)
+        if previous is not None:
+            self._uncount(key, previous)
+        self.pods[key] = pod
+        self._count(key, pod)
+        return previous is None
+
+    def remove_pod(self, key: str) -> bool:
+        """Forget a pod (assigned or assumed); True when it was counted as assigned."""
+        assumed = self.assumed.pop(key, None)
+        if assumed is not None:
+            self._uncount(key, assumed)
+        pod = self.pods.pop(key, None)
+        if pod is not None:
+            self._uncount(key, pod)
+        return pod is not None
 
     def assume(self, pod: dict[str, Any], node_name: str) -> None:
+        """Record a pod the cycle already assumed in the snapshot (``schedule_one`` did that)."""
         spec = dict(pod.get("spec") or {})
         spec["nodeName"] = node_name
-        self.assumed[pod_key(pod)] = {**pod, "spec": spec}
+        key = pod_key(pod)
+        copy = {**pod, "spec": spec}
+        self.assumed[key] = copy
+        self.pods_by_node.setdefault(node_name, {})[key] = copy
+
+    def forget(self, pod: dict[str, Any], node_name: str) -> None:
+        """Undo ``assume`` (and the snapshot's count) after a failed binding."""
+        key = pod_key(pod)
+        copy = self.assumed.pop(key, None)
+        if copy is not None:
+            self._uncount(key, copy)
 
 
 @dataclass(slots=True)
@@ -200,6 +271,7 @@ class Scheduler:
         rng: random.Random | None = None,
         batch_size: int = 256,
         idle_wait: float = 0.2,
+        max_binding_batches: int = 4,
     ) -> None:
         self.client = client
         self.config = config
@@ -219,6 +291,8 @@ class Scheduler:
         self._start_index = 0
         self._event_seq = itertools.count()
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Task[None]] = set()
+        self._binding_slots = asyncio.Semaphore(max_binding_batches)
         self.scheduled = 0
         self.failed_attempts = 0
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
@@ -252,35 +326,32 @@ class Scheduler:
             self.queue.delete(new)
 
     def _on_pod_delete(self, pod: dict[str, Any]) -> None:
-        key = pod_key(pod)
         self.queue.delete(pod)
-        self.cache.assumed.pop(key, None)
-        if self.cache.pods.pop(key, None) is not None:
+        if self.cache.remove_pod(pod_key(pod)):
             self._move("AssignedPodDelete")
 
     def _on_assigned(self, pod: dict[str, Any]) -> None:
         key = pod_key(pod)
-        self.cache.assumed.pop(key, None)
         if is_terminal(pod):
-            if self.cache.pods.pop(key, None) is not None:
+            if self.cache.remove_pod(key):
                 self._move("AssignedPodDelete")  # a finished pod frees its node
             return
         added = key not in self.cache.pods
-        self.cache.pods[key] = pod
+        self.cache.set_pod(pod)
         if added:
             self._move("AssignedPodAdd")  # may satisfy pod affinity
 
     def _on_node_add(self, node: dict[str, Any]) -> None:
-        self.cache.nodes[str(_meta(node).get("name", ""))] = node
+        self.cache.set_node(node)
         self._move("NodeAdd")
 
     def _on_node_update(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        self.cache.nodes[str(_meta(new).get("name", ""))] = new
+        self.cache.set_node(new)
         if node_changed(old, new):
             self._move("NodeUpdate")
 
     def _on_node_delete(self, node: dict[str, Any]) -> None:
-        self.cache.nodes.pop(str(_meta(node).get("name", "")), None)
+        self.cache.remove_node(str(_meta(node).get("name", "")))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, sync_timeout: float = 60.0) -> None:
@@ -293,12 +364,13 @@ class Scheduler:
         self._tasks.append(asyncio.create_task(self._loop()))
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             task.cancel()
-        for task in self._tasks:
+        for task in [*self._tasks, *self._background]:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
+        self._background.clear()
 
     def stats(self) -> dict[str, Any]:
         return {
@@ -338,7 +410,7 @@ class Scheduler:
         return batch
 
     async def schedule_batch(self, batch: list[tuple[QueuedPodInfo, int]]) -> None:
-        """One snapshot for the batch; schedule each pod on it; bind the placed ones together."""
+        """Schedule each pod on the live snapshot in turn; bind the placed ones together."""
         snapshot = self.cache.snapshot()
         self.handle.set_snapshot(snapshot)
         if self.pdbs.has_synced:
@@ -379,7 +451,30 @@ class Scheduler:
                 continue
             self.cache.assume(pod, result.node_name)
             placed.append(_Bound(pinfo, result, fw, result.node_name))
-        await asyncio.gather(self._bind(placed), *(self._handle_failure(p, c, r) for p, c, r in failures))
+        # Binding runs beside the next cycles, as kube-scheduler's binding goroutines do: the pods
+        # stay assumed in the cache meanwhile, and at most ``max_binding_batches`` are in flight.
+        await self._binding_slots.acquire()
+        self._spawn(self._bind_and_release(placed, failures))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _bind_and_release(
+        self, placed: list[_Bound], failures: list[tuple[QueuedPodInfo, int, ScheduleResult]]
+    ) -> None:
+        try:
+            await asyncio.gather(self._bind(placed), *(self._handle_failure(p, c, r) for p, c, r in failures))
+        except Exception:
+            log.exception("binding a batch failed")
+        finally:
+            self._binding_slots.release()
+
+    async def drain(self) -> None:
+        """Wait for every binding and failure report started so far (tests, shutdown)."""
+        while self._background:
+            await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _bind(self, placed: list[_Bound]) -> None:
         if not placed:
@@ -404,7 +499,7 @@ class Scheduler:
                 events.append(self._post_event(pod, "Normal", "Scheduled", message))
                 continue
             log.warning("binding %s to %s failed: %s", bound.pinfo.key, bound.node_name, error)
-            self.cache.assumed.pop(bound.pinfo.key, None)
+            self.cache.forget(pod, bound.node_name)
             if bound.result.state is not None:
                 bound.framework.run_unreserve(bound.result.state, pod, bound.node_name)
             if error.status in (404, 409):

@@ -3,7 +3,9 @@
 One row per node, in the snapshot's node order. Each row mirrors one ``NodeInfo``: allocatable and
 requested cpu (millicores), memory and ephemeral storage (bytes), the pod count, the non-zero requests
 used for scoring, what is still free, and flags for what makes a node need the per-node path
-(cordoned, hard or soft taints, host ports in use, extended resources, pods with pod affinity).
+(cordoned, hard or soft taints, host ports in use, extended resources, pods with pod affinity),
+and, on demand, each node's value of a label as an integer code (``label_codes``) so topology
+lookups become array lookups.
 Plugins read the columns for the common case and fall back to their per-node ``filter``/``score`` for
 the rows a flag marks; ``flagged(name)`` says in O(1) whether any row has a flag at all.
 
@@ -77,6 +79,7 @@ class NodeColumns:
         "scalar",
         "affinity_pods",
         "anti_affinity_pods",
+        "scoring_affinity_pods",
     )
 
     alloc_cpu: IntArray
@@ -102,9 +105,12 @@ class NodeColumns:
     scalar: BoolArray
     affinity_pods: BoolArray  # some pod on the node has pod (anti-)affinity
     anti_affinity_pods: BoolArray  # some pod on the node has required pod anti-affinity
+    scoring_affinity_pods: BoolArray  # some pod has terms InterPodAffinity's Score counts
 
     def __init__(self, infos: list[NodeInfo]) -> None:
         count = len(infos)
+        self._infos = infos
+        self._labels: dict[str, tuple[IntArray, dict[str, int]]] = {}
         for name in self.INT_FIELDS:
             setattr(self, name, np.zeros(count, dtype=np.int64))
         for name in self.FLAG_FIELDS:
@@ -116,6 +122,20 @@ class NodeColumns:
 
     def __len__(self) -> int:
         return len(self.alloc_cpu)
+
+    def label_codes(self, key: str) -> tuple[IntArray, dict[str, int]]:
+        """Per row, a code for the node's value of label ``key`` (-1 when the node lacks it), and
+        the value -> code table. Built on first use per key, then kept current by ``write_node``."""
+        found = self._labels.get(key)
+        if found is None:
+            vocabulary: dict[str, int] = {}
+            codes = np.full(len(self._infos), -1, dtype=np.int64)
+            for row, info in enumerate(self._infos):
+                value = info.labels.get(key)
+                if value is not None:
+                    codes[row] = vocabulary.setdefault(value, len(vocabulary))
+            found = self._labels[key] = (codes, vocabulary)
+        return found
 
     def flagged(self, name: str) -> bool:
         """Whether any row has flag ``name`` set (kept as a count, so O(1))."""
@@ -139,6 +159,9 @@ class NodeColumns:
         self._flag("hard_taints", row, any(effect in _HARD_EFFECTS for effect in effects))
         self._flag("soft_taints", row, "PreferNoSchedule" in effects)
         self._flag("scalar", row, bool(alloc.scalar) or bool(info.requested.scalar))
+        for key, (codes, vocabulary) in getattr(self, "_labels", {}).items():
+            value = info.labels.get(key)
+            codes[row] = -1 if value is None else vocabulary.setdefault(value, len(vocabulary))
         self._write_free(row)
 
     def write_row(self, row: int, info: NodeInfo) -> None:
@@ -154,6 +177,7 @@ class NodeColumns:
         self._flag("scalar", row, bool(info.allocatable.scalar) or bool(info.requested.scalar))
         self._flag("affinity_pods", row, bool(info.pods_with_affinity))
         self._flag("anti_affinity_pods", row, bool(info.pods_with_required_anti_affinity))
+        self._flag("scoring_affinity_pods", row, info.scoring_affinity_pods > 0)
         self._write_free(row)
 
     def _write_free(self, row: int) -> None:

@@ -236,6 +236,19 @@ def _has_affinity(pod: dict[str, Any]) -> bool:
     return bool(affinity.get("podAffinity") or affinity.get("podAntiAffinity"))
 
 
+def _has_scoring_affinity(pod: dict[str, Any]) -> bool:
+    """Terms of an existing pod that InterPodAffinity's Score counts: required pod affinity (the
+    hard-affinity weight) and any preferred term. Required anti-affinity alone scores nothing."""
+    affinity = (pod.get("spec") or {}).get("affinity") or {}
+    pod_affinity = affinity.get("podAffinity") or {}
+    anti = affinity.get("podAntiAffinity") or {}
+    return bool(
+        pod_affinity.get("requiredDuringSchedulingIgnoredDuringExecution")
+        or pod_affinity.get("preferredDuringSchedulingIgnoredDuringExecution")
+        or anti.get("preferredDuringSchedulingIgnoredDuringExecution")
+    )
+
+
 def _has_required_anti_affinity(pod: dict[str, Any]) -> bool:
     affinity = (pod.get("spec") or {}).get("affinity") or {}
     anti = affinity.get("podAntiAffinity") or {}
@@ -251,17 +264,20 @@ class NodeInfo:
         "_sink",
         "_taints",
         "allocatable",
+        "generation",
         "node",
         "non_zero_requested",
         "pods",
         "pods_with_affinity",
         "pods_with_required_anti_affinity",
         "requested",
+        "scoring_affinity_pods",
         "used_ports",
     )
 
     def __init__(self, node: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> None:
         self._sink: tuple[NodeColumns, int] | None = None
+        self.generation = 0  # bumped on every pod change, so callers can cache per-node summaries
         self.set_node(node)
         self.pods: list[dict[str, Any]] = []
         self.requested = Resource()
@@ -269,6 +285,7 @@ class NodeInfo:
         self.used_ports: set[tuple[str, str, int]] = set()
         self.pods_with_affinity: list[dict[str, Any]] = []
         self.pods_with_required_anti_affinity: list[dict[str, Any]] = []
+        self.scoring_affinity_pods = 0  # pods whose terms InterPodAffinity's Score counts
         for pod in pods or []:
             self.add_pod(pod)
 
@@ -307,12 +324,15 @@ class NodeInfo:
         return self._taints
 
     def add_pod(self, pod: dict[str, Any]) -> None:
+        self.generation += 1
         self.pods.append(pod)
         self.requested.add(pod_requests(pod))
         self.non_zero_requested.add(pod_requests_nonzero(pod))
         self.used_ports |= pod_host_ports(pod)
         if _has_affinity(pod):
             self.pods_with_affinity.append(pod)
+            if _has_scoring_affinity(pod):
+                self.scoring_affinity_pods += 1
         if _has_required_anti_affinity(pod):
             self.pods_with_required_anti_affinity.append(pod)
         if self._sink is not None:
@@ -325,6 +345,9 @@ class NodeInfo:
         if index is None:
             raise KeyError(f"pod {key} is not on node {self.name}")
         existing = self.pods.pop(index)
+        self.generation += 1
+        if _has_affinity(existing) and _has_scoring_affinity(existing):
+            self.scoring_affinity_pods -= 1
         self.requested.sub(pod_requests(existing))
         self.non_zero_requested.sub(pod_requests_nonzero(existing))
         self.pods_with_affinity = [p for p in self.pods_with_affinity if pod_key(p) != key]
@@ -341,6 +364,7 @@ class NodeInfo:
         """An independent copy (the pod dicts themselves are shared, never mutated)."""
         other = NodeInfo.__new__(NodeInfo)
         other._sink = None
+        other.generation = self.generation
         other.node = self.node
         other._name, other._labels, other._taints = self._name, self._labels, self._taints
         other.allocatable = self.allocatable.clone()
@@ -350,6 +374,7 @@ class NodeInfo:
         other.used_ports = set(self.used_ports)
         other.pods_with_affinity = list(self.pods_with_affinity)
         other.pods_with_required_anti_affinity = list(self.pods_with_required_anti_affinity)
+        other.scoring_affinity_pods = self.scoring_affinity_pods
         return other
 
     def __repr__(self) -> str:

@@ -22,10 +22,11 @@ Invariants: pure; the state written to the CycleState is never mutated after Pre
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -37,8 +38,10 @@ from cluster.scheduler.framework import (
     CycleState,
     Handle,
     NodeInfo,
+    Snapshot,
     Status,
 )
+from cluster.scheduler.framework.columns import BoolArray, IntArray, NodeColumns, take
 
 NAME = "InterPodAffinity"
 REASON_AFFINITY = "node(s) didn't match pod affinity rules"
@@ -47,6 +50,7 @@ REASON_EXISTING_ANTI_AFFINITY = "node(s) didn't satisfy existing pods anti-affin
 
 _PRE_FILTER_KEY = "PreFilter" + NAME
 _PRE_SCORE_KEY = "PreScore" + NAME
+_FILTER_TABLES_KEY = "FilterTables" + NAME
 
 TopologyPair = tuple[str, str]
 
@@ -104,9 +108,35 @@ class PodTerms:
     preferred_anti_affinity: tuple[AffinityTerm, ...] = ()
 
 
+_EMPTY_TERMS = PodTerms()
+# Parsed terms of existing pods, keyed by the pod object's identity (objects are never mutated; the
+# entry keeps the pod alive so its id cannot be reused). Every cycle of a pod with anti-affinity reads
+# every existing anti-affinity pod's terms; parsing them each time dominated.
+_TERMS_CACHE: dict[int, tuple[object, PodTerms]] = {}
+_TERMS_CACHE_LIMIT = 16384
+
+
 def pod_terms(pod: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, str]] | None = None) -> PodTerms:
     """Parse a pod's affinity; pass ``namespaces`` (name -> labels) to merge namespace selectors."""
+    if not namespaces:
+        hit = _TERMS_CACHE.get(id(pod))
+        if hit is not None and hit[0] is pod:
+            return hit[1]
     affinity = (pod.get("spec") or {}).get("affinity") or {}
+    if not affinity.get("podAffinity") and not affinity.get("podAntiAffinity"):
+        return _EMPTY_TERMS
+    if namespaces:
+        return _parse_terms(pod, affinity, namespaces)
+    if len(_TERMS_CACHE) >= _TERMS_CACHE_LIMIT:
+        _TERMS_CACHE.clear()
+    terms = _parse_terms(pod, affinity, None)
+    _TERMS_CACHE[id(pod)] = (pod, terms)
+    return terms
+
+
+def _parse_terms(
+    pod: Mapping[str, Any], affinity: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, str]] | None
+) -> PodTerms:
 
     def required(kind: str) -> tuple[AffinityTerm, ...]:
         raw = (affinity.get(kind) or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
@@ -140,6 +170,120 @@ class PreFilterState:
     anti_affinity: Counter[TopologyPair] = field(default_factory=Counter)
 
 
+class _MatchMemo:
+    """Remembers ``term.matches(pod, None)`` across cycles. Terms are interned by value and pods
+    are keyed by identity (never mutated; the memo keeps them alive), so one existing pod is matched
+    against one term once, not once per cycle; the incoming pod is keyed by its namespace and labels.
+    Bounded: cleared when it grows past ``limit`` entries."""
+
+    def __init__(self, limit: int = 200_000) -> None:
+        self._terms: dict[AffinityTerm, int] = {}
+        self._term_sets: dict[tuple[tuple[AffinityTerm, ...], ...], int] = {}
+        # Ids are never reused (per-node summaries keyed by an id may outlive a clear).
+        self._next = itertools.count()
+        self._signatures: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
+        self._results: dict[tuple[int, int], tuple[object, bool, object]] = {}
+        self._limit = limit
+
+    def term_set_id(self, terms: tuple[tuple[AffinityTerm, ...], ...]) -> int:
+        """An id for a set of terms by value, distinct from every ``signature_id``/``term_id``."""
+        found = self._term_sets.get(terms)
+        if found is None:
+            found = self._term_sets[terms] = (1 << 40) + next(self._next)
+        return found
+
+    def term_id(self, term: AffinityTerm) -> int:
+        """A small id shared by equal terms (for terms of a new pod each cycle)."""
+        found = self._terms.get(term)
+        if found is None:
+            found = self._terms[term] = next(self._next)
+        return found
+
+    def signature_id(self, pod: Mapping[str, Any]) -> int:
+        labels = (pod.get("metadata") or {}).get("labels") or {}
+        key = (_namespace(pod), tuple(sorted(labels.items())))
+        found = self._signatures.get(key)
+        if found is None:
+            found = self._signatures[key] = -1 - next(self._next)
+        return found
+
+    def matches(self, term: AffinityTerm, term_id: int, pod: Mapping[str, Any], pod_id: int) -> bool:
+        """``term.matches(pod, None)``. ``term_id`` is a ``term_id`` or, for a term that lives as
+        long as its (cached) pod, ``id(term)``; ``pod_id`` is ``id(pod)`` or a ``signature_id``.
+        Entries are checked against the pod (by identity) and the term (by value) they were made for."""
+        hit = self._results.get((term_id, pod_id))
+        if hit is not None and (pod_id < 0 or hit[0] is pod) and (hit[2] is term or hit[2] == term):
+            return hit[1]
+        if len(self._results) >= self._limit:
+            self._results.clear()
+            self._terms.clear()
+            self._term_sets.clear()
+            self._signatures.clear()
+            return term.matches(pod, None)
+        result = term.matches(pod, None)
+        self._results[(term_id, pod_id)] = (pod, result, term)
+        return result
+
+
+_MEMO = _MatchMemo()
+
+
+class _NodeSummaries:
+    """Per-node results of the PreFilter loop, valid while the node's pods do not change.
+
+    Keyed by the ``NodeInfo``'s identity and ``generation`` plus what the result depends on (the
+    incoming pod's namespace and labels, or its terms); so a cycle costs one lookup per node with
+    pods instead of one match per pod. Bounded: cleared past ``limit`` entries."""
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._entries: dict[tuple[int, int, int], tuple[NodeInfo, Any]] = {}
+        self._limit = limit
+
+    def get(self, info: NodeInfo, key: int) -> Any:
+        hit = self._entries.get((id(info), info.generation, key))
+        return hit[1] if hit is not None and hit[0] is info else None
+
+    def put(self, info: NodeInfo, key: int, value: Any) -> Any:
+        if len(self._entries) >= self._limit:
+            self._entries.clear()
+        self._entries[(id(info), info.generation, key)] = (info, value)
+        return value
+
+
+_SUMMARIES = _NodeSummaries()
+
+
+def _existing_pairs(info: NodeInfo, pod: Mapping[str, Any], signature: int) -> list[TopologyPair]:
+    """The topology pairs of ``info``'s pods' required anti-affinity terms that select ``pod``."""
+    cached = _SUMMARIES.get(info, signature)
+    if cached is not None:
+        return cast("list[TopologyPair]", cached)
+    labels = info.labels
+    pairs = []
+    for other in info.pods_with_required_anti_affinity:
+        for term in pod_terms(other).required_anti_affinity:
+            value = labels.get(term.topology_key)
+            if value is not None and _MEMO.matches(term, id(term), pod, signature):
+                pairs.append((term.topology_key, value))
+    return cast("list[TopologyPair]", _SUMMARIES.put(info, signature, pairs))
+
+
+def _matching_counts(info: NodeInfo, terms: PodTerms, key: int) -> tuple[int, list[int]]:
+    """(pods matching every required affinity term, pods matching each required anti term)."""
+    cached = _SUMMARIES.get(info, key)
+    if cached is not None:
+        return cast("tuple[int, list[int]]", cached)
+    all_affinity = 0
+    per_anti = [0] * len(terms.required_anti_affinity)
+    for other in info.pods:
+        if _matches_all(terms.required_affinity, other):
+            all_affinity += 1
+        for i, term in enumerate(terms.required_anti_affinity):
+            if term.matches(other, None):
+                per_anti[i] += 1
+    return cast("tuple[int, list[int]]", _SUMMARIES.put(info, key, (all_affinity, per_anti)))
+
+
 def compute_pre_filter_state(
     pod: Mapping[str, Any],
     nodes: Iterable[NodeInfo],
@@ -151,22 +295,34 @@ def compute_pre_filter_state(
     existing: Counter[TopologyPair] = Counter()
     affinity: Counter[TopologyPair] = Counter()
     anti: Counter[TopologyPair] = Counter()
+    memoized = own_ns_labels is None  # namespace selectors need the live namespace labels
+    signature = _MEMO.signature_id(pod)
+    own_terms = terms.required_affinity or terms.required_anti_affinity
+    # The incoming pod's own terms, by value: equal terms of two pods share per-node summaries.
+    # The incoming pod's own terms, by value: equal terms of two pods share per-node summaries.
+    terms_key = _MEMO.term_set_id((terms.required_affinity, terms.required_anti_affinity))
     for info in nodes:
         labels = info.labels
-        for other in info.pods_with_required_anti_affinity:
-            for term in pod_terms(other).required_anti_affinity:
-                if term.topology_key in labels and term.matches(pod, own_ns_labels):
-                    existing[(term.topology_key, labels[term.topology_key])] += 1
-        if not terms.required_affinity and not terms.required_anti_affinity:
+        if info.pods_with_required_anti_affinity:
+            if memoized:
+                existing.update(_existing_pairs(info, pod, signature))
+            else:
+                for other in info.pods_with_required_anti_affinity:
+                    for term in pod_terms(other).required_anti_affinity:
+                        value = labels.get(term.topology_key)
+                        if value is not None and term.matches(pod, own_ns_labels):
+                            existing[(term.topology_key, value)] += 1
+        if not own_terms or not info.pods:
             continue
-        for other in info.pods:
-            if _matches_all(terms.required_affinity, other):
-                for term in terms.required_affinity:
-                    if term.topology_key in labels:
-                        affinity[(term.topology_key, labels[term.topology_key])] += 1
-            for term in terms.required_anti_affinity:
-                if term.topology_key in labels and term.matches(other, None):
-                    anti[(term.topology_key, labels[term.topology_key])] += 1
+        all_affinity, per_anti = _matching_counts(info, terms, terms_key)
+        if all_affinity:
+            for term in terms.required_affinity:
+                if term.topology_key in labels:
+                    affinity[(term.topology_key, labels[term.topology_key])] += all_affinity
+        for term, count in zip(terms.required_anti_affinity, per_anti, strict=True):
+            value = labels.get(term.topology_key)
+            if count and value is not None:
+                anti[(term.topology_key, value)] += count
     return PreFilterState(terms, existing, affinity, anti)
 
 
@@ -196,6 +352,90 @@ def filter_node(state: PreFilterState, pod: Mapping[str, Any], labels: Mapping[s
     if existing and any(existing[pair] > 0 for pair in labels.items()):
         return Status.unschedulable(REASON_EXISTING_ANTI_AFFINITY)
     return SUCCESS
+
+
+def _value_table(
+    cache: dict[tuple[str, str], BoolArray],
+    which: str,
+    counts: Mapping[TopologyPair, int],
+    key: str,
+    cols: NodeColumns,
+) -> BoolArray:
+    """A lookup table over label ``key``'s codes: True for values with a positive count. Its last
+    slot stands for code -1 (no such label) and is False. Built once per cycle and key."""
+    table = cache.get((which, key))
+    if table is None:
+        vocabulary = cols.label_codes(key)[1]
+        table = np.zeros(len(vocabulary) + 1, dtype=np.bool_)
+        for (k, value), count in counts.items():
+            if k == key and count > 0 and value in vocabulary:
+                table[vocabulary[value]] = True
+        cache[(which, key)] = table
+    return table
+
+
+def filter_many(
+    state: PreFilterState,
+    pod: Mapping[str, Any],
+    cols: NodeColumns,
+    rows: IntArray,
+    cache: dict[tuple[str, str], BoolArray] | None = None,
+) -> BoolArray:
+    """``filter_node(...).is_success()`` for each row, with label lookups as array lookups.
+    ``cache`` (one per cycle) keeps the per-key lookup tables between calls."""
+    tables = cache if cache is not None else {}
+    passing = np.ones(len(rows), dtype=np.bool_)
+    required = state.terms.required_affinity
+    if required:
+        has_all = np.ones(len(rows), dtype=np.bool_)
+        exist = np.ones(len(rows), dtype=np.bool_)
+        for term in required:
+            key = term.topology_key
+            codes = take(cols.label_codes(key)[0], rows)
+            has_all &= codes >= 0
+            exist &= _value_table(tables, "affinity", state.affinity, key, cols)[codes]
+        # The first pod of a group with affinity to itself passes where the keys exist.
+        first_of_group = not state.affinity and _matches_all(required, pod)
+        passing &= has_all & (exist | first_of_group)
+    if state.anti_affinity:
+        for term in state.terms.required_anti_affinity:
+            key = term.topology_key
+            table = _value_table(tables, "anti", state.anti_affinity, key, cols)
+            passing &= ~table[take(cols.label_codes(key)[0], rows)]
+    existing = state.existing_anti_affinity
+    keys = tables.get(("existing-keys", ""))
+    if keys is None:
+        keys = tables[("existing-keys", "")] = np.array(
+            sorted({k for (k, _), c in existing.items() if c > 0})
+        )
+    for key in keys.tolist():
+        table = _value_table(tables, "existing", existing, key, cols)
+        passing &= ~table[take(cols.label_codes(key)[0], rows)]
+    return passing
+
+
+def score_many(topology_scores: Mapping[TopologyPair, int], cols: NodeColumns, rows: IntArray) -> IntArray:
+    """``score_node`` for each row: the summed weights of the topology pairs the node has."""
+    totals = np.zeros(len(rows), dtype=np.int64)
+    for key in {k for k, _ in topology_scores}:
+        codes, vocabulary = cols.label_codes(key)
+        table = np.zeros(len(vocabulary) + 1, dtype=np.int64)  # the last slot is code -1 (no label)
+        for (k, value), weight in topology_scores.items():
+            if k == key and value in vocabulary:
+                table[vocabulary[value]] = weight
+        totals += table[take(codes, rows)]
+    return totals
+
+
+def normalize_many(scores: IntArray) -> IntArray:
+    """``normalize`` over an array: the same integers (float division, truncated)."""
+    if not len(scores):
+        return scores
+    low, high = int(scores.min()), int(scores.max())
+    if high <= low:
+        return np.zeros(len(scores), dtype=np.int64)
+    result: IntArray = (MAX_NODE_SCORE * (scores - low) / (high - low)).astype(np.int64)
+    return result
 
 
 def compute_topology_scores(
@@ -302,12 +542,22 @@ class InterPodAffinity:
             return []
         return [nodes[row] for row in np.flatnonzero(getattr(cols, flag)).tolist()]
 
+    def _with_pods(self, nodes: list[NodeInfo]) -> list[NodeInfo]:
+        """``nodes`` without the empty ones (which count for nothing), via the columns when
+        ``nodes`` is the snapshot's own list."""
+        snapshot = self._handle.snapshot()
+        if nodes is not snapshot.node_infos:
+            return nodes
+        return [nodes[row] for row in np.flatnonzero(snapshot.columns().pod_count).tolist()]
+
     def pre_filter(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         # ``nodes`` is every node of the cycle (preemption passes its simulated copies here).
         if not _has_required_terms(pod):
             nodes = self._relevant(nodes, "anti_affinity_pods")
             if not nodes:
                 return Status(Code.SKIP)  # no terms of its own, and no existing pod's can reject it
+        else:
+            nodes = self._with_pods(nodes)
         computed = compute_pre_filter_state(pod, nodes, namespace_labels_from(self._handle))
         terms = computed.terms
         if not (terms.required_affinity or terms.required_anti_affinity or computed.existing_anti_affinity):
@@ -323,12 +573,27 @@ class InterPodAffinity:
         assert isinstance(computed, PreFilterState)
         return filter_node(computed, pod, node.labels)
 
+    def filter_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> BoolArray | None:
+        try:
+            computed = state.read(_PRE_FILTER_KEY)
+        except KeyError:
+            return None
+        assert isinstance(computed, PreFilterState)
+        try:
+            tables = state.read(_FILTER_TABLES_KEY)
+        except KeyError:
+            tables = {}
+            state.write(_FILTER_TABLES_KEY, tables)
+        return filter_many(computed, pod, snapshot.columns(), rows, tables)  # type: ignore[arg-type]
+
     def pre_score(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         snapshot = self._handle.snapshot()
         all_nodes = snapshot.node_infos if len(snapshot) else nodes
         if not _has_preferred_terms(pod):
             # Only existing pods' own terms can score: only nodes with such pods matter.
-            all_nodes = self._relevant(all_nodes, "affinity_pods")
+            all_nodes = self._relevant(all_nodes, "scoring_affinity_pods")
             if not all_nodes:
                 return Status(Code.SKIP)
         state.write(
@@ -350,6 +615,23 @@ class InterPodAffinity:
             return 0, Status.error(f"{NAME}: PreScore state not found")
         assert isinstance(topology_scores, dict)
         return score_node(topology_scores, node.labels), SUCCESS
+
+    def score_many(
+        self, state: CycleState, pod: dict[str, Any], snapshot: Snapshot, rows: IntArray
+    ) -> IntArray | None:
+        try:
+            topology_scores = state.read(_PRE_SCORE_KEY)
+        except KeyError:
+            return None
+        assert isinstance(topology_scores, dict)
+        return score_many(topology_scores, snapshot.columns(), rows)
+
+    def normalize_many(self, state: CycleState, pod: dict[str, Any], scores: IntArray) -> IntArray:
+        try:
+            topology_scores = state.read(_PRE_SCORE_KEY)
+        except KeyError:
+            return scores
+        return normalize_many(scores) if topology_scores else scores
 
     def normalize_score(self, state: CycleState, pod: dict[str, Any], scores: dict[str, int]) -> Status:
         try:

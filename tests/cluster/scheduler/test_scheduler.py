@@ -105,6 +105,7 @@ async def drain(scheduler: Scheduler) -> None:
     batch = scheduler._pop_batch()
     if batch:
         await scheduler.schedule_batch(batch)
+    await scheduler.drain()
 
 
 @pytest.mark.parametrize(
