@@ -224,6 +224,125 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
     return profiles
 
 
+def node_names(nodes: list[dict[str, Any]]) -> dict[str, str]:
+    """Ray node id -> Kubernetes node name: the host name, made unique with the Ray node id's first
+    eight characters when several Ray nodes share a host (``ray.cluster_utils`` test clusters)."""
+    hosts: dict[str, int] = {}
+    for node in nodes:
+        host = str(node.get("NodeManagerHostname") or socket.gethostname()).lower()
+        hosts[host] = hosts.get(host, 0) + 1
+    names = {}
+    for node in nodes:
+        host = str(node.get("NodeManagerHostname") or socket.gethostname()).lower()
+        names[node["NodeID"]] = host if hosts[host] == 1 else f"{host}-{node['NodeID'][:8]}"
+    return names
+
+
+def _cri_socket(namespace: str, node_name: str) -> str:
+    # Unix socket paths are limited to 108 bytes: keep them short and out of deep data dirs.
+    digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"{namespace}/{node_name}").hex[:12]
+    return str(Path(tempfile.gettempdir()) / f"raykube-cri-{digest}.sock")
+
+
+def deploy_node_agents(
+    data_dir: Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    apiserver_port: int,
+    runtime: str = "process",
+    manifests_dir: Path | None = None,
+    timeout: float = 120.0,
+) -> list[dict[str, Any]]:
+    """On every alive Ray node: a CRI runtime actor and a node agent actor, pinned there.
+
+    The agents reach the API server at this node's IP on ``apiserver_port`` with a client
+    certificate for ``system:node:<name>`` (group ``system:nodes``), serve logs/exec with a
+    certificate from the cluster CA, and run static pods from ``manifests_dir`` (default
+    ``data_dir/manifests``). Returns ``[{node, port, runtime}]`` once every Node is registered.
+    """
+    import yaml
+
+    from cluster.apiserver.kubeconfig import kubeconfig_document
+    from cluster.apiserver.tls import Pki, issue_client_cert
+    from nodeagent.actor import NodeAgentActor, RuntimeActor, agent_actor_name, runtime_actor_name
+    from nodeagent.server.tls import ensure_agent_cert
+
+    pki = Pki.in_dir(data_dir / "pki")
+    api_host = ray.util.get_node_ip_address()
+    manifests = manifests_dir or data_dir / "manifests"
+    manifests.mkdir(parents=True, exist_ok=True)
+    nodes = _alive_nodes()
+    names = node_names(nodes)
+    started = []
+    for node in nodes:
+        node_id, name = node["NodeID"], names[node["NodeID"]]
+        ip = str(node.get("NodeManagerAddress") or api_host)
+        pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        node_dir = data_dir / "nodes" / name
+        runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
+            name=runtime_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(runtime, str(node_dir / "runtime"), _cri_socket(namespace, name))
+        served = ray.get(runtime_actor.ready.remote(), timeout=timeout)
+        cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
+        kubeconfig = kubeconfig_document(
+            server=f"https://{api_host}:{apiserver_port}",
+            cluster_name="raykube",
+            user=f"system:node:{name}",
+            context="raykube",
+            certificate_authority=pki.ca_cert.read_bytes(),
+            client_certificate=cert_pem,
+            client_key=key_pem,
+        )
+        agent_cert, agent_key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
+        resources = node.get("Resources") or {}
+        config = {
+            "data_dir": str(node_dir),
+            "kubeconfig": yaml.safe_dump(kubeconfig, sort_keys=False),
+            "ca_pem": pki.ca_cert.read_text(),
+            "cert_pem": agent_cert.read_text(),
+            "key_pem": agent_key.read_text(),
+            "internal_ips": [ip],
+            "runtime_socket": served["socket"],
+            "runtime_version": served["version"],
+            "manifests_dir": str(manifests) if node_id == ray.get_runtime_context().get_node_id() else None,
+            "ray_cpus": resources.get("CPU"),
+            "ray_memory": resources.get("memory"),
+        }
+        agent = NodeAgentActor.options(  # type: ignore[attr-defined]
+            name=agent_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(name, config)
+        started.append((agent, runtime))
+    out = []
+    for agent, kind in started:
+        info = ray.get(agent.ready.remote(), timeout=timeout)
+        out.append({**info, "runtime": kind})
+    return out
+
+
+def stop_node_agents(namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True) -> list[str]:
+    """Stop every node agent, then every runtime (which stops the pods); returns the actors stopped."""
+    stopped = []
+    entries = ray.util.list_named_actors(all_namespaces=True)
+    for prefix, call in (("agent-", "shutdown"), ("runtime-", "shutdown")):
+        for entry in entries:
+            if entry["namespace"] != namespace or not entry["name"].startswith(prefix):
+                continue
+            with contextlib.suppress(Exception):
+                actor = ray.get_actor(entry["name"], namespace=namespace)
+                args = (remove_pods,) if prefix == "agent-" else ()
+                ray.get(getattr(actor, call).remote(*args), timeout=60)
+                stopped.append(entry["name"])
+    return stopped
+
+
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]

@@ -29,6 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         connect_ray,
         default_namespace,
         deploy_apiserver,
+        deploy_node_agents,
         deploy_scheduler,
         deploy_store,
         find_store,
@@ -66,7 +67,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"kubeconfig: {kubeconfig}")
     profiles = deploy_scheduler(data_dir, cfg.namespace)
     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
-    console.print(f"  export KUBECONFIG={kubeconfig}; kubectl get namespaces")
+    if args.runtime != "none":
+        manifests = Path(args.manifests_dir).expanduser() if args.manifests_dir else None
+        agents = deploy_node_agents(
+            data_dir, cfg.namespace, apiserver_port=port, runtime=args.runtime, manifests_dir=manifests
+        )
+        for agent in agents:
+            console.print(f"node {agent['node']}: agent on port {agent['port']}, runtime {agent['runtime']}")
+        console.print(f"static pods: {manifests or data_dir / 'manifests'}")
+    console.print(f"  export KUBECONFIG={kubeconfig}; kubectl get nodes")
     return 0
 
 
@@ -87,6 +96,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         connect_ray,
         default_namespace,
         stop_local_ray_if_ours,
+        stop_node_agents,
         teardown,
     )
 
@@ -95,6 +105,9 @@ def cmd_down(args: argparse.Namespace) -> int:
     namespace = cfg.namespace if cfg else default_namespace()
     try:
         connect_ray(args.address, data_dir, start_if_missing=False)
+        stopped = stop_node_agents(namespace, remove_pods=True)
+        if stopped:
+            console.print(f"stopped the pods and {len(stopped)} node actor(s)")
         killed = teardown(namespace)
         console.print(f"stopped {len(killed)} actor(s): {', '.join(sorted(killed)) or '-'}")
     except ConnectionError:
@@ -223,6 +236,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Ray namespace of the control plane (default: $RAYKUBE_NAMESPACE or raykube); lets several "
         "raykube clusters share one Ray cluster",
+    )
+    up.add_argument(
+        "--runtime",
+        choices=["process", "containerd", "none"],
+        default="process",
+        help="CRI runtime of the node agents: process (default, no root needed), containerd (root), "
+        "or none (control plane only)",
+    )
+    up.add_argument(
+        "--manifests-dir", default=None, help="static pod manifests (default: DATA_DIR/manifests)"
     )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)

@@ -16,6 +16,8 @@ from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
 from nodeagent.server import remotecommand as rc
 
+_RESERVED_CLOSE_CODES = frozenset({1005, 1006, 1015})
+
 
 async def relay(
     near: web.WebSocketResponse, far: ClientWebSocketResponse, *, drop_stream_close: bool = False
@@ -43,6 +45,10 @@ async def relay(
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
         code = far.close_code if far.closed and far.close_code is not None else 1000
+        if code in _RESERVED_CLOSE_CODES:
+            # 1005/1006/1015 describe what a peer observed and must never be sent (RFC 6455 7.4.1);
+            # forwarding them makes kubectl fail with "bad close code" after a good Status.
+            code = 1000
         with contextlib.suppress(Exception):
             await near.close(code=code)
         with contextlib.suppress(Exception):

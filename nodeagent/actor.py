@@ -1,0 +1,165 @@
+"""The node's Ray actors: the CRI runtime plugin (``runtime-<node>``) and the node agent (``agent-<node>``).
+
+Both are thin wrappers, pinned to their Ray node by the caller (``cluster.bootstrap.deploy_node_agents``):
+
+- ``RuntimeActor`` serves the CRI on a unix socket: the ``process`` runtime inside the actor's own
+  event loop, or a supervised ``containerd``. ``ready()`` returns the socket path and the runtime's
+  version string (``process://...`` / ``containerd://...``); ``shutdown()`` stops every pod.
+- ``NodeAgentActor`` runs a ``NodeAgent`` (Node registration, Lease, pod workers, probes, static pods)
+  against the API server, plus the ``AgentServer`` that the API server proxies ``kubectl logs`` and
+  ``kubectl exec`` to, over TLS that requires the cluster CA's client certificate.
+
+Everything the agent needs arrives as arguments (kubeconfig text with embedded credentials, its
+serving certificate, the CA), so it runs on any Ray node, not only where the PKI lives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any
+
+import ray
+
+log = logging.getLogger("raykube.nodeagent")
+
+RUNTIMES = ("process", "containerd")
+
+
+def runtime_actor_name(node_name: str) -> str:
+    return f"runtime-{node_name}"
+
+
+def agent_actor_name(node_name: str) -> str:
+    return f"agent-{node_name}"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
+class RuntimeActor:
+    """Serves the CRI for one node; see the module docstring."""
+
+    def __init__(self, kind: str, root_dir: str, socket_path: str) -> None:
+        logging.basicConfig(level=logging.INFO)
+        if kind not in RUNTIMES:
+            raise ValueError(f"unknown runtime {kind!r} (choose from {', '.join(RUNTIMES)})")
+        self.kind = kind
+        self.root_dir = root_dir
+        self.socket_path = socket_path
+        self._runtime: Any = None
+        self._version = ""
+        self._started = asyncio.get_event_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        Path(self.root_dir).mkdir(parents=True, exist_ok=True)
+        if self.kind == "process":
+            from nodeagent.runtimes.process import serve
+
+            Path(self.socket_path).unlink(missing_ok=True)
+            self._runtime = await serve(self.socket_path, self.root_dir)
+        else:
+            from nodeagent.runtimes.containerd import ContainerdRuntime
+
+            self._runtime = ContainerdRuntime(self.root_dir)
+            self.socket_path = await self._runtime.start()
+        from nodeagent.cri.client import CRIClient
+
+        async with CRIClient(self.socket_path) as cri:
+            await cri.wait_ready(timeout=30)
+            version = await cri.version()
+        self._version = f"{self.kind}://{version.runtime_version}"
+        log.info("%s runtime serving the CRI on %s (%s)", self.kind, self.socket_path, self._version)
+
+    async def ready(self) -> dict[str, str]:
+        if self._started.done() and self._started.exception() is not None:
+            self._started = asyncio.get_event_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+        return {"socket": self.socket_path, "version": self._version, "kind": self.kind}
+
+    async def shutdown(self) -> None:
+        """Stop the runtime and every pod it runs (``raykube down``)."""
+        if self._runtime is None:
+            return
+        if self.kind == "process":
+            from nodeagent.runtimes.process import stop_server
+
+            await stop_server(self._runtime)
+        else:
+            await self._runtime.stop()
+        self._runtime = None
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
+class NodeAgentActor:
+    """Runs one node's agent; see the module docstring."""
+
+    def __init__(self, node_name: str, config: dict[str, Any]) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.node_name = node_name
+        self.config = config
+        self.agent: Any = None
+        self.server: Any = None
+        self.port = 0
+        self._started = asyncio.get_event_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        from cluster.client.rest import ApiClient
+        from nodeagent import machine
+        from nodeagent.agent.agent import NodeAgent
+        from nodeagent.agent.api import RestAgentApi
+        from nodeagent.cri.client import CRIClient
+        from nodeagent.server.agent import AgentServer
+        from nodeagent.server.tls import agent_ssl_context
+
+        cfg = self.config
+        node_dir = Path(cfg["data_dir"])
+        pki = node_dir / "pki"
+        pki.mkdir(parents=True, exist_ok=True)
+        files = {"ca.crt": cfg["ca_pem"], "agent.crt": cfg["cert_pem"], "agent.key": cfg["key_pem"]}
+        for name, text in files.items():
+            path = pki / name
+            path.write_text(text)
+            path.chmod(0o600)
+        kubeconfig = node_dir / "kubeconfig"
+        kubeconfig.write_text(cfg["kubeconfig"])
+        kubeconfig.chmod(0o600)
+        client = ApiClient.from_kubeconfig(str(kubeconfig))
+        info = machine.gather(
+            self.node_name,
+            list(cfg["internal_ips"]),
+            str(node_dir),
+            runtime_version=cfg["runtime_version"],
+            ray_cpus=cfg.get("ray_cpus"),
+            ray_memory=cfg.get("ray_memory"),
+        )
+        agent = NodeAgent(
+            RestAgentApi(client),
+            cfg["runtime_socket"],
+            self.node_name,
+            str(node_dir),
+            info,
+            manifests_dir=cfg.get("manifests_dir"),
+        )
+        context = agent_ssl_context(pki / "ca.crt", pki / "agent.crt", pki / "agent.key")
+        server = AgentServer(agent, CRIClient(cfg["runtime_socket"]), host="0.0.0.0", ssl_context=context)
+        self.port = await server.start()
+        agent.set_kubelet_port(self.port)
+        await agent.start()
+        self.agent, self.server = agent, server
+        log.info("node agent for %s serving on port %d", self.node_name, self.port)
+
+    async def ready(self) -> dict[str, Any]:
+        """The node name and the agent server's port, once the Node is registered."""
+        if self._started.done() and self._started.exception() is not None:
+            self._started = asyncio.get_event_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+        return {"node": self.node_name, "port": self.port}
+
+    async def shutdown(self, remove_pods: bool = False) -> None:
+        """Stop the agent (pods keep running unless ``remove_pods``, as with the kubelet)."""
+        if self.agent is not None:
+            await self.agent.stop(remove_pods=remove_pods)
+            self.agent = None
+        if self.server is not None:
+            await self.server.stop()
+            self.server = None
