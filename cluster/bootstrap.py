@@ -224,6 +224,26 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
     return profiles
 
 
+def deploy_controller_manager(
+    data_dir: Path, namespace: str = DEFAULT_NAMESPACE, *, node_monitor_grace: float | None = None
+) -> list[str]:
+    """Create (or find) the controller manager on this node; returns the controllers it runs.
+    ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default)."""
+    from cluster.controllers.manager import ACTOR_NAME, ControllerManagerActor
+
+    grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
+    here = ray.get_runtime_context().get_node_id()
+    actor = ControllerManagerActor.options(  # type: ignore[attr-defined]
+        name=ACTOR_NAME,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote(str(data_dir / "kubeconfig"), grace)
+    names: list[str] = ray.get(actor.ready.remote(), timeout=120)
+    return names
+
+
 def node_names(nodes: list[dict[str, Any]]) -> dict[str, str]:
     """Ray node id -> Kubernetes node name: the host name, made unique with the Ray node id's first
     eight characters when several Ray nodes share a host (``ray.cluster_utils`` test clusters)."""

@@ -29,6 +29,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         connect_ray,
         default_namespace,
         deploy_apiserver,
+        deploy_controller_manager,
         deploy_node_agents,
         deploy_scheduler,
         deploy_store,
@@ -67,6 +68,8 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"kubeconfig: {kubeconfig}")
     profiles = deploy_scheduler(data_dir, cfg.namespace)
     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
+    controllers = deploy_controller_manager(data_dir, cfg.namespace)
+    console.print(f"controller manager: running ({', '.join(controllers)})")
     if args.runtime != "none":
         manifests = Path(args.manifests_dir).expanduser() if args.manifests_dir else None
         agents = deploy_node_agents(

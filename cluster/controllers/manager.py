@@ -1,0 +1,48 @@
+"""The controller manager as a detached, named Ray actor (``controller-manager``): a thin wrapper that
+runs the controllers (so far the node lifecycle controller) against the API server.
+
+It connects with the kubeconfig at ``kubeconfig_path``; all logic lives in the controller modules so
+it can be tested without Ray. A failed start is retried by ``ready``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import ray
+
+log = logging.getLogger("raykube.controllers")
+
+ACTOR_NAME = "controller-manager"
+
+
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
+class ControllerManagerActor:
+    def __init__(self, kubeconfig_path: str, node_monitor_grace: float) -> None:
+        logging.basicConfig(level=logging.INFO)
+        self.kubeconfig_path = kubeconfig_path
+        self.node_monitor_grace = node_monitor_grace
+        self.controllers: list[Any] = []
+        self._started = asyncio.get_event_loop().create_task(self._start())
+
+    async def _start(self) -> None:
+        from cluster.client.rest import ApiClient
+        from cluster.controllers.node_lifecycle import NodeLifecycleController
+
+        client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+        node_lifecycle = NodeLifecycleController(client, grace=self.node_monitor_grace)
+        await node_lifecycle.start()
+        self.controllers = [node_lifecycle]
+        log.info("controllers running: node lifecycle (grace %.0fs)", self.node_monitor_grace)
+
+    async def ready(self) -> list[str]:
+        if self._started.done() and self._started.exception() is not None:
+            self._started = asyncio.get_event_loop().create_task(self._start())
+        await asyncio.shield(self._started)
+        return [type(c).__name__ for c in self.controllers]
+
+    async def shutdown(self) -> None:
+        for controller in self.controllers:
+            await controller.stop()
