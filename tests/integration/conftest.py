@@ -139,6 +139,7 @@ def raykube_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Raykub
     env = dict(
         os.environ,
         RAYKUBE_NAMESPACE=f"kubectl-tests-{secrets.token_hex(4)}",
+        RAYKUBE_NODE_MONITOR_GRACE="15",  # test_node_lifecycle: NotReady within seconds, not 40
         RAY_USAGE_STATS_ENABLED="0",
         COLUMNS="200",
     )
