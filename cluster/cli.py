@@ -213,7 +213,13 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         from bench.scheduling import main as bench_scheduling
 
         return bench_scheduling(rest)
-    console.print(f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api, scheduling)")
+    if args.suite == "startup":
+        from bench.startup import main as bench_startup
+
+        return bench_startup(rest)
+    console.print(
+        f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api, scheduling, startup)"
+    )
     return 2
 
 
