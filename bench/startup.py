@@ -38,7 +38,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -299,15 +299,19 @@ async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> d
 
 
 def run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
-    """A private control plane with ``runtime`` node agents; ``measure``; tear it all down."""
-    import ray
+    """A private control plane with ``runtime`` node agents; ``measure``; tear it all down.
 
+    Runs inside ``ray_session`` (reusing the caller's when there is one)."""
+    with ray_session(progress):
+        return _run_with_control_plane(runtime, pods, progress)
+
+
+def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
     from cluster import bootstrap
     from cluster.client.rest import ApiClient
 
     data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-startup-"))
-    namespace = f"raykube-bench-startup-{os.getpid()}-{int(time.time())}"
-    started_ray = bootstrap.connect_ray(None, data_dir)
+    namespace = f"raykube-bench-startup-{runtime}-{os.getpid()}-{int(time.time())}"
     t_setup = time.monotonic()
     try:
         bootstrap.deploy_store(1, data_dir, namespace)
@@ -334,11 +338,30 @@ def run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[
         with contextlib.suppress(Exception):
             bootstrap.teardown(namespace)
         progress(f"{runtime}: torn down in {time.monotonic() - t_down:.1f}s")
-        if started_ray:
-            bootstrap.stop_local_ray_if_ours(data_dir)
-        elif ray.is_initialized():
-            ray.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def ray_session(progress: Progress = lambda message: None) -> Iterator[None]:
+    """Connect to the machine's Ray, starting a local head only when none runs; on exit stop it only
+    if it was started here, and disconnect only if connected here (nesting is a no-op)."""
+    import ray
+
+    from cluster import bootstrap
+
+    marker_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-startup-ray-"))
+    connected_here = not ray.is_initialized()
+    started = bootstrap.connect_ray(None, marker_dir)
+    try:
+        yield
+    finally:
+        t_stop = time.monotonic()
+        if started:
+            bootstrap.stop_local_ray_if_ours(marker_dir)
+            progress(f"stopped the Ray head this run started ({time.monotonic() - t_stop:.1f}s)")
+        elif connected_here and ray.is_initialized():
+            ray.shutdown()
+        shutil.rmtree(marker_dir, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- the raw runtime peer
@@ -550,11 +573,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     runtimes, pods = selection(args)
     err = Console(stderr=True)
-    doc = run_suite(
-        runtimes,
-        pods,
-        progress=lambda m: err.print(m, highlight=False, soft_wrap=True),
-    )
+
+    def progress(message: str) -> None:
+        err.print(message, highlight=False, soft_wrap=True)
+
+    with ray_session(progress):  # one Ray for every runtime's control plane
+        doc = run_suite(runtimes, pods, progress=progress)
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     render(doc, Console() if sys.stdout.isatty() else Console(width=160))
