@@ -239,7 +239,7 @@ def deploy_controller_manager(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace)
+    ).remote(str(data_dir / "kubeconfig"), grace, namespace)
     names: list[str] = ray.get(actor.ready.remote(), timeout=120)
     return names
 

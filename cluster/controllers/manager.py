@@ -1,5 +1,6 @@
 """The controller manager as a detached, named Ray actor (``controller-manager``): a thin wrapper that
-runs the controllers (so far the node lifecycle controller) against the API server.
+runs the controllers (the node lifecycle controller and the control-plane pods reporter) against the
+API server.
 
 It connects with the kubeconfig at ``kubeconfig_path``; all logic lives in the controller modules so
 it can be tested without Ray. A failed start is retried by ``ready``.
@@ -20,8 +21,9 @@ ACTOR_NAME = "controller-manager"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
 class ControllerManagerActor:
-    def __init__(self, kubeconfig_path: str, node_monitor_grace: float) -> None:
+    def __init__(self, kubeconfig_path: str, node_monitor_grace: float, ray_namespace: str) -> None:
         logging.basicConfig(level=logging.INFO)
+        self.ray_namespace = ray_namespace
         self.kubeconfig_path = kubeconfig_path
         self.node_monitor_grace = node_monitor_grace
         self.controllers: list[Any] = []
@@ -29,13 +31,18 @@ class ControllerManagerActor:
 
     async def _start(self) -> None:
         from cluster.client.rest import ApiClient
+        from cluster.controllers.control_plane_pods import ControlPlanePods
         from cluster.controllers.node_lifecycle import NodeLifecycleController
 
         client = ApiClient.from_kubeconfig(self.kubeconfig_path)
         node_lifecycle = NodeLifecycleController(client, grace=self.node_monitor_grace)
         await node_lifecycle.start()
-        self.controllers = [node_lifecycle]
-        log.info("controllers running: node lifecycle (grace %.0fs)", self.node_monitor_grace)
+        control_plane = ControlPlanePods(client, self.ray_namespace)
+        await control_plane.start()
+        self.controllers = [node_lifecycle, control_plane]
+        log.info(
+            "controllers running: node lifecycle (grace %.0fs), control-plane pods", self.node_monitor_grace
+        )
 
     async def ready(self) -> list[str]:
         if self._started.done() and self._started.exception() is not None:

@@ -37,6 +37,7 @@ from nodeagent.kubelet.container_env import EnvSources
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
 from nodeagent.kubelet.restart import CrashLoopBackOff
 
+RAY_ACTOR_ANNOTATION = "raykube.io/ray-actor"  # see cluster/controllers/control_plane_pods.py
 log = logging.getLogger(__name__)
 
 
@@ -175,6 +176,8 @@ class NodeAgent:
     def _on_pod(self, pod: dict[str, Any]) -> None:
         if sp.is_mirror_pod(pod) or (pod.get("spec") or {}).get("nodeName") != self.node_name:
             return
+        if RAY_ACTOR_ANNOTATION in ((pod.get("metadata") or {}).get("annotations") or {}):
+            return  # a control-plane component: a Ray actor the controller manager reports on
         uid = (pod.get("metadata") or {}).get("uid", "")
         if uid:
             self._desire(uid, pod)

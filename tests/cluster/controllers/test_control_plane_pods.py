@@ -1,0 +1,49 @@
+"""Control-plane component pods: their shape, and a status that follows the actor's health."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from cluster.controllers.control_plane_pods import (
+    ACTOR_ANNOTATION,
+    NAMESPACE,
+    Component,
+    component_pod,
+    pod_status,
+)
+
+T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+def comp(healthy: bool) -> Component:
+    return Component("kube-apiserver", "apiserver", "vm", healthy, T0, "kube-apiserver-vm")
+
+
+def test_pod_shape_is_what_kubectl_and_the_agent_expect() -> None:
+    pod = component_pod(comp(True))
+    assert pod["metadata"]["name"] == "kube-apiserver-vm" and pod["metadata"]["namespace"] == NAMESPACE
+    assert pod["metadata"]["annotations"][ACTOR_ANNOTATION] == "apiserver"  # agents skip these
+    assert pod["metadata"]["labels"] == {"component": "kube-apiserver", "tier": "control-plane"}
+    assert pod["spec"]["nodeName"] == "vm" and pod["spec"]["containers"][0]["name"] == "kube-apiserver"
+
+
+@pytest.mark.parametrize(
+    ("healthy", "phase", "ready"), [(True, "Running", "True"), (False, "Pending", "False")]
+)
+def test_status_follows_health(healthy: bool, phase: str, ready: str) -> None:
+    status = pod_status(comp(healthy), None, T0 + timedelta(minutes=1))
+    conditions = {c["type"]: c["status"] for c in status["conditions"]}
+    assert status["phase"] == phase and conditions["Ready"] == ready == conditions["ContainersReady"]
+    container = status["containerStatuses"][0]
+    assert container["ready"] is healthy and ("running" in container["state"]) is healthy
+
+
+def test_transition_times_are_kept_until_the_status_changes() -> None:
+    first = pod_status(comp(True), None, T0 + timedelta(minutes=1))
+    again = pod_status(comp(True), first, T0 + timedelta(minutes=5))
+    assert again["conditions"] == first["conditions"]
+    down = pod_status(comp(False), again, T0 + timedelta(minutes=6))
+    ready = next(c for c in down["conditions"] if c["type"] == "Ready")
+    assert ready["lastTransitionTime"] == "2026-11-27T12:06:00Z"
