@@ -43,13 +43,12 @@ from pathlib import Path
 from typing import Any
 
 from bench.scheduling_metrics import latency_summary_ms
+from bench.startup_raw import CREATE_CONCURRENCY, IMAGE, gathered, run_raw
 
 RUNTIMES = ("process", "containerd")
 DEFAULT_PODS = 100
 QUICK_PODS = 20
-CREATE_CONCURRENCY = 64
 BENCH_NAMESPACE = "startup-bench"
-IMAGE = "busybox"
 SETTLE_TIMEOUT_S = 120.0  # give up when no pod became Running for this long
 DELETE_TIMEOUT_S = 60.0
 GOALS_P99_MS = {"process": 1000.0, "containerd": 2000.0}  # issue 5's goals
@@ -252,16 +251,6 @@ class _RunningWatch:
             await self._task
 
 
-async def _gathered(count: int, one: Callable[[int], Any]) -> None:
-    gate = asyncio.Semaphore(CREATE_CONCURRENCY)
-
-    async def limited(i: int) -> None:
-        async with gate:
-            await one(i)
-
-    await asyncio.gather(*(limited(i) for i in range(count)))
-
-
 async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
     """Steps 1-3 of the module docstring (the pods' part) against a running control plane."""
     with contextlib.suppress(Exception):
@@ -278,7 +267,7 @@ async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> d
             created_at[names[i]] = time.monotonic()
 
         first_sent = time.monotonic()
-        await _gathered(pods, create)
+        await gathered(pods, create)
         progress(f"{runtime}: {pods} pods created in {time.monotonic() - first_sent:.2f}s")
         await watch.wait_for(set(names), lambda: set(watch.running_at), SETTLE_TIMEOUT_S)
         entry = startup_entry(runtime, pods, created_at, dict(watch.running_at), first_sent)
@@ -289,7 +278,7 @@ async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> d
             with contextlib.suppress(Exception):
                 await client.delete("v1", "pods", names[i], BENCH_NAMESPACE, grace_period_seconds=0)
 
-        await _gathered(pods, delete)
+        await gathered(pods, delete)
         gone = await watch.wait_for(set(names), lambda: watch.deleted, DELETE_TIMEOUT_S)
         entry["delete_s"] = time.monotonic() - t_delete
         entry["not_deleted"] = len(gone)
@@ -364,112 +353,13 @@ def ray_session(progress: Progress = lambda message: None) -> Iterator[None]:
         shutil.rmtree(marker_dir, ignore_errors=True)
 
 
-# ---------------------------------------------------------------------- the raw runtime peer
-
-
-async def raw_cri_startup(socket_path: str, pods: int, log_root: str, image: str = IMAGE) -> dict[str, Any]:
-    """Start ``pods`` one-container pods over CRI at ``socket_path``; remove them; return raw figures."""
-    from nodeagent.cri import api_pb2 as pb
-    from nodeagent.cri.client import CRIClient
-
-    latencies: list[float] = []
-    ends: list[float] = []
-    sandboxes: list[str] = []
-    async with CRIClient(socket_path, timeout=120) as cri:
-        await cri.wait_ready(timeout=30)
-        if await cri.image_status(image) is None:
-            await cri.pull_image(image)
-
-        async def one(i: int) -> None:
-            name = f"raw-{i:05d}"
-            logdir = Path(log_root) / name
-            logdir.mkdir(parents=True, exist_ok=True)
-            config = pb.PodSandboxConfig(
-                metadata=pb.PodSandboxMetadata(name=name, uid=f"uid-{name}", namespace=BENCH_NAMESPACE),
-                hostname=name,
-                log_directory=str(logdir),
-                labels={"app": "startup-bench-raw"},
-            )
-            container = pb.ContainerConfig(
-                metadata=pb.ContainerMetadata(name="sleep"),
-                image=pb.ImageSpec(image=image),
-                command=["sleep"],
-                args=["3600"],
-                log_path="sleep/0.log",
-            )
-            sent = time.monotonic()
-            sandbox = await cri.run_pod_sandbox(config)
-            sandboxes.append(sandbox)
-            cid = await cri.create_container(sandbox, container, config)
-            await cri.start_container(cid)
-            done = time.monotonic()
-            latencies.append(done - sent)
-            ends.append(done)
-
-        first_sent = time.monotonic()
-        try:
-            await _gathered(pods, one)
-        finally:
-            for sandbox in sandboxes:
-                with contextlib.suppress(Exception):
-                    await cri.stop_pod_sandbox(sandbox)
-                    await cri.remove_pod_sandbox(sandbox)
-    return {"latencies": latencies, "first_sent": first_sent, "last_done": max(ends, default=first_sent)}
-
-
-async def _raw_process(pods: int, work: Path) -> dict[str, Any]:
-    socket_path = str(work / "cri.sock")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "nodeagent.runtimes.process",
-        "--socket",
-        socket_path,
-        "--root",
-        str(work / "root"),
-        stdout=asyncio.subprocess.PIPE,
-        cwd=str(Path(__file__).resolve().parents[1]),
-    )
-    try:
-        assert proc.stdout is not None
-        line = await asyncio.wait_for(proc.stdout.readline(), 60)
-        if not line.startswith(b"ready"):
-            raise RuntimeError(f"process runtime did not start: {line!r}")
-        return await raw_cri_startup(socket_path, pods, str(work / "logs"))
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 60)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
-async def _raw_containerd(pods: int, work: Path) -> dict[str, Any]:
-    from nodeagent.runtimes.containerd import ContainerdRuntime
-
-    # Its own bridge and pod CIDR: never the node agents' containerd network.
-    rt = ContainerdRuntime(str(work / "containerd"), pod_cidr="10.215.0.0/22", bridge="rk-bench0")
-    try:
-        socket_path = await rt.start()
-        return await raw_cri_startup(socket_path, pods, str(work / "logs"))
-    finally:
-        await rt.stop()
-
-
-def run_raw(runtime: str, pods: int) -> dict[str, Any]:
-    """The raw peer for ``runtime`` in a fresh runtime instance of that kind (short socket path)."""
-    work = Path(tempfile.mkdtemp(prefix="rk-raw-"))
-    try:
-        runner = _raw_process if runtime == "process" else _raw_containerd
-        raw = asyncio.run(runner(pods, work))
-        return raw_peer(runtime, pods, raw["latencies"], raw["first_sent"], raw["last_done"])
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
 # ---------------------------------------------------------------------- the suite
+
+
+def measure_raw(runtime: str, pods: int) -> dict[str, Any]:
+    """The raw CRI peer entry for ``runtime`` (``bench.startup_raw``)."""
+    raw = run_raw(runtime, pods)
+    return raw_peer(runtime, pods, raw["latencies"], raw["first_sent"], raw["last_done"])
 
 
 def run_suite(
@@ -478,7 +368,7 @@ def run_suite(
     *,
     progress: Progress = lambda message: None,
     runner: Callable[[str, int, Progress], dict[str, Any]] = run_with_control_plane,
-    raw_runner: Callable[[str, int], dict[str, Any]] = run_raw,
+    raw_runner: Callable[[str, int], dict[str, Any]] | None = None,
     unavailable: Callable[[str], str | None] = lambda rt: (
         containerd_unavailable() if rt == "containerd" else None
     ),
@@ -502,7 +392,7 @@ def run_suite(
         results[-1]["wall_s"] = time.monotonic() - started
         started = time.monotonic()
         try:
-            peers.append(raw_runner(runtime, pods))
+            peers.append((raw_runner or measure_raw)(runtime, pods))
         except Exception as exc:
             traceback.print_exc()
             peers.append(
