@@ -22,7 +22,11 @@ def pod_manifest(namespace: str, image: str) -> str:
             "apiVersion": "v1",
             "kind": "Pod",
             "metadata": {"name": "web", "namespace": namespace, "labels": {"app": "web"}},
-            "spec": {"containers": [{"name": "nginx", "image": image}]},
+            # no node matches, so the pod stays Pending (the session's real node would otherwise run it)
+            "spec": {
+                "containers": [{"name": "nginx", "image": image}],
+                "nodeSelector": {"raykube.test/no-such-node": "true"},
+            },
         }
     )
 

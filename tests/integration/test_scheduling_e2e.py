@@ -4,6 +4,7 @@ server, scheduler actor) in its own Ray namespace, hollow nodes and pods through
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -28,7 +29,8 @@ def test_end_to_end_mode_schedules_every_pod_through_the_api(tmp_path: Path) -> 
         text=True,
         timeout=400,
         check=False,
-        env={"RAY_USAGE_STATS_ENABLED": "0", "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
+        # keep HOME: joining a running Ray (the session's `raykube up`) needs ~/.ray/auth_token
+        env=dict(os.environ, RAY_USAGE_STATS_ENABLED="0"),
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
