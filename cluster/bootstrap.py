@@ -225,10 +225,16 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
 
 
 def deploy_controller_manager(
-    data_dir: Path, namespace: str = DEFAULT_NAMESPACE, *, node_monitor_grace: float | None = None
+    data_dir: Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    node_monitor_grace: float | None = None,
+    agents: dict[str, Any] | None = None,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
-    ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default)."""
+    ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
+    ``agents`` (``deploy_node_agents``' keyword arguments plus ``data_dir``) makes it give Ray nodes
+    that join later their runtime and node agent."""
     from cluster.controllers.manager import ACTOR_NAME, ControllerManagerActor
 
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
@@ -239,7 +245,7 @@ def deploy_controller_manager(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace, namespace)
+    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents)
     names: list[str] = ray.get(actor.ready.remote(), timeout=120)
     return names
 
@@ -272,13 +278,18 @@ def deploy_node_agents(
     runtime: str = "process",
     manifests_dir: Path | None = None,
     timeout: float = 120.0,
+    only_missing: bool = False,
+    api_host: str | None = None,
+    head_node_id: str | None = None,
 ) -> list[dict[str, Any]]:
     """On every alive Ray node: a CRI runtime actor and a node agent actor, pinned there.
 
     The agents reach the API server at this node's IP on ``apiserver_port`` with a client
     certificate for ``system:node:<name>`` (group ``system:nodes``), serve logs/exec with a
     certificate from the cluster CA, and run static pods from ``manifests_dir`` (default
-    ``data_dir/manifests``). Returns ``[{node, port, runtime}]`` once every Node is registered.
+    ``data_dir/manifests``; only the head node, ``head_node_id`` or this one, runs them). With
+    ``only_missing`` nodes that already have an agent are skipped (the controller manager calls it so
+    to follow Ray's membership). Returns ``[{node, port, runtime}]`` once those Nodes are registered.
     """
     import yaml
 
@@ -288,14 +299,20 @@ def deploy_node_agents(
     from nodeagent.server.tls import ensure_agent_cert
 
     pki = Pki.in_dir(data_dir / "pki")
-    api_host = ray.util.get_node_ip_address()
+    api_host = api_host or ray.util.get_node_ip_address()
     manifests = manifests_dir or data_dir / "manifests"
     manifests.mkdir(parents=True, exist_ok=True)
     nodes = _alive_nodes()
     names = node_names(nodes)
+    existing = {
+        e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == namespace
+    }
+    head = head_node_id or ray.get_runtime_context().get_node_id()
     started = []
     for node in nodes:
         node_id, name = node["NodeID"], names[node["NodeID"]]
+        if only_missing and agent_actor_name(name) in existing:
+            continue
         ip = str(node.get("NodeManagerAddress") or api_host)
         pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
         node_dir = data_dir / "nodes" / name
@@ -328,7 +345,7 @@ def deploy_node_agents(
             "internal_ips": [ip],
             "runtime_socket": served["socket"],
             "runtime_version": served["version"],
-            "manifests_dir": str(manifests) if node_id == ray.get_runtime_context().get_node_id() else None,
+            "manifests_dir": str(manifests) if node_id == head else None,
             "ray_cpus": resources.get("CPU"),
             "ray_memory": resources.get("memory"),
         }

@@ -24,6 +24,8 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    import ray
+
     from cluster.bootstrap import (
         ClusterConfig,
         connect_ray,
@@ -68,10 +70,20 @@ def cmd_up(args: argparse.Namespace) -> int:
     console.print(f"kubeconfig: {kubeconfig}")
     profiles = deploy_scheduler(data_dir, cfg.namespace)
     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
-    controllers = deploy_controller_manager(data_dir, cfg.namespace)
+    manifests = Path(args.manifests_dir).expanduser() if args.manifests_dir else None
+    follow = None
+    if args.runtime != "none":
+        follow = {
+            "data_dir": str(data_dir),
+            "apiserver_port": port,
+            "runtime": args.runtime,
+            "manifests_dir": manifests,
+            "api_host": ray.util.get_node_ip_address(),
+            "head_node_id": ray.get_runtime_context().get_node_id(),
+        }
+    controllers = deploy_controller_manager(data_dir, cfg.namespace, agents=follow)
     console.print(f"controller manager: running ({', '.join(controllers)})")
     if args.runtime != "none":
-        manifests = Path(args.manifests_dir).expanduser() if args.manifests_dir else None
         agents = deploy_node_agents(
             data_dir, cfg.namespace, apiserver_port=port, runtime=args.runtime, manifests_dir=manifests
         )

@@ -21,9 +21,17 @@ ACTOR_NAME = "controller-manager"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
 class ControllerManagerActor:
-    def __init__(self, kubeconfig_path: str, node_monitor_grace: float, ray_namespace: str) -> None:
+    def __init__(
+        self,
+        kubeconfig_path: str,
+        node_monitor_grace: float,
+        ray_namespace: str,
+        agents: dict[str, Any] | None = None,
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.ray_namespace = ray_namespace
+        self.agents = agents  # deploy_node_agents' arguments, to follow Ray's membership (None: don't)
+        self._follow: asyncio.Task[None] | None = None
         self.kubeconfig_path = kubeconfig_path
         self.node_monitor_grace = node_monitor_grace
         self.controllers: list[Any] = []
@@ -40,6 +48,8 @@ class ControllerManagerActor:
         control_plane = ControlPlanePods(client, self.ray_namespace)
         await control_plane.start()
         self.controllers = [node_lifecycle, control_plane]
+        if self.agents is not None:
+            self._follow = asyncio.get_event_loop().create_task(self._follow_ray_nodes())
         log.info(
             "controllers running: node lifecycle (grace %.0fs), control-plane pods", self.node_monitor_grace
         )
@@ -50,6 +60,28 @@ class ControllerManagerActor:
         await asyncio.shield(self._started)
         return [type(c).__name__ for c in self.controllers]
 
+    async def _follow_ray_nodes(self, period: float = 15.0) -> None:
+        """Give every Ray node that joins later (``ray up``, the autoscaler) its runtime and agent."""
+        from pathlib import Path
+
+        from cluster.bootstrap import deploy_node_agents
+
+        assert self.agents is not None
+        args = dict(self.agents)
+        data_dir = Path(args.pop("data_dir"))
+        while True:
+            await asyncio.sleep(period)
+            try:
+                added = await asyncio.to_thread(
+                    deploy_node_agents, data_dir, self.ray_namespace, only_missing=True, **args
+                )
+                for agent in added:
+                    log.info("node %s joined: agent on port %s", agent["node"], agent["port"])
+            except Exception:
+                log.exception("deploying node agents for new Ray nodes failed")
+
     async def shutdown(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
         for controller in self.controllers:
             await controller.stop()
