@@ -360,31 +360,33 @@ def test_failing_liveness_probe_restarts_the_container(kubectl: Kubectl) -> None
     assert last["exitCode"] == 137, last
 
 
-def test_failing_readiness_probe_keeps_the_pod_not_ready(kubectl: Kubectl, tmp_path: Path) -> None:
+def test_failing_readiness_probes_keep_the_pod_not_ready(kubectl: Kubectl, tmp_path: Path) -> None:
     tally = tmp_path / "probed"
-    bad = {"exec": {"command": ["sh", "-c", f"echo x >> {tally}; false"]}, "periodSeconds": 1}
-    good = {"exec": {"command": ["true"]}, "periodSeconds": 1}
-    apply(
-        kubectl,
-        pod(
-            "unready",
-            container("bad", "sleep 1000", readinessProbe=bad),
-            container("good", "sleep 1000", readinessProbe=good),
-        ),
-    )
+    closed = 1  # tcpmux: nothing listens there, in the pod's network or the host's
+    probes = {
+        "bad-exec": {"exec": {"command": ["sh", "-c", f"echo x >> {tally}; false"]}, "periodSeconds": 1},
+        "bad-http": {"httpGet": {"path": "/healthz", "port": closed}, "periodSeconds": 1},
+        "bad-tcp": {"tcpSocket": {"port": closed}, "periodSeconds": 1},
+        "good": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+    }
+    apply(kubectl, pod("unready", *(container(n, "sleep 1000", readinessProbe=p) for n, p in probes.items())))
     wait_phase(kubectl, "unready", "Running")
     wait_until(lambda: tally.exists() and len(tally.read_text().splitlines()) >= 3, "three readiness probes")
     p = wait_status(
         kubectl, "unready", lambda p: container_status(p, "good").get("ready") is True, "good ready"
     )
     assert p["status"]["phase"] == "Running"
-    assert container_status(p, "bad")["ready"] is False and "running" in container_status(p, "bad")["state"]
-    assert container_status(p, "bad")["restartCount"] == 0
+    for name in ("bad-exec", "bad-http", "bad-tcp"):
+        status = container_status(p, name)
+        assert status["ready"] is False and "running" in status["state"] and status["restartCount"] == 0, (
+            status
+        )
     assert condition(p, "Ready") == "False" and condition(p, "ContainersReady") == "False"
     ready = next(c for c in p["status"]["conditions"] if c["type"] == "Ready")
-    assert ready["reason"] == "ContainersNotReady" and "[bad]" in ready["message"], ready
+    assert ready["reason"] == "ContainersNotReady", ready
+    assert ready["message"] == "containers with unready status: [bad-exec bad-http bad-tcp]", ready
     row = table_row(kubectl, "unready")
-    assert (row["READY"], row["STATUS"]) == ("1/2", "Running"), row
+    assert (row["READY"], row["STATUS"]) == ("1/4", "Running"), row
 
 
 def test_startup_probe_gates_started_and_ready(kubectl: Kubectl, tmp_path: Path) -> None:
