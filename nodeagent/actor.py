@@ -149,8 +149,11 @@ class NodeAgentActor:
         log.info("node agent for %s serving on port %d", self.node_name, self.port)
 
     async def ready(self) -> dict[str, Any]:
-        """The node name and the agent server's port, once the Node is registered."""
-        if self._started.done() and self._started.exception() is not None:
+        """The node name and the agent server's port, once the Node is registered; (re)starts an
+        agent that failed to start or was stopped with ``shutdown`` (so `raykube up` revives it)."""
+        failed = self._started.done() and self._started.exception() is not None
+        stopped = self._started.done() and self.agent is None
+        if failed or stopped:
             self._started = asyncio.get_event_loop().create_task(self._start())
         await asyncio.shield(self._started)
         return {"node": self.node_name, "port": self.port}

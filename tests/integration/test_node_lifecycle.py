@@ -1,0 +1,123 @@
+"""The node agent stops -> the node goes NotReady (and unreachable-tainted); `raykube up` brings it back.
+Also: the control-plane components show as pods in kube-system and come back when deleted.
+
+Runs on the session cluster (node monitor grace 15 s, see conftest) and leaves it as it found it:
+the agent is restarted by `raykube up`, which is idempotent.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import RAYKUBE, Kubectl, RaykubeCluster
+
+pytestmark = pytest.mark.integration
+
+UNREACHABLE = "node.kubernetes.io/unreachable"
+
+
+def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(1.0)
+
+
+def real_node(admin: Kubectl) -> dict[str, Any]:
+    """The node with a running agent (hollow nodes from other tests have no kubelet port)."""
+    nodes = admin.json("get", "nodes", namespaced=False)["items"]
+    real = [
+        n for n in nodes if (n["status"].get("daemonEndpoints") or {}).get("kubeletEndpoint", {}).get("Port")
+    ]
+    assert real, [n["metadata"]["name"] for n in nodes]
+    return real[0]
+
+
+def status_column(admin: Kubectl, name: str) -> str:
+    for line in admin.out("get", "nodes", namespaced=False).splitlines()[1:]:
+        fields = line.split()
+        if fields and fields[0] == name:
+            return fields[1]
+    return ""
+
+
+def stop_agent(cluster: RaykubeCluster, node: str) -> None:
+    """Stop the node's agent (its actor stays, so the controller manager does not replace it; a
+    killed agent actor would be redeployed within 15 s, as systemd restarts a kubelet)."""
+    namespace = cluster.env["RAYKUBE_NAMESPACE"]
+    script = (
+        "import ray; ray.init(address='auto', logging_level='ERROR');"
+        f"ray.get(ray.get_actor('agent-{node}', namespace='{namespace}').shutdown.remote())"
+    )
+    subprocess.run([sys.executable, "-c", script], env=cluster.env, check=True, timeout=120)
+
+
+@pytest.mark.timeout(300)
+def test_node_goes_not_ready_when_its_agent_stops_and_ready_again(raykube_cluster: RaykubeCluster) -> None:
+    admin = Kubectl(raykube_cluster, "1.33", None)
+    name = real_node(admin)["metadata"]["name"]
+    assert status_column(admin, name) == "Ready"
+    stop_agent(raykube_cluster, name)
+    wait_until("NotReady", lambda: status_column(admin, name) == "NotReady")
+    node = admin.json("get", "node", name, namespaced=False)
+    ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
+    assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
+    assert ready["message"] == "Kubelet stopped posting node status."
+    taints = {(t["key"], t["effect"]) for t in node["spec"].get("taints") or []}
+    assert {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")} <= taints
+
+    up = subprocess.run(
+        [*RAYKUBE, "up", "--port", "0", "--data-dir", str(raykube_cluster.data_dir)],
+        env=raykube_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert up.returncode == 0, up.stdout + up.stderr
+    wait_until("Ready again", lambda: status_column(admin, name) == "Ready")
+    wait_until(
+        "taints removed",
+        lambda: (
+            not any(
+                t["key"] == UNREACHABLE
+                for t in admin.json("get", "node", name, namespaced=False)["spec"].get("taints") or []
+            )
+        ),
+    )
+
+
+def test_control_plane_components_are_pods_in_kube_system(raykube_cluster: RaykubeCluster) -> None:
+    admin = Kubectl(raykube_cluster, "1.33", "kube-system")
+    node = real_node(admin)["metadata"]["name"]
+    wanted = {f"{c}-{node}" for c in ("kube-apiserver", "kube-scheduler", "kube-controller-manager", "etcd")}
+
+    def running() -> dict[str, Any]:
+        pods = {p["metadata"]["name"]: p for p in admin.json("get", "pods")["items"]}
+        ok = all(pods.get(n, {}).get("status", {}).get("phase") == "Running" for n in wanted)
+        return pods if ok else {}
+
+    pods = wait_until("control-plane pods Running", running)
+    for name in wanted:
+        pod = pods[name]
+        assert pod["spec"]["nodeName"] == node
+        assert pod["metadata"]["annotations"]["raykube.io/ray-actor"]
+        assert next(c for c in pod["status"]["conditions"] if c["type"] == "Ready")["status"] == "True"
+    old_uid = pods[f"kube-scheduler-{node}"]["metadata"]["uid"]
+    admin.run("delete", "pod", f"kube-scheduler-{node}", "--wait=false")
+
+    def recreated() -> bool:
+        found = admin.run("get", "pod", f"kube-scheduler-{node}", "-o", "json", check=False)
+        return found.returncode == 0 and f'"uid": "{old_uid}"' not in found.stdout
+
+    wait_until("kube-scheduler pod recreated", recreated, timeout=60)
