@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nodeagent.cri import api_pb2
-from nodeagent.runtimes.process import procs
+from nodeagent.runtimes.process import procs, rootfs
 from nodeagent.runtimes.process.isolation import Isolation
 from nodeagent.runtimes.process.logs import LogWriter
 
@@ -60,19 +60,41 @@ class Container:
     waiter: asyncio.Task[None] | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
     cgroup_errors: list[str] = field(default_factory=list)
+    # Set for images with a root filesystem (imported OCI layouts); empty: the host's filesystem.
+    rootfs: str = ""
+    state_dir: str = ""
+    image_entrypoint: tuple[str, ...] = ()
+    image_cmd: tuple[str, ...] = ()
+    image_working_dir: str = ""
 
     @property
     def argv(self) -> list[str]:
-        return [*self.config.command, *self.config.args]
+        """Kubernetes' rule: command replaces the image's Entrypoint (and drops its Cmd), args its Cmd."""
+        command, args = list(self.config.command), list(self.config.args)
+        if command:
+            return [*command, *args]
+        return [*self.image_entrypoint, *(args or self.image_cmd)]
 
     @property
     def working_dir(self) -> str:
-        return self.config.working_dir or "/"
+        return self.config.working_dir or self.image_working_dir or "/"
+
+    @property
+    def host_cwd(self) -> str:
+        """The directory to spawn in: the working dir, or / when the command chroots first."""
+        return "/" if self.rootfs else self.working_dir
 
 
-def container_env(config: api_pb2.ContainerConfig, hostname: str) -> dict[str, str]:
-    """The container's environment: PATH and HOME defaults, HOSTNAME, then the config's envs (last wins)."""
+def container_env(
+    config: api_pb2.ContainerConfig, hostname: str, image_env: tuple[str, ...] = ()
+) -> dict[str, str]:
+    """The container's environment: PATH and HOME defaults, HOSTNAME, the image's Env, then the
+    config's envs (last wins), in containerd's order."""
     env = {"PATH": procs.DEFAULT_PATH, "HOSTNAME": hostname, "HOME": "/root" if os.geteuid() == 0 else "/"}
+    for kv_text in image_env:
+        key, _, value = kv_text.partition("=")
+        if key:
+            env[key] = value
     for kv in config.envs:
         env[kv.key] = kv.value
     return env
@@ -114,18 +136,28 @@ async def launch(
     if not argv:
         _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", "no command specified")
         raise ContainerStartError("no command specified")
-    exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=c.env.get("PATH", procs.DEFAULT_PATH))
-    if exe is None or not os.access(exe, os.X_OK):
+    path_env = c.env.get("PATH", procs.DEFAULT_PATH)
+    if c.rootfs:
+        found = rootfs.find_executable(c.rootfs, argv[0], path_env) is not None
+    else:
+        exe = argv[0] if "/" in argv[0] else shutil.which(argv[0], path=path_env)
+        found = exe is not None and os.access(exe, os.X_OK)
+    if not found:
         msg = f'exec: "{argv[0]}": executable file not found in $PATH'
         _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", msg)
         raise ContainerStartError(msg)
-    if not os.path.isdir(c.working_dir):
+    if not (rootfs.is_dir(c.rootfs, c.working_dir) if c.rootfs else os.path.isdir(c.working_dir)):
         msg = f"chdir to cwd ({c.working_dir!r}) set in config.json failed: no such file or directory"
         _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", msg)
         raise ContainerStartError(msg)
     if c.log_path:
         c.log = LogWriter(c.log_path, clock_ns)
     out = asyncio.subprocess.PIPE if c.log else asyncio.subprocess.DEVNULL
+    ready_r = ready_w = -1
+    if c.rootfs:
+        if isolation.namespaced:
+            ready_r, ready_w = os.pipe()
+        argv = rootfs.enter_argv(isolation.namespaced, c.rootfs, c.state_dir, c.working_dir, argv, ready_w)
     try:
         proc = await asyncio.create_subprocess_exec(
             *isolation.container_argv(holder_pid, argv),
@@ -133,13 +165,24 @@ async def launch(
             stdout=out,
             stderr=out,
             env=c.env,
-            cwd=c.working_dir,
+            cwd=c.host_cwd,
             start_new_session=True,
             preexec_fn=_preexec(cgroup_procs or []),
+            pass_fds=(ready_w,) if ready_w >= 0 else (),
         )
     except OSError as e:
         _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", str(e))
         raise ContainerStartError(str(e)) from e
+    finally:
+        if ready_w >= 0:
+            os.close(ready_w)
+    if ready_r >= 0:
+        # Until the root is mounted an exec would see the host: wait for "ready" (or EOF on failure,
+        # which the container's log then explains).
+        try:
+            await asyncio.to_thread(os.read, ready_r, 64)
+        finally:
+            os.close(ready_r)
     c.process = proc
     c.started_at = clock_ns()
     c.state = api_pb2.CONTAINER_RUNNING

@@ -1,7 +1,8 @@
 """Running commands inside a running container: ExecSync, and streaming exec for the node agent.
 
-Both spawn ``Isolation.exec_argv`` (``nsenter`` into all of the container's namespaces through its
-PID 1) with the container's environment and working directory. ``exec_sync`` collects output (capped
+Both spawn ``exec_argv``: ``nsenter`` into all of the container's namespaces through its PID 1
+(``Isolation.exec_argv``), then ``unshare --root`` into the container's root for images that have
+one, with the container's environment and working directory. ``exec_sync`` collects output (capped
 at 16 MiB per stream, as CRI requires) and enforces the CRI timeout by killing the command's process
 group; ``exec_stream`` hands the caller an asyncio subprocess with pipes, or with a pseudo-terminal
 when ``tty`` is set, for ``kubectl exec`` sessions relayed by the node agent.
@@ -17,7 +18,7 @@ import os
 import signal
 from dataclasses import dataclass
 
-from nodeagent.runtimes.process import procs
+from nodeagent.runtimes.process import procs, rootfs
 from nodeagent.runtimes.process.containers import Container
 from nodeagent.runtimes.process.isolation import Isolation
 
@@ -47,15 +48,22 @@ async def _read_capped(reader: asyncio.StreamReader | None) -> bytes:
     return b"".join(chunks)
 
 
+def exec_argv(c: Container, isolation: Isolation, cmd: list[str]) -> list[str]:
+    """``cmd`` in all of ``c``'s namespaces, and chrooted into its image root when it has one."""
+    if c.rootfs:
+        cmd = [*rootfs.exec_argv_suffix(isolation.namespaced, c.rootfs, c.state_dir, c.working_dir), *cmd]
+    return isolation.exec_argv(c.init_pid, cmd)
+
+
 async def exec_sync(c: Container, isolation: Isolation, cmd: list[str], timeout: float) -> ExecResult:
     """Run ``cmd`` in ``c`` and wait; ``timeout`` <= 0 means no limit. Raises ``ExecTimeout``."""
     proc = await asyncio.create_subprocess_exec(
-        *isolation.exec_argv(c.init_pid, cmd),
+        *exec_argv(c, isolation, cmd),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=c.env,
-        cwd=c.working_dir,
+        cwd=c.host_cwd,
         start_new_session=True,
     )
     work = asyncio.gather(_read_capped(proc.stdout), _read_capped(proc.stderr), proc.wait())
@@ -83,7 +91,7 @@ class ExecStream:
 
 async def exec_stream(c: Container, isolation: Isolation, cmd: list[str], tty: bool) -> ExecStream:
     """Start ``cmd`` in ``c`` with its stdio connected to the caller; see ``ExecStream``."""
-    argv = isolation.exec_argv(c.init_pid, cmd)
+    argv = exec_argv(c, isolation, cmd)
     if not tty:
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -91,7 +99,7 @@ async def exec_stream(c: Container, isolation: Isolation, cmd: list[str], tty: b
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             env=c.env,
-            cwd=c.working_dir,
+            cwd=c.host_cwd,
             start_new_session=True,
         )
         return ExecStream(proc)
@@ -99,7 +107,7 @@ async def exec_stream(c: Container, isolation: Isolation, cmd: list[str], tty: b
     env = {"TERM": "xterm", **c.env}
     try:
         proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=c.working_dir, start_new_session=True
+            *argv, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=c.host_cwd, start_new_session=True
         )
     except BaseException:
         os.close(master)
