@@ -115,7 +115,7 @@ def query_bool(request: web.Request, name: str) -> bool:
 
 def query_int(request: web.Request, name: str) -> int | None:
     raw = request.query.get(name)
-    if raw in (None, ""):
+    if not raw:
         return None
     try:
         return int(raw)

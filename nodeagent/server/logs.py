@@ -44,7 +44,7 @@ def _bool(query: Mapping[str, str], name: str) -> bool:
 
 def _int(query: Mapping[str, str], name: str, minimum: int) -> int | None:
     raw = query.get(name)
-    if raw in (None, ""):
+    if not raw:
         return None
     try:
         value = int(raw)
