@@ -111,6 +111,10 @@ class ImageRecord:
         )
 
 
+# ImageStore.list shadows the builtin inside the class body.
+Records = list[ImageRecord]
+
+
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data))
@@ -180,7 +184,7 @@ class ImageStore:
                 return rec
         return self._read(image_id(ref))
 
-    def list(self) -> list[ImageRecord]:
+    def list(self) -> Records:
         out = []
         for p in sorted(self.root.glob("*.json")):
             if p == self._seen_file:
@@ -211,17 +215,17 @@ class ImageStore:
 
     # -- imports ------------------------------------------------------------------------------
 
-    def _seen(self) -> dict[str, list[int]]:
+    def _seen(self) -> dict[str, Any]:
         try:
             data = json.loads(self._seen_file.read_text())
         except (OSError, ValueError):
             return {}
         return data if isinstance(data, dict) else {}
 
-    def scan_imports(self) -> list[ImageRecord]:
+    def scan_imports(self) -> Records:
         """Import every ``import/*.tar`` not imported before (or changed since). Logs and skips bad ones."""
         seen = self._seen()
-        out: list[ImageRecord] = []
+        out: Records = []
         for tarball in sorted(self.import_dir.glob("*.tar")):
             st = tarball.stat()
             key = [st.st_size, st.st_mtime_ns]
@@ -244,7 +248,7 @@ class ImageStore:
         images = self.import_layout_all(path, name)
         return images[0]
 
-    def import_layout_all(self, path: str, name: str = "") -> list[ImageRecord]:
+    def import_layout_all(self, path: str, name: str = "") -> Records:
         with tempfile.TemporaryDirectory(prefix="layout-", dir=self.root) as work:
             layout = read_layout(path, work)
             return [self._import(img, (name,) if name and i == 0 else ()) for i, img in enumerate(layout)]

@@ -119,7 +119,7 @@ def _platform_ok(desc: dict[str, Any]) -> bool:
     if not isinstance(p, dict):
         return True
     arch = _ARCH.get(platform.machine(), platform.machine())
-    return p.get("os", "linux") == "linux" and p.get("architecture", arch) == arch
+    return bool(p.get("os", "linux") == "linux" and p.get("architecture", arch) == arch)
 
 
 def _manifests(
