@@ -22,7 +22,6 @@ Invariants: pure; the state written to the CycleState is never mutated after Pre
 
 from __future__ import annotations
 
-import itertools
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +29,6 @@ from typing import Any, cast
 
 import numpy as np
 
-from cluster.client.selectors import NOTHING, LabelSelector, label_selector_from_dict
 from cluster.scheduler.framework import (
     MAX_NODE_SCORE,
     SUCCESS,
@@ -42,6 +40,16 @@ from cluster.scheduler.framework import (
     Status,
 )
 from cluster.scheduler.framework.columns import BoolArray, IntArray, NodeColumns, take
+from cluster.scheduler.plugins.affinity_terms import (
+    MEMO,
+    SUMMARIES,
+    AffinityTerm,
+    PodTerms,
+    TopologyPair,
+    matches_all,
+    namespace_of,
+    pod_terms,
+)
 
 NAME = "InterPodAffinity"
 REASON_AFFINITY = "node(s) didn't match pod affinity rules"
@@ -52,115 +60,6 @@ _PRE_FILTER_KEY = "PreFilter" + NAME
 _PRE_SCORE_KEY = "PreScore" + NAME
 _FILTER_TABLES_KEY = "FilterTables" + NAME
 
-TopologyPair = tuple[str, str]
-
-
-@dataclass(frozen=True, slots=True)
-class AffinityTerm:
-    """A pod (anti-)affinity term with its namespaces resolved; ``weight`` is 0 for required terms."""
-
-    namespaces: frozenset[str]
-    selector: LabelSelector
-    topology_key: str
-    namespace_selector: LabelSelector = NOTHING
-    weight: int = 0
-
-    def matches(self, pod: Mapping[str, Any], namespace_labels: Mapping[str, str] | None) -> bool:
-        """Whether ``pod`` is selected: in a listed (or selected) namespace and with matching labels."""
-        meta = pod.get("metadata") or {}
-        namespace = meta.get("namespace") or "default"
-        in_namespace = namespace in self.namespaces or self.namespace_selector.matches(namespace_labels)
-        return in_namespace and self.selector.matches(meta.get("labels"))
-
-
-def _namespace(pod: Mapping[str, Any]) -> str:
-    return str((pod.get("metadata") or {}).get("namespace") or "default")
-
-
-def _build_term(
-    raw: Mapping[str, Any], pod: Mapping[str, Any], weight: int, known: Mapping[str, Mapping[str, str]] | None
-) -> AffinityTerm:
-    """Resolve one term; with ``known`` namespace labels a non-empty selector is merged into names."""
-    namespaces = frozenset(raw.get("namespaces") or ())
-    ns_raw = raw.get("namespaceSelector")
-    ns_selector = NOTHING if ns_raw is None else label_selector_from_dict(ns_raw)
-    if not namespaces and ns_raw is None:
-        namespaces = frozenset({_namespace(pod)})
-    if known is not None and not ns_selector.empty() and not ns_selector.nothing:
-        namespaces |= {name for name, labels in known.items() if ns_selector.matches(labels)}
-        ns_selector = NOTHING
-    return AffinityTerm(
-        namespaces=namespaces,
-        selector=label_selector_from_dict(raw.get("labelSelector")),
-        topology_key=str(raw.get("topologyKey") or ""),
-        namespace_selector=ns_selector,
-        weight=weight,
-    )
-
-
-@dataclass(frozen=True, slots=True)
-class PodTerms:
-    """The four term lists of one pod's ``spec.affinity``."""
-
-    required_affinity: tuple[AffinityTerm, ...] = ()
-    required_anti_affinity: tuple[AffinityTerm, ...] = ()
-    preferred_affinity: tuple[AffinityTerm, ...] = ()
-    preferred_anti_affinity: tuple[AffinityTerm, ...] = ()
-
-
-_EMPTY_TERMS = PodTerms()
-# Parsed terms of existing pods, keyed by the pod object's identity (objects are never mutated; the
-# entry keeps the pod alive so its id cannot be reused). Every cycle of a pod with anti-affinity reads
-# every existing anti-affinity pod's terms; parsing them each time dominated.
-_TERMS_CACHE: dict[int, tuple[object, PodTerms]] = {}
-_TERMS_CACHE_LIMIT = 16384
-
-
-def pod_terms(pod: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, str]] | None = None) -> PodTerms:
-    """Parse a pod's affinity; pass ``namespaces`` (name -> labels) to merge namespace selectors."""
-    if not namespaces:
-        hit = _TERMS_CACHE.get(id(pod))
-        if hit is not None and hit[0] is pod:
-            return hit[1]
-    affinity = (pod.get("spec") or {}).get("affinity") or {}
-    if not affinity.get("podAffinity") and not affinity.get("podAntiAffinity"):
-        return _EMPTY_TERMS
-    if namespaces:
-        return _parse_terms(pod, affinity, namespaces)
-    if len(_TERMS_CACHE) >= _TERMS_CACHE_LIMIT:
-        _TERMS_CACHE.clear()
-    terms = _parse_terms(pod, affinity, None)
-    _TERMS_CACHE[id(pod)] = (pod, terms)
-    return terms
-
-
-def _parse_terms(
-    pod: Mapping[str, Any], affinity: Mapping[str, Any], namespaces: Mapping[str, Mapping[str, str]] | None
-) -> PodTerms:
-
-    def required(kind: str) -> tuple[AffinityTerm, ...]:
-        raw = (affinity.get(kind) or {}).get("requiredDuringSchedulingIgnoredDuringExecution") or []
-        return tuple(_build_term(t, pod, 0, namespaces) for t in raw)
-
-    def preferred(kind: str) -> tuple[AffinityTerm, ...]:
-        raw = (affinity.get(kind) or {}).get("preferredDuringSchedulingIgnoredDuringExecution") or []
-        return tuple(
-            _build_term(t.get("podAffinityTerm") or {}, pod, int(t.get("weight") or 0), namespaces)
-            for t in raw
-        )
-
-    return PodTerms(
-        required("podAffinity"),
-        required("podAntiAffinity"),
-        preferred("podAffinity"),
-        preferred("podAntiAffinity"),
-    )
-
-
-def _matches_all(terms: Iterable[AffinityTerm], pod: Mapping[str, Any]) -> bool:
-    terms = tuple(terms)
-    return bool(terms) and all(t.matches(pod, None) for t in terms)
-
 
 @dataclass(frozen=True, slots=True)
 class PreFilterState:
@@ -170,92 +69,9 @@ class PreFilterState:
     anti_affinity: Counter[TopologyPair] = field(default_factory=Counter)
 
 
-class _MatchMemo:
-    """Remembers ``term.matches(pod, None)`` across cycles. Terms are interned by value and pods
-    are keyed by identity (never mutated; the memo keeps them alive), so one existing pod is matched
-    against one term once, not once per cycle; the incoming pod is keyed by its namespace and labels.
-    Bounded: cleared when it grows past ``limit`` entries."""
-
-    def __init__(self, limit: int = 200_000) -> None:
-        self._terms: dict[AffinityTerm, int] = {}
-        self._term_sets: dict[tuple[tuple[AffinityTerm, ...], ...], int] = {}
-        # Ids are never reused (per-node summaries keyed by an id may outlive a clear).
-        self._next = itertools.count()
-        self._signatures: dict[tuple[str, tuple[tuple[str, str], ...]], int] = {}
-        self._results: dict[tuple[int, int], tuple[object, bool, object]] = {}
-        self._limit = limit
-
-    def term_set_id(self, terms: tuple[tuple[AffinityTerm, ...], ...]) -> int:
-        """An id for a set of terms by value, distinct from every ``signature_id``/``term_id``."""
-        found = self._term_sets.get(terms)
-        if found is None:
-            found = self._term_sets[terms] = (1 << 40) + next(self._next)
-        return found
-
-    def term_id(self, term: AffinityTerm) -> int:
-        """A small id shared by equal terms (for terms of a new pod each cycle)."""
-        found = self._terms.get(term)
-        if found is None:
-            found = self._terms[term] = next(self._next)
-        return found
-
-    def signature_id(self, pod: Mapping[str, Any]) -> int:
-        labels = (pod.get("metadata") or {}).get("labels") or {}
-        key = (_namespace(pod), tuple(sorted(labels.items())))
-        found = self._signatures.get(key)
-        if found is None:
-            found = self._signatures[key] = -1 - next(self._next)
-        return found
-
-    def matches(self, term: AffinityTerm, term_id: int, pod: Mapping[str, Any], pod_id: int) -> bool:
-        """``term.matches(pod, None)``. ``term_id`` is a ``term_id`` or, for a term that lives as
-        long as its (cached) pod, ``id(term)``; ``pod_id`` is ``id(pod)`` or a ``signature_id``.
-        Entries are checked against the pod (by identity) and the term (by value) they were made for."""
-        hit = self._results.get((term_id, pod_id))
-        if hit is not None and (pod_id < 0 or hit[0] is pod) and (hit[2] is term or hit[2] == term):
-            return hit[1]
-        if len(self._results) >= self._limit:
-            self._results.clear()
-            self._terms.clear()
-            self._term_sets.clear()
-            self._signatures.clear()
-            return term.matches(pod, None)
-        result = term.matches(pod, None)
-        self._results[(term_id, pod_id)] = (pod, result, term)
-        return result
-
-
-_MEMO = _MatchMemo()
-
-
-class _NodeSummaries:
-    """Per-node results of the PreFilter loop, valid while the node's pods do not change.
-
-    Keyed by the ``NodeInfo``'s identity and ``generation`` plus what the result depends on (the
-    incoming pod's namespace and labels, or its terms); so a cycle costs one lookup per node with
-    pods instead of one match per pod. Bounded: cleared past ``limit`` entries."""
-
-    def __init__(self, limit: int = 100_000) -> None:
-        self._entries: dict[tuple[int, int, int], tuple[NodeInfo, Any]] = {}
-        self._limit = limit
-
-    def get(self, info: NodeInfo, key: int) -> Any:
-        hit = self._entries.get((id(info), info.generation, key))
-        return hit[1] if hit is not None and hit[0] is info else None
-
-    def put(self, info: NodeInfo, key: int, value: Any) -> Any:
-        if len(self._entries) >= self._limit:
-            self._entries.clear()
-        self._entries[(id(info), info.generation, key)] = (info, value)
-        return value
-
-
-_SUMMARIES = _NodeSummaries()
-
-
 def _existing_pairs(info: NodeInfo, pod: Mapping[str, Any], signature: int) -> list[TopologyPair]:
     """The topology pairs of ``info``'s pods' required anti-affinity terms that select ``pod``."""
-    cached = _SUMMARIES.get(info, signature)
+    cached = SUMMARIES.get(info, signature)
     if cached is not None:
         return cast("list[TopologyPair]", cached)
     labels = info.labels
@@ -263,25 +79,25 @@ def _existing_pairs(info: NodeInfo, pod: Mapping[str, Any], signature: int) -> l
     for other in info.pods_with_required_anti_affinity:
         for term in pod_terms(other).required_anti_affinity:
             value = labels.get(term.topology_key)
-            if value is not None and _MEMO.matches(term, id(term), pod, signature):
+            if value is not None and MEMO.matches(term, id(term), pod, signature):
                 pairs.append((term.topology_key, value))
-    return cast("list[TopologyPair]", _SUMMARIES.put(info, signature, pairs))
+    return cast("list[TopologyPair]", SUMMARIES.put(info, signature, pairs))
 
 
 def _matching_counts(info: NodeInfo, terms: PodTerms, key: int) -> tuple[int, list[int]]:
     """(pods matching every required affinity term, pods matching each required anti term)."""
-    cached = _SUMMARIES.get(info, key)
+    cached = SUMMARIES.get(info, key)
     if cached is not None:
         return cast("tuple[int, list[int]]", cached)
     all_affinity = 0
     per_anti = [0] * len(terms.required_anti_affinity)
     for other in info.pods:
-        if _matches_all(terms.required_affinity, other):
+        if matches_all(terms.required_affinity, other):
             all_affinity += 1
         for i, term in enumerate(terms.required_anti_affinity):
             if term.matches(other, None):
                 per_anti[i] += 1
-    return cast("tuple[int, list[int]]", _SUMMARIES.put(info, key, (all_affinity, per_anti)))
+    return cast("tuple[int, list[int]]", SUMMARIES.put(info, key, (all_affinity, per_anti)))
 
 
 def compute_pre_filter_state(
@@ -291,16 +107,16 @@ def compute_pre_filter_state(
 ) -> PreFilterState:
     """Count the topology pairs Filter needs, over every node of the snapshot."""
     terms = pod_terms(pod, namespaces if namespaces is not None else {})
-    own_ns_labels = (namespaces or {}).get(_namespace(pod))
+    own_ns_labels = (namespaces or {}).get(namespace_of(pod))
     existing: Counter[TopologyPair] = Counter()
     affinity: Counter[TopologyPair] = Counter()
     anti: Counter[TopologyPair] = Counter()
     memoized = own_ns_labels is None  # namespace selectors need the live namespace labels
-    signature = _MEMO.signature_id(pod)
+    signature = MEMO.signature_id(pod)
     own_terms = terms.required_affinity or terms.required_anti_affinity
     # The incoming pod's own terms, by value: equal terms of two pods share per-node summaries.
     # The incoming pod's own terms, by value: equal terms of two pods share per-node summaries.
-    terms_key = _MEMO.term_set_id((terms.required_affinity, terms.required_anti_affinity))
+    terms_key = MEMO.term_set_id((terms.required_affinity, terms.required_anti_affinity))
     for info in nodes:
         labels = info.labels
         if info.pods_with_required_anti_affinity:
@@ -336,7 +152,7 @@ def _satisfies_affinity(state: PreFilterState, pod: Mapping[str, Any], labels: M
     if pods_exist:
         return True
     # The first pod of a group with affinity to itself: nothing matches anywhere yet.
-    return not state.affinity and _matches_all(state.terms.required_affinity, pod)
+    return not state.affinity and matches_all(state.terms.required_affinity, pod)
 
 
 def filter_node(state: PreFilterState, pod: Mapping[str, Any], labels: Mapping[str, str]) -> Status:
@@ -395,7 +211,7 @@ def filter_many(
             has_all &= codes >= 0
             exist &= _value_table(tables, "affinity", state.affinity, key, cols)[codes]
         # The first pod of a group with affinity to itself passes where the keys exist.
-        first_of_group = not state.affinity and _matches_all(required, pod)
+        first_of_group = not state.affinity and matches_all(required, pod)
         passing &= has_all & (exist | first_of_group)
     if state.anti_affinity:
         for term in state.terms.required_anti_affinity:
@@ -448,7 +264,7 @@ def compute_topology_scores(
 ) -> dict[TopologyPair, int]:
     """PreScore: the summed weights per topology pair, over all nodes and their pods."""
     terms = pod_terms(pod, namespaces if namespaces is not None else {})
-    own_ns_labels = (namespaces or {}).get(_namespace(pod))
+    own_ns_labels = (namespaces or {}).get(namespace_of(pod))
     has_constraints = bool(terms.preferred_affinity or terms.preferred_anti_affinity)
     scores: Counter[TopologyPair] = Counter()
 
