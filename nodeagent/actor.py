@@ -99,6 +99,7 @@ class NodeAgentActor:
         self.config = config
         self.agent: Any = None
         self.server: Any = None
+        self.client: Any = None  # the agent's ApiClient: ours to close (RestAgentApi does not)
         self.port = 0
         self._started = asyncio.get_event_loop().create_task(self._start())
 
@@ -145,7 +146,7 @@ class NodeAgentActor:
         self.port = await server.start()
         agent.set_kubelet_port(self.port)
         await agent.start()
-        self.agent, self.server = agent, server
+        self.agent, self.server, self.client = agent, server, client
         log.info("node agent for %s serving on port %d", self.node_name, self.port)
 
     async def ready(self) -> dict[str, Any]:
@@ -166,3 +167,6 @@ class NodeAgentActor:
         if self.server is not None:
             await self.server.stop()
             self.server = None
+        if self.client is not None:
+            await self.client.close()
+            self.client = None

@@ -119,6 +119,7 @@ class ControlPlanePods:
         self.interval = interval
         self.started = datetime.now(UTC)
         self._task: asyncio.Task[None] | None = None
+        self._store: Any = None  # one StoreClient for every pass (it refreshes its replica handles)
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
@@ -130,6 +131,9 @@ class ControlPlanePods:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
+        if self._store is not None:
+            await self._store.close()
+            self._store = None
 
     async def _loop(self) -> None:
         while True:
@@ -171,10 +175,11 @@ class ControlPlanePods:
             found.append(
                 Component(component, actor, here, healthy, self.started, pod_name, ips.get(here, ""))
             )
-        from cluster.store.client import StoreClient
+        if self._store is None:
+            from cluster.store.client import StoreClient
 
-        store = await StoreClient.connect(self.ray_namespace)
-        replicas = await store.status()
+            self._store = await StoreClient.connect(self.ray_namespace)
+        replicas = await self._store.status()
         per_node: dict[str, int] = {}
         for replica in replicas:
             node = names.get(str(replica.get("node_id", "")), here)

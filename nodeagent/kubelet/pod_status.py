@@ -209,17 +209,21 @@ def _names(names: list[str]) -> str:
     return "[" + " ".join(names) + "]"  # Go's %s of a []string
 
 
+def _unknown_and_unready(
+    containers: Sequence[Mapping[str, Any]], statuses: Sequence[Mapping[str, Any]]
+) -> tuple[list[str], list[str]]:
+    """The spec's container names without a status, and those whose status is not ready, in order."""
+    by_name = {s["name"]: s for s in statuses}
+    unknown = [c["name"] for c in containers if c["name"] not in by_name]
+    unready = [c["name"] for c in containers if c["name"] in by_name and not by_name[c["name"]]["ready"]]
+    return unknown, unready
+
+
 def initialized_condition(
     pod: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]], phase: str
 ) -> dict[str, Any]:
     spec = pod.get("spec") or {}
-    by_name = {s["name"]: s for s in statuses}
-    unknown = [c["name"] for c in spec.get("initContainers") or () if c["name"] not in by_name]
-    incomplete = [
-        c["name"]
-        for c in spec.get("initContainers") or ()
-        if c["name"] in by_name and not by_name[c["name"]]["ready"]
-    ]
+    unknown, incomplete = _unknown_and_unready(spec.get("initContainers") or (), statuses)
     if phase == "Succeeded" and not unknown:
         return {"type": "Initialized", "status": "True", "reason": "PodCompleted"}
     regular = {c["name"] for c in spec.get("containers") or ()}
@@ -244,13 +248,7 @@ def containers_ready_condition(
     pod: Mapping[str, Any], statuses: Sequence[Mapping[str, Any]], phase: str
 ) -> dict[str, Any]:
     spec = pod.get("spec") or {}
-    by_name = {s["name"]: s for s in statuses}
-    unknown = [c["name"] for c in spec.get("containers") or () if c["name"] not in by_name]
-    unready = [
-        c["name"]
-        for c in spec.get("containers") or ()
-        if c["name"] in by_name and not by_name[c["name"]]["ready"]
-    ]
+    unknown, unready = _unknown_and_unready(spec.get("containers") or (), statuses)
     if phase == "Succeeded" and not unknown:
         return {"type": "ContainersReady", "status": "False", "reason": "PodCompleted"}
     if phase == "Failed":
