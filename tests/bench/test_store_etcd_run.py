@@ -1,4 +1,4 @@
-"""Runs the store harness against a real local etcd (skipped without the etcd binary)."""
+"""Runs the store harness against a real local etcd (fails without the etcd binary unless opted out)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,11 @@ import os
 import tempfile
 from pathlib import Path
 
-import pytest
-
 from bench.etcd_peer import etcd_binary
 from bench.store import main
+from tests.capabilities import needs
 
-pytestmark = pytest.mark.skipif(
-    etcd_binary() is None, reason="etcd binary not found (apt-get install etcd-server); CI installs it"
-)
+pytestmark = needs("etcd", None if etcd_binary() else "etcd binary not found (apt-get install etcd-server)")
 
 
 def test_harness_against_etcd(tmp_path: Path) -> None:

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.capabilities import require
+
 RAYKUBE = [sys.executable, "-m", "cluster.cli"]
 
 
@@ -69,10 +71,9 @@ class RaykubeCluster:
 
 
 def kubectl_binary(version: str) -> Path:
-    """The kubectl binary for ``version``; skips the test when it is not installed."""
+    """The kubectl binary for ``version``; fails the test when it is not installed (unless opted out)."""
     path = KUBECTL_DIR / f"kubectl.{version}"
-    if not path.exists():
-        pytest.skip(f"kubectl {version} is not installed at {path}")
+    require("kubectl", None if path.exists() else f"kubectl {version} is not installed at {path}")
     return path
 
 

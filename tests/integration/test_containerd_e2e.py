@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from nodeagent.runtimes.containerd import DEFAULT_POD_CIDR, missing_prerequisites
+from tests.capabilities import require
 
 pytestmark = pytest.mark.integration
 
@@ -44,11 +45,11 @@ spec:
 """
 
 
-def _skip_reason() -> str | None:
+def _require_prerequisites() -> None:
+    """Fail (or skip, if opted out via RAYKUBE_ALLOW_MISSING) without containerd or kubectl."""
     problems = missing_prerequisites()
-    if not KUBECTL.exists():
-        problems.append(f"kubectl 1.33 missing at {KUBECTL}")
-    return "; ".join(problems) or None
+    require("containerd", f"containerd end to end needs: {'; '.join(problems)}" if problems else None)
+    require("kubectl", None if KUBECTL.exists() else f"kubectl 1.33 missing at {KUBECTL}")
 
 
 def processes_mentioning(text: str) -> list[str]:
@@ -111,9 +112,7 @@ class Cluster:
 
 @pytest.fixture
 def containerd_cluster() -> Iterator[Cluster]:
-    reason = _skip_reason()
-    if reason:
-        pytest.skip(f"containerd end to end needs: {reason}")
+    _require_prerequisites()
     # A short path: containerd's sockets live under the data dir (unix socket paths max 108 bytes).
     data_dir = Path(tempfile.mkdtemp(prefix="rk-ctd-e2e-", dir="/tmp"))
     cluster = Cluster(data_dir)

@@ -14,14 +14,15 @@ from typing import Any
 import pytest
 
 from cluster.apiserver.protobuf import decode_k8s_protobuf
+from tests.capabilities import needs
 from tests.cluster.apiserver.protobuf_stub import StubServer
 
 BIN = Path("/usr/lib/google-cloud-sdk/bin")
 VERSIONS = [
     pytest.param(
         version,
-        marks=pytest.mark.skipif(
-            not (BIN / f"kubectl.{version}").exists(), reason=f"kubectl.{version} not installed"
+        marks=needs(
+            "kubectl", None if (BIN / f"kubectl.{version}").exists() else f"kubectl.{version} not installed"
         ),
         id=version,
     )

@@ -35,6 +35,7 @@ from cluster.apiserver.tls import (
     peer_identity,
     server_ssl_context,
 )
+from tests.capabilities import needs
 
 # Real handshakes check validity against the wall clock, so "now" is today, pinned for the module
 # (to the second, the precision of X.509 times) so validity arithmetic stays exact.
@@ -488,7 +489,7 @@ def test_kubeconfig_for_user(pki: Pki, tmp_path: Path) -> None:
 KUBECTL = Path("/usr/lib/google-cloud-sdk/bin/kubectl.1.32")
 
 
-@pytest.mark.skipif(not KUBECTL.exists(), reason=f"{KUBECTL} is not installed")
+@needs("kubectl", None if KUBECTL.exists() else f"{KUBECTL} is not installed")
 def test_kubectl_authenticates_with_the_kubeconfig(pki: Pki, tmp_path: Path) -> None:
     """kubectl verifies our server cert and presents the admin cert from an embedded kubeconfig."""
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
@@ -26,8 +25,6 @@ from nodeagent.runtimes.process.cgroups import CgroupManager
 from nodeagent.runtimes.process.isolation import Isolation
 from nodeagent.runtimes.process.server import serve, stop_server
 from tests.nodeagent.agent.fake_api import FakeApi
-
-pytestmark = pytest.mark.skipif(shutil.which("sh") is None, reason="needs /bin/sh for the containers")
 
 NODE = "node-a"
 FAST = AgentConfig(

@@ -9,8 +9,6 @@ import pytest
 
 from nodeagent.cri import _generate
 
-pytest.importorskip("grpc_tools")
-
 COMMITTED_DIR = _generate.REPO_ROOT / "nodeagent" / "cri"
 
 # Lines that only record which protoc / grpcio-tools produced the file.

@@ -8,8 +8,10 @@ Endpoint convention (how a runtime joins the kit)
 Add a module ``tests/nodeagent/cri_kit/endpoint_<name>.py`` that defines:
 
 * ``NAME: str`` — the endpoint's name, shown in test ids (``test_x[<name>]``);
-* ``def skip_reason() -> str | None`` — why it cannot run on this machine (missing binary, not
-  root, ...), or None; the kit skips its cases with that reason;
+* ``CAPABILITY: str`` — the capability (``tests/capabilities.py``) it needs from the machine, and
+  ``def missing() -> str | None`` — why it cannot run here (missing binary, not root, no namespaces,
+  ...), or None. A missing capability fails the endpoint's cases with that reason, unless
+  ``RAYKUBE_ALLOW_MISSING`` names it (then they skip and the summary lists them);
 * ``def endpoint(tmp: pathlib.Path) -> AsyncContextManager[Endpoint]`` (an
   ``@contextlib.asynccontextmanager``) — starts the runtime with all state under ``tmp``, yields
   an ``endpoints.Endpoint`` describing it, and tears everything down on exit. It is entered once

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.capabilities import require
 from tests.nodeagent.cri_kit import endpoints
 
 
@@ -39,11 +40,10 @@ def endpoint(
     mods = endpoints.load()
     name = request.param
     if name not in mods:
-        pytest.skip(f"CRI endpoint {name!r} is not registered (no endpoint_*.py defines it)")
+        pytest.fail(f"CRI endpoint {name!r} is not registered (no endpoint_*.py defines it)", pytrace=False)
     mod = mods[name]
-    reason = mod.skip_reason()
-    if reason:
-        pytest.skip(f"CRI endpoint {name!r}: {reason}")
+    reason = mod.missing()
+    require(mod.CAPABILITY, f"CRI endpoint {name!r}: {reason}" if reason else None)
     tmp: Path = tmp_path_factory.mktemp(f"cri-{name}")
     lt = _LoopThread()
     cm = mod.endpoint(tmp)

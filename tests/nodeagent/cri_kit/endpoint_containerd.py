@@ -1,6 +1,7 @@
 """containerd as a CRI kit endpoint: a `ContainerdRuntime` under the kit's temp dir.
 
-Needs root and the Debian packages (see docs/containerd.md); `skip_reason` names what is missing.
+Needs root and the Debian packages (see docs/containerd.md); `missing` names what is missing (a
+failure unless RAYKUBE_ALLOW_MISSING=containerd).
 Only the two built-in images exist offline, and containerd's PullImage always asks the registry, so the
 kit's pull-and-remove case is skipped (`removable_image=None`). Run under
 `flock /tmp/raykube-heavy.lock` on shared machines.
@@ -18,9 +19,10 @@ from nodeagent.runtimes.containerd import ContainerdRuntime, missing_prerequisit
 from tests.nodeagent.cri_kit.endpoints import CAP_PID_NAMESPACE, CAP_POD_NETWORK, CAP_UTS, Endpoint
 
 NAME = "containerd"
+CAPABILITY = "containerd"
 
 
-def skip_reason() -> str | None:
+def missing() -> str | None:
     missing = missing_prerequisites()
     return "; ".join(missing) if missing else None
 

@@ -1,7 +1,9 @@
 """The ``process`` runtime as a kit endpoint, run as ``python -m nodeagent.runtimes.process``.
 
-Two endpoints: ``process`` (the best isolation the machine allows) and ``process-plain`` (forced
-plain subprocesses, the fallback used where unshare is not permitted).
+Two endpoints: ``process`` (namespaced: the best isolation the machine allows, root or user
+namespaces) and ``process-plain`` (forced plain subprocesses, the fallback used where unshare is not
+permitted). ``process`` never falls back to plain itself: on a machine without namespaces its
+isolation cases would silently test the plain fallback twice, so it needs ``isolation``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from nodeagent.runtimes.process.isolation import probe
 from tests.nodeagent.cri_kit.endpoints import CAP_PID_NAMESPACE, CAP_POD_NETWORK, CAP_UTS, Endpoint
 
 NAME = "process"
+CAPABILITY = "isolation"
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def skip_reason() -> str | None:
-    return None
+def missing() -> str | None:
+    iso = probe()
+    return None if iso.namespaced else f"the isolation probe fell back to plain mode: {iso.reason}"
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +49,8 @@ async def run_process_runtime(tmp: Path, name: str, isolation: str | None) -> As
         if not line.startswith("ready "):
             raise RuntimeError(f"process runtime did not start (exit {proc.wait()})")
         mode = line.rsplit("isolation=", 1)[-1].strip()
+        if isolation is None and mode == "plain":
+            raise RuntimeError("the process runtime fell back to plain although the probe found namespaces")
         caps = frozenset({CAP_POD_NETWORK, CAP_PID_NAMESPACE, CAP_UTS}) if mode != "plain" else frozenset()
         (tmp / "logs").mkdir(exist_ok=True)
         yield Endpoint(
@@ -67,5 +73,4 @@ async def run_process_runtime(tmp: Path, name: str, isolation: str | None) -> As
 
 
 def endpoint(tmp: Path) -> contextlib.AbstractAsyncContextManager[Endpoint]:
-    forced = None if probe().namespaced else "plain"
-    return run_process_runtime(tmp, NAME, forced)
+    return run_process_runtime(tmp, NAME, None)

@@ -9,9 +9,10 @@ from tests.nodeagent.cri_kit.endpoint_process import run_process_runtime
 from tests.nodeagent.cri_kit.endpoints import Endpoint
 
 NAME = "process-plain"
+CAPABILITY = "isolation"  # never missing: plain subprocesses run anywhere
 
 
-def skip_reason() -> str | None:
+def missing() -> str | None:
     return None
 
 

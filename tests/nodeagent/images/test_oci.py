@@ -14,6 +14,7 @@ import pytest
 
 from nodeagent.images import BUSYBOX_IMAGE, PAUSE_IMAGE, Entry, ImageSpec, build, layout_tar, write_images
 from nodeagent.images.busybox import busybox_spec, pause_spec
+from tests.capabilities import needs
 
 FAKE_BINARY = b"\x7fELF fake busybox"
 FAKE_APPLETS = ("cat", "echo", "sh", "sleep")
@@ -151,7 +152,7 @@ def test_pause_image_runs_a_reaping_shell() -> None:
     assert build(pause_spec(FAKE_BINARY, FAKE_APPLETS)).name == PAUSE_IMAGE
 
 
-@pytest.mark.skipif(not os.access("/bin/busybox", os.X_OK), reason="needs /bin/busybox (busybox-static)")
+@needs("busybox", None if os.access("/bin/busybox", os.X_OK) else "needs /bin/busybox (busybox-static)")
 def test_write_images_from_host_busybox_is_stable(tmp_path: Any) -> None:
     first = write_images(str(tmp_path / "a"))
     second = write_images(str(tmp_path / "b"))

@@ -29,17 +29,18 @@ from nodeagent.runtimes.process.images import ImageStore, LayoutError
 from nodeagent.runtimes.process.isolation import Isolation, probe
 from nodeagent.runtimes.process.oci_layout import resolve_in
 from nodeagent.runtimes.process.runtime import FailedPreconditionError, ProcessRuntime
+from tests.capabilities import needs, require
 
-needs_busybox = pytest.mark.skipif(
-    not os.access("/bin/busybox", os.X_OK), reason="/bin/busybox missing (install busybox-static)"
+needs_busybox = needs(
+    "busybox", None if os.access("/bin/busybox", os.X_OK) else "/bin/busybox missing (install busybox-static)"
 )
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="running in an image root needs root")
+needs_root = needs("root", None if os.geteuid() == 0 else "running in an image root needs root")
 
 
 @pytest.fixture(scope="module")
 def layouts(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     if not os.access("/bin/busybox", os.X_OK):
-        pytest.skip("/bin/busybox missing (install busybox-static)")
+        require("busybox", "/bin/busybox missing (install busybox-static)")
     out = tmp_path_factory.mktemp("layouts")
     return {name: path for name, (path, _img) in write_images(str(out)).items()}
 
@@ -216,8 +217,8 @@ def _modes() -> list[Any]:
     out = []
     for mode in ("root", "userns"):
         iso = probe(mode)  # type: ignore[arg-type]
-        skip = iso.mode != mode
-        marks = [pytest.mark.skip(reason=f"{mode} namespaces unavailable: {iso.reason}")] if skip else []
+        missing = None if iso.mode == mode else f"{mode} namespaces unavailable: {iso.reason}"
+        marks = [needs("isolation", missing)]
         out.append(pytest.param(Isolation(mode), id=mode, marks=marks))  # type: ignore[arg-type]
     out.append(pytest.param(Isolation("plain"), id="plain"))
     return out

@@ -30,17 +30,15 @@ from nodeagent.runtimes.process.runtime import (
     NotFoundError,
     ProcessRuntime,
 )
+from tests.capabilities import needs
 
 
 def _modes() -> list[Any]:
     out = [pytest.param(Isolation("plain"), id="plain")]
     for mode in ("root", "userns"):
         iso = probe(mode)  # type: ignore[arg-type]
-        marks = (
-            []
-            if iso.mode == mode
-            else [pytest.mark.skip(reason=f"{mode} namespaces unavailable: {iso.reason}")]
-        )
+        missing = None if iso.mode == mode else f"{mode} namespaces unavailable: {iso.reason}"
+        marks = [needs("isolation", missing)]
         out.append(pytest.param(Isolation(mode), id=mode, marks=marks))  # type: ignore[arg-type]
     return out
 
