@@ -5,11 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import pytest
-
 from bench._etcd_proto import _generate
-
-pytest.importorskip("grpc_tools")
 
 COMMITTED_DIR = _generate.REPO_ROOT / "bench" / "_etcd_proto"
 
