@@ -1,15 +1,18 @@
 """Kubeconfig parsing: pick a context and resolve its cluster and user into connection settings.
 
 Certificate fields may be paths (relative paths resolve against the kubeconfig's directory, as
-kubectl does) or inline base64 ``-data`` fields; inline data is written to private temp files
-because ``ssl`` loads certificates from files. ``token`` and ``tokenFile`` give a bearer token.
-Returns plain values; opening connections is :class:`cluster.client.rest.ApiClient`'s job.
+kubectl does) or inline base64 ``-data`` fields, which stay in memory: parsing writes nothing.
+``token`` and ``tokenFile`` give a bearer token. Returns plain values; opening connections is
+:class:`cluster.client.rest.ApiClient`'s job, and :func:`load_client_certificate` is how it loads an
+in-memory key pair (``ssl`` only reads key pairs from files, so they pass through a private
+directory that is gone before the function returns).
 """
 
 from __future__ import annotations
 
 import base64
 import os
+import ssl
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -31,7 +34,10 @@ class ConnectionSettings:
     token: str | None = None
     namespace: str | None = None
     insecure_skip_tls_verify: bool = False
-    temp_files: tuple[str, ...] = ()  # written from -data fields; the caller may delete them once loaded
+    # The decoded ``-data`` fields (PEM); a field set here has no ``*_file`` counterpart.
+    ca_data: bytes | None = None
+    cert_data: bytes | None = None
+    key_data: bytes | None = None
 
 
 def _named(entries: list[Mapping[str, Any]] | None, name: str, what: str) -> Mapping[str, Any]:
@@ -41,22 +47,51 @@ def _named(entries: list[Mapping[str, Any]] | None, name: str, what: str) -> Map
     raise KubeconfigError(f"kubeconfig has no {what} named {name!r}")
 
 
-def _materialize(section: Mapping[str, Any], field: str, base_dir: str, suffix: str) -> str | None:
-    """Resolve ``field`` (a path) or ``field-data`` (base64) to a file path."""
+def _resolve(section: Mapping[str, Any], field: str, base_dir: str) -> tuple[str | None, bytes | None]:
+    """``field`` (a path) or ``field-data`` (base64) as (path, None) or (None, decoded bytes)."""
     data = section.get(f"{field}-data")
     if data:
         try:
-            raw = base64.b64decode(data, validate=False)
+            return None, base64.b64decode(data, validate=False)
         except (ValueError, TypeError) as err:
             raise KubeconfigError(f"{field}-data is not base64: {err}") from None
-        fd, written = tempfile.mkstemp(prefix="raykube-kubeconfig-", suffix=suffix)
-        with os.fdopen(fd, "wb") as out:
-            out.write(raw)
-        return written
     path: str | None = section.get(field)
     if not path:
-        return None
-    return path if os.path.isabs(path) else os.path.join(base_dir, path)
+        return None, None
+    return (path if os.path.isabs(path) else os.path.join(base_dir, path)), None
+
+
+def load_client_certificate(
+    context: ssl.SSLContext,
+    *,
+    cert_file: str | None,
+    key_file: str | None,
+    cert_data: bytes | None = None,
+    key_data: bytes | None = None,
+) -> None:
+    """Make ``context`` present the client key pair given as paths and/or in-memory PEM.
+
+    ``ssl`` loads key pairs only from files: in-memory parts are written (0600) into a fresh 0700
+    directory that is removed before this returns, whatever happens, so no key material stays on
+    disk. Does nothing without a certificate.
+    """
+    if not (cert_file or cert_data):
+        return
+    if cert_data is None and key_data is None:
+        context.load_cert_chain(str(cert_file), key_file)
+        return
+    with tempfile.TemporaryDirectory(prefix="raykube-client-cert-") as scratch:
+
+        def spill(name: str, data: bytes) -> str:
+            path = os.path.join(scratch, name)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            return path
+
+        cert = spill("client.crt", cert_data) if cert_data is not None else str(cert_file)
+        key = spill("client.key", key_data) if key_data is not None else key_file
+        context.load_cert_chain(cert, key)
 
 
 def load_kubeconfig(path: str, context: str | None = None) -> ConnectionSettings:
@@ -86,24 +121,17 @@ def settings_from_config(
             token_path = os.path.join(base_dir, token_path)
         with open(token_path, encoding="utf-8") as f:
             token = f.read().strip()
-    ca_file = _materialize(cluster, "certificate-authority", base_dir, ".crt")
-    cert_file = _materialize(user, "client-certificate", base_dir, ".crt")
-    key_file = _materialize(user, "client-key", base_dir, ".key")
-    temp_files = tuple(
-        path
-        for path, section, field in (
-            (ca_file, cluster, "certificate-authority"),
-            (cert_file, user, "client-certificate"),
-            (key_file, user, "client-key"),
-        )
-        if path and section.get(f"{field}-data")
-    )
+    ca_file, ca_data = _resolve(cluster, "certificate-authority", base_dir)
+    cert_file, cert_data = _resolve(user, "client-certificate", base_dir)
+    key_file, key_data = _resolve(user, "client-key", base_dir)
     return ConnectionSettings(
         server=server.rstrip("/"),
         ca_file=ca_file,
         cert_file=cert_file,
         key_file=key_file,
-        temp_files=temp_files,
+        ca_data=ca_data,
+        cert_data=cert_data,
+        key_data=key_data,
         token=token or None,
         namespace=ctx.get("namespace"),
         insecure_skip_tls_verify=bool(cluster.get("insecure-skip-tls-verify", False)),

@@ -1,8 +1,9 @@
 """Async client for the Kubernetes REST API, for our controllers, scheduler and node agents.
 
 Speaks the wire form (``dict`` objects, camelCase) as JSON via orjson over one pooled aiohttp
-session. ``https://`` servers are verified against ``ca_file`` and authenticated with a client
-certificate or a bearer token; ``http://`` works for tests and loopback.
+session. ``https://`` servers are verified against ``ca_file``/``ca_data`` and authenticated with a
+client certificate (files or in-memory PEM; nothing is left on disk) or a bearer token;
+``http://`` works for tests and loopback.
 
 Invariants:
 
@@ -23,9 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import math
-import os
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -37,7 +36,7 @@ import orjson
 import yarl
 
 from cluster.client.errors import ApiError, TransportError
-from cluster.client.kubeconfig import load_kubeconfig
+from cluster.client.kubeconfig import load_client_certificate, load_kubeconfig
 
 __all__ = ["PATCH_CONTENT_TYPES", "ApiClient", "ApiError", "TransportError", "resource_path"]
 
@@ -97,6 +96,9 @@ class ApiClient:
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
+        ca_data: bytes | None = None,
+        cert_data: bytes | None = None,
+        key_data: bytes | None = None,
         token: str | None = None,
         qps_limit: float | None = None,
         insecure_skip_tls_verify: bool = False,
@@ -108,12 +110,13 @@ class ApiClient:
         self.default_namespace = "default"
         self._ssl: ssl.SSLContext | bool = True
         if self.server.startswith("https://"):
-            ctx = ssl.create_default_context(cafile=ca_file)
+            ctx = ssl.create_default_context(cafile=ca_file, cadata=ca_data.decode() if ca_data else None)
             if insecure_skip_tls_verify:
                 ctx.check_hostname = False
                 ctx.verify_mode = ssl.CERT_NONE
-            if cert_file:
-                ctx.load_cert_chain(cert_file, key_file)
+            load_client_certificate(
+                ctx, cert_file=cert_file, key_file=key_file, cert_data=cert_data, key_data=key_data
+            )
             self._ssl = ctx
         self._headers = {"Accept": "application/json", "User-Agent": "raykube-client/0.1"}
         if token:
@@ -128,19 +131,17 @@ class ApiClient:
     def from_kubeconfig(cls, path: str, context: str | None = None) -> ApiClient:
         """Connect as ``context`` (default: the current context) of the kubeconfig at ``path``."""
         s = load_kubeconfig(path, context)
-        try:
-            client = cls(
-                s.server,
-                ca_file=s.ca_file,
-                cert_file=s.cert_file,
-                key_file=s.key_file,
-                token=s.token,
-                insecure_skip_tls_verify=s.insecure_skip_tls_verify,
-            )
-        finally:
-            for temp in s.temp_files:  # the SSL context has loaded them; keep no key material on disk
-                with contextlib.suppress(OSError):
-                    os.unlink(temp)
+        client = cls(
+            s.server,
+            ca_file=s.ca_file,
+            cert_file=s.cert_file,
+            key_file=s.key_file,
+            ca_data=s.ca_data,
+            cert_data=s.cert_data,
+            key_data=s.key_data,
+            token=s.token,
+            insecure_skip_tls_verify=s.insecure_skip_tls_verify,
+        )
         client.default_namespace = s.namespace or "default"
         return client
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
+import functools
 import ipaddress
 import ssl
 import tempfile
@@ -19,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cluster.client.kubeconfig import KubeconfigError, load_kubeconfig
+from cluster.client.kubeconfig import KubeconfigError, load_client_certificate, load_kubeconfig
 from cluster.client.rest import ApiClient, TransportError
 from tests.cluster.client.fake_apiserver import FakeApiServer
 
@@ -99,10 +100,19 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
+@pytest.fixture
+def scratch_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private stand-in for the system temp dir, so a test sees every file the code leaves there."""
+    scratch = tmp_path / "system-tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    return scratch
+
+
 @pytest.mark.parametrize(
     "inline", [pytest.param(False, id="file-paths"), pytest.param(True, id="base64-data")]
 )
-def test_certificate_fields(tmp_path: Path, pki: dict[str, Path], inline: bool) -> None:
+def test_certificate_fields(tmp_path: Path, pki: dict[str, Path], inline: bool, scratch_tmp: Path) -> None:
     if inline:
         cluster = {"server": "https://127.0.0.1:6443/", "certificate-authority-data": _b64(pki["ca.crt"])}
         user = {
@@ -114,11 +124,20 @@ def test_certificate_fields(tmp_path: Path, pki: dict[str, Path], inline: bool) 
         user = {"client-certificate": str(pki["client.crt"]), "client-key": str(pki["client.key"])}
     s = load_kubeconfig(_write(tmp_path, _config(cluster, user, namespace="prod")))
     assert s.server == "https://127.0.0.1:6443" and s.namespace == "prod" and s.token is None
-    assert Path(s.ca_file or "").read_bytes() == pki["ca.crt"].read_bytes()
-    assert Path(s.cert_file or "").read_bytes() == pki["client.crt"].read_bytes()
-    assert Path(s.key_file or "").read_bytes() == pki["client.key"].read_bytes()
-    assert (s.ca_file != str(pki["ca.crt"])) is inline  # inline data lands in a temp file
-    assert len(s.temp_files) == (3 if inline else 0)
+    loaded = {
+        name: data if data is not None else Path(path or "").read_bytes()
+        for name, path, data in (
+            ("ca.crt", s.ca_file, s.ca_data),
+            ("client.crt", s.cert_file, s.cert_data),
+            ("client.key", s.key_file, s.key_data),
+        )
+    }
+    assert loaded == {name: pki[name].read_bytes() for name in loaded}
+    # Inline data stays in memory (no file to leak, a private key least of all); paths stay paths.
+    assert (s.ca_file, s.cert_file, s.key_file) == (
+        (None, None, None) if inline else (str(pki["ca.crt"]), str(pki["client.crt"]), str(pki["client.key"]))
+    )
+    assert list(scratch_tmp.iterdir()) == []
 
 
 def test_relative_paths_token_file_and_named_context(tmp_path: Path) -> None:
@@ -162,7 +181,9 @@ def _server_context(pki: dict[str, Path]) -> ssl.SSLContext:
     return ctx
 
 
-def test_from_kubeconfig_talks_tls_with_client_certificate(tmp_path: Path, pki: dict[str, Path]) -> None:
+def test_from_kubeconfig_talks_tls_with_client_certificate(
+    tmp_path: Path, pki: dict[str, Path], scratch_tmp: Path
+) -> None:
     async def main() -> None:
         fake = FakeApiServer()
         url = await fake.start(ssl_context=_server_context(pki))
@@ -172,10 +193,8 @@ def test_from_kubeconfig_talks_tls_with_client_certificate(tmp_path: Path, pki: 
             "client-key-data": _b64(pki["client.key"]),
         }
         config = _config({"server": url, "certificate-authority-data": _b64(pki["ca.crt"])}, user)
-        before = set(Path(tempfile.gettempdir()).glob("raykube-kubeconfig-*"))
         client = ApiClient.from_kubeconfig(_write(tmp_path, config))
-        leftovers = set(Path(tempfile.gettempdir()).glob("raykube-kubeconfig-*"))
-        assert leftovers <= before  # the key material written from -data fields was removed again
+        assert list(scratch_tmp.iterdir()) == []  # the key pair passed through disk and is gone
         no_cert = ApiClient(url, ca_file=str(pki["ca.crt"]), request_timeout=3)
         untrusted = ApiClient(url, cert_file=str(pki["client.crt"]), key_file=str(pki["client.key"]))
         try:
@@ -211,3 +230,33 @@ def test_from_kubeconfig_with_token(tmp_path: Path) -> None:
             await fake.stop()
 
     asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("cert_inline", "key_inline", "key_name"),
+    [
+        pytest.param(True, True, "client.key", id="both-inline"),
+        pytest.param(True, False, "client.key", id="cert-inline-key-file"),
+        pytest.param(False, True, "client.key", id="cert-file-key-inline"),
+        pytest.param(True, True, "server.key", id="mismatched-key-fails-and-cleans-up"),
+    ],
+)
+def test_load_client_certificate_leaves_nothing_on_disk(
+    pki: dict[str, Path], scratch_tmp: Path, cert_inline: bool, key_inline: bool, key_name: str
+) -> None:
+    context = ssl.create_default_context()
+    cert, key = pki["client.crt"], pki[key_name]
+    load = functools.partial(
+        load_client_certificate,
+        context,
+        cert_file=None if cert_inline else str(cert),
+        key_file=None if key_inline else str(key),
+        cert_data=cert.read_bytes() if cert_inline else None,
+        key_data=key.read_bytes() if key_inline else None,
+    )
+    if key_name == "client.key":
+        load()
+    else:
+        with pytest.raises(ssl.SSLError):
+            load()
+    assert list(scratch_tmp.iterdir()) == []
