@@ -238,6 +238,13 @@ class EtcdTarget:
         assert self._rr is not None, "start() first"
         await next(self._rr).Put(self._pb2.PutRequest(key=key, value=value), timeout=PUT_TIMEOUT_S)  # type: ignore[attr-defined]
 
+    async def counters(self) -> dict[str, int | None]:
+        """The cluster's revision (a linearizable count-only Range); etcd's fsyncs are not counted (None)."""
+        assert self._rr is not None, "start() first"
+        req = self._pb2.RangeRequest(key=b"\x00", count_only=True)  # type: ignore[attr-defined]
+        resp = await next(self._rr).Range(req, timeout=PUT_TIMEOUT_S)  # type: ignore[attr-defined]
+        return {"revision": int(resp.header.revision), "fsyncs": None}
+
     async def close(self) -> None:
         channels, self._channels, self._stubs, self._rr = self._channels, [], [], None
         for ch in channels:

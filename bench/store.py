@@ -50,6 +50,11 @@ class Target(Protocol):
 
     async def put(self, key: bytes, value: bytes) -> None: ...
 
+    async def counters(self) -> dict[str, int | None]:
+        """What the system itself says it did: ``revision`` (advanced by one per put) and
+        ``fsyncs`` (None where the system does not report them)."""
+        ...
+
     async def close(self) -> None: ...
 
 
@@ -86,6 +91,17 @@ class RaykubeTarget:
 
     async def put(self, key: bytes, value: bytes) -> None:
         await self._client.put(key, value)
+
+    async def counters(self) -> dict[str, int | None]:
+        """The highest revision over the replicas and the sum of their WAL syncs (``status``)."""
+        statuses = await self._client.status()
+        healthy = [st for st in statuses if "revision" in st]
+        if len(healthy) != self.replicas:
+            raise RuntimeError(f"replica status unavailable: {statuses}")
+        return {
+            "revision": max(int(st["revision"]) for st in healthy),
+            "fsyncs": sum(int(st["wal_fsyncs"]) for st in healthy),
+        }
 
     async def close(self) -> None:
         client, self._client = self._client, None
@@ -179,12 +195,39 @@ async def drive(
 
 async def measure(
     target: Target, clients: int, value_bytes: int, duration_s: float, warmup_s: float, keys: KeySource
-) -> dict[str, float]:
+) -> dict[str, Any]:
+    """The summary of the timed puts, plus the counts a reader can check against the system.
+
+    ``puts`` counts every put sent (warmup included); ``revision_delta`` and ``fsyncs`` are what the
+    system reports it did over the same span (``counters`` before and after), so ``revision_delta ==
+    puts`` and ``fsync`` (fsyncs > 0) are facts of this run, not claims.
+    """
     value = os.urandom(value_bytes)  # incompressible; the same size for every system
+    before = await target.counters()
+    warm: list[int] = []
     if warmup_s > 0:
-        await drive(target, clients, value, warmup_s, keys)
+        warm, _ = await drive(target, clients, value, warmup_s, keys)
     latencies, elapsed = await drive(target, clients, value, duration_s, keys)
-    return summarize(latencies, elapsed)
+    after = await target.counters()
+    return {**summarize(latencies, elapsed), **count_fields(len(warm) + len(latencies), before, after)}
+
+
+def count_fields(
+    puts: int, before: dict[str, int | None], after: dict[str, int | None]
+) -> dict[str, int | bool | None]:
+    """``puts``, ``revision_delta``, ``fsyncs`` and ``fsync`` of one measurement (None: not reported)."""
+
+    def delta(name: str) -> int | None:
+        a, b = after.get(name), before.get(name)
+        return None if a is None or b is None else a - b
+
+    fsyncs = delta("fsyncs")
+    return {
+        "puts": puts,
+        "revision_delta": delta("revision"),
+        "fsyncs": fsyncs,
+        "fsync": None if fsyncs is None else fsyncs > 0,
+    }
 
 
 def _error_text(e: BaseException) -> str:
@@ -323,6 +366,41 @@ def machine_info(cfg: Config) -> dict[str, Any]:
     return info
 
 
+ETCD_FSYNC = "on: etcd's default, --unsafe-no-fsync never passed (etcd does not report a count here)"
+
+
+def fsync_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per system, whether the store synced its log in every measurement, from the reported counts.
+
+    raykube: True only if every successful measurement saw fsyncs > 0 (False if any saw none; None if
+    nothing was measured); etcd: its configuration (it reports no count through the bench's API).
+    """
+    out: dict[str, Any] = {}
+    rk = [r for r in results if r["system"] == "raykube" and not r.get("error")]
+    if rk:
+        out["raykube"] = all(r.get("fsync") for r in rk)
+    if any(r["system"] == "etcd" for r in results):
+        out["etcd"] = ETCD_FSYNC
+    return out
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """raykube/etcd ops_per_s per (replicas, clients, value_bytes), from the figures in ``results``."""
+    by_key: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
+    for r in results:
+        by_key.setdefault((r["replicas"], r["clients"], r["value_bytes"]), {})[r["system"]] = r
+    out = []
+    for (replicas, clients, vb), pair in by_key.items():
+        rk, et = pair.get("raykube"), pair.get("etcd")
+        if rk is None or et is None:
+            continue
+        value = None
+        if rk.get("ops_per_s") and et.get("ops_per_s"):
+            value = round(rk["ops_per_s"] / et["ops_per_s"], 2)
+        out.append({"replicas": replicas, "clients": clients, "value_bytes": vb, "raykube_over_etcd": value})
+    return out
+
+
 def ratio_lines(results: list[dict[str, Any]]) -> Iterator[str]:
     """One line per (replicas, clients, value_bytes): raykube/etcd ops_per_s."""
     by_key: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
@@ -343,16 +421,18 @@ def ratio_lines(results: list[dict[str, Any]]) -> Iterator[str]:
 def render(results: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="raykube bench store (fsync on, loopback)")
+    table = Table(title="raykube bench store (loopback; fsync column: syncs the store reported)")
     for col in ("system", "replicas", "clients", "value_bytes"):
         table.add_column(col, justify="right" if col != "system" else "left")
-    for col in ("ops/s", "p50 ms", "p99 ms"):
+    for col in ("ops/s", "p50 ms", "p99 ms", "puts", "revision +", "fsyncs"):
         table.add_column(col, justify="right")
     for r in results:
         if r.get("error"):
-            cells = ["[red]error[/red]", "", ""]
+            cells = ["[red]error[/red]", "", "", "", "", ""]
         else:
             cells = [f"{r['ops_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
+            counts = (r.get(k) for k in ("puts", "revision_delta", "fsyncs"))
+            cells += ["-" if c is None else str(c) for c in counts]
         table.add_row(r["system"], str(r["replicas"]), str(r["clients"]), str(r["value_bytes"]), *cells)
     console.print(table)
     for r in results:
@@ -399,7 +479,7 @@ def _replicas(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="raykube bench store",
-        description="Put throughput/latency of raykube's store vs etcd (fsync on, loopback).",
+        description="Put throughput/latency of raykube's store vs etcd (durable writes, loopback).",
     )
     p.add_argument("--quick", action="store_true", help="short durations; whole run well under 3 minutes")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
@@ -446,7 +526,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted; targets stopped")
         return 130
-    doc = {"suite": "store", "results": results, "machine": machine, "fsync": True}
+    doc = {
+        "suite": "store",
+        "results": results,
+        "ratios": ratios(results),
+        "machine": machine,
+        "fsync": fsync_summary(results),
+    }
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     render(results, console)

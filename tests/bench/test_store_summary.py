@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from bench.store import KeySource, percentile, ratio_lines, summarize
+from bench.store import (
+    ETCD_FSYNC,
+    KeySource,
+    count_fields,
+    fsync_summary,
+    percentile,
+    ratio_lines,
+    ratios,
+    summarize,
+)
+from cluster.store.raft.types import Entry, HardState
+from cluster.store.wal import WAL
 
 
 def test_percentile_nearest_rank() -> None:
@@ -60,3 +73,63 @@ def test_ratio_lines() -> None:
     lines = list(ratio_lines(results))
     assert lines[0].endswith("= 0.50")
     assert "clients=64" in lines[1] and "n/a (raykube failed)" in lines[1]
+
+
+@pytest.mark.parametrize(
+    ("puts", "before", "after", "expected"),
+    [
+        pytest.param(10, {"revision": 5, "fsyncs": 3}, {"revision": 15, "fsyncs": 9},
+                     {"puts": 10, "revision_delta": 10, "fsyncs": 6, "fsync": True}, id="synced"),
+        pytest.param(10, {"revision": 5, "fsyncs": 3}, {"revision": 15, "fsyncs": 3},
+                     {"puts": 10, "revision_delta": 10, "fsyncs": 0, "fsync": False}, id="no-sync-seen"),
+        pytest.param(4, {"revision": 1, "fsyncs": None}, {"revision": 5, "fsyncs": None},
+                     {"puts": 4, "revision_delta": 4, "fsyncs": None, "fsync": None}, id="not-reported"),
+    ],
+)  # fmt: skip
+def test_count_fields(puts: int, before: dict, after: dict, expected: dict) -> None:  # type: ignore[type-arg]
+    assert count_fields(puts, before, after) == expected
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        pytest.param([True, True], True, id="all-synced"),
+        pytest.param([True, False], False, id="one-unsynced"),
+    ],
+)
+def test_fsync_summary_comes_from_the_counts(flags: list[bool], expected: bool) -> None:
+    base = {"replicas": 1, "value_bytes": 256, "ops_per_s": 1.0}
+    results = [{**base, "system": "raykube", "clients": i, "fsync": f} for i, f in enumerate(flags)]
+    results.append({**base, "system": "etcd", "clients": 0, "fsync": None})
+    assert fsync_summary(results) == {"raykube": expected, "etcd": ETCD_FSYNC}
+    assert fsync_summary(results[-1:]) == {"etcd": ETCD_FSYNC}
+
+
+def test_ratios_match_ratio_lines() -> None:
+    base = {"replicas": 3, "clients": 4, "value_bytes": 256}
+    results = [
+        {**base, "system": "raykube", "ops_per_s": 300.0},
+        {**base, "system": "etcd", "ops_per_s": 1200.0},
+    ]
+    assert ratios(results) == [{**base, "raykube_over_etcd": 0.25}]
+    assert list(ratio_lines(results)) == [
+        "replicas=3 clients=4 value_bytes=256: raykube/etcd ops_per_s = 0.25"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("syncs", "expected"),
+    [
+        pytest.param([True, True], 2, id="each-synced-save"),
+        pytest.param([False, False], 0, id="unsynced-saves"),
+        pytest.param([False, True], 1, id="one-sync-covers-both"),
+    ],
+)
+def test_wal_counts_its_syncs(tmp_path: Path, syncs: list[bool], expected: int) -> None:
+    wal, _ = WAL.open(tmp_path / "wal")
+    try:
+        for i, sync in enumerate(syncs, start=1):
+            wal.save(HardState(1, 0, 0), [Entry(term=1, index=i, data=b"x")], sync=sync)
+        assert wal.syncs == expected
+    finally:
+        wal.close()
