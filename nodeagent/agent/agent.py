@@ -27,6 +27,7 @@ from typing import Any
 from cluster.client.errors import ApiError
 from nodeagent.agent import cri_config as cc
 from nodeagent.agent.api import AgentApi, PodFeed
+from nodeagent.agent.event_recorder import EventRecorder
 from nodeagent.agent.lookup import ContainerRef, LookupFailed
 from nodeagent.agent.node_loop import NodeReporter, PressureProbe, host_pressure
 from nodeagent.agent.pod_worker import PodWorker, WorkerContext
@@ -86,9 +87,11 @@ class NodeAgent:
         self.cri = CRIClient(cri_socket)
         machine = replace(machine, kubelet_port=kubelet_port)
         self.machine = machine
+        self.events = EventRecorder(api, node_name, clock)
         self.node = NodeReporter(
             api, self.cri, machine, clock, pressure or (lambda: host_pressure(data_dir)),
             status_interval=config.status_interval, lease_interval=config.lease_interval,
+            events=self.events,
         )  # fmt: skip
         self.workers: dict[str, PodWorker] = {}
         self.statics: dict[str, dict[str, Any]] = {}
@@ -103,6 +106,7 @@ class NodeAgent:
     async def start(self) -> None:
         """Connect to the runtime, register the Node, sync the pod feed, adopt, start the loops."""
         os.makedirs(self.logs_root, exist_ok=True)
+        self._spawn(self.events.run(), "events")
         await self.cri.wait_ready()
         version = await self.cri.version()
         name = version.runtime_name
@@ -115,7 +119,8 @@ class NodeAgent:
             backoff=CrashLoopBackOff(self.config.backoff_initial, self.config.backoff_max),
             node_name=self.node_name, logs_root=self.logs_root, scheme=scheme,
             host_ips=self.machine.internal_ips, fetch_env=self._fetch_env,
-            write_status=self._write_status, delete_pod=self._delete_pod, resync=self.config.resync,
+            write_status=self._write_status, delete_pod=self._delete_pod, events=self.events,
+            resync=self.config.resync,
         )  # fmt: skip
         await self.node.register()
         self._feed = self.api.pod_feed(self.node_name, self._on_pod, self._on_pod_deleted)
@@ -134,6 +139,8 @@ class NodeAgent:
 
     async def stop(self, remove_pods: bool = False) -> None:
         """Stop the loops and workers; with ``remove_pods`` also stop and remove every pod's sandbox."""
+        with contextlib.suppress(Exception):
+            await self.events.flush(2.0)  # what is queued (e.g. Killing) still reaches the API server
         for t in self._tasks:
             t.cancel()
         for t in self._tasks:

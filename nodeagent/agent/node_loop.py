@@ -19,7 +19,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cluster.client.errors import ApiError
+from nodeagent.agent.event_recorder import EventSink, NullEvents
 from nodeagent.cri.client import CRIClient, CRIError
+from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import node_status as ns
 
 log = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ class NodeReporter:
         *,
         status_interval: timedelta = timedelta(seconds=10),
         lease_interval: timedelta = ns.RENEW_INTERVAL,
+        events: EventSink | None = None,
     ) -> None:
         self.api = api
         self.cri = cri
@@ -117,6 +120,7 @@ class NodeReporter:
         self.last_post: datetime | None = None
         self.last_renew: datetime | None = None
         self.lease_renewals = 0
+        self.events: EventSink = events or NullEvents()
 
     def set_port(self, port: int) -> None:
         self.machine = replace(self.machine, kubelet_port=port)
@@ -125,18 +129,31 @@ class NodeReporter:
         now = self.clock()
         health = await runtime_health(self.cri, self.pressure())
         name = self.machine.node_name
+        self.events.event(ev.node_ref(name), ev.NORMAL, ev.STARTING_KUBELET, "Starting kubelet.")
+        previous: dict[str, Any] | None = None
         try:
             node = await self.api.create("v1", "nodes", None, ns.node_object(self.machine, health, now))
         except ApiError as err:
             if err.status != 409:
                 raise
             current = await self.api.get("v1", "nodes", None, name)
+            previous = current.get("status")
             await self.api.patch("v1", "nodes", None, name, {"metadata": {"labels": ns.labels(self.machine)}})
-            status = ns.node_status(self.machine, health, current.get("status"), now)
+            status = ns.node_status(self.machine, health, previous, now)
             node = await self.api.patch_status("v1", "nodes", None, name, status)
         self.node_uid = (node.get("metadata") or {}).get("uid", "")
         self.status = node.get("status")
         self.last_post = now
+        self._record_changes(previous, self.status)
+
+    def _record_changes(self, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
+        """The kubelet's status setters: one event per condition whose status changed (or is new)."""
+        before, after = _condition_statuses(old), _condition_statuses(new)
+        for ctype, status in after.items():
+            reason = ev.node_condition_reason(ctype, status)
+            if reason is not None and before.get(ctype) != status:
+                message = f"Node {self.machine.node_name} status is now: {reason}"
+                self.events.event(ev.node_ref(self.machine.node_name), ev.NORMAL, reason, message)
 
     async def tick(self) -> None:
         now = self.clock()
@@ -152,7 +169,8 @@ class NodeReporter:
         if not (changed or due):
             return
         node = await self.api.patch_status("v1", "nodes", None, self.machine.node_name, status)
-        self.status = node.get("status") or status
+        previous, self.status = self.status, node.get("status") or status
+        self._record_changes(previous, self.status)
         self.last_post = now
 
     async def _renew_lease(self, now: datetime) -> None:

@@ -25,13 +25,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from nodeagent.agent import cri_config as cc
+from nodeagent.agent.event_recorder import EventSink
 from nodeagent.cri.client import CRIClient, CRIError
+from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import probes as pr
 from nodeagent.kubelet.container_env import CreateContainerConfigError, EnvSources, container_command
 from nodeagent.kubelet.pod_actions import compute_pod_actions
 from nodeagent.kubelet.pod_status import ProbeView, StatusInputs, Waiting, pod_status
-from nodeagent.kubelet.probe_exec import run_probe
-from nodeagent.kubelet.restart import CrashLoopBackOff
+from nodeagent.kubelet.probe_exec import ProbeOutcome, run_probe
+from nodeagent.kubelet.restart import CrashLoopBackOff, format_pod
 from nodeagent.kubelet.runtime_view import PodRuntimeView
 
 log = logging.getLogger(__name__)
@@ -55,6 +57,7 @@ class WorkerContext:
     fetch_env: EnvFetcher  # ConfigMaps/Secrets the pod's containers reference, plus node facts
     write_status: StatusWriter
     delete_pod: PodDeleter
+    events: EventSink  # the kubelet's events (Pulled, Created, Started, Killing, Unhealthy, BackOff, ...)
     resync: timedelta = timedelta(seconds=5)
     pulled: set[str] = field(default_factory=set)
 
@@ -168,14 +171,20 @@ class PodWorker:
                     await self.ctx.cri.stop_pod_sandbox(plan.sandbox_id)
         for kill in plan.containers_to_kill:
             log.info("pod %s: %s", self.uid, kill.message)
+            self._record(pod, kill.name, ev.NORMAL, ev.KILLING_CONTAINER, kill.message)
             await self._stop_container(kill.container_id, grace)
         sandbox_id = plan.sandbox_id
         if plan.create_sandbox:
+            if plan.sandbox_id:
+                self._record(pod, None, ev.NORMAL, ev.SANDBOX_CHANGED,
+                             "Pod sandbox changed, it will be killed and re-created.")  # fmt: skip
             cfg = cc.sandbox_config(pod, plan.attempt, self.ctx.logs_root, self.ctx.node_name)
             try:
                 sandbox_id = await self.ctx.cri.run_pod_sandbox(cfg)
             except CRIError as err:
                 log.warning("pod %s: RunPodSandbox: %s", self.uid, err)
+                self._record(pod, None, ev.WARNING, ev.FAILED_CREATE_POD_SANDBOX,
+                             f"Failed to create pod sandbox: {err.details}")  # fmt: skip
                 self.wake_at = self.ctx.clock() + timedelta(seconds=1)
                 return
             await self.refresh_view()
@@ -242,7 +251,7 @@ class PodWorker:
         if not due:
             return
 
-        async def one(c: Mapping[str, Any], spec: pr.ProbeSpec, cid: str) -> pr.Result:
+        async def one(c: Mapping[str, Any], spec: pr.ProbeSpec, cid: str) -> ProbeOutcome:
             async def exec_sync(cmd: Sequence[str], timeout: float) -> tuple[int, bytes]:
                 resp = await self.ctx.cri.exec_sync(cc.bare_id(cid), cmd, exec_timeout=max(1, int(timeout)))
                 return resp.exit_code, resp.stdout + resp.stderr
@@ -251,13 +260,19 @@ class PodWorker:
                 outcome = await run_probe(spec.handler, c, pod_ip, exec_sync, spec.timeout.total_seconds())
             except CRIError as err:
                 log.debug("probe of %s failed: %s", cid, err)
-                return "failure"
-            return outcome.result
+                return ProbeOutcome("failure", err.details)
+            return outcome
 
         results = await asyncio.gather(*(one(c, spec, cid) for c, spec, _, cid in due))
         after = self.ctx.clock()
-        for (c, spec, state, _), result in zip(due, results, strict=True):
-            new = pr.record(spec, state, result, after)
+        for (c, spec, state, _), outcome in zip(due, results, strict=True):
+            if outcome.result == "failure":
+                message = ev.probe_failed(spec.kind, outcome.output)
+                self._record(pod, c["name"], ev.WARNING, ev.CONTAINER_UNHEALTHY, message)
+            elif outcome.result == "unknown":
+                message = ev.probe_errored(spec.kind, outcome.output)
+                self._record(pod, c["name"], ev.WARNING, ev.CONTAINER_UNHEALTHY, message)
+            new = pr.record(spec, state, outcome.result, after)
             self.probe_states[(c["name"], spec.kind)] = new
             self._wake_by(after + spec.period)
         if self._probe_changed(due):
@@ -271,6 +286,12 @@ class PodWorker:
 
     # -- actions ----------------------------------------------------------------------------------
 
+    def _record(
+        self, pod: Mapping[str, Any], container: str | None, kind: str, reason: str, text: str
+    ) -> None:
+        """An event about the pod, or with ``container`` about that container (its fieldPath)."""
+        self.ctx.events.event(ev.pod_ref(pod, container), kind, reason, text)
+
     async def _stop_container(self, container_id: str, grace: int) -> None:
         try:
             await self.ctx.cri.stop_container(cc.bare_id(container_id), grace)
@@ -279,13 +300,30 @@ class PodWorker:
 
     async def _kill_all(self, pod: Mapping[str, Any], grace: int) -> None:
         running = [c for c in self.view.containers if c.state in ("running", "created")]
+        for c in running:
+            self._record(pod, c.name, ev.NORMAL, ev.KILLING_CONTAINER, f"Stopping container {c.name}")
         await asyncio.gather(*(self._stop_container(c.id, grace) for c in running))
 
-    async def _ensure_image(self, image: str) -> None:
-        if image in self.ctx.pulled:
+    async def _ensure_image(self, pod: Mapping[str, Any], name: str, image: str) -> None:
+        """Pull ``image`` when the runtime lacks it (the kubelet's IfNotPresent), with its events."""
+        if image in self.ctx.pulled or await self.ctx.cri.image_status(image) is not None:
+            self.ctx.pulled.add(image)
+            self._record(pod, name, ev.NORMAL, ev.PULLED_IMAGE, ev.already_present(image))
             return
-        if await self.ctx.cri.image_status(image) is None:
+        self._record(pod, name, ev.NORMAL, ev.PULLING_IMAGE, f'Pulling image "{image}"')
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        try:
             await self.ctx.cri.pull_image(image)
+        except CRIError as err:
+            self._record(pod, name, ev.WARNING, ev.FAILED_TO_PULL_IMAGE,
+                         f'Failed to pull image "{image}": {err.details}')  # fmt: skip
+            self._record(pod, name, ev.WARNING, ev.FAILED_TO_CREATE_CONTAINER, "Error: ErrImagePull")
+            raise
+        took = loop.time() - began
+        status = await self.ctx.cri.image_status(image)
+        size = int(status.size) if status is not None else 0
+        self._record(pod, name, ev.NORMAL, ev.PULLED_IMAGE, ev.pulled(image, took, took, size))
         self.ctx.pulled.add(image)
 
     async def _start_container(self, pod: Mapping[str, Any], name: str, sandbox_id: str) -> None:
@@ -294,6 +332,8 @@ class PodWorker:
         now = self.ctx.clock()
         decision = self.ctx.backoff.check(pod, spec, latest, now)
         if not decision.start:
+            self._record(pod, name, ev.WARNING, ev.BACK_OFF_START_CONTAINER,
+                         f"Back-off restarting failed container {name} in pod {format_pod(pod)}")  # fmt: skip
             self.waiting[name] = Waiting(decision.reason, decision.message)
             if decision.retry_at is not None:
                 self._wake_by(decision.retry_at)
@@ -306,11 +346,12 @@ class PodWorker:
             )
             command = container_command(pod, spec, sources)
         except CreateContainerConfigError as err:
+            self._record(pod, name, ev.WARNING, ev.FAILED_TO_CREATE_CONTAINER, f"Error: {err}")
             self.waiting[name] = Waiting(err.reason, str(err))
             self._wake_by(now + timedelta(seconds=2))
             return
         try:
-            await self._ensure_image(spec.get("image", ""))
+            await self._ensure_image(pod, name, spec.get("image", ""))
         except CRIError as err:
             self.waiting[name] = Waiting("ErrImagePull", err.details)
             self._wake_by(now + timedelta(seconds=5))
@@ -323,15 +364,19 @@ class PodWorker:
         try:
             cid = await self.ctx.cri.create_container(sandbox_id, cfg, sandbox_cfg)
         except CRIError as err:
+            self._record(pod, name, ev.WARNING, ev.FAILED_TO_CREATE_CONTAINER, f"Error: {err.details}")
             self.waiting[name] = Waiting("CreateContainerError", err.details)
             self._wake_by(now + timedelta(seconds=2))
             return
+        self._record(pod, name, ev.NORMAL, ev.CREATED_CONTAINER, f"Created container {name}")
         try:
             await self.ctx.cri.start_container(cid)
         except CRIError as err:
+            self._record(pod, name, ev.WARNING, ev.FAILED_TO_CREATE_CONTAINER, f"Error: {err.details}")
             self.waiting[name] = Waiting("RunContainerError", err.details)
             self._wake_by(now + timedelta(seconds=2))
             return
+        self._record(pod, name, ev.NORMAL, ev.STARTED_CONTAINER, f"Started container {name}")
         self.waiting.pop(name, None)
 
     async def _pre_stop(self, pod: Mapping[str, Any], deadline: float) -> None:
@@ -364,6 +409,10 @@ class PodWorker:
         await self._pre_stop(pod, float(grace))
         remaining = max(0, int(grace - (loop.time() - started)))
         await self._kill_all(pod, remaining)
+        await self.refresh_view()
+        if any(c.state == "running" for c in self.view.containers):
+            self._record(pod, None, ev.WARNING, ev.EXCEEDED_GRACE_PERIOD,
+                         "Container runtime did not kill the pod within specified grace period.")  # fmt: skip
         for box in boxes:
             with contextlib.suppress(CRIError):
                 await self.ctx.cri.stop_pod_sandbox(box)
