@@ -145,3 +145,8 @@ def internal(message: str) -> StatusError:
 
 def service_unavailable(message: str) -> StatusError:
     return StatusError(503, "ServiceUnavailable", message)
+
+
+def timeout(message: str, retry_after: int | None = None) -> StatusError:
+    """Kubernetes' ``NewTimeoutError``: 504, reason ``Timeout`` (kubectl: ``Error from server (Timeout)``)."""
+    return StatusError(504, "Timeout", f"Timeout: {message}", retry_after=retry_after)

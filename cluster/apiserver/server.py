@@ -24,12 +24,12 @@ from aiohttp import web
 
 from cluster.apiserver import discovery, openapi
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
-from cluster.apiserver.errors import StatusError, internal, status_body, unauthorized
+from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.lifecycle import start_background
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.request import Target, json_response, parse_path, read_object
-from cluster.apiserver.storage import ObjectStore
+from cluster.apiserver.storage import ObjectStore, status_for_store_error
 from cluster.apiserver.subresources import Subresources
 from cluster.apiserver.tls import peer_identity
 from cluster.apiserver.watchcache import WatchCache
@@ -112,8 +112,8 @@ class ApiServer:
             raise
         except Exception as e:
             log.exception("internal error serving %s %s", request.method, request.path)
-            err = internal(f"{type(e).__name__}: {e}")
-            return json_response(err.body(), 500)
+            err = status_for_store_error(e, write=request.method not in ("GET", "HEAD"))
+            return json_response(err.body(), err.code)
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:

@@ -4,6 +4,12 @@ Every object is one key, ``/registry/<resource>/<namespace>/<name>`` (cluster-sc
 ``/registry/<resource>/<name>``), holding the object's JSON. ``metadata.resourceVersion`` is never
 stored: it is the key's mod revision, filled in on the way out. Writes are transactions that compare
 the mod revision the caller read, so two writers can never both win (the loser gets 409 Conflict).
+
+Only a failed compare is a conflict. Every other store failure goes through ``status_for_store_error``,
+which says what the client may conclude: ``Unavailable`` (no replica answered before the client's
+deadline, across timeouts and leader changes) means a write's outcome is unknown and becomes 504 Timeout,
+as kube-apiserver answers when etcd does not reply in time; a typed ``StoreError`` is a refusal that
+changed nothing (500); anything else is a 500 whose outcome is unknown for a write.
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from typing import Any
 
 import orjson
 
+from cluster.apiserver.errors import StatusError, internal, timeout
 from cluster.apiserver.resources import ResourceInfo
-from cluster.store.client import StoreClient
+from cluster.store.client import StoreClient, Unavailable
 from cluster.store.mvcc import (
     Compare,
     CompareResult,
@@ -24,6 +31,7 @@ from cluster.store.mvcc import (
     KeyValue,
     PutOp,
     RangeOp,
+    StoreError,
     prefix_end,
 )
 
@@ -63,6 +71,28 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 class Conflict(Exception):
     """The compare failed: the key is missing, exists, or changed since it was read."""
+
+
+# kube-apiserver's text when a request outlives its deadline (its storage timeouts read the same).
+DEADLINE_EXCEEDED = "request did not complete within requested timeout - context deadline exceeded"
+OUTCOME_UNKNOWN = "the store did not confirm the write, so its outcome is unknown (it may have been applied)"
+
+
+def status_for_store_error(error: Exception, *, write: bool) -> StatusError:
+    """The ``Status`` for a store failure other than ``Conflict`` (see the module docstring).
+
+    ``write`` says whether the request may have changed the store: only then is the outcome unknown.
+    A ``StatusError`` passes through unchanged.
+    """
+    if isinstance(error, StatusError):
+        return error
+    if isinstance(error, Unavailable):
+        detail = f"{OUTCOME_UNKNOWN}: {error}" if write else str(error)
+        return timeout(f"{DEADLINE_EXCEEDED} ({detail})")
+    if isinstance(error, StoreError):
+        return internal(f"the store refused the request, nothing was changed: {error}")
+    message = f"{type(error).__name__}: {error}"
+    return internal(f"{message}; {OUTCOME_UNKNOWN}" if write else message)
 
 
 @dataclass(frozen=True, slots=True)

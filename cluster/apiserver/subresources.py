@@ -4,6 +4,7 @@
   statefulsets, with the selector from ``status`` as Kubernetes reports it.
 * ``binding`` sets ``spec.nodeName`` of an unbound pod (409 if already bound): the scheduler's verb.
 * ``eviction`` deletes a pod unless a PodDisruptionBudget forbids it (429 TooManyRequests).
+  Both live in ``pod_verbs.py``, which also decides their status codes for store failures.
 * ``log`` and ``exec`` are proxied to the pod's node agent (``proxy.py``); ``attach`` and
   ``portforward`` answer a clear error.
 """
@@ -17,12 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from cluster.apiserver import tokens
-from cluster.apiserver.errors import StatusError, bad_request, conflict, too_many_requests
+from cluster.apiserver.errors import StatusError, conflict
 from cluster.apiserver.handlers import ResourceAPI
+from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.proxy import NodeProxy, no_agent_error
 from cluster.apiserver.request import Target, json_response, read_object
-from cluster.apiserver.resources import lookup
-from cluster.client.selectors import label_selector_from_dict
 
 
 def _selector_string(selector: dict[str, Any] | None) -> str:
@@ -141,77 +141,14 @@ class Subresources:
 
     async def binding(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
-        body = await read_object(request)
-        target = body.get("target") or {}
-        node = target.get("name")
-        if not node:
-            raise bad_request("Binding target must name a node")
-        for _ in range(5):
-            pod = await self.registry.get(t.info, t.namespace, t.name)
-            if pod.get("spec", {}).get("nodeName"):
-                raise conflict(
-                    t.info, t.name, f'pod {t.name} is already assigned to node "{pod["spec"]["nodeName"]}"'
-                )
-            if pod["metadata"].get("deletionTimestamp"):
-                raise conflict(t.info, t.name, f"pod {t.name} is being deleted, cannot be assigned to a host")
-            updated = copy.deepcopy(pod)
-            updated["spec"]["nodeName"] = node
-            conds = [
-                c
-                for c in updated.setdefault("status", {}).get("conditions", [])
-                if c.get("type") != "PodScheduled"
-            ]
-            conds.append(
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastProbeTime": None,
-                    "lastTransitionTime": updated["metadata"]["creationTimestamp"],
-                }
-            )
-            updated["status"]["conditions"] = conds
-            try:
-                key = self.registry.key(t.info, t.namespace, t.name)
-                await self.registry.store.update(key, updated, int(pod["metadata"]["resourceVersion"]))
-            except Exception:
-                continue
-            return json_response(
-                {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
-            )
-        raise conflict(t.info, t.name)
+        await bind_pod(self.registry, t.info, t.namespace, t.name, await read_object(request))
+        return json_response(
+            {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
+        )
 
     async def eviction(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
-        body = await read_object(request)
-        pod = await self.registry.get(t.info, t.namespace, t.name)
-        pdb_info = lookup("policy", "v1", "poddisruptionbudgets")
-        assert pdb_info is not None
-        phase = pod.get("status", {}).get("phase")
-        if phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
-            pdbs = await self.registry.store.list(f"/registry/poddisruptionbudgets/{t.namespace}/")
-            labels = pod["metadata"].get("labels") or {}
-            for pdb in pdbs.items:
-                sel = pdb.get("spec", {}).get("selector")
-                if sel is None or not label_selector_from_dict(sel).matches(labels):
-                    continue
-                allowed = pdb.get("status", {}).get("disruptionsAllowed", 0)
-                if allowed <= 0:
-                    raise too_many_requests(
-                        "Cannot evict pod as it would violate the pod's disruption budget.", retry_after=10
-                    )
-                # Spend one disruption, like the eviction REST handler does, before deleting.
-                spent = copy.deepcopy(pdb)
-                spent["status"]["disruptionsAllowed"] = allowed - 1
-                try:
-                    await self.registry.store.update(
-                        self.registry.key(pdb_info, t.namespace, pdb["metadata"]["name"]),
-                        spent,
-                        int(pdb["metadata"]["resourceVersion"]),
-                    )
-                except Exception:
-                    raise too_many_requests("the disruption budget changed; retry", retry_after=1) from None
-        options = body.get("deleteOptions") or {}
-        await self.registry.delete(t.info, t.namespace, t.name, options)
+        await evict_pod(self.registry, t.info, t.namespace or "default", t.name, await read_object(request))
         return json_response(
             {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}, 201
         )
