@@ -205,6 +205,9 @@ def test_bound_pod_confirmed_by_informer_leaves_assumed() -> None:
     [
         pytest.param(409, None, id="conflict-already-bound"),
         pytest.param(500, "backoff", id="server-error-backs-off"),
+        # The store did not answer: the binding may or may not have applied. Forget the assumption and
+        # retry after backoff; if it did apply, the informer's update takes the pod out of the queue.
+        pytest.param(504, "backoff", id="outcome-unknown-backs-off"),
     ],
 )
 def test_failed_binding_forgets_the_pod(status: int, place: str | None) -> None:
@@ -217,6 +220,19 @@ def test_failed_binding_forgets_the_pod(status: int, place: str | None) -> None:
     assert scheduler.cache.assumed == {}
     assert scheduler.queue.place_of(p) == place
     assert client.events("Scheduled") == []
+
+
+def test_binding_that_applied_despite_a_timeout_leaves_the_queue() -> None:
+    client = FakeClient({"p": ApiError(504, "Timeout", "Timeout: request did not complete")})
+    scheduler = make(client)
+    scheduler._on_node_add(node("n1"))
+    p = pod("p")
+    scheduler._on_pod_add(p)
+    asyncio.run(drain(scheduler))
+    assert scheduler.queue.place_of(p) == "backoff"
+    scheduler._on_pod_update(p, pod("p", node_name="n1"))  # the informer shows the write did apply
+    assert scheduler.queue.place_of(p) is None
+    assert "uid-p" in scheduler.cache.pods
 
 
 @pytest.mark.parametrize(
