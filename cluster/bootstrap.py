@@ -38,6 +38,7 @@ from ray.util.scheduling_strategies import (
 )
 
 from cluster.store.actor import StoreReplicaActor, replica_name
+from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
 
 DEFAULT_NAMESPACE = "raykube"
@@ -157,6 +158,8 @@ def deploy_store(
         placement = f"{replicas} replica(s) on this node"
         if replicas > 1:
             placement += f" (only {len(nodes)} Ray node(s); STRICT_SPREAD needs {replicas})"
+    # An empty replica directory may bootstrap only when this store directory never held a cluster.
+    initial = not cluster_created(data_dir / "store")
     handles = []
     for rid, strategy in zip(voters, strategies, strict=True):
         handle = StoreReplicaActor.options(  # type: ignore[attr-defined]
@@ -165,9 +168,10 @@ def deploy_store(
             get_if_exists=True,
             lifetime="detached" if detached else None,
             scheduling_strategy=strategy,
-        ).remote(rid, voters, str(data_dir / "store" / f"replica-{rid}"), namespace, options)
+        ).remote(rid, voters, str(data_dir / "store" / f"replica-{rid}"), namespace, options, initial=initial)
         handles.append(handle)
     ray.get([h.ready.remote() for h in handles], timeout=120)
+    record_cluster(data_dir / "store", voters)
     return handles, placement
 
 

@@ -4,6 +4,12 @@ Replicas are named ``store-<id>`` in the cluster's Ray namespace. Raft messages 
 them as one fire-and-forget actor call per destination per Raft round (``step_batch``), carrying
 every message of that round. Ray restarts a killed replica with the same constructor arguments,
 and the replica recovers from its write-ahead log.
+
+Fail stop: when the replica reports a fatal disk or apply failure, the actor ends its own process
+(``os._exit``, which Ray counts as a crash and restarts, unlike ``exit_actor``); until then its
+status says ``failed``. A restarted actor whose data directory is empty (Ray may place it on a
+node without its disk) never bootstraps: ``was_current_actor_reconstructed`` overrides the first
+start's arguments, and the replica awaits replacement (``cluster.store.membership``).
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from typing import Any
 
 import ray
 
+from cluster.store.membership import empty_start_rule
 from cluster.store.mvcc import RangeOp
 from cluster.store.raft.types import ConfChange, ConfChangeType, Message
 from cluster.store.replica import NotLeader, Replica, ReplicaOptions
@@ -57,12 +64,33 @@ class StoreReplicaActor:
         namespace: str,
         options: ReplicaOptions | None = None,
         join: bool = False,
+        initial: bool = False,
     ) -> None:
+        """``initial``: this is the first start of a new cluster, so an empty data directory may
+        bootstrap; ``join``: a new member id that a membership change adds."""
         logging.basicConfig(level=logging.INFO)
-        self.replica = Replica(replica_id, voters, data_dir, RayTransport(namespace), options, join=join)
+        ctx = ray.get_runtime_context()
+        rule = empty_start_rule(initial=initial, join=join, reconstructed=ctx.was_current_actor_reconstructed)
+        self.replica = Replica(
+            replica_id,
+            voters,
+            data_dir,
+            RayTransport(namespace),
+            options,
+            empty_start=rule,
+            on_fatal=self._exit_process,
+        )
         self.replica.start()
         self.node_id = ray.get_runtime_context().get_node_id()
         self.node_ip = ray.util.get_node_ip_address()
+
+    @staticmethod
+    def _exit_process(reason: str) -> None:
+        """Fail stop: let ``status`` report the failure for a moment, then die so Ray restarts us."""
+        log.critical("store replica exits its process: %s", reason)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        asyncio.get_running_loop().call_later(1.0, os._exit, 70)
 
     async def ready(self) -> int:
         return self.replica.id
@@ -131,6 +159,10 @@ class StoreReplicaActor:
     async def set_blocked(self, peers: list[int]) -> None:
         """Fault injection for tests: drop all Raft traffic to and from ``peers``."""
         self.replica.blocked = set(peers)
+
+    async def inject_fault(self, kind: str) -> None:
+        """Fault injection for tests: the next persist ("fsync") or apply ("apply") fails."""
+        self.replica.inject_fault(kind)
 
     async def pid(self) -> int:
         return os.getpid()

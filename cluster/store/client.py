@@ -265,6 +265,10 @@ class StoreClient:
                 continue
             if isinstance(result, StoreError):
                 raise result
+            if isinstance(result, NotLeader):  # that replica stopped or awaits replacement: try another
+                self._leader = 0
+                await asyncio.sleep(0.05)
+                continue
             events, revision, compact = result
             if events:
                 next_rev = events[-1].kv.mod_revision + 1
@@ -295,7 +299,7 @@ class StoreClient:
         async def one(rid: int, handle: Any) -> dict[str, Any]:
             try:
                 st: dict[str, Any] = await asyncio.wait_for(handle.status.remote(), 3.0)
-                st["health"] = "ok"
+                st["health"] = st.get("state", "ok")  # "failed: ..." or "awaiting replacement: ..."
                 return st
             except Exception as e:
                 return {"id": rid, "health": f"unreachable ({type(e).__name__})"}

@@ -11,7 +11,14 @@ This is the I/O shell around the pure cores (``cluster.store.raft``, ``cluster.s
   quorum, so an acknowledged write survives SIGKILL of any minority;
 * linearizable reads use ReadIndex, batched: every read waiting at the start of a loop turn shares
   one ReadIndex round;
-* lease expiry is decided here, on the leader's monotonic clock, and replicated as a revoke.
+* lease expiry is decided here, on the leader's monotonic clock, and replicated as a revoke;
+* fail stop, as etcd: a failed WAL write/fsync/snapshot or a failed apply (other than a typed
+  StoreError, which is a request's result) ends the replica (``on_fatal``; the actor exits its
+  process so Ray restarts it and the WAL replays). Carrying on would keep a leader that persists
+  nothing, or a replica whose state machine silently skipped committed entries the core has
+  already moved past;
+* an empty data directory only bootstraps or joins when told so (``cluster.store.membership``);
+  otherwise the replica awaits replacement: it neither votes nor campaigns nor serves.
 
 The Ray actor (``cluster.store.actor``) is a thin wrapper; tests may drive ``Replica`` with any
 ``Transport``.
@@ -27,11 +34,13 @@ import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from cluster.datadir import private_dir
+from cluster.store.membership import MEMBER_MARKER, EmptyStart, read_marker, write_marker
 from cluster.store.mvcc import (
     LeaseRevokeOp as _LeaseRevokeOp,
 )
@@ -69,6 +78,22 @@ class NotLeader(Exception):
         return (NotLeader, (self.leader,))
 
 
+class NotServing(NotLeader):
+    """This replica has stopped (a fatal disk/apply failure) or awaits replacement: ask another one."""
+
+    def __init__(self, reason: str) -> None:
+        Exception.__init__(self, f"replica not serving: {reason}")
+        self.leader = 0
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (NotServing, (self.reason,))
+
+
+class _Fatal(Exception):
+    """A failure after which this replica must not go on (fail stop)."""
+
+
 class Transport(Protocol):
     def send(self, to: int, messages: list[Message]) -> None:
         """Deliver ``messages`` to replica ``to``, best effort, without blocking."""
@@ -93,13 +118,18 @@ class Replica:
         transport: Transport,
         options: ReplicaOptions | None = None,
         *,
-        join: bool = False,
+        empty_start: EmptyStart = EmptyStart.REFUSE,
+        on_fatal: Callable[[str], None] | None = None,
     ) -> None:
         self.id = replica_id
+        self.on_fatal = on_fatal
+        self.failed: str | None = None  # why this replica fail-stopped
+        self.awaiting: str | None = None  # why this replica awaits replacement (empty data directory)
+        self._fault: str | None = None  # test-only fault injection (inject_fault)
         self.options = options or ReplicaOptions()
         self.transport = transport
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.data_dir)
         self.wal, recovered = WAL.open(self.data_dir / "wal")
         self.storage = MemoryStorage()
         if recovered.snapshot is not None:
@@ -112,12 +142,23 @@ class Replica:
         if recovered.entries:
             self.storage.append(recovered.entries)
         fresh = recovered.snapshot is None and not recovered.entries and recovered.hard_state == HardState()
-        if fresh and not join:
+        marker = read_marker(self.data_dir, MEMBER_MARKER)
+        if fresh and marker is not None:
+            empty_start = EmptyStart.REFUSE  # we had a log (the marker says so) and it is gone
+        if fresh and empty_start == EmptyStart.BOOTSTRAP:
             RawNode.bootstrap(self.storage, list(voters))
             hs, _ = self.storage.initial_state()
             first, last = self.storage.first_index(), self.storage.last_index()
             entries = self.storage.entries(first, last + 1) if last >= first else []
             self.wal.save_snapshot(self.storage.snapshot(), hs, entries)
+        if fresh and empty_start == EmptyStart.REFUSE:
+            self.awaiting = (
+                "awaiting replacement: empty data directory in an existing cluster "
+                "(remove this member and add a new one)"
+            )
+            log.error("replica %d: %s (%s)", self.id, self.awaiting, self.data_dir)
+        elif marker is None:
+            write_marker(self.data_dir, MEMBER_MARKER, {"id": replica_id, "voters": list(voters)})
         self.applied = self.storage.snapshot().metadata.index
         self.snapshot_index = self.applied
         self.node = RawNode(
@@ -152,7 +193,19 @@ class Replica:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> None:
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        if self.awaiting is None:  # a replica awaiting replacement never runs its Raft core
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def _check_serving(self) -> None:
+        reason = self.failed or self.awaiting
+        if reason is not None:
+            raise NotServing(reason)
+
+    def inject_fault(self, kind: str) -> None:
+        """Test-only: make the next persist ("fsync") or the next apply ("apply") fail."""
+        if kind not in ("fsync", "apply"):
+            raise ValueError(f"unknown fault {kind!r}")
+        self._fault = kind
 
     async def close(self) -> None:
         self._closed = True
@@ -165,6 +218,8 @@ class Replica:
     # ------------------------------------------------------------------ inputs
 
     def deliver(self, messages: Sequence[Message]) -> None:
+        if self.failed or self.awaiting:
+            return
         if self.blocked:
             messages = [m for m in messages if m.frm not in self.blocked]
         self._inbox.extend(messages)
@@ -176,6 +231,7 @@ class Replica:
         Raises NotLeader when this replica does not lead. Requests carry (client_id, seq), so a
         caller that retries after a timeout or leader change cannot apply one twice.
         """
+        self._check_serving()
         if self.role != StateRole.LEADER:
             raise NotLeader(self.leader)
         loop = asyncio.get_running_loop()
@@ -194,6 +250,7 @@ class Replica:
 
     async def linearizable_read_index(self) -> int:
         """Wait until reads at the returned applied index are linearizable (ReadIndex)."""
+        self._check_serving()
         if self.role != StateRole.LEADER:
             raise NotLeader(self.leader)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -202,6 +259,7 @@ class Replica:
         return await fut
 
     async def range(self, op: RangeOp, *, serializable: bool = False) -> Any:
+        self._check_serving()
         if not serializable:
             await self.linearizable_read_index()
         try:
@@ -220,6 +278,7 @@ class Replica:
         """
         deadline = time.monotonic() + timeout
         while True:
+            self._check_serving()  # a failed replica's state may be half-applied: never serve it
             events = self.mvcc.events(key, range_end, start_revision, limit)
             if events or self._closed:
                 return events, self.mvcc.revision, self.mvcc.compact_revision
@@ -231,6 +290,7 @@ class Replica:
                     await asyncio.wait_for(self._applied_cond.wait(), remaining)
 
     def lease_keepalive(self, lease_id: int) -> int:
+        self._check_serving()
         if self.role != StateRole.LEADER:
             raise NotLeader(self.leader)
         leases = self.mvcc.leases()
@@ -240,6 +300,7 @@ class Replica:
         return leases[lease_id]
 
     async def change_membership(self, cc: ConfChange) -> tuple[int, ...]:
+        self._check_serving()
         if self.role != StateRole.LEADER:
             raise NotLeader(self.leader)
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
@@ -261,8 +322,8 @@ class Replica:
             "compact_revision": self.mvcc.compact_revision,
             "voters": list(st.voters),
             "wal_bytes": self.wal.size_bytes,
-            "wal_fsyncs": self.wal.syncs,
             "pid": os.getpid(),
+            "state": f"failed: {self.failed}" if self.failed else self.awaiting or "ok",
         }
 
     def kv_hash(self) -> tuple[int, int, int]:
@@ -288,11 +349,33 @@ class Replica:
                     next_tick = max(next_tick + tick, now + tick / 2)
                     self._expire_leases()
                 self._feed_core()
-                while self.node.has_ready():
+                while self.node.has_ready() and not self._closed:
                     await self._handle_ready(self.node.ready())
-            except Exception:  # the loop must survive anything a single turn does
-                log.exception("replica %d: loop turn failed", self.id)
-                await asyncio.sleep(tick)
+            except _Fatal as e:
+                self._fail_stop(str(e), e.__cause__)
+                return
+            except Exception as e:  # a Ready half handled leaves core and disk out of step: stop
+                self._fail_stop(f"loop turn failed: {e!r}", e)
+                return
+
+    def _fail_stop(self, reason: str, exc: BaseException | None) -> None:
+        """Stop for good: no more Raft traffic, nothing served, every waiter told to go elsewhere
+        (a write's retry reaches the next leader under the same seq, so it still applies once)."""
+        self.failed = reason
+        self._closed = True
+        log.critical("replica %d: fail stop: %s", self.id, reason, exc_info=exc)
+        self.role, self.leader = StateRole.FOLLOWER, 0
+        gone = NotServing(reason)
+        futures = [f for fs in self._waiting.values() for f in fs]
+        futures += [f for fs in self._read_rounds.values() for f in fs] + self._reads
+        futures += [f for _, f in self._read_index_waiters] + [f for _, f in self._conf_changes]
+        futures += [f for fs in self._conf_waiting.values() for f in fs]
+        for fut in futures:
+            if not fut.done():
+                fut.set_exception(gone)
+        self._waiting.clear()
+        if self.on_fatal is not None:
+            self.on_fatal(reason)
 
     def _feed_core(self) -> None:
         inbox, self._inbox = self._inbox, []
@@ -333,12 +416,20 @@ class Replica:
         if early:
             self._send(rd.messages)
         # 1. persist
+        try:
+            if self._fault == "fsync":
+                self._fault = None
+                raise OSError(5, "injected fsync failure")
+            if rd.snapshot is not None and not rd.snapshot.is_empty:
+                hs = rd.hard_state or self.storage.initial_state()[0]
+                await asyncio.to_thread(self.wal.save_snapshot, rd.snapshot, hs, [])
+            if rd.hard_state is not None or rd.entries:
+                await asyncio.to_thread(self.wal.save, rd.hard_state, list(rd.entries), sync=rd.must_sync)
+        except Exception as e:
+            raise _Fatal(f"persist failed: {e!r}") from e
         if rd.snapshot is not None and not rd.snapshot.is_empty:
-            hs = rd.hard_state or self.storage.initial_state()[0]
-            await asyncio.to_thread(self.wal.save_snapshot, rd.snapshot, hs, [])
             self.storage.apply_snapshot(rd.snapshot)
         if rd.hard_state is not None or rd.entries:
-            await asyncio.to_thread(self.wal.save, rd.hard_state, list(rd.entries), sync=rd.must_sync)
             if rd.hard_state is not None:
                 self.storage.set_hard_state(rd.hard_state)
             if rd.entries:
@@ -354,7 +445,10 @@ class Replica:
         for rs in rd.read_states:
             for fut in self._read_rounds.pop(rs.request_ctx, []):
                 self._read_index_waiters.append((rs.index, fut))
-        self._apply(rd.committed_entries)
+        try:
+            self._apply(rd.committed_entries)
+        except Exception as e:
+            raise _Fatal(f"apply failed at index {self.applied + 1}: {e!r}") from e
         # 4. advance
         self.node.advance(rd)
         self._release_reads()
@@ -391,6 +485,9 @@ class Replica:
                     log.warning("replica %d: removed from the cluster", self.id)
             elif entry.data:
                 req = decode_request(entry.data)
+                if self._fault == "apply":
+                    self._fault = None
+                    raise RuntimeError("injected apply failure")
                 try:
                     result: Any = self.mvcc.apply(req)
                 except StoreError as e:
@@ -478,7 +575,10 @@ class Replica:
         hs, _ = self.storage.initial_state()
         last = self.storage.last_index()
         entries_after = self.storage.entries(index + 1, last + 1) if last > index else []
-        await asyncio.to_thread(self.wal.save_snapshot, snap, hs, entries_after)
+        try:
+            await asyncio.to_thread(self.wal.save_snapshot, snap, hs, entries_after)
+        except Exception as e:
+            raise _Fatal(f"snapshot failed: {e!r}") from e
         compact_to = index - self.options.keep_entries
         if compact_to > self.storage.first_index():
             self.storage.compact(compact_to)

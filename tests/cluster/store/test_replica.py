@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cluster.store.membership import EmptyStart
 from cluster.store.mvcc import LeaseGrantOp, PutOp, RangeOp, Request, encode_request, prefix_end
 from cluster.store.raft.types import Message
 from cluster.store.replica import NotLeader, Replica, ReplicaOptions
@@ -31,7 +32,7 @@ class LocalTransport:
 
 async def start(tmp: Path, transport: LocalTransport, ids: tuple[int, ...] = (1, 2, 3)) -> dict[int, Replica]:
     for i in ids:
-        r = Replica(i, [1, 2, 3], tmp / f"r{i}", transport, FAST)
+        r = Replica(i, [1, 2, 3], tmp / f"r{i}", transport, FAST, empty_start=EmptyStart.BOOTSTRAP)
         transport.replicas[i] = r
         r.start()
     return transport.replicas

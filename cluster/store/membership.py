@@ -1,0 +1,90 @@
+"""May a replica whose data directory holds no log start, and how: the empty-start rule and its markers.
+
+A Raft member's promises live in its log and hard state: the term it voted in, for whom, and the
+entries it acknowledged. A member that lost them and comes back as a fresh voter can grant a second
+vote in a term it already voted in, or elect a candidate that lacks entries this member had
+acknowledged, so a write acknowledged by a quorum can be lost. etcd therefore refuses to start a
+member with an empty data directory in an existing cluster (``--initial-cluster-state=existing``):
+the operator removes it and adds a new member, which joins with no promises made.
+
+Same rule here. An empty data directory may only
+
+* ``BOOTSTRAP``: when the creator says this is the first start of a new cluster (no cluster marker
+  in the cluster's store directory, and not a Ray restart of the actor), or
+* ``JOIN``: as a new member id that a membership change adds (it has never voted);
+
+otherwise (Ray restarted the actor, possibly on a node without its disk; or the replica's own
+marker says it had a log that is now gone) it ``REFUSE``s: it neither votes nor campaigns nor
+serves, and its status says it awaits replacement through a membership change.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+MEMBER_MARKER = "member.json"  # in each replica's data directory, once it holds a log
+CLUSTER_MARKER = "cluster.json"  # in the cluster's store directory, once the cluster was created
+
+
+class EmptyStart(enum.Enum):
+    """What a replica does when its data directory holds no log."""
+
+    BOOTSTRAP = "bootstrap"
+    JOIN = "join"
+    REFUSE = "refuse"
+
+
+def empty_start_rule(*, initial: bool, join: bool, reconstructed: bool) -> EmptyStart:
+    """The rule for an actor's constructor arguments. A Ray restart reuses the arguments of the
+    first start, so ``reconstructed`` overrides them: a restarted replica found its disk empty."""
+    if reconstructed:
+        return EmptyStart.REFUSE
+    if join:
+        return EmptyStart.JOIN
+    return EmptyStart.BOOTSTRAP if initial else EmptyStart.REFUSE
+
+
+def write_marker(directory: Path, name: str, payload: dict[str, Any]) -> None:
+    """Write ``directory/name`` atomically and durably, mode 0600 (tmp file, fsync, rename, dir fsync)."""
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = directory / name
+    tmp = directory / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, json.dumps(payload, sort_keys=True).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    dfd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_marker(directory: Path, name: str) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads((directory / name).read_text())
+    except FileNotFoundError:
+        return None
+    return data
+
+
+def cluster_created(store_dir: Path) -> bool:
+    """Has a cluster already been created with this store directory? (``raykube up`` asks before
+    creating replicas: on an existing cluster an empty replica directory must not bootstrap.)"""
+    if read_marker(store_dir, CLUSTER_MARKER) is not None:
+        return True
+    # Directories written before the marker existed: any replica's log on this disk says so too.
+    return any(any(wal.iterdir()) for wal in store_dir.glob("replica-*/wal") if wal.is_dir())
+
+
+def record_cluster(store_dir: Path, voters: list[int]) -> None:
+    """Mark the store directory as holding a created cluster (after its replicas started)."""
+    if not cluster_created(store_dir):
+        write_marker(store_dir, CLUSTER_MARKER, {"voters": voters})
