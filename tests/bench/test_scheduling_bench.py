@@ -4,12 +4,20 @@ run through ``main`` checked as JSON, and the Ray-native peer on a tiny cluster 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from bench.scheduling import PUBLISHED_SOURCE, PUBLISHED_SYSTEM, published_peers, run_suite, select_workloads
+from bench.scheduling import (
+    PATHS,
+    PUBLISHED_SOURCE,
+    PUBLISHED_SYSTEM,
+    published_peers,
+    run_suite,
+    select_workloads,
+)
 from bench.scheduling_algorithm import run_algorithm
 from bench.scheduling_metrics import (
     latency_summary_ms,
@@ -213,7 +221,14 @@ def test_run_suite_keeps_going_after_a_failing_workload() -> None:
         raise RuntimeError("broken")
 
     doc = run_suite([TINY], ["algorithm"], ray_peer=False, runner=boom)
-    assert doc["results"] == [{"workload": TINY.name, "mode": "algorithm", "error": "RuntimeError: broken"}]
+    assert doc["results"] == [
+        {
+            "workload": TINY.name,
+            "mode": "algorithm",
+            "error": "RuntimeError: broken",
+            "path": PATHS["algorithm"],
+        }
+    ]
 
 
 def test_plot_writes_a_png(tmp_path: Path) -> None:
@@ -240,3 +255,49 @@ def test_ray_peer_counts_task_placements() -> None:
     assert entry["tasks"] == 150 and entry["throughput"]["average"] > 0
     assert entry["counts"] == RAY_COUNTS
     assert not ray.is_initialized()
+
+
+def _fake_entry(mode: str) -> Callable[[Workload], dict[str, Any]]:
+    def run(workload: Workload) -> dict[str, Any]:
+        return {"workload": workload.name, "mode": mode, "throughput": {"average": 340.0}}
+
+    return run
+
+
+FLOORED = WORKLOADS["SchedulingBasic/5000Nodes_10000Pods"]  # published floor: 680 pods/s
+
+
+@pytest.mark.parametrize(
+    ("modes", "published", "ratio"),
+    [
+        pytest.param(["algorithm"], False, None, id="algorithm-never-next-to-floors"),
+        pytest.param(["end_to_end"], True, 0.5, id="end-to-end-compared"),
+        pytest.param(["algorithm", "end_to_end"], True, 0.5, id="both-floor-only-on-end-to-end"),
+    ],
+)
+def test_published_floors_only_next_to_end_to_end(
+    modes: list[str], published: bool, ratio: float | None
+) -> None:
+    algo, e2e = _fake_entry("algorithm"), _fake_entry("end_to_end")
+    doc = run_suite([FLOORED], modes, ray_peer=False, runner=algo, e2e_runner=e2e)
+    assert [r["path"] for r in doc["results"]] == [PATHS[m] for m in modes]
+    assert [p["system"] for p in doc["peers"]] == ([PUBLISHED_SYSTEM] if published else [])
+    for p in doc["peers"]:
+        assert p["compare_with"] == "end_to_end" and "etcd" in p["path"]
+    by_mode = {r["mode"]: r for r in doc["results"]}
+    assert "vs_published_floor" not in by_mode.get("algorithm", {})
+    assert by_mode.get("end_to_end", {}).get("vs_published_floor") == ratio
+
+
+def test_end_to_end_is_the_default_mode(monkeypatch: pytest.MonkeyPatch) -> None:
+    import bench.scheduling as suite
+
+    seen: list[list[str]] = []
+
+    def fake_suite(workloads: list[Workload], modes: list[str], **kw: Any) -> dict[str, Any]:
+        seen.append(modes)
+        return {"suite": "scheduling", "results": [], "peers": [], "machine": {}}
+
+    monkeypatch.setattr(suite, "run_suite", fake_suite)
+    assert suite.main(["--workload", FLOORED.name, "--no-ray"]) == 0
+    assert seen == [["end_to_end"]]
