@@ -6,6 +6,8 @@ subprocess, ``python -m nodeagent.runtimes.process``; or a ``ContainerdRuntime``
 flight, per pod: RunPodSandbox, CreateContainer (busybox ``sleep 3600``), StartContainer. It records,
 per pod, the time from RunPodSandbox sent to StartContainer returned, then stops and removes every
 sandbox and the runtime, on errors too. The image is pulled (if absent) before the clock starts.
+The clock starts when the first request of the pod is sent, as raykube's does (``bench.startup``
+starts it when the pod's create request is sent, not when the create returns).
 """
 
 from __future__ import annotations

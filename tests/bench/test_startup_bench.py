@@ -185,3 +185,20 @@ def test_pod_manifest_is_busybox_sleep() -> None:
     (container,) = pod["spec"]["containers"]
     assert container["image"] == "busybox" and container["command"] == ["sleep", "3600"]
     assert "nodeName" not in pod["spec"]  # the scheduler binds it
+
+
+def test_the_clock_starts_when_the_create_is_sent() -> None:
+    """Both peers start their clock when the request is sent (raw CRI: RunPodSandbox sent)."""
+    import asyncio
+
+    now = [10.0]
+
+    class SlowApi:
+        async def create(self, version: str, resource: str, body: Any, namespace: str) -> None:
+            now[0] += 2.5  # the create takes 2.5 s on the fake clock
+
+    sent_at: dict[str, float] = {}
+    asyncio.run(startup.send_create(SlowApi(), startup.pod_manifest(0), sent_at, lambda: now[0]))
+    assert sent_at == {startup.pod_manifest(0)["metadata"]["name"]: 10.0} and now[0] == 12.5
+    assert startup.LATENCY_MEANING.startswith("create request sent ->")
+    assert startup.RAW_MEANING.startswith("RunPodSandbox sent ->")
