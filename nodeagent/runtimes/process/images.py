@@ -32,7 +32,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from nodeagent.runtimes.process.oci_layout import LayoutError, LayoutImage, read_layout, unpack_layers
+from nodeagent.runtimes.process.layers import add_mount_points, unpack_layers
+from nodeagent.runtimes.process.oci_layout import LayoutError, LayoutImage, read_layout
 
 log = logging.getLogger(__name__)
 
@@ -261,11 +262,7 @@ class ImageStore:
             shutil.rmtree(tmp, ignore_errors=True)
             try:
                 unpack_layers(img, str(tmp))
-                for d in ROOTFS_DIRS:
-                    os.makedirs(tmp / d, exist_ok=True)
-                for f in ROOTFS_FILES:
-                    if not os.path.lexists(tmp / f):
-                        (tmp / f).touch(mode=0o644)
+                add_mount_points(str(tmp), ROOTFS_DIRS, ROOTFS_FILES)
                 os.replace(tmp, rootfs)
             except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)

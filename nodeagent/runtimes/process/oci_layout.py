@@ -1,30 +1,26 @@
-"""Reading OCI image layout tarballs and unpacking their layers into a root filesystem.
+"""Reading OCI image layout tarballs.
 
 Role: ``read_layout(tarball, work_dir)`` extracts the layout (``oci-layout``, ``index.json``,
 ``blobs/sha256/...``) into ``work_dir`` and returns one ``LayoutImage`` per image manifest the index
-names (nested indexes pick the host's platform); ``unpack_layers(image, dest)`` applies the layers in
-order into ``dest``, as a container runtime's snapshotter would.
+names (nested indexes pick the host's platform); ``layers.unpack_layers`` applies an image's layers.
+``resolve_in`` resolves a path inside an unpacked root for read-only checks.
 
 Invariants:
 - Every blob is checked against its digest before use; a mismatch, a missing blob, an unsupported
   media type (zstd, foreign layers) or a malformed document raises ``LayoutError`` with the reason.
-- Nothing is ever written outside ``dest``: entry paths are cleaned and symlinks met on the way are
-  resolved inside ``dest`` (``..`` stops at its root, absolute targets are relative to it).
-- Whiteouts follow the OCI layer spec: ``.wh.<name>`` deletes ``<name>`` from lower layers and
-  ``.wh..wh..opq`` empties its directory before the layer's own entries apply.
-- Ownership is kept only when running as root; device nodes are created only as root (skipped
-  otherwise, images rarely carry them since the runtime provides ``/dev``).
+- The layout tarball itself yields only regular files and directories at clean relative paths under
+  ``work_dir`` (a layout has nothing else; links and devices in it are ignored).
+- ``resolve_in`` never answers a path outside its root: ``..`` stops at the root and absolute link
+  targets are relative to it.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import platform
 import shutil
-import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +95,7 @@ def _extract_layout(tarball: str, work: Path) -> None:
     try:
         with tarfile.open(tarball, "r:*") as tar:
             for m in tar:
-                rel = _clean(m.name)
+                rel = clean_name(m.name)
                 if not rel:
                     continue
                 if m.isdir():
@@ -181,10 +177,12 @@ def read_layout(tarball: str, work_dir: str) -> list[LayoutImage]:
     return images
 
 
-# -- unpacking ------------------------------------------------------------------------------------
+# -- paths inside a root --------------------------------------------------------------------------
+
+_MAX_HOPS = 40
 
 
-def _clean(name: str) -> str:
+def clean_name(name: str) -> str:
     """A tar entry name as a relative path without ``.``/``..``; '' for the root itself."""
     parts: list[str] = []
     for p in name.replace("\\", "/").split("/"):
@@ -199,7 +197,11 @@ def _clean(name: str) -> str:
 
 
 def resolve_in(root: str, rel: str, follow_last: bool = True) -> str:
-    """The host path of ``rel`` inside ``root``, following symlinks without ever leaving ``root``."""
+    """The host path of ``rel`` inside ``root``, following symlinks without ever leaving ``root``.
+
+    For read-only checks of an unpacked root (``lstat`` per component); unpacking itself
+    (``layers.py``) uses directory fds, which also holds when the tree changes underneath.
+    """
     done: list[str] = []
     todo = [p for p in rel.split("/") if p]
     hops = 0
@@ -214,7 +216,7 @@ def resolve_in(root: str, rel: str, follow_last: bool = True) -> str:
         here = os.path.join(root, *done, part)
         if os.path.islink(here) and (todo or follow_last):
             hops += 1
-            if hops > 40:
+            if hops > _MAX_HOPS:
                 raise LayoutError(f"too many symlinks resolving {rel!r}")
             target = os.readlink(here)
             if target.startswith("/"):
@@ -223,82 +225,3 @@ def resolve_in(root: str, rel: str, follow_last: bool = True) -> str:
             continue
         done.append(part)
     return os.path.join(root, *done)
-
-
-def _remove(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path)
-    elif os.path.lexists(path):
-        os.unlink(path)
-
-
-def _apply(tar: tarfile.TarFile, dest: str, dir_modes: dict[str, int]) -> None:
-    is_root = os.geteuid() == 0
-    members = list(tar)
-    # Opaque markers clear lower content before anything of this layer lands in the directory.
-    for m in members:
-        rel = _clean(m.name)
-        if os.path.basename(rel) == OPAQUE:
-            d = resolve_in(dest, os.path.dirname(rel))
-            if os.path.isdir(d):
-                for child in os.listdir(d):
-                    _remove(os.path.join(d, child))
-    for m in members:
-        rel = _clean(m.name)
-        if not rel:
-            continue
-        base = os.path.basename(rel)
-        parent = resolve_in(dest, os.path.dirname(rel))
-        if base == OPAQUE:
-            continue
-        if base.startswith(WHITEOUT):
-            _remove(os.path.join(parent, base[len(WHITEOUT) :]))
-            continue
-        os.makedirs(parent, exist_ok=True)
-        path = os.path.join(parent, base)
-        if m.isdir():
-            if os.path.lexists(path) and not os.path.isdir(path):
-                os.unlink(path)
-            os.makedirs(path, mode=0o755, exist_ok=True)
-            dir_modes[path] = m.mode & 0o7777
-        else:
-            _remove(path)
-            if m.isreg():
-                src = tar.extractfile(m)
-                assert src is not None
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                with src, os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(src, out)
-                os.chmod(path, m.mode & 0o7777)
-            elif m.issym():
-                os.symlink(m.linkname, path)
-            elif m.islnk():
-                os.link(resolve_in(dest, _clean(m.linkname), follow_last=False), path)
-            elif m.ischr() or m.isblk() or m.isfifo():
-                if not is_root and not m.isfifo():
-                    continue
-                kind = stat.S_IFCHR if m.ischr() else stat.S_IFBLK if m.isblk() else stat.S_IFIFO
-                os.mknod(path, kind | (m.mode & 0o7777), os.makedev(m.devmajor, m.devminor))
-            else:
-                continue
-        if is_root:
-            with contextlib.suppress(OSError):
-                os.lchown(path, m.uid, m.gid)
-        if not m.issym():
-            os.utime(path, (m.mtime, m.mtime))
-
-
-def unpack_layers(image: LayoutImage, dest: str) -> None:
-    """Apply ``image``'s layers, lowest first, into the (new, empty) directory ``dest``."""
-    os.makedirs(dest, exist_ok=True)
-    dir_modes: dict[str, int] = {}
-    for path, _media in image.layers:
-        try:
-            with tarfile.open(path, "r:*") as tar:
-                _apply(tar, dest, dir_modes)
-        except (tarfile.TarError, OSError) as e:
-            raise LayoutError(f"cannot unpack layer {os.path.basename(path)}: {e}") from None
-    # Directory modes last: a read-only directory (0555 /proc) must not block writing into it.
-    for d in sorted(dir_modes, reverse=True):
-        if os.path.isdir(d):
-            os.chmod(d, dir_modes[d])
