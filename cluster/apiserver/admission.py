@@ -112,7 +112,36 @@ def qos_class(pod: dict[str, Any]) -> str:
     return "Guaranteed" if guaranteed and limits_all else "Burstable"
 
 
+SCHEDULING_GATED_MESSAGE = "Scheduling is blocked due to non-empty scheduling gates"
+
+
+def scheduling_gated_condition(pod: dict[str, Any]) -> dict[str, Any]:
+    """A new pod with scheduling gates starts ``PodScheduled=False`` (reason ``SchedulingGated``), as
+    Kubernetes' pod strategy sets it on create: the scheduler leaves gated pods alone, so without it
+    nothing would say why the pod waits (kubectl shows the reason as the pod's STATUS)."""
+    if not (pod.get("spec") or {}).get("schedulingGates"):
+        return pod
+    status = pod.setdefault("status", {})
+    conditions = status.setdefault("conditions", [])
+    if any(c.get("type") == "PodScheduled" for c in conditions):
+        return pod
+    conditions.append(
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": pod["metadata"].get("creationTimestamp"),
+            "reason": "SchedulingGated",
+            "message": SCHEDULING_GATED_MESSAGE,
+        }
+    )
+    return pod
+
+
 def after_uid(info: ResourceInfo, obj: dict[str, Any]) -> dict[str, Any]:
+    """Create-time mutations that need the server-set metadata (uid, creationTimestamp)."""
+    if info.kind == "Pod" and info.group == "":
+        return scheduling_gated_condition(obj)
     if info.kind == "Job" and info.group == "batch":
         spec = obj.setdefault("spec", {})
         uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]

@@ -23,6 +23,7 @@ DEFAULT_SCHEDULER_NAME = "default-scheduler"
 
 EXTENSION_POINTS = (
     "queueSort",
+    "preEnqueue",
     "preFilter",
     "filter",
     "postFilter",
@@ -61,6 +62,7 @@ class PluginSet:
 # kube-scheduler's default profile (v1), restricted to the plugins raykube implements; PrioritySort is
 # the SchedulingQueue itself, and the volume plugins and ImageLocality are not implemented.
 DEFAULT_MULTI_POINT: tuple[PluginRef, ...] = (
+    PluginRef("SchedulingGates"),
     PluginRef("NodeUnschedulable"),
     PluginRef("NodeName"),
     PluginRef("TaintToleration", 3),

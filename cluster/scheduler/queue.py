@@ -7,8 +7,13 @@
 - unschedulable pool: pods no node fits; a cluster event (``move_all_to_active_or_backoff``) moves
   them out (to backoffQ while their backoff lasts, else activeQ), and any left there for 5 minutes are
   flushed out the same way.
+- gated pods: every move into activeQ first asks the ``pre_enqueue`` hook (the profile's PreEnqueue
+  plugins, e.g. SchedulingGates). A pod it rejects waits in the unschedulable pool marked ``gated``;
+  cluster events and the 5-minute flush leave it there (no event can lift a gate), and only an update of
+  the pod (``update``) asks the hook again.
 Invariants: a pod (by uid, else namespace/name) is in at most one place, or in flight between ``pop``
-and ``done``; time comes only from the injected clock; ``pop`` never blocks (the actor wraps it).
+and ``done``; a pod the hook rejects is never popped; time comes only from the injected clock; ``pop``
+never blocks (the actor wraps it).
 """
 
 from __future__ import annotations
@@ -19,13 +24,20 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.scheduler.framework.status import SUCCESS, Status
 from cluster.scheduler.framework.types import pod_key
 
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 10.0
 UNSCHEDULABLE_MAX_DURATION = 5 * 60.0
 
-ACTIVE, BACKOFF, UNSCHEDULABLE = "active", "backoff", "unschedulable"
+ACTIVE, BACKOFF, UNSCHEDULABLE, GATED = "active", "backoff", "unschedulable", "gated"
+
+PreEnqueue = Callable[[dict[str, Any]], Status]
+
+
+def _admit_all(pod: dict[str, Any]) -> Status:
+    return SUCCESS
 
 
 def pod_priority(pod: dict[str, Any]) -> int:
@@ -41,6 +53,7 @@ class QueuedPodInfo:
     initial_attempt_timestamp: float | None = None
     attempts: int = 0
     unschedulable_plugins: set[str] = field(default_factory=set)
+    gated: bool = False  # rejected by a PreEnqueue plugin: waits for an update of the pod
 
     @property
     def key(self) -> str:
@@ -64,8 +77,9 @@ def backoff_duration(attempts: int) -> float:
 class SchedulingQueue:
     """See the module docstring. Not thread-safe: the owning actor serialises calls."""
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], pre_enqueue: PreEnqueue = _admit_all) -> None:
         self._clock = clock
+        self._pre_enqueue = pre_enqueue
         self._seq = itertools.count()
         self._active: list[tuple[int, float, int, str]] = []  # (-priority, timestamp, seq, key)
         self._backoff: list[tuple[float, int, str]] = []  # (expiry, seq, key)
@@ -78,6 +92,17 @@ class SchedulingQueue:
 
     # -- placing pods -------------------------------------------------------------------------------
     def _push_active(self, info: QueuedPodInfo) -> None:
+        """Into activeQ if every PreEnqueue plugin lets the pod in; else parked as gated."""
+        status = self._pre_enqueue(info.pod)
+        if not status.is_success():
+            self._entries.pop(info.key, None)
+            info.gated = True
+            info.unschedulable_plugins = {status.plugin} if status.plugin else set()
+            self._infos[info.key] = info
+            self._unschedulable[info.key] = info
+            return
+        info.gated = False
+        self._unschedulable.pop(info.key, None)
         seq = next(self._seq)
         self._infos[info.key] = info
         self._entries[info.key] = (ACTIVE, seq)
@@ -146,7 +171,11 @@ class SchedulingQueue:
             _, seq, key = heapq.heappop(self._backoff)
             if self._entries.get(key) == (BACKOFF, seq):
                 self._push_active(self._infos[key])
-        stale = [i for i in self._unschedulable.values() if now - i.timestamp >= UNSCHEDULABLE_MAX_DURATION]
+        stale = [
+            i
+            for i in self._unschedulable.values()
+            if not i.gated and now - i.timestamp >= UNSCHEDULABLE_MAX_DURATION
+        ]
         for info in stale:
             self._requeue(info)
 
@@ -199,24 +228,26 @@ class SchedulingQueue:
     def move_all_to_active_or_backoff(self, event: str) -> None:
         """A cluster event (``"NodeAdd"``, ``"PodDelete"``, ...) that may make pending pods fit."""
         for info in list(self._unschedulable.values()):
-            self._requeue(info)
+            if not info.gated:
+                self._requeue(info)
         self._move_request_cycle = self.scheduling_cycle
 
     # -- inspection -----------------------------------------------------------------------------------
     def pending_pods(self) -> dict[str, int]:
-        counts = {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: len(self._unschedulable)}
+        gated = sum(1 for i in self._unschedulable.values() if i.gated)
+        counts = {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: len(self._unschedulable) - gated, GATED: gated}
         for place, _ in self._entries.values():
             counts[place] += 1
         counts["inFlight"] = len(self._in_flight)
         return counts
 
     def place_of(self, pod: dict[str, Any]) -> str | None:
-        """Where the pod is: "active", "backoff", "unschedulable", "inFlight", or None."""
+        """Where the pod is: "active", "backoff", "unschedulable", "gated", "inFlight", or None."""
         key = pod_key(pod)
         if key in self._in_flight:
             return "inFlight"
         if key in self._unschedulable:
-            return UNSCHEDULABLE
+            return GATED if self._unschedulable[key].gated else UNSCHEDULABLE
         entry = self._entries.get(key)
         return entry[0] if entry else None
 

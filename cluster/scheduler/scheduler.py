@@ -10,6 +10,9 @@ feeds it and carries out what it decided, as kube-scheduler's ``Scheduler`` does
 - The loop pops up to ``batch_size`` pods and runs ``schedule_one`` for each on the cache's live
   ``Snapshot`` (updated incrementally by the informer handlers; pods placed earlier are assumed in it,
   so later ones see them), then binds the placed pods with one ``bind_many`` call.
+- Pods that a PreEnqueue plugin rejects (``spec.schedulingGates``) wait in the queue unpopped, with no
+  event or status patch (the API server marked them ``SchedulingGated`` on create), until an update
+  removes the last gate.
 - Placed pods stay *assumed* in the cache until the informer shows them bound, so the next batch sees
   them too; a failed binding forgets the assumption and the pod backs off.
 - A pod that does not fit goes to the unschedulable pool (an error: to backoff), gets a Warning
@@ -40,7 +43,7 @@ from cluster.client.rest import ApiClient
 from cluster.scheduler.config import SchedulerConfiguration, build_registry
 from cluster.scheduler.framework.interface import SnapshotHandle
 from cluster.scheduler.framework.runtime import Framework
-from cluster.scheduler.framework.status import Code
+from cluster.scheduler.framework.status import SUCCESS, Code, Status
 from cluster.scheduler.framework.types import Snapshot, pod_key
 from cluster.scheduler.plugins.default_binder import recorded_binding
 from cluster.scheduler.queue import QueuedPodInfo, SchedulingQueue
@@ -279,7 +282,7 @@ class Scheduler:
         self._rng = rng if rng is not None else random.Random()
         self.batch_size = batch_size
         self._idle_wait = idle_wait
-        self.queue = SchedulingQueue(clock)
+        self.queue = SchedulingQueue(clock, pre_enqueue=self._pre_enqueue)
         self.cache = ClusterCache()
         self.handle = SnapshotHandle(clock=clock)
         registry = build_registry(config)
@@ -299,6 +302,11 @@ class Scheduler:
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
 
     # -- informer handlers (no I/O) -----------------------------------------------------------------
+    def _pre_enqueue(self, pod: dict[str, Any]) -> Status:
+        """The pod's profile's PreEnqueue plugins (SchedulingGates): may it enter the active queue?"""
+        fw = self.frameworks.get((pod.get("spec") or {}).get("schedulerName") or "default-scheduler")
+        return fw.run_pre_enqueue(pod) if fw is not None else SUCCESS
+
     def _responsible(self, pod: dict[str, Any]) -> bool:
         name = (pod.get("spec") or {}).get("schedulerName") or "default-scheduler"
         return name in self.frameworks

@@ -173,7 +173,34 @@ def validate_pod_spec(spec_in: Any, path: str) -> list[Cause]:
     for i, secret in enumerate(dicts(spec.get("imagePullSecrets"))):
         if not secret.get("name"):
             causes.append(required(child(index(child(path, "imagePullSecrets"), i), "name")))
+    causes += validate_scheduling_gates(spec.get("schedulingGates"), child(path, "schedulingGates"))
     return causes
+
+
+def validate_scheduling_gates(gates: Any, path: str) -> list[Cause]:
+    """validateSchedulingGates: each name a qualified name, no name twice."""
+    causes: list[Cause] = []
+    seen: set[str] = set()
+    for i, gate in enumerate(dicts(gates)):
+        name = str(gate.get("name") or "")
+        causes.extend(invalid(index(path, i), name, m) for m in names.qualified_name(name))
+        if name in seen:
+            causes.append(duplicate(index(path, i), name))
+        seen.add(name)
+    return causes
+
+
+def validate_only_deleted_scheduling_gates(new: Any, old: Any, path: str) -> list[Cause]:
+    """validateOnlyDeletedSchedulingGates: gates may be removed after creation, never added."""
+    old_names = {str(g.get("name") or "") for g in dicts(old)}
+    return [
+        forbidden(
+            child(index(path, i), "name"),
+            f"only deletion is allowed, but found new scheduling gate '{gate.get('name') or ''}'",
+        )
+        for i, gate in enumerate(dicts(new))
+        if str(gate.get("name") or "") not in old_names
+    ]
 
 
 def validate_pod_template_spec(template: Any, path: str) -> list[Cause]:
@@ -187,7 +214,11 @@ def validate_pod_template_spec(template: Any, path: str) -> list[Cause]:
 
 
 def validate_pod(pod: dict[str, Any]) -> list[Cause]:
-    return validate_pod_spec(pod.get("spec"), "spec")
+    spec = as_dict(pod.get("spec"))
+    causes = validate_pod_spec(spec, "spec")
+    if spec.get("nodeName") and spec.get("schedulingGates"):
+        causes.append(forbidden("spec.nodeName", "cannot be set until all schedulingGates have been cleared"))
+    return causes
 
 
 _UPDATABLE = (
@@ -250,6 +281,14 @@ def validate_pod_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]
             munged["tolerations"] = old_spec["tolerations"]
         else:
             munged.pop("tolerations", None)
+    # Gates may only be removed; any other change to them is reported by that rule alone.
+    causes += validate_only_deleted_scheduling_gates(
+        new_spec.get("schedulingGates"), old_spec.get("schedulingGates"), "spec.schedulingGates"
+    )
+    if "schedulingGates" in old_spec:
+        munged["schedulingGates"] = old_spec["schedulingGates"]
+    else:
+        munged.pop("schedulingGates", None)
     old_grace = old_spec.get("terminationGracePeriodSeconds")
     if isinstance(old_grace, int) and old_grace < 0 and munged.get("terminationGracePeriodSeconds") == 1:
         munged["terminationGracePeriodSeconds"] = old_grace

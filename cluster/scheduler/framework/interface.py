@@ -85,6 +85,15 @@ PluginFactory = Callable[[dict[str, Any], Handle], Any]
 
 
 @runtime_checkable
+class PreEnqueuePlugin(Plugin, Protocol):
+    def pre_enqueue(self, pod: dict[str, Any]) -> Status:
+        """Whether the pod may enter the active queue at all; a rejection parks it (unpopped) until an
+        update of the pod lets every PreEnqueue plugin pass. Runs on every move to activeQ: keep it cheap
+        and free of cluster state (the pod alone decides)."""
+        ...
+
+
+@runtime_checkable
 class PreFilterPlugin(Plugin, Protocol):
     def pre_filter(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         """Precompute for Filter; may return SKIP so this plugin's Filter is not run for the pod."""

@@ -26,6 +26,7 @@ from cluster.scheduler.framework.types import NodeInfo, Snapshot
 
 # Extension point in the configuration -> the method a plugin implements for it.
 POINT_METHODS = {
+    "preEnqueue": "pre_enqueue",
     "preFilter": "pre_filter",
     "filter": "filter",
     "postFilter": "post_filter",
@@ -84,6 +85,7 @@ class Framework:
             if callable(set_on_plugin):
                 set_on_plugin(self)
         points = {point: self._expand(point) for point in POINT_METHODS}
+        self.pre_enqueue_plugins = [w.plugin for w in points["preEnqueue"]]
         self.pre_filter_plugins = [w.plugin for w in points["preFilter"]]
         self.filter_plugins = [w.plugin for w in points["filter"]]
         self.post_filter_plugins = [w.plugin for w in points["postFilter"]]
@@ -142,6 +144,14 @@ class Framework:
 
     def has_score_plugins(self) -> bool:
         return bool(self.score_plugins)
+
+    def run_pre_enqueue(self, pod: dict[str, Any]) -> Status:
+        """Run every PreEnqueue in order; the first that does not pass decides (SUCCESS if none)."""
+        for plugin in self.pre_enqueue_plugins:
+            status: Status = plugin.pre_enqueue(pod)
+            if not status.is_success():
+                return status.with_plugin(_plugin_name(plugin))
+        return SUCCESS
 
     def run_pre_filter(self, state: CycleState, pod: dict[str, Any], nodes: list[NodeInfo]) -> Status:
         """Run every PreFilter; a SKIP also skips that plugin's Filter. Stops at the first failure."""

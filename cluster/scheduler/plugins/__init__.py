@@ -18,6 +18,7 @@ from cluster.scheduler.plugins import (
     node_ports,
     node_resources_fit,
     node_unschedulable,
+    scheduling_gates,
     taint_toleration,
 )
 
@@ -38,6 +39,7 @@ def _optional_modules() -> list[types.ModuleType]:
 
 
 ALL: list[types.ModuleType] = [
+    scheduling_gates,
     node_name,
     node_unschedulable,
     taint_toleration,

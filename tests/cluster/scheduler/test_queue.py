@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 
+from cluster.scheduler.plugins import scheduling_gates
 from cluster.scheduler.queue import SchedulingQueue, backoff_duration
 from tests.cluster.scheduler.fakes import pod
 
@@ -77,7 +81,7 @@ def test_unschedulable_pool_moved_by_event() -> None:
     info = queue.pop()
     assert info is not None
     queue.add_unschedulable(info, queue.scheduling_cycle)
-    assert queue.pending_pods() == {"active": 0, "backoff": 0, "unschedulable": 1, "inFlight": 0}
+    assert queue.pending_pods() == {"active": 0, "backoff": 0, "unschedulable": 1, "gated": 0, "inFlight": 0}
     clock.now += 60
     assert queue.pop() is None  # still waiting for an event
     queue.move_all_to_active_or_backoff("NodeAdd")
@@ -168,10 +172,55 @@ def test_delete_and_done() -> None:
     queue.delete(pod("b"))
     info = queue.pop()
     assert info is not None and info.pod["metadata"]["name"] == "a"
-    assert queue.pending_pods() == {"active": 1, "backoff": 0, "unschedulable": 0, "inFlight": 1}
+    assert queue.pending_pods() == {"active": 1, "backoff": 0, "unschedulable": 0, "gated": 0, "inFlight": 1}
     queue.done(info.key)
     assert queue.pending_pods()["inFlight"] == 0
     assert drain(queue) == ["c"]
     queue.add(pod("a"))
     queue.add(pod("a"))  # adding twice updates
     assert drain(queue) == ["a"]
+
+
+def gated(name: str, *gates: str, priority: int | None = None) -> dict[str, Any]:
+    out = pod(name, priority)
+    if gates:
+        out["spec"]["schedulingGates"] = [{"name": g} for g in gates]
+    return out
+
+
+def gates_queue(clock: FakeClock) -> SchedulingQueue:
+    plugin = scheduling_gates.new(None, object())
+    return SchedulingQueue(clock, pre_enqueue=lambda p: plugin.pre_enqueue(p).with_plugin(plugin.NAME))
+
+
+@pytest.mark.parametrize(
+    ("wake", "place"),
+    [
+        pytest.param(lambda q, c: None, "gated", id="nothing-happens"),
+        pytest.param(lambda q, c: q.move_all_to_active_or_backoff("NodeAdd"), "gated", id="cluster-event"),
+        pytest.param(lambda q, c: setattr(c, "now", c.now + 600), "gated", id="five-minute-flush"),
+        pytest.param(lambda q, c: q.update(gated("g", "b")), "gated", id="one-gate-left"),
+        pytest.param(lambda q, c: q.update(gated("g")), "active", id="last-gate-removed"),
+    ],
+)
+def test_gated_pod_is_not_popped_until_its_gates_are_removed(
+    wake: Callable[[SchedulingQueue, FakeClock], None], place: str
+) -> None:
+    clock = FakeClock()
+    queue = gates_queue(clock)
+    queue.add(gated("g", "a", "b", priority=100))
+    queue.add(gated("free"))
+    assert queue.place_of(gated("g")) == "gated"
+    assert queue.pending_pods()["gated"] == 1
+    assert drain(queue) == ["free"]
+    queue.done("uid-free")
+    wake(queue, clock)
+    assert queue.place_of(gated("g")) == place
+    assert drain(queue) == (["g"] if place == "active" else [])
+
+
+def test_gated_pod_keeps_its_unschedulable_plugin() -> None:
+    queue = gates_queue(FakeClock())
+    queue.add(gated("g", "a"))
+    assert queue.pop() is None
+    assert queue._infos["uid-g"].unschedulable_plugins == {"SchedulingGates"}

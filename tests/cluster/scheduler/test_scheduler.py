@@ -235,6 +235,24 @@ def test_binding_that_applied_despite_a_timeout_leaves_the_queue() -> None:
     assert "uid-p" in scheduler.cache.pods
 
 
+def test_gated_pod_waits_silently_until_the_gate_is_removed() -> None:
+    client = FakeClient()
+    scheduler = make(client)
+    scheduler._on_node_add(node("n1"))
+    gated = pod("g", schedulingGates=[{"name": "example.com/quota"}])
+    scheduler._on_pod_add(gated)
+    asyncio.run(drain(scheduler))
+    assert client.bindings == [] and client.created == [] and client.patches == []
+    assert scheduler.queue.place_of(gated) == "gated"
+    scheduler._move("NodeAdd")  # cluster events do not lift a gate
+    asyncio.run(drain(scheduler))
+    assert client.bindings == []
+    scheduler._on_pod_update(gated, pod("g"))  # kubectl patch removed the gate
+    asyncio.run(drain(scheduler))
+    assert client.bindings == [("ns", "g", "n1")]
+    assert len(client.events("Scheduled")) == 1
+
+
 @pytest.mark.parametrize(
     ("old", "new", "changed"),
     [

@@ -228,6 +228,17 @@ BASE = pod()
             ],
             id="finalizer",
         ),
+        pytest.param(edit(BASE, "spec.schedulingGates", [{"name": "example.com/quota"}]), [], id="gated"),
+        pytest.param(
+            edit(BASE, "spec.schedulingGates", [{"name": "a"}, {"name": "a"}]),
+            ['spec.schedulingGates[1]: Duplicate value: "a"'],
+            id="duplicate-gate",
+        ),
+        pytest.param(
+            edit(edit(BASE, "spec.schedulingGates", [{"name": "a"}]), "spec.nodeName", "n1"),
+            ["spec.nodeName: Forbidden: cannot be set until all schedulingGates have been cleared"],
+            id="gated-with-node-name",
+        ),
     ],
 )
 def test_pod_create(obj: dict[str, Any], expected: list[str]) -> None:

@@ -64,6 +64,29 @@ POD_FORBIDDEN = (
             id="pod-add-toleration",
         ),
         pytest.param(
+            edit(POD, "spec.schedulingGates", [{"name": "b"}]),
+            edit(POD, "spec.schedulingGates", [{"name": "a"}, {"name": "b"}]),
+            [],
+            id="pod-remove-one-gate",
+        ),
+        pytest.param(POD, edit(POD, "spec.schedulingGates", [{"name": "a"}]), [], id="pod-remove-all-gates"),
+        pytest.param(
+            edit(POD, "spec.schedulingGates", [{"name": "g1"}, {"name": "g2"}]),
+            edit(POD, "spec.schedulingGates", [{"name": "g1"}]),
+            [
+                "spec.schedulingGates[1].name: Forbidden: only deletion is allowed, but found new scheduling gate 'g2'"  # noqa: E501
+            ],
+            id="pod-add-gate",
+        ),
+        pytest.param(
+            edit(POD, "spec.schedulingGates", [{"name": "x"}]),
+            POD,
+            [
+                "spec.schedulingGates[0].name: Forbidden: only deletion is allowed, but found new scheduling gate 'x'"  # noqa: E501
+            ],
+            id="pod-gate-after-creation",
+        ),
+        pytest.param(
             edit(POD, "metadata.name", "other"),
             POD,
             ['metadata.name: Invalid value: "other": field is immutable'],
