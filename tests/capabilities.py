@@ -29,6 +29,16 @@ CAPABILITIES: dict[str, str] = {
     "etcd": "the etcd binary (etcd-server), the store benchmark's peer",
     "busybox": "/bin/busybox (busybox-static), the built-in images' only binary",
 }
+# How to get each one (the failure message says it).
+INSTALL: dict[str, str] = {
+    "kubectl": "apt-get install kubectl from Google Cloud's apt repository (packages.cloud.google.com/apt, "
+    "suite cloud-sdk), which puts kubectl.1.x into /usr/lib/google-cloud-sdk/bin",
+    "isolation": "run as root, or allow unprivileged user namespaces (kernel.unprivileged_userns_clone=1)",
+    "root": "run the suite as root",
+    "containerd": "run as root after scripts/setup --test (it installs the Debian packages)",
+    "etcd": "scripts/setup --test as root (apt-get install etcd-server)",
+    "busybox": "scripts/setup --test as root (apt-get install busybox-static)",
+}
 # Prefix of the skip reason of an opted-out test: the summary hook finds them by it.
 OPTED_OUT = "opted out via RAYKUBE_ALLOW_MISSING"
 MARK = "needs"
@@ -52,8 +62,8 @@ def outcome(capability: str, missing: str | None, allowed: frozenset[str]) -> tu
     if capability in allowed:
         return "skip", f"{OPTED_OUT} ({capability}): {missing}"
     return "fail", (
-        f"missing {capability} ({CAPABILITIES[capability]}): {missing}. Install it (scripts/setup --test), "
-        f"or set {ENV}={capability} on a machine that cannot have it"
+        f"missing {capability} ({CAPABILITIES[capability]}): {missing}. To get it: {INSTALL[capability]}; "
+        f"or set {ENV}={capability} on a machine that cannot have it (the summary lists what it skipped)"
     )
 
 
