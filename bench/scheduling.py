@@ -45,7 +45,7 @@ PATHS = {
 
 
 def published_peers(workloads: list[Workload]) -> list[dict[str, Any]]:
-    """kube-scheduler's CI floors (perf-anchors.md section 1) for the workloads that have one."""
+    """kube-scheduler's CI floors (scheduler_perf thresholds: PUBLISHED_FLOORS) for the workloads with one."""
     peers = []
     for workload in workloads:
         floor = PUBLISHED_FLOORS.get(workload.name)

@@ -262,7 +262,10 @@ QUICK_WORKLOADS: tuple[Workload, ...] = (
     ),
 )
 
-# kube-scheduler's published Average SchedulingThroughput floors (perf-anchors.md section 1), pods/s.
+# kube-scheduler's published Average SchedulingThroughput floors, pods/s: the `threshold:` of each
+# workload in kubernetes/kubernetes test/integration/scheduler_perf/*/performance-config.yaml (misc/:
+# SchedulingBasic, SchedulingDaemonset, Unschedulable; affinity/: NodeAffinity, PodAntiAffinity; the
+# topology spreading shapes in their own folder).
 # CI hardware is not ours: these are "published, other hardware". Shape notes say where ours differs.
 PUBLISHED_FLOORS: dict[str, tuple[float, str]] = {
     "SchedulingBasic/5000Nodes_10000Pods": (680.0, "5000 nodes / 1000 init / 10000 measured"),
