@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from bench.etcd_peer import etcd_binary
-from bench.store import ETCD_FSYNC, main
+from bench.store import main
+from bench.store_report import ETCD_FSYNC
 from tests.capabilities import needs
 
 pytestmark = needs("etcd", None if etcd_binary() else "etcd binary not found (apt-get install etcd-server)")

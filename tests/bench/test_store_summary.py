@@ -6,16 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.store import (
-    ETCD_FSYNC,
-    KeySource,
-    count_fields,
-    fsync_summary,
-    percentile,
-    ratio_lines,
-    ratios,
-    summarize,
-)
+from bench.store import KeySource, count_fields, percentile, summarize
+from bench.store_report import ETCD_FSYNC, fsync_summary, ratio_lines, ratios
 from cluster.store.raft.types import Entry, HardState
 from cluster.store.wal import WAL
 
