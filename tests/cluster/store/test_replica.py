@@ -46,7 +46,7 @@ async def leader_of(replicas: dict[int, Replica], timeout: float = 10.0) -> Repl
         if len(leaders) == 1:
             return leaders[0]
         await asyncio.sleep(0.02)
-    raise AssertionError("no leader")
+    raise AssertionError(f"no leader in {timeout}s: {[r.status() for r in replicas.values()]}")
 
 
 async def put(r: Replica, key: bytes, value: bytes, client: bytes = b"c", seq: int = 1) -> object:
@@ -94,7 +94,8 @@ def test_replicate_read_failover_restart(tmp_path: Path) -> None:
         deadline = loop.time() + 10
         while loop.time() < deadline and len({x.kv_hash() for x in t.replicas.values()}) != 1:
             await asyncio.sleep(0.05)
-        assert len({x.kv_hash() for x in t.replicas.values()}) == 1
+        hashes = [x.kv_hash() for x in t.replicas.values()]
+        assert len(set(hashes)) == 1, f"no convergence in 10 s: (applied, revision, hash) {hashes}"
         assert r.mvcc.range(RangeOp(b"/after")).kvs[0].value == b"failover"
         for x in t.replicas.values():
             await x.close()
@@ -116,7 +117,7 @@ def test_lease_expires_on_the_leader_clock(tmp_path: Path) -> None:
         deadline = loop.time() + 5
         while loop.time() < deadline and leader.mvcc.range(RangeOp(b"/leased")).kvs:
             await asyncio.sleep(0.05)
-        assert not leader.mvcc.range(RangeOp(b"/leased")).kvs
+        assert not leader.mvcc.range(RangeOp(b"/leased")).kvs, f"lease not expired in 5 s: {leader.status()}"
         assert 7 not in leader.mvcc.leases()
         for x in reps.values():
             await x.close()
