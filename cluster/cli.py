@@ -174,6 +174,10 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(r.get("health", "")),
         )
     console.print(table)
+    from nodeagent.actor import runtime_limits
+
+    for node, version, limits in runtime_limits(namespace):
+        console.print(f"node {node}: runtime {version}, resource limits {limits}", soft_wrap=True)
     healthy = [r for r in rows if r.get("health") == "ok"]
     leaders = {r.get("leader") for r in healthy if r.get("leader")}
     return 0 if healthy and len(leaders) == 1 else 1

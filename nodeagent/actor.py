@@ -4,7 +4,9 @@ Both are thin wrappers, pinned to their Ray node by the caller (``cluster.bootst
 
 - ``RuntimeActor`` serves the CRI on a unix socket: the ``process`` runtime inside the actor's own
   event loop, or a supervised ``containerd``. ``ready()`` returns the socket path and the runtime's
-  version string (``process://...`` / ``containerd://...``); ``shutdown()`` stops every pod.
+  version string (``process://...`` / ``containerd://...``) and whether it enforces resource limits
+  (``limits``, from its ``ResourceLimits`` condition; ``runtime_limits`` collects it for
+  ``raykube status``); ``shutdown()`` stops every pod.
 - ``NodeAgentActor`` runs a ``NodeAgent`` (Node registration, Lease, pod workers, probes, static pods)
   against the API server, plus the ``AgentServer`` that the API server proxies ``kubectl logs`` and
   ``kubectl exec`` to, over TLS that requires the cluster CA's client certificate.
@@ -31,6 +33,34 @@ def runtime_actor_name(node_name: str) -> str:
     return f"runtime-{node_name}"
 
 
+def limits_summary(status: Any) -> str:
+    """One line for ``raykube status`` from a CRI ``StatusResponse``'s ``ResourceLimits`` condition
+    (a runtime without it, like containerd, applies limits itself)."""
+    for c in status.status.conditions:
+        if c.type == "ResourceLimits":
+            if c.status:
+                return f"enforced ({c.reason}: {c.message})"
+            return f"NOT enforced: {c.message or c.reason}"
+    return "enforced by the runtime"
+
+
+def runtime_limits(namespace: str) -> list[tuple[str, str, str]]:
+    """(node, runtime version, limits summary) of every node runtime in ``namespace``."""
+    rows = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"]
+        if entry["namespace"] != namespace or not name.startswith(runtime_actor_name("")):
+            continue
+        try:
+            info = ray.get(ray.get_actor(name, namespace=namespace).ready.remote(), timeout=15)
+        except Exception as e:  # a runtime that is down is reported, not fatal to `raykube status`
+            info = {"version": "?", "limits": f"unknown ({type(e).__name__})"}
+        rows.append(
+            (name.removeprefix(runtime_actor_name("")), info.get("version", "?"), info.get("limits", "?"))
+        )
+    return sorted(rows)
+
+
 def agent_actor_name(node_name: str) -> str:
     return f"agent-{node_name}"
 
@@ -48,6 +78,7 @@ class RuntimeActor:
         self.socket_path = socket_path
         self._runtime: Any = None
         self._version = ""
+        self._limits = ""
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -67,6 +98,7 @@ class RuntimeActor:
         async with CRIClient(self.socket_path) as cri:
             await cri.wait_ready(timeout=30)
             version = await cri.version()
+            self._limits = limits_summary(await cri.status())
         self._version = f"{self.kind}://{version.runtime_version}"
         log.info("%s runtime serving the CRI on %s (%s)", self.kind, self.socket_path, self._version)
 
@@ -74,7 +106,12 @@ class RuntimeActor:
         if self._started.done() and self._started.exception() is not None:
             self._started = asyncio.get_event_loop().create_task(self._start())
         await asyncio.shield(self._started)
-        return {"socket": self.socket_path, "version": self._version, "kind": self.kind}
+        return {
+            "socket": self.socket_path,
+            "version": self._version,
+            "kind": self.kind,
+            "limits": self._limits,
+        }
 
     async def shutdown(self) -> None:
         """Stop the runtime and every pod it runs (``raykube down``)."""

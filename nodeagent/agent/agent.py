@@ -33,6 +33,7 @@ from nodeagent.agent.node_loop import NodeReporter, PressureProbe, host_pressure
 from nodeagent.agent.pod_worker import PodWorker, WorkerContext
 from nodeagent.cri import api_pb2
 from nodeagent.cri.client import CRIClient, CRIError
+from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import static_pods as sp
 from nodeagent.kubelet.container_env import EnvSources
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
@@ -123,6 +124,7 @@ class NodeAgent:
             resync=self.config.resync,
         )  # fmt: skip
         await self.node.register()
+        await self._report_limits()
         self._feed = self.api.pod_feed(self.node_name, self._on_pod, self._on_pod_deleted)
         self._spawn(self._feed.run(), "pod-feed")
         await self._feed.wait_synced()
@@ -156,6 +158,20 @@ class NodeAgent:
                     await w._teardown(w.last_pod, boxes, 0)
         self.workers.clear()
         await self.cri.close()
+
+    async def _report_limits(self) -> None:
+        """A runtime whose ``ResourceLimits`` condition is false enforces no limits on this node: a
+        Warning on the Node (``raykube status`` shows the same condition per runtime)."""
+        try:
+            conditions = (await self.cri.status()).status.conditions
+        except CRIError:
+            return
+        for c in conditions:
+            if c.type == "ResourceLimits" and not c.status:
+                message = f"Container resource limits are not enforced on this node: {c.reason}: {c.message}"
+                self.events.event(
+                    ev.node_ref(self.node_name), ev.WARNING, ev.RESOURCE_LIMITS_NOT_APPLIED, message
+                )
 
     def set_kubelet_port(self, port: int) -> None:
         """The port of the agent's HTTP server (posted as daemonEndpoints.kubeletEndpoint.Port)."""

@@ -377,7 +377,20 @@ class PodWorker:
             self._wake_by(now + timedelta(seconds=2))
             return
         self._record(pod, name, ev.NORMAL, ev.STARTED_CONTAINER, f"Started container {name}")
+        if (spec.get("resources") or {}).get("limits"):
+            await self._check_limits(pod, name, cid)
         self.waiting.pop(name, None)
+
+    async def _check_limits(self, pod: Mapping[str, Any], name: str, cid: str) -> None:
+        """A runtime that could not apply the container's limits (cgroups not writable, a join that
+        failed) says so in ContainerStatus; make it a Warning on the pod instead of silence."""
+        try:
+            status = (await self.ctx.cri.container_status(cid)).status
+        except CRIError:
+            return
+        if status.reason == ev.RESOURCE_LIMITS_NOT_APPLIED:
+            self._record(pod, name, ev.WARNING, ev.RESOURCE_LIMITS_NOT_APPLIED,
+                         f"Container {name} runs without its resource limits: {status.message}")  # fmt: skip
 
     async def _pre_stop(self, pod: Mapping[str, Any], deadline: float) -> None:
         specs = _specs(pod)

@@ -1,4 +1,5 @@
-"""The node agent's Events through the real kubectl (issue 9, point 7): what `kubectl describe pod` lists.
+"""The node agent's Events through the real kubectl (issue 9, point 7): what `kubectl describe pod` lists;
+and (point 15) `raykube status` saying whether the node's runtime enforces resource limits.
 
 The session's `raykube up` cluster runs one node agent on the process runtime. Probe periods are 1 s and
 grace periods 1 s so each test takes seconds; every wait polls kubectl with a deadline and fails with
@@ -8,9 +9,11 @@ the last output it saw.
 from __future__ import annotations
 
 import re
+import subprocess
 from typing import Any
 
-from tests.integration.conftest import Kubectl
+from nodeagent.runtimes.process.cgroups import CgroupManager
+from tests.integration.conftest import RAYKUBE, Kubectl, RaykubeCluster
 from tests.integration.test_pods_kubectl import apply, container, pod, wait_until
 
 WAIT = 90.0
@@ -101,3 +104,20 @@ def test_node_events_starting_and_ready(kubectl: Kubectl) -> None:
     found = wait_until(reasons, "the kubelet's Starting and NodeReady node events", WAIT)
     assert found["Starting"] == "Starting kubelet."
     assert re.fullmatch(r"Node \S+ status is now: NodeReady", found["NodeReady"]), found
+
+
+def test_raykube_status_says_whether_the_node_enforces_resource_limits(
+    raykube_cluster: RaykubeCluster,
+) -> None:
+    """Point 15: the process runtime's cgroup mode reaches `raykube status` (this machine decides which)."""
+    status = subprocess.run(
+        [*RAYKUBE, "status", "--data-dir", str(raykube_cluster.data_dir)],
+        capture_output=True, text=True, env=raykube_cluster.env, timeout=120, check=False,
+    )  # fmt: skip
+    lines = [line for line in status.stdout.splitlines() if "resource limits" in line]
+    assert len(lines) == 1, status.stdout + status.stderr
+    writable = CgroupManager.probe("raykube").writable  # what the runtime actor probed at its start
+    if writable:
+        assert f"resource limits enforced (CgroupV1: {','.join(writable)})" in lines[0], lines
+    else:
+        assert "resource limits NOT enforced: no writable cgroup v1 controllers" in lines[0], lines

@@ -5,8 +5,10 @@
 controller files (pure); ``create`` makes the per-container groups and writes them; the container's
 first process joins them from ``preexec`` (before exec), so no child escapes the limits.
 
-Invariants: a failure to write a limit never fails the container (it is logged in Status);
-``remove`` is idempotent and only removes empty groups.
+Invariants: a failure to write a limit or to join a group never fails the container; the runtime
+reports it instead (``ContainerStatus`` reason ``ResourceLimitsNotApplied`` with ``limits_message``,
+which the agent turns into a Warning event; the runtime's ``ResourceLimits`` condition when no
+controller is writable at all). ``remove`` is idempotent and only removes empty groups.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ def limits_for(
     if cpu_shares > 0:
         out.setdefault("cpu", {})["cpu.shares"] = str(max(2, cpu_shares))
     return out
+
+
+LIMITS_NOT_APPLIED = "ResourceLimitsNotApplied"
+
+
+def limits_message(errors: list[str], reason: str = "") -> str:
+    """``ContainerStatus.message`` for a container running without (some of) its limits."""
+    text = "resource limits not applied: " + "; ".join(errors)
+    return f"{text} ({reason})" if reason else text
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ are set once, by the waiter, after the logs are drained; reason is ``Completed``
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -109,19 +110,33 @@ def _mark_exited(c: Container, now_ns: int, code: int, reason: str, message: str
     c.exited.set()
 
 
-def _preexec(procs_files: list[str]) -> Callable[[], None] | None:
+def _preexec(procs_files: list[str], report_fd: int) -> Callable[[], None] | None:
+    """Join the cgroups in the child between fork and exec; a failure is written to ``report_fd``
+    (one line per group) rather than raised, so the container still starts and the parent can say
+    that its limits are not applied."""
     if not procs_files:
         return None
 
-    def join() -> None:  # runs in the child between fork and exec
+    def join() -> None:
         for f in procs_files:
             try:
                 with open(f, "w") as fh:
                     fh.write(str(os.getpid()))
-            except OSError:
-                pass
+            except OSError as e:
+                with contextlib.suppress(OSError):
+                    os.write(report_fd, f"joining {f}: {e.strerror or e}\n".encode())
 
     return join
+
+
+def _read_reports(fd: int) -> list[str]:
+    """What the child's ``join`` wrote: it ran before exec, and the spawn returns only after exec."""
+    os.set_blocking(fd, False)
+    data = b""
+    with contextlib.suppress(BlockingIOError, OSError):
+        while chunk := os.read(fd, 4096):
+            data += chunk
+    return [line for line in data.decode(errors="replace").splitlines() if line]
 
 
 async def launch(
@@ -154,6 +169,7 @@ async def launch(
         c.log = LogWriter(c.log_path, clock_ns)
     out = asyncio.subprocess.PIPE if c.log else asyncio.subprocess.DEVNULL
     ready_r = ready_w = -1
+    report_r, report_w = os.pipe() if cgroup_procs else (-1, -1)
     if c.rootfs:
         if isolation.namespaced:
             ready_r, ready_w = os.pipe()
@@ -167,15 +183,22 @@ async def launch(
             env=c.env,
             cwd=c.host_cwd,
             start_new_session=True,
-            preexec_fn=_preexec(cgroup_procs or []),
+            preexec_fn=_preexec(cgroup_procs or [], report_w),
             pass_fds=(ready_w,) if ready_w >= 0 else (),
         )
     except OSError as e:
         _mark_exited(c, clock_ns(), START_ERROR_EXIT, "StartError", str(e))
+        if report_r >= 0:
+            os.close(report_r)
         raise ContainerStartError(str(e)) from e
     finally:
         if ready_w >= 0:
             os.close(ready_w)
+        if report_w >= 0:
+            os.close(report_w)
+    if report_r >= 0:
+        c.cgroup_errors += _read_reports(report_r)
+        os.close(report_r)
     if ready_r >= 0:
         # Until the root is mounted an exec would see the host: wait for "ready" (or EOF on failure,
         # which the container's log then explains).

@@ -25,7 +25,7 @@ from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex
 from nodeagent.runtimes.process import procs, rootfs
 from nodeagent.runtimes.process import sandboxes as sbx
-from nodeagent.runtimes.process.cgroups import CgroupManager, limits_for
+from nodeagent.runtimes.process.cgroups import LIMITS_NOT_APPLIED, CgroupManager, limits_for, limits_message
 from nodeagent.runtimes.process.images import ImageRecord, ImageStore, LayoutError
 from nodeagent.runtimes.process.isolation import Isolation, probe
 from nodeagent.runtimes.process.streaming import StreamingServer
@@ -275,7 +275,7 @@ class ProcessRuntime:
         res = c.config.linux.resources
         limits = limits_for(res.memory_limit_in_bytes, res.cpu_period, res.cpu_quota, res.cpu_shares)
         cg_procs: list[str] = []
-        if limits and self.cgroups.writable:
+        if limits:  # errors (a limit not written, a controller not writable) go to ContainerStatus
             c.cgroup_errors = self.cgroups.create(c.id, limits)
             cg_procs = self.cgroups.procs_files(c.id)
         try:
@@ -357,6 +357,10 @@ class ProcessRuntime:
         )
         if c.config.linux.HasField("resources"):
             status.resources.linux.CopyFrom(c.config.linux.resources)
+        if c.cgroup_errors and c.state in (api_pb2.CONTAINER_CREATED, api_pb2.CONTAINER_RUNNING):
+            # Running without (some of) its limits: say so where crictl and the agent look.
+            status.reason = LIMITS_NOT_APPLIED
+            status.message = limits_message(c.cgroup_errors, self.cgroups.reason)
         info = {}
         if req.verbose:
             info["info"] = json.dumps(

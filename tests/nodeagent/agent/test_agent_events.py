@@ -137,3 +137,24 @@ def test_a_full_queue_drops_instead_of_blocking() -> None:
         sender.cancel()
 
     asyncio.run(scenario())
+
+
+def test_limits_the_runtime_cannot_apply_are_a_warning_on_the_pod_and_the_node(tmp_path: Path) -> None:
+    """The test runtime has no writable cgroups (``CgroupManager(writable=())``): never silent."""
+
+    async def scenario(api: FakeApi, agent: NodeAgent) -> None:
+        limited = {"name": "app", "command": SLEEP, "resources": {"limits": {"memory": "64Mi"}}}
+        await api.create("v1", "pods", "default", pod("capped", [limited]))
+        await api.wait_for(lambda: "ResourceLimitsNotApplied" in reasons(api, "capped"))
+        warning = next(e for e in events_of(api, "capped") if e["reason"] == "ResourceLimitsNotApplied")
+        assert (
+            warning["type"] == "Warning" and warning["involvedObject"]["fieldPath"] == "spec.containers{app}"
+        )
+        assert warning["message"].startswith("Container app runs without its resource limits: ")
+        assert "memory: not writable" in warning["message"]
+        await api.wait_for(lambda: "ResourceLimitsNotApplied" in reasons(api, "node-a", "Node"))
+        await api.create("v1", "pods", "default", pod("free", [{"name": "app", "command": SLEEP}]))
+        await api.wait_for(lambda: "Started" in reasons(api, "free"))
+        assert "ResourceLimitsNotApplied" not in reasons(api, "free")  # no limits asked, nothing to say
+
+    run(tmp_path, scenario)

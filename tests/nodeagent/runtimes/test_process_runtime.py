@@ -282,6 +282,52 @@ def test_container_joins_its_cgroups_before_exec(tmp_path: Path) -> None:
     run(make_runtime(tmp_path, Isolation("plain"), cgroups=cg), body)
 
 
+def _refusing_cgroupfs(root: Path, refuse: str) -> CgroupManager:
+    """A fake cgroupfs (a writable ``memory`` controller) that refuses one write: ``cgroup.procs``
+    (the join) or a limit file. A directory where the kernel has a file fails the write for root too."""
+    (root / "memory").mkdir(parents=True)
+    (root / "memory" / "cgroup.procs").write_text("")
+
+    class Refusing(CgroupManager):
+        def create(self, cid: str, limits: dict[str, dict[str, str]]) -> list[str]:
+            for path in self.paths(cid):
+                (path / refuse).mkdir(parents=True)
+            return CgroupManager.create(self, cid, limits)
+
+    probed = CgroupManager.probe("kit", root=root)
+    assert probed.writable == ("memory",)
+    return Refusing(probed.base, probed.writable, probed.reason, probed.root)
+
+
+@pytest.mark.parametrize(
+    ("refuse", "writable", "message"),
+    [
+        pytest.param("cgroup.procs", True, "/cgroup.procs: Is a directory", id="join-refused"),
+        pytest.param("memory.limit_in_bytes", True, "memory: [Errno 21] Is a directory", id="limit-refused"),
+        pytest.param("", False, "memory: not writable (no writable cgroup v1 controllers", id="no-cgroups"),
+    ],
+)
+def test_limits_that_cannot_be_applied_are_reported_in_the_container_status(
+    tmp_path: Path, refuse: str, writable: bool, message: str
+) -> None:
+    fake = tmp_path / "cgroup"
+    if writable:
+        cg = _refusing_cgroupfs(fake, refuse)
+    else:
+        cg = CgroupManager.probe("kit", root=fake)  # nothing there: no writable controller
+
+    async def body(rt: ProcessRuntime) -> None:
+        res = pb.LinuxContainerResources(memory_limit_in_bytes=64 << 20)
+        cfg = container("c", ["sleep", "60"], linux=pb.LinuxContainerConfig(resources=res))
+        _, cid = await start(rt, sandbox(tmp_path), cfg)
+        status = rt.container_status(pb.ContainerStatusRequest(container_id=cid)).status
+        assert status.state == pb.CONTAINER_RUNNING  # the container runs, without its limit
+        assert status.reason == "ResourceLimitsNotApplied"
+        assert status.message.startswith("resource limits not applied: ") and message in status.message
+
+    run(make_runtime(tmp_path, Isolation("plain"), cgroups=cg), body)
+
+
 def test_status_reports_isolation_and_cgroups(tmp_path: Path) -> None:
     rt = make_runtime(tmp_path, Isolation("plain", "unshare not permitted"))
     conds = {c.type: c for c in rt.status(pb.StatusRequest()).status.conditions}
