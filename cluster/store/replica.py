@@ -35,9 +35,8 @@ import random
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from cluster.datadir import private_dir
 from cluster.store.membership import MEMBER_MARKER, EmptyStart, read_marker, write_marker
@@ -62,51 +61,16 @@ from cluster.store.raft.types import (
     Ready,
     StateRole,
 )
+from cluster.store.replica_types import NotLeader, NotServing, ReplicaOptions, Transport
 from cluster.store.wal import WAL
+
+__all__ = ["NotLeader", "NotServing", "Replica", "ReplicaOptions", "Transport"]
 
 log = logging.getLogger("raykube.store")
 
 
-class NotLeader(Exception):
-    """The request must go to the leader; ``leader`` is this replica's best guess (0 = unknown)."""
-
-    def __init__(self, leader: int) -> None:
-        super().__init__(f"not the leader (leader hint: {leader})")
-        self.leader = leader
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (NotLeader, (self.leader,))
-
-
-class NotServing(NotLeader):
-    """This replica has stopped (a fatal disk/apply failure) or awaits replacement: ask another one."""
-
-    def __init__(self, reason: str) -> None:
-        Exception.__init__(self, f"replica not serving: {reason}")
-        self.leader = 0
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (NotServing, (self.reason,))
-
-
 class _Fatal(Exception):
     """A failure after which this replica must not go on (fail stop)."""
-
-
-class Transport(Protocol):
-    def send(self, to: int, messages: list[Message]) -> None:
-        """Deliver ``messages`` to replica ``to``, best effort, without blocking."""
-
-
-@dataclass(frozen=True, slots=True)
-class ReplicaOptions:
-    tick_seconds: float = 0.1
-    election_tick: int = 10
-    heartbeat_tick: int = 1
-    snapshot_entries: int = 20_000  # take an application snapshot after this many applied entries
-    keep_entries: int = 5_000  # entries kept behind a snapshot for slightly lagging followers
-    max_batch_bytes: int = 4 << 20
 
 
 class Replica:
@@ -322,7 +286,6 @@ class Replica:
             "compact_revision": self.mvcc.compact_revision,
             "voters": list(st.voters),
             "wal_bytes": self.wal.size_bytes,
-            "wal_fsyncs": self.wal.syncs,
             "pid": os.getpid(),
             "state": f"failed: {self.failed}" if self.failed else self.awaiting or "ok",
         }
