@@ -286,6 +286,7 @@ class Replica:
             "compact_revision": self.mvcc.compact_revision,
             "voters": list(st.voters),
             "wal_bytes": self.wal.size_bytes,
+            "wal_fsyncs": self.wal.syncs,
             "pid": os.getpid(),
             "state": f"failed: {self.failed}" if self.failed else self.awaiting or "ok",
         }
