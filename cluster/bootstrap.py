@@ -3,7 +3,9 @@
 ``raykube up`` is idempotent: it starts (or joins) Ray, creates whatever named actors are missing
 (with ``get_if_exists``), and waits until the store serves a linearizable read. Everything raykube
 runs lives in one Ray namespace (``raykube`` unless told otherwise), so a second ``up`` finds the
-first one's actors.
+first one's actors. A namespace belongs to one data directory (``cluster.ownership``): the CLI
+refuses to mix the actors of one with the files of another. Everything written under the data
+directory is private to its user (``cluster.datadir``: directories 0700, files 0600).
 
 Placement of store replicas: one replica is pinned to the node that ran ``up`` (its data is on that
 node's disk). With ``--replicas N`` and at least N alive Ray nodes, a detached STRICT_SPREAD
@@ -37,6 +39,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
+from cluster.datadir import private_dir, write_private
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
@@ -68,10 +71,11 @@ class ClusterConfig:
         return ClusterConfig(replicas=int(raw["replicas"]), namespace=raw.get("namespace", DEFAULT_NAMESPACE))
 
     def save(self, data_dir: Path) -> None:
-        data_dir.mkdir(parents=True, exist_ok=True)
-        tmp = data_dir / "cluster.json.tmp"
-        tmp.write_text(json.dumps({"replicas": self.replicas, "namespace": self.namespace}, indent=2))
-        os.replace(tmp, data_dir / "cluster.json")
+        private_dir(data_dir, tighten=True)  # also tightens a data directory an older raykube made
+        write_private(
+            data_dir / "cluster.json",
+            json.dumps({"replicas": self.replicas, "namespace": self.namespace}, indent=2),
+        )
 
 
 # ---------------------------------------------------------------------- Ray
@@ -95,8 +99,8 @@ def connect_ray(address: str | None, data_dir: Path, *, start_if_missing: bool =
         ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
         cmd = [ray_bin, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        data_dir.mkdir(parents=True, exist_ok=True)
-        (data_dir / RAY_MARKER).write_text(str(time.time()))
+        private_dir(data_dir, tighten=True)
+        write_private(data_dir / RAY_MARKER, str(time.time()))
         started = True
         address = "auto"
     ray.init(address=address, namespace=DEFAULT_NAMESPACE, logging_level=logging.ERROR, log_to_driver=False)
@@ -305,7 +309,7 @@ def deploy_node_agents(
     pki = Pki.in_dir(data_dir / "pki")
     api_host = api_host or ray.util.get_node_ip_address()
     manifests = manifests_dir or data_dir / "manifests"
-    manifests.mkdir(parents=True, exist_ok=True)
+    private_dir(manifests)  # a folder the user made keeps its mode
     nodes = _alive_nodes()
     names = node_names(nodes)
     existing = {

@@ -24,6 +24,8 @@ from typing import Any
 
 import ray
 
+from cluster.datadir import private_dir, write_private
+
 log = logging.getLogger("raykube.nodeagent")
 
 RUNTIMES = ("process", "containerd")
@@ -82,7 +84,7 @@ class RuntimeActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        Path(self.root_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(self.root_dir)
         if self.kind == "process":
             from nodeagent.runtimes.process import serve
 
@@ -152,15 +154,13 @@ class NodeAgentActor:
         cfg = self.config
         node_dir = Path(cfg["data_dir"])
         pki = node_dir / "pki"
-        pki.mkdir(parents=True, exist_ok=True)
+        # Credentials are written whole, atomically and 0600 from the start (never chmod-ed after);
+        # ``pods`` (the agent's log root) is made here so it is private too.
         files = {"ca.crt": cfg["ca_pem"], "agent.crt": cfg["cert_pem"], "agent.key": cfg["key_pem"]}
         for name, text in files.items():
-            path = pki / name
-            path.write_text(text)
-            path.chmod(0o600)
-        kubeconfig = node_dir / "kubeconfig"
-        kubeconfig.write_text(cfg["kubeconfig"])
-        kubeconfig.chmod(0o600)
+            write_private(pki / name, text)
+        kubeconfig = write_private(node_dir / "kubeconfig", cfg["kubeconfig"])
+        private_dir(node_dir / "pods")
         client = ApiClient.from_kubeconfig(str(kubeconfig))
         info = machine.gather(
             self.node_name,

@@ -17,7 +17,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
-from cluster.apiserver.tls import Pki, write_file_atomic
+from cluster.apiserver.tls import Pki
+from cluster.datadir import private_dir, write_file_atomic
 
 _KUBECONFIG_MODE = 0o600
 
@@ -73,7 +74,7 @@ def kubeconfig_document(
 
 
 def _write(path: Path, document: dict[str, Any]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     text = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
     write_file_atomic(path, text.encode("utf-8"), mode=_KUBECONFIG_MODE)
     return path

@@ -9,8 +9,8 @@ Invariants:
 - A leaf (server or admin certificate) is re-issued when it is missing, does not match its key, was not
   signed by the current CA, is expired or expires within ``RENEW_BEFORE``, or (server only) lacks a SAN
   for a requested host.
-- Every file is written atomically (temporary file in the same directory, fsync, rename); private keys
-  are mode 0600, certificates 0644, the PKI directory 0700.
+- Every file is written atomically (temporary file in the same directory, fsync, rename) with its
+  final mode: 0600 for keys and certificates alike, the PKI directory 0700 (``cluster.datadir``).
 - Keys are EC P-256: small, fast to generate, and accepted by Go's crypto/tls and OpenSSL alike.
 
 Randomness (keys, serial numbers) comes from the OS through ``cryptography``; time defaults to the
@@ -20,9 +20,7 @@ current UTC time but every entry point takes ``now`` so tests can pin it.
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +32,8 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from cluster.datadir import private_dir, write_file_atomic
 
 CA_COMMON_NAME = "raykube-ca"
 ADMIN_COMMON_NAME = "raykube-admin"
@@ -56,7 +56,7 @@ DEFAULT_SERVER_HOSTS = (
 )
 
 _KEY_MODE = 0o600
-_CERT_MODE = 0o644
+_CERT_MODE = 0o600  # public, but nothing in a data directory is for other users
 
 PrivateKey = ec.EllipticCurvePrivateKey
 
@@ -91,26 +91,7 @@ class SslObjectLike(Protocol):
 
 
 # ---------------------------------------------------------------------------------------------
-# File helpers
-
-
-def write_file_atomic(path: Path, data: bytes, *, mode: int) -> None:
-    """Write ``data`` to ``path`` so readers see the old or the new content, never a torn file.
-
-    The temporary file is created with ``mode`` already set, so a key is never world-readable, even
-    briefly. The parent directory must exist.
-    """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as tmp:
-            tmp.write(data)
-            tmp.flush()
-            os.fsync(tmp.fileno())
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+# File helpers (``write_file_atomic`` comes from ``cluster.datadir`` and stays importable from here)
 
 
 def _key_pem(key: PrivateKey) -> bytes:
@@ -297,8 +278,7 @@ def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None) 
     call detects and repairs).
     """
     now = now or datetime.now(UTC)
-    pki_dir.mkdir(parents=True, exist_ok=True)
-    os.chmod(pki_dir, 0o700)
+    private_dir(pki_dir, tighten=True)
     pki = Pki.in_dir(pki_dir)
 
     ca = _load_pair(pki.ca_cert, pki.ca_key)

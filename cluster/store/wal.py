@@ -47,6 +47,7 @@ from pathlib import Path
 
 import msgpack  # type: ignore[import-untyped]
 
+from cluster.datadir import FILE_MODE, private_dir
 from cluster.store.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
 
 __all__ = ["WAL", "Recovered", "WALCorrupt", "WALError", "WALFailed", "WALLocked", "fsync_dir"]
@@ -125,7 +126,7 @@ def _write_all(fd: int, data: bytes | bytearray) -> None:
 def _write_file_durably(path: Path, data: bytes | bytearray) -> None:
     """tmp file + fsync + rename + directory fsync: ``path`` is either absent or complete, never partial."""
     tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, FILE_MODE)
     try:
         _write_all(fd, data)
         os.fsync(fd)
@@ -261,8 +262,8 @@ class WAL:
         ``save_snapshot``, and raises :class:`WALCorrupt` on damage that cannot be a torn write.
         """
         path = Path(directory)
-        path.mkdir(parents=True, exist_ok=True)
-        lock_fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        private_dir(path)  # 0700 directories, 0600 files: the log holds Secrets in plain text
+        lock_fd = os.open(path / "LOCK", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -406,9 +407,8 @@ class WAL:
             self._unsynced = False
             self.syncs += 1
         seq = self._segments[-1][0] + 1
-        fd = os.open(
-            self._segment_path(seq), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644
-        )
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
+        fd = os.open(self._segment_path(seq), flags, FILE_MODE)
         os.close(self._fd)
         self._fd = fd
         fsync_dir(self._dir)

@@ -15,6 +15,7 @@ from pathlib import Path
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from cluster.apiserver import tls as pki_tls
+from cluster.datadir import private_dir
 
 AGENT_CERT = "agent.crt"
 AGENT_KEY = "agent.key"
@@ -26,7 +27,7 @@ def ensure_agent_cert(
     """Create or reuse ``out_dir/agent.crt`` and ``agent.key`` (CN ``system:node:<node>``, SANs = hosts
     plus loopback and the node name); return their paths. Idempotent."""
     now = now or datetime.now(UTC)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(out_dir)
     cert_path, key_path = out_dir / AGENT_CERT, out_dir / AGENT_KEY
     ca = pki_tls._load_pair(pki.ca_cert, pki.ca_key)
     if ca is None:

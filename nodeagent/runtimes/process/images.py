@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cluster.datadir import private_dir, write_private
 from nodeagent.runtimes.process.layers import add_mount_points, unpack_layers
 from nodeagent.runtimes.process.oci_layout import LayoutError, LayoutImage, read_layout
 
@@ -117,9 +118,7 @@ Records = list[ImageRecord]
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, path)
+    write_private(path, json.dumps(data))
 
 
 class ImageStore:
@@ -127,12 +126,11 @@ class ImageStore:
 
     def __init__(self, root: str | os.PathLike[str], *, scan: bool = True) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.import_dir = self.root / "import"
         self.rootfs_dir = self.root / "rootfs"
         self.refs_dir = self.root / "refs"
         for d in (self.import_dir, self.rootfs_dir, self.refs_dir):
-            d.mkdir(exist_ok=True)
+            private_dir(d)  # the root filesystems inside keep the images' own modes
         self._seen_file = self.root / "imported.json"
         if scan:
             self.scan_imports()
@@ -309,6 +307,4 @@ class ImageStore:
                 )
         if "@" not in name:
             self._path(image_id(name)).unlink(missing_ok=True)
-        tmp = p.with_name(p.name + ".tmp")
-        tmp.write_text(iid)
-        os.replace(tmp, p)
+        write_private(p, iid)

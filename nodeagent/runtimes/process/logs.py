@@ -18,6 +18,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cluster.datadir import open_private, private_dir
+
 MAX_LINE = 16 * 1024
 
 
@@ -55,14 +57,14 @@ class LogWriter:
 
     def __init__(self, path: str | os.PathLike[str], clock_ns: Callable[[], int] = time.time_ns) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._clock_ns = clock_ns
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
 
     def reopen(self) -> None:
         old = self._fd
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o640)
+        private_dir(self.path.parent)
+        self._fd = open_private(self.path, os.O_WRONLY | os.O_APPEND)
         os.close(old)
 
     def write(self, stream: str, records: list[tuple[bytes, bool]]) -> None:

@@ -13,6 +13,8 @@ import os
 import signal
 from pathlib import Path
 
+from cluster.datadir import private_dir, write_private
+
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -80,12 +82,12 @@ class PidLedger:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.dir = Path(directory)
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
 
     def add(self, pid: int) -> None:
         st = start_time(pid)
         if st is not None:
-            (self.dir / str(pid)).write_text(str(st))
+            write_private(self.dir / str(pid), str(st))
 
     def discard(self, pid: int) -> None:
         (self.dir / str(pid)).unlink(missing_ok=True)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 
+from cluster.datadir import private_dir
 from nodeagent.runtimes.process.oci_layout import resolve_in
 
 # bash, since dash cannot redirect fds above 9. $1 image root, $2 state dir, $3 working dir, $4 the fd
@@ -74,8 +75,12 @@ def hosts_file(hostname: str, ip: str = "127.0.0.1") -> str:
 
 
 def prepare(state_dir: str, hostname: str, resolv_conf: str = "/etc/resolv.conf") -> None:
-    """Write ``hosts``, ``hostname`` and ``resolv.conf`` (the host's copy) into ``state_dir``."""
-    os.makedirs(state_dir, exist_ok=True)
+    """Write ``hosts``, ``hostname`` and ``resolv.conf`` (the host's copy) into ``state_dir``.
+
+    ``state_dir`` and its parents are private; the three files are 0644 like the kubelet's, since
+    any user inside the container reads them (bind-mounted, so the 0700 parents do not matter).
+    """
+    private_dir(state_dir)
     with open(os.path.join(state_dir, "hosts"), "w") as f:
         f.write(hosts_file(hostname))
     with open(os.path.join(state_dir, "hostname"), "w") as f:

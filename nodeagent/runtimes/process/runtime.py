@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from cluster.datadir import private_dir
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex
@@ -63,7 +64,7 @@ class ProcessRuntime:
         new_id: Callable[[], str] = lambda: secrets.token_hex(32),
     ) -> None:
         self.root = Path(root_dir)
-        self.root.mkdir(parents=True, exist_ok=True)
+        private_dir(self.root)
         self.isolation = isolation or probe()
         self.cgroups = cgroups or CgroupManager(base="", writable=(), reason="cgroups not configured")
         self.images = ImageStore(self.root / "images")

@@ -113,8 +113,9 @@ def test_server_sans_use_the_right_type(pki: Pki, host: str) -> None:
         pytest.param("ca_key", 0o600, id="ca-key"),
         pytest.param("server_key", 0o600, id="server-key"),
         pytest.param("admin_key", 0o600, id="admin-key"),
-        pytest.param("ca_cert", 0o644, id="ca-cert"),
-        pytest.param("server_cert", 0o644, id="server-cert"),
+        pytest.param("ca_cert", 0o600, id="ca-cert"),
+        pytest.param("server_cert", 0o600, id="server-cert"),
+        pytest.param("admin_cert", 0o600, id="admin-cert"),
     ],
 )
 def test_file_modes(pki: Pki, attribute: str, mode: int) -> None:
