@@ -209,3 +209,54 @@ def test_pods_land_where_kubernetes_puts_them(kubectl: Kubectl) -> None:
     finally:
         kubectl.run("delete", "node", a, b, c, d, e, "--wait=false", "--ignore-not-found", namespaced=False,
                     check=False)  # fmt: skip
+
+
+def pod_scheduled(kubectl: Kubectl, name: str) -> dict[str, Any]:
+    pod = kubectl.json("get", "pod", name)
+    return next(c for c in pod["status"].get("conditions", []) if c["type"] == "PodScheduled")
+
+
+@pytest.mark.timeout(180)
+def test_gated_pod_waits_until_kubectl_patch_removes_its_gate(kubectl: Kubectl) -> None:
+    p = f"gates-{secrets.token_hex(3)}"
+    run_taint = {"key": "raykube.test/run", "value": p, "effect": "NoSchedule"}
+    run_toleration = {"key": "raykube.test/run", "operator": "Equal", "value": p, "effect": "NoSchedule"}
+    node = f"{p}-n"
+    try:
+        add_nodes(kubectl, [(node_manifest(node, f"{p}-z", run_taint, {}, []), "4")])
+        only_here = {HOSTNAME: node}
+        gated = pod_manifest("gated", run_toleration, nodeSelector=only_here,
+                             schedulingGates=[{"name": "example.com/quota"}])  # fmt: skip
+        free = pod_manifest("free", run_toleration, nodeSelector=only_here)
+        kubectl.apply(yaml.safe_dump_all([gated, free]))
+        # The scheduler is live (it binds the ungated pod) and still leaves the gated one alone.
+        assert wait_for(kubectl, ["free"])["free"] == node
+        time.sleep(2.0)
+        assert placements(kubectl)["gated"] == ""
+        row = kubectl.out("get", "pod", "gated", "--no-headers").split()
+        assert row[2] == "SchedulingGated", row
+        condition = pod_scheduled(kubectl, "gated")
+        assert (condition["status"], condition["reason"], condition["message"]) == (
+            "False",
+            "SchedulingGated",
+            "Scheduling is blocked due to non-empty scheduling gates",
+        )
+        events = kubectl.json("get", "events", "--field-selector", "involvedObject.name=gated")["items"]
+        assert not [ev for ev in events if ev["reason"] == "FailedScheduling"]
+
+        add_gate = [{"op": "add", "path": "/spec/schedulingGates/-", "value": {"name": "x"}}]
+        refused = kubectl.fails("patch", "pod", "gated", "--type=json", "-p", json.dumps(add_gate))
+        forbidden = "only deletion is allowed, but found new scheduling gate 'x'"
+        assert f"spec.schedulingGates[1].name: Forbidden: {forbidden}" in refused, refused
+
+        kubectl.run("patch", "pod", "gated", "--type=json",
+                    "-p", json.dumps([{"op": "remove", "path": "/spec/schedulingGates"}]))  # fmt: skip
+        assert wait_for(kubectl, ["gated"])["gated"] == node
+        assert pod_scheduled(kubectl, "gated")["status"] == "True"
+        events = kubectl.json("get", "events", "--field-selector", "involvedObject.name=gated")["items"]
+        assert any(ev["reason"] == "Scheduled" for ev in events)
+    finally:
+        kubectl.run("delete", "pod", "gated", "free", "--wait=false", "--ignore-not-found", check=False)
+        kubectl.run(
+            "delete", "node", node, "--wait=false", "--ignore-not-found", namespaced=False, check=False
+        )
