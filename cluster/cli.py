@@ -23,6 +23,24 @@ def _data_dir(args: argparse.Namespace) -> Path:
     return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
 
 
+def _refuse_foreign(namespace: str, data_dir: Path, doing: str) -> bool:
+    """Print why and return True when ``namespace`` runs the cluster of another data directory."""
+    from cluster.ownership import NamespaceTaken, check
+
+    try:
+        check(namespace, data_dir)
+    except NamespaceTaken as e:
+        console.print(
+            f"[red]error:[/] the Ray namespace {namespace!r} runs the raykube cluster of "
+            f"{e.owner.describe()}, not the one of {data_dir}; {doing}. Use `--data-dir {e.owner.data_dir}` "
+            f"for that cluster, or start this one beside it in a namespace of its own: "
+            f"`raykube up --data-dir {data_dir} --ray-namespace NAME --port 0`.",
+            soft_wrap=True,
+        )
+        return True
+    return False
+
+
 def cmd_up(args: argparse.Namespace) -> int:
     import ray
 
@@ -58,6 +76,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         ("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})"
     )
     namespace = args.ray_namespace or (existing.namespace if existing else None) or default_namespace()
+    from cluster.ownership import NamespaceTaken, claim
+
+    try:
+        claim(namespace, data_dir)
+    except NamespaceTaken:
+        _refuse_foreign(namespace, data_dir, "nothing was started or written")
+        return 2
     cfg = ClusterConfig(replicas=replicas, namespace=namespace)
     cfg.save(data_dir)
     had = find_store(cfg.namespace)
@@ -114,25 +139,31 @@ def cmd_down(args: argparse.Namespace) -> int:
         stop_node_agents,
         teardown,
     )
+    from cluster.ownership import release
 
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
     namespace = cfg.namespace if cfg else default_namespace()
+    foreign = False
     try:
         connect_ray(args.address, data_dir, start_if_missing=False)
-        stopped = stop_node_agents(namespace, remove_pods=True)
-        if stopped:
-            console.print(f"stopped the pods and {len(stopped)} node actor(s)")
-        killed = teardown(namespace)
-        console.print(f"stopped {len(killed)} actor(s): {', '.join(sorted(killed)) or '-'}")
+        # Only ever the cluster of this data directory: another one's actors (and its Ray) stay up.
+        foreign = _refuse_foreign(namespace, data_dir, "stopped nothing")
+        if not foreign:
+            stopped = stop_node_agents(namespace, remove_pods=True)
+            if stopped:
+                console.print(f"stopped the pods and {len(stopped)} node actor(s)")
+            killed = teardown(namespace)
+            release(namespace, data_dir)
+            console.print(f"stopped {len(killed)} actor(s): {', '.join(sorted(killed)) or '-'}")
     except ConnectionError:
         console.print("no Ray cluster running")
-    if ray.is_initialized() and stop_local_ray_if_ours(data_dir):
+    if not foreign and ray.is_initialized() and stop_local_ray_if_ours(data_dir):
         console.print("stopped the local Ray head raykube had started")
     if args.purge:
         shutil.rmtree(data_dir, ignore_errors=True)
         console.print(f"purged {data_dir}")
-    return 0
+    return 1 if foreign else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -146,6 +177,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         connect_ray(args.address, data_dir, start_if_missing=False)
     except ConnectionError:
         console.print("raykube is not running (no Ray cluster); start it with `raykube up`")
+        return 1
+    if _refuse_foreign(namespace, data_dir, "its status is not this one's"):
         return 1
 
     async def collect() -> list[dict[str, Any]]:
@@ -191,6 +224,8 @@ def cmd_store(args: argparse.Namespace) -> int:
     cfg = ClusterConfig.load(data_dir)
     namespace = cfg.namespace if cfg else default_namespace()
     connect_ray(args.address, data_dir, start_if_missing=False)
+    if _refuse_foreign(namespace, data_dir, "its store is not this one's"):
+        return 1
 
     async def run() -> int:
         client = await StoreClient.connect(namespace)
@@ -259,8 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--ray-namespace",
         default=None,
-        help="Ray namespace of the control plane (default: $RAYKUBE_NAMESPACE or raykube); lets several "
-        "raykube clusters share one Ray cluster",
+        help="Ray namespace of the control plane (default: the one in DATA_DIR/cluster.json, else "
+        "$RAYKUBE_NAMESPACE or raykube). A namespace holds one data directory's cluster: to run several "
+        "raykube clusters on one Ray cluster, give each its own (and its own --port)",
     )
     up.add_argument(
         "--runtime",

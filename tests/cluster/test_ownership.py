@@ -1,0 +1,43 @@
+"""The owner record of a Ray namespace: identity by resolved path and host, and how it is named."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from cluster.ownership import NamespaceTaken, Owner
+
+
+@pytest.mark.parametrize(
+    ("other", "same"),
+    [
+        pytest.param(lambda d: Owner.of(d), True, id="same-dir"),
+        pytest.param(lambda d: Owner.of(d / "x" / ".."), True, id="same-dir-other-spelling"),
+        pytest.param(lambda d: Owner.of(d / "link"), True, id="symlink-to-it"),
+        pytest.param(lambda d: Owner.of(d.parent), False, id="other-dir"),
+        pytest.param(lambda d: Owner.of(d, host="elsewhere"), False, id="same-path-other-host"),
+    ],
+)
+def test_owner_identity(tmp_path: Path, other: Callable[[Path], Owner], same: bool) -> None:
+    data = tmp_path / "data"
+    (data / "x").mkdir(parents=True)
+    (tmp_path / "data" / "link").symlink_to(data)
+    mine = Owner.of(data)
+    theirs = other(data)
+    assert (mine == theirs) is same
+    assert Owner.decode(theirs.encode()) == theirs
+
+
+def test_namespace_taken_names_the_owner(tmp_path: Path) -> None:
+    here = Owner.of(tmp_path / "a")
+    remote = Owner(str(tmp_path / "a"), "host-b")
+    assert here.describe() == str(tmp_path / "a") and socket.gethostname() not in here.describe()
+    assert remote.describe() == f"{tmp_path / 'a'} on host host-b"
+    err = NamespaceTaken("raykube", remote, Owner.of(tmp_path / "b"))
+    assert str(err) == (
+        f"the Ray namespace 'raykube' runs the raykube cluster of {tmp_path / 'a'} on host host-b, "
+        f"not of {tmp_path / 'b'}"
+    )

@@ -1,0 +1,200 @@
+"""A data directory after a real `raykube up`: private to its user, and one cluster per Ray namespace.
+
+Run under the heavy lock (`flock /tmp/raykube-heavy.lock`): these tests stop and start Ray.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import secrets
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.integration.conftest import RAYKUBE, ray_stop
+
+pytestmark = pytest.mark.integration
+
+# Paths (relative to the data directory, fnmatch patterns: `*` also crosses `/`) whose modes are
+# not ours to make private, with the reason. Everything else must have no group/other bits.
+EXCEPTIONS = (
+    (
+        "nodes/*/runtime/images/rootfs/*/*",
+        "an imported image's root filesystem keeps the image's modes: a container running as any user "
+        "reads its programs and /etc through the overlay",
+    ),
+    (
+        "nodes/*/runtime/containers/*/hosts",
+        "a chrooted container's /etc/hosts, 0644 as the kubelet writes it: any user in the container "
+        "reads it (bind-mounted, so the 0700 directories above do not matter)",
+    ),
+    ("nodes/*/runtime/containers/*/hostname", "the same, for /etc/hostname"),
+    ("nodes/*/runtime/containers/*/resolv.conf", "the same, for /etc/resolv.conf"),
+    (
+        "nodes/*/runtime/containers/*/upper*",
+        "a chrooted container's writable layer: its root directory's mode is the container's `/`",
+    ),
+    ("nodes/*/runtime/containers/*/work*", "overlayfs' work directory, made by the kernel"),
+    ("nodes/*/runtime/containers/*/merged*", "the mounted container root: the image's modes"),
+)
+# With --runtime containerd, containerd owns nodes/*/runtime/{root,state,opt,runc} (0711 directories, so
+# containers running as other users reach their bundles); this test runs the process runtime.
+
+
+def loose_paths(root: Path) -> list[str]:
+    """Entries under ``root`` (itself included) with any group/other permission bit, as "mode path"."""
+    found = []
+    entries = [root]
+    for dirpath, dirnames, filenames in os.walk(root):
+        entries += [Path(dirpath) / name for name in (*dirnames, *filenames)]
+    for path in entries:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            continue  # a link's own mode means nothing; its target is checked where it lies
+        rel = "." if path == root else str(path.relative_to(root))
+        if any(fnmatch.fnmatch(rel, pattern) for pattern, _ in EXCEPTIONS):
+            continue
+        if st.st_mode & 0o077:
+            found.append(f"{stat.S_IMODE(st.st_mode):04o} {rel}")
+    return found
+
+
+def cli(*args: str, data_dir: Path, namespace: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """`raykube ARGS --data-dir DATA_DIR` with RAYKUBE_NAMESPACE and the common umask 022."""
+    env = dict(os.environ, RAYKUBE_NAMESPACE=namespace, RAY_USAGE_STATS_ENABLED="0", COLUMNS="200")
+    env.pop("RAYKUBE_DATA_DIR", None)
+    return subprocess.run(
+        [*RAYKUBE, *args, "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        check=False,
+        preexec_fn=lambda: os.umask(0o022),  # what the report saw: 0644 files, 0755 directories
+    )
+
+
+def ok(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+    return proc.stdout
+
+
+def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path) -> None:
+    data_dir, namespace = tmp_path / "data", f"modes-{secrets.token_hex(4)}"
+    manifests = data_dir / "manifests"
+    manifests.mkdir(parents=True, mode=0o700)
+    os.chmod(data_dir, 0o755)  # as an older raykube left it: `up` tightens the data directory itself
+    marker = f"static-{secrets.token_hex(4)}"
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "modes", "namespace": "default"},
+        "spec": {
+            "terminationGracePeriodSeconds": 1,
+            "containers": [
+                {"name": "app", "image": "busybox", "command": ["sh", "-c", f"echo {marker}; sleep 300"]}
+            ],
+        },
+    }
+    manifest = manifests / "modes.yaml"
+    manifest.write_text(yaml.safe_dump(pod))
+    manifest.chmod(0o600)
+    ray_stop()
+    try:
+        ok(cli("up", "--port", "0", data_dir=data_dir, namespace=namespace, timeout=300))
+        # A static pod running gives the node's runtime and log folders something to create.
+        deadline = time.monotonic() + 90
+        logs: list[Path] = []
+        while time.monotonic() < deadline:
+            logs = [p for p in data_dir.glob("nodes/*/pods/*/app/*.log") if marker in p.read_text()]
+            if logs:
+                break
+            time.sleep(1)
+        tree = "\n".join(sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")))
+        assert logs, f"the static pod's log never showed {marker} within 90 s; the data dir holds:\n{tree}"
+        for expected in ("store", "pki", "kubeconfig", "cluster.json", "nodes"):
+            assert (data_dir / expected).exists(), tree
+        loose = loose_paths(data_dir)
+        assert loose == [], "open to group or others:\n" + "\n".join(loose)
+    finally:
+        cli("down", "--purge", data_dir=data_dir, namespace=namespace, timeout=120)
+        ray_stop()
+
+
+def test_a_second_data_dir_never_takes_over_the_first_ones_cluster(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    shared, own = f"shared-{secrets.token_hex(4)}", f"own-{secrets.token_hex(4)}"
+    named_a = os.path.realpath(a)
+    ray_stop()
+    # A Ray cluster neither data directory started, so neither `down` stops it.
+    ray_bin = str(Path(sys.executable).with_name("ray"))
+    subprocess.run(
+        [ray_bin, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    try:
+        ok(cli("up", "--port", "0", "--runtime", "none", data_dir=a, namespace=shared, timeout=300))
+        ok(cli("store", "put", "/who", "a", data_dir=a, namespace=shared))
+
+        # B in A's namespace: refused, naming A, with nothing written for B.
+        up_b = cli("up", "--port", "0", "--runtime", "none", data_dir=b, namespace=shared)
+        assert up_b.returncode == 2, up_b.stdout + up_b.stderr
+        assert named_a in up_b.stdout and "--ray-namespace" in up_b.stdout, up_b.stdout
+        assert not (b / "kubeconfig").exists() and not (b / "cluster.json").exists()
+        for command in (("status",), ("store", "get", "/who")):
+            refused = cli(*command, data_dir=b, namespace=shared)
+            assert refused.returncode == 1 and named_a in refused.stdout, (command, refused.stdout)
+
+        # `down` for B stops nothing of A's.
+        down_b = cli("down", data_dir=b, namespace=shared)
+        assert down_b.returncode == 1 and named_a in down_b.stdout, down_b.stdout
+        assert "stopped 0" not in down_b.stdout and "actor(s):" not in down_b.stdout, down_b.stdout
+        assert ok(cli("store", "get", "/who", data_dir=a, namespace=shared)).strip() == "a"
+
+        # B beside A in a namespace of its own: its own store, API server and kubeconfig.
+        ok(
+            cli(
+                "up", "--port", "0", "--runtime", "none", "--ray-namespace", own, data_dir=b, namespace=shared
+            )
+        )
+        ok(cli("store", "put", "/who", "b", data_dir=b, namespace=shared))  # cluster.json names `own`
+        assert ok(cli("store", "get", "/who", data_dir=a, namespace=shared)).strip() == "a"
+        assert ok(cli("store", "get", "/who", data_dir=b, namespace=shared)).strip() == "b"
+        servers = {
+            d: yaml.safe_load((d / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+            for d in (a, b)
+        }
+        assert servers[a] != servers[b], servers
+
+        # Stopping B leaves A serving; A stops only itself too.
+        ok(cli("down", data_dir=b, namespace=shared))
+        assert cli("status", data_dir=b, namespace=shared).returncode == 1
+        assert ok(cli("store", "get", "/who", data_dir=a, namespace=shared)).strip() == "a"
+        ok(cli("down", data_dir=a, namespace=shared))
+        # The namespace is free again: B may now use it (and then gives it back).
+        ok(
+            cli(
+                "up",
+                "--port",
+                "0",
+                "--runtime",
+                "none",
+                "--ray-namespace",
+                shared,
+                data_dir=b,
+                namespace=shared,
+            )
+        )
+        ok(cli("down", data_dir=b, namespace=shared))
+    finally:
+        for d in (b, a):
+            cli("down", "--purge", data_dir=d, namespace=shared, timeout=120)
+        ray_stop()
