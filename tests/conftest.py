@@ -16,7 +16,9 @@ import pytest
 
 from tests import capabilities
 
-pytest_plugins = ["pytester"]  # tests/test_conftest.py runs these hooks on small suites
+# pytester: tests/test_conftest.py runs these hooks on small suites; leftovers: the run fails when it
+# leaves raykube-* files in the temp dir (a kubeconfig's private key was once among them).
+pytest_plugins = ["pytester", "tests.leftovers"]
 
 NIGHTLY_ENV = "RAYKUBE_NIGHTLY"
 _NIGHTLY_DESELECTED = pytest.StashKey[int]()
