@@ -14,9 +14,9 @@ changed nothing (500); anything else is a 500 whose outcome is unknown for a wri
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
@@ -36,6 +36,7 @@ from cluster.store.mvcc import (
 )
 
 REGISTRY = "/registry/"
+_T = TypeVar("_T")
 
 
 def resource_prefix(info: ResourceInfo) -> str:
@@ -104,27 +105,38 @@ class ListResult:
 
 
 class ObjectStore:
+    """Objects in the store. A store that does not answer (``Unavailable``) surfaces here as the 504
+    ``StatusError`` of ``status_for_store_error``, which knows whether the call was a read or a write;
+    typed store errors (``Compacted``, ...) pass through for callers that handle them."""
+
     def __init__(self, client: StoreClient) -> None:
         self.client = client
 
+    @staticmethod
+    async def _call(call: Awaitable[_T], *, write: bool) -> _T:
+        try:
+            return await call
+        except Unavailable as e:
+            raise status_for_store_error(e, write=write) from e
+
     async def get(self, key: str) -> dict[str, Any] | None:
-        kv = await self.client.get(key.encode())
+        kv = await self._call(self.client.get(key.encode()), write=False)
         return decode(kv) if kv else None
 
     async def exists(self, key: str) -> bool:
-        return await self.client.get(key.encode()) is not None
+        return await self._call(self.client.get(key.encode()), write=False) is not None
 
     async def current_revision(self, prefix: str) -> int:
-        res = await self.client.range(RangeOp(prefix.encode(), prefix_end(prefix.encode()), count_only=True))
+        op = RangeOp(prefix.encode(), prefix_end(prefix.encode()), count_only=True)
+        res = await self._call(self.client.range(op), write=False)
         return res.revision
 
     async def list(
         self, prefix: str, *, start_after: bytes = b"", limit: int = 0, revision: int = 0
     ) -> ListResult:
         start = start_after + b"\0" if start_after else prefix.encode()
-        res = await self.client.range(
-            RangeOp(start, prefix_end(prefix.encode()), limit=limit, revision=revision)
-        )
+        op = RangeOp(start, prefix_end(prefix.encode()), limit=limit, revision=revision)
+        res = await self._call(self.client.range(op), write=False)
         items = [decode(kv) for kv in res.kvs]
         last = res.kvs[-1].key if res.kvs else b""
         return ListResult(items, revision or res.revision, res.more, last)
@@ -136,7 +148,7 @@ class ObjectStore:
         keys = [key, *extra_creates]
         cmp = [Compare(k.encode(), CompareTarget.VERSION, CompareResult.EQUAL, 0) for k in keys]
         puts = [PutOp(key.encode(), encode(obj))] + [PutOp(k.encode(), key.encode()) for k in extra_creates]
-        res = await self.client.txn(cmp, puts)
+        res = await self._call(self.client.txn(cmp, puts), write=True)
         if not res.succeeded:
             raise Conflict(key)
         out = dict(obj)
@@ -145,7 +157,7 @@ class ObjectStore:
 
     async def update(self, key: str, obj: dict[str, Any], expected_revision: int) -> dict[str, Any]:
         cmp = Compare(key.encode(), CompareTarget.MOD, CompareResult.EQUAL, expected_revision)
-        res = await self.client.txn([cmp], [PutOp(key.encode(), encode(obj))])
+        res = await self._call(self.client.txn([cmp], [PutOp(key.encode(), encode(obj))]), write=True)
         if not res.succeeded:
             raise Conflict(key)
         out = dict(obj)
@@ -155,11 +167,12 @@ class ObjectStore:
     async def delete(self, key: str, expected_revision: int, extra_deletes: Sequence[str] = ()) -> int:
         cmp = Compare(key.encode(), CompareTarget.MOD, CompareResult.EQUAL, expected_revision)
         ops = [DeleteRangeOp(key.encode())] + [DeleteRangeOp(k.encode()) for k in extra_deletes]
-        res = await self.client.txn([cmp], ops)
+        res = await self._call(self.client.txn([cmp], ops), write=True)
         if not res.succeeded:
             raise Conflict(key)
         return res.revision
 
     async def keys_with_prefix(self, prefix: str) -> list[str]:
-        res = await self.client.range(RangeOp(prefix.encode(), prefix_end(prefix.encode()), keys_only=True))
+        op = RangeOp(prefix.encode(), prefix_end(prefix.encode()), keys_only=True)
+        res = await self._call(self.client.range(op), write=False)
         return [kv.key.decode() for kv in res.kvs]

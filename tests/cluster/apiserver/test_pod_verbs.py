@@ -10,11 +10,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestClient, TestServer
 
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup
+from cluster.apiserver.server import ApiServer
 from cluster.apiserver.storage import DEADLINE_EXCEEDED, OUTCOME_UNKNOWN, ObjectStore, status_for_store_error
 from cluster.store.client import Unavailable
 from cluster.store.mvcc import RequestTooLarge
@@ -382,4 +384,48 @@ def test_eviction_of_missing_pod_is_404() -> None:
 )
 def test_status_for_store_error(error: Exception, write: bool, want: Expect) -> None:
     err = status_for_store_error(error, write=write)
+    check(err.code, err, want)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "want"),
+    [
+        pytest.param("POST", "pods/p/binding", BINDING, TIMEOUT_UNKNOWN, id="binding-write-lost"),
+        pytest.param("POST", "pods/p/eviction", EVICT, TIMEOUT_UNKNOWN, id="eviction-write-lost"),
+        pytest.param("PUT", "configmaps/c", {"metadata": {"name": "c"}}, TIMEOUT_READ, id="update-read-lost"),
+        pytest.param(
+            "PUT", "configmaps/c", {"metadata": {"name": "c"}}, TIMEOUT_UNKNOWN, id="update-write-lost"
+        ),
+    ],
+)
+def test_the_server_answers_a_kubernetes_status(
+    method: str, path: str, body: dict[str, Any], want: Expect
+) -> None:
+    """Through the real routes and error middleware: the HTTP code, headers and v1.Status body."""
+    store = FaultyStore()
+    store.put_object(POD_KEY, pod())
+    store.put_object("/registry/configmaps/default/c", {"metadata": {"name": "c", "namespace": "default"}})
+    if want is TIMEOUT_READ:
+        store.range_faults = [Fault(LOST)]
+    else:
+        store.txn_faults = [Fault(LOST)]
+
+    async def go() -> tuple[int, dict[str, Any]]:
+        server = ApiServer(store)  # type: ignore[arg-type]
+        app = server.app(insecure_local=True)
+        app.on_startup.clear()  # no system objects, no background loops: only the request
+        app.on_cleanup.clear()
+        async with TestClient(TestServer(app)) as client:
+            resp = await client.request(method, f"/api/v1/namespaces/default/{path}", json=body)
+            return resp.status, await resp.json()
+
+    status, reply = asyncio.run(go())
+    assert status == want.code
+    assert (reply["kind"], reply["status"], reply["code"], reply["reason"]) == (
+        "Status",
+        "Failure",
+        want.code,
+        want.reason,
+    )
+    err = StatusError(reply["code"], reply["reason"], reply["message"])
     check(err.code, err, want)
