@@ -510,7 +510,7 @@ class Scheduler:
             self.cache.forget(pod, bound.node_name)
             if bound.result.state is not None:
                 bound.framework.run_unreserve(bound.result.state, pod, bound.node_name)
-            if error.status in (404, 409):
+            if error.status == 404 or (error.status == 409 and not self._still_pending(pod)):
                 self.queue.done(bound.pinfo.key)  # deleted, or bound by someone else
             else:
                 self.queue.add_backoff(bound.pinfo)
@@ -519,6 +519,14 @@ class Scheduler:
                 )
         self._wake.set()
         await asyncio.gather(*events)
+
+    def _still_pending(self, pod: dict[str, Any]) -> bool:
+        """Whether the informer still shows the pod unbound and not terminating. As kube-scheduler's
+        failure handler, a rejected binding drops the pod only when it was bound or deleted meanwhile; a
+        409 from a write race (or a gate the informer has not shown yet) must not lose the pod."""
+        meta = _meta(pod)
+        cached = self.pods.store.get(meta.get("namespace") or "default", str(meta.get("name", "")))
+        return cached is not None and not _node_name(cached) and not _meta(cached).get("deletionTimestamp")
 
     async def _handle_failure(self, pinfo: QueuedPodInfo, cycle: int, result: ScheduleResult) -> None:
         pod = pinfo.pod

@@ -203,6 +203,7 @@ def test_bound_pod_confirmed_by_informer_leaves_assumed() -> None:
 @pytest.mark.parametrize(
     ("status", "place"),
     [
+        pytest.param(404, None, id="pod-gone"),
         pytest.param(409, None, id="conflict-already-bound"),
         pytest.param(500, "backoff", id="server-error-backs-off"),
         # The store did not answer: the binding may or may not have applied. Forget the assumption and
@@ -220,6 +221,28 @@ def test_failed_binding_forgets_the_pod(status: int, place: str | None) -> None:
     assert scheduler.cache.assumed == {}
     assert scheduler.queue.place_of(p) == place
     assert client.events("Scheduled") == []
+
+
+@pytest.mark.parametrize(
+    ("informer_sees", "place"),
+    [
+        pytest.param(pod("p"), "backoff", id="still-unbound-retried"),
+        pytest.param(pod("p", node_name="n2"), None, id="bound-elsewhere-dropped"),
+        pytest.param(None, None, id="deleted-dropped"),
+    ],
+)
+def test_conflict_drops_the_pod_only_when_the_informer_shows_it_settled(
+    informer_sees: dict[str, Any] | None, place: str | None
+) -> None:
+    client = FakeClient({"p": ApiError(409, "Conflict", "the object kept changing")})
+    scheduler = make(client)
+    scheduler._on_node_add(node("n1"))
+    scheduler.pods.store.replace([informer_sees] if informer_sees else [])
+    p = pod("p")
+    scheduler._on_pod_add(p)
+    asyncio.run(drain(scheduler))
+    assert scheduler.cache.assumed == {}
+    assert scheduler.queue.place_of(p) == place
 
 
 def test_binding_that_applied_despite_a_timeout_leaves_the_queue() -> None:
