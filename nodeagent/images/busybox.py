@@ -22,6 +22,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 
+from cluster.datadir import private_dir
 from nodeagent.images.oci import BuiltImage, Entry, ImageSpec, write_layout_tar
 
 BUSYBOX_IMAGE = "docker.io/library/busybox:latest"
@@ -97,7 +98,7 @@ def write_images(out_dir: str, busybox: str = DEFAULT_BUSYBOX) -> dict[str, tupl
     names = applets(busybox)
     with open(busybox, "rb") as f:
         binary = f.read()
-    os.makedirs(out_dir, exist_ok=True)
+    private_dir(out_dir)
     result: dict[str, tuple[str, BuiltImage]] = {}
     for spec, filename in (
         (busybox_spec(binary, names), "busybox.oci.tar"),

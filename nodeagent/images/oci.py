@@ -26,6 +26,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from cluster.datadir import open_private
+
 # 2000-01-01T00:00:00Z; a fixed, non-zero time so tools that treat 0 as "unset" still show a date.
 EPOCH = 946684800
 CREATED = "2000-01-01T00:00:00Z"
@@ -216,7 +218,7 @@ def write_layout_tar(spec: ImageSpec, path: str) -> BuiltImage:
     """Build `spec` and write its layout tarball to `path` (replaced atomically). Returns the image."""
     image = build(spec)
     tmp = f"{path}.tmp.{os.getpid()}"
-    with open(tmp, "wb") as f:
+    with os.fdopen(open_private(tmp, os.O_WRONLY | os.O_TRUNC), "wb") as f:
         f.write(layout_tar(image))
     os.replace(tmp, path)
     return image

@@ -8,15 +8,19 @@ from __future__ import annotations
 import fnmatch
 import os
 import secrets
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
 import yaml
 
+from nodeagent.runtimes.containerd import missing_prerequisites
+from tests.capabilities import require
 from tests.integration.conftest import RAYKUBE, ray_stop
 
 pytestmark = pytest.mark.integration
@@ -43,11 +47,27 @@ EXCEPTIONS = (
     ("nodes/*/runtime/containers/*/work*", "overlayfs' work directory, made by the kernel"),
     ("nodes/*/runtime/containers/*/merged*", "the mounted container root: the image's modes"),
 )
-# With --runtime containerd, containerd owns nodes/*/runtime/{root,state,opt,runc} (0711 directories, so
-# containers running as other users reach their bundles); this test runs the process runtime.
+# With --runtime containerd, what containerd, runc and the CNI plugins create themselves.
+CONTAINERD_EXCEPTIONS = (
+    (
+        "nodes/*/runtime/root/*",
+        "containerd's root: content store, image snapshots (the images' modes), CRI sandbox /etc files; "
+        "0711 directories as containerd makes them, so a container of another user reaches its bundle",
+    ),
+    ("nodes/*/runtime/root", "the same"),
+    ("nodes/*/runtime/state*", "containerd's state directory (bundles, fifos), made by containerd"),
+    ("nodes/*/runtime/opt*", "containerd's plugin directory, 0711 as containerd expects it"),
+    ("nodes/*/runtime/runc*", "runc's state, made by runc"),
+    ("nodes/*/runtime/containerd.sock*", "containerd's sockets, 0660 as containerd makes them"),
+    ("nodes/*/runtime/cni/ipam/*", "the host-local IPAM plugin's leases, made by the plugin"),
+    (
+        "nodes/*/pods/*",
+        "containerd creates a container's log folder and file itself (0755/0640, as under /var/log/pods)",
+    ),
+)
 
 
-def loose_paths(root: Path) -> list[str]:
+def loose_paths(root: Path, exceptions: tuple[tuple[str, str], ...] = EXCEPTIONS) -> list[str]:
     """Entries under ``root`` (itself included) with any group/other permission bit, as "mode path"."""
     found = []
     entries = [root]
@@ -58,7 +78,7 @@ def loose_paths(root: Path) -> list[str]:
         if stat.S_ISLNK(st.st_mode):
             continue  # a link's own mode means nothing; its target is checked where it lies
         rel = "." if path == root else str(path.relative_to(root))
-        if any(fnmatch.fnmatch(rel, pattern) for pattern, _ in EXCEPTIONS):
+        if any(fnmatch.fnmatch(rel, pattern) for pattern, _ in exceptions):
             continue
         if st.st_mode & 0o077:
             found.append(f"{stat.S_IMODE(st.st_mode):04o} {rel}")
@@ -85,7 +105,13 @@ def ok(proc: subprocess.CompletedProcess[str]) -> str:
     return proc.stdout
 
 
-def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path) -> None:
+@pytest.mark.parametrize("runtime", ["process", "containerd"])
+def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path, runtime: str) -> None:
+    if runtime == "containerd":
+        problems = missing_prerequisites()
+        require("containerd", f"containerd needs: {'; '.join(problems)}" if problems else None)
+        # containerd's sockets live under the data dir: keep the path short (unix sockets: 108 bytes).
+        tmp_path = Path(tempfile.mkdtemp(prefix="rk-modes-", dir="/tmp"))
     data_dir, namespace = tmp_path / "data", f"modes-{secrets.token_hex(4)}"
     manifests = data_dir / "manifests"
     manifests.mkdir(parents=True, mode=0o700)
@@ -107,7 +133,11 @@ def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path) -> No
     manifest.chmod(0o600)
     ray_stop()
     try:
-        ok(cli("up", "--port", "0", data_dir=data_dir, namespace=namespace, timeout=300))
+        ok(
+            cli(
+                "up", "--port", "0", "--runtime", runtime, data_dir=data_dir, namespace=namespace, timeout=300
+            )
+        )
         # A static pod running gives the node's runtime and log folders something to create.
         deadline = time.monotonic() + 90
         logs: list[Path] = []
@@ -120,11 +150,13 @@ def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path) -> No
         assert logs, f"the static pod's log never showed {marker} within 90 s; the data dir holds:\n{tree}"
         for expected in ("store", "pki", "kubeconfig", "cluster.json", "nodes"):
             assert (data_dir / expected).exists(), tree
-        loose = loose_paths(data_dir)
+        loose = loose_paths(data_dir, EXCEPTIONS + (CONTAINERD_EXCEPTIONS if runtime == "containerd" else ()))
         assert loose == [], "open to group or others:\n" + "\n".join(loose)
     finally:
-        cli("down", "--purge", data_dir=data_dir, namespace=namespace, timeout=120)
+        cli("down", "--purge", data_dir=data_dir, namespace=namespace, timeout=180)
         ray_stop()
+        if runtime == "containerd":
+            shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_a_second_data_dir_never_takes_over_the_first_ones_cluster(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
+from cluster.datadir import open_private, private_dir, write_private
 from nodeagent.images import PAUSE_IMAGE, write_images
 from nodeagent.images.busybox import DEFAULT_BUSYBOX
 from nodeagent.runtimes.containerd import cleanup as host
@@ -180,14 +181,15 @@ class ContainerdRuntime:
 
     def _prepare(self) -> None:
         p = self.paths
-        for d in (p.root_dir, p.root, p.state, p.opt, p.runc_root, p.cni_conf_dir, p.ipam_data_dir):
+        # containerd's own trees are 0711 as containerd makes them (a container of another user reaches
+        # its bundle); what we write is private to the user, like the rest of the data directory.
+        for d in (p.root, p.state, p.opt, p.runc_root):
             os.makedirs(d, mode=0o711, exist_ok=True)
-        with open(p.config, "w") as f:
-            f.write(render_config(p, sandbox_image=self.sandbox_image))
+        for d in (p.root_dir, p.cni_conf_dir, p.ipam_data_dir):
+            private_dir(d)
+        write_private(p.config, render_config(p, sandbox_image=self.sandbox_image))
         conflist = os.path.join(p.cni_conf_dir, conflist_filename(self.network))
-        with open(conflist + ".tmp", "w") as f:
-            json.dump(render_conflist(self.network, p), f, indent=2)
-        os.replace(conflist + ".tmp", conflist)
+        write_private(conflist, json.dumps(render_conflist(self.network, p), indent=2))
         self._kill_stale()
         for stale in (p.socket, p.ttrpc_socket):
             with contextlib.suppress(FileNotFoundError):
@@ -212,7 +214,7 @@ class ContainerdRuntime:
 
     async def _launch(self) -> None:
         if self._log is None:
-            self._log = open(self.paths.log, "ab")  # noqa: SIM115 - closed in stop()
+            self._log = os.fdopen(open_private(self.paths.log, os.O_WRONLY | os.O_APPEND), "ab")
         self._ready = False
         self._proc = await asyncio.create_subprocess_exec(
             "containerd",
