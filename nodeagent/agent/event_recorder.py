@@ -7,9 +7,11 @@ drops the event and counts it in ``dropped``, so a slow or absent API server can
 worker. ``run()`` (one task per agent) drains the queue through the ``EventCorrelator`` and writes
 each result with the agent's API client: POST ``v1/events`` for a new event, a merge PATCH of
 ``count``/``lastTimestamp``/``message`` for a repeat (a 404 on the PATCH, e.g. the Event expired,
-falls back to a create, as client-go does). A write that fails otherwise is retried ``retries`` times
-and then counted in ``failed``; an ``AlreadyExists`` is not retried. ``flush()`` waits until
-everything queued so far has been handled (tests; the agent's stop).
+falls back to a create, as client-go does). As in client-go, only a write that did not reach the
+server (a transport error or ``write_timeout``) is retried, ``retries`` times with a growing pause;
+one the server rejected (a terminating namespace, an existing name, anything with an HTTP status) is
+dropped at once, so it never holds up the events behind it. Both are counted in ``failed``.
+``flush()`` waits until everything queued so far has been handled (tests; the agent's stop).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Protocol
 
-from cluster.client.errors import ApiError
+from cluster.client.errors import ApiError, TransportError
 from nodeagent.agent.api import AgentApi
 from nodeagent.kubelet import events as ev
 
@@ -53,6 +55,7 @@ class EventRecorder:
         max_queued: int = 1000,
         retries: int = 3,
         retry_delay: float = 1.0,
+        write_timeout: float = 15.0,
     ) -> None:
         self.api = api
         self.host = host
@@ -61,6 +64,7 @@ class EventRecorder:
         self.max_queued = max_queued
         self.retries = retries
         self.retry_delay = retry_delay
+        self.write_timeout = write_timeout
         self.dropped = 0
         self.failed = 0
         self.written = 0
@@ -106,14 +110,23 @@ class EventRecorder:
             return  # spam-filtered
         for attempt in range(self.retries + 1):
             try:
-                written = await self._write(result)
-            except ApiError as err:
-                if err.status == 409 or attempt == self.retries:
+                written = await asyncio.wait_for(self._write(result), self.write_timeout)
+            except (TransportError, TimeoutError) as err:
+                if attempt == self.retries:
                     self.failed += 1
                     log.warning("event %s for %s not recorded: %s", event.reason, event.ref.name, err)
                     return
                 await asyncio.sleep(self.retry_delay * (attempt + 1))
                 continue
+            except ApiError as err:
+                # The server answered: retrying cannot help (client-go: "will not retry!"). A terminating
+                # namespace or an existing name is routine, anything else worth a warning.
+                self.failed += 1
+                routine = err.status == 409 or "being terminated" in str(err)
+                (log.debug if routine else log.warning)(
+                    "event %s for %s not recorded: %s", event.reason, event.ref.name, err
+                )
+                return
             self.correlator.update_state(result.key, written)
             self.written += 1
             return

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from cluster.client.errors import ApiError, TransportError
 from nodeagent.agent.agent import NodeAgent
 from nodeagent.agent.event_recorder import EventRecorder
 from nodeagent.kubelet import events as ev
@@ -158,3 +159,40 @@ def test_limits_the_runtime_cannot_apply_are_a_warning_on_the_pod_and_the_node(t
         assert "ResourceLimitsNotApplied" not in reasons(api, "free")  # no limits asked, nothing to say
 
     run(tmp_path, scenario)
+
+
+class _RejectingApi(FakeApi):
+    """A terminating namespace (403, as the API server's NamespaceLifecycle) and, once, a lost connection."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transport_failures = 1
+        self.rejected = 0
+
+    async def create(
+        self, group_version: str, plural: str, namespace: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if plural == "events" and namespace == "gone":
+            self.rejected += 1
+            raise ApiError(403, "Forbidden", 'events "x" is forbidden: namespace gone is being terminated')
+        if plural == "events" and self.transport_failures:
+            self.transport_failures -= 1
+            raise TransportError("connection refused")
+        return await super().create(group_version, plural, namespace, body)
+
+
+def test_a_rejected_event_is_not_retried_and_a_lost_connection_is() -> None:
+    async def scenario() -> None:
+        api = _RejectingApi()
+        recorder = EventRecorder(api, "node-a", lambda: datetime(2026, 1, 1), retry_delay=0.01)
+        sender = asyncio.create_task(recorder.run())
+        recorder.event(ev.ObjectRef("Pod", "p", "ok", "u1"), ev.NORMAL, "Started", "Started container a")
+        for i in range(20):  # client-go never retries these: a retry of each would stall the queue
+            recorder.event(ev.ObjectRef("Pod", f"p{i}", "gone", f"u{i}"), ev.NORMAL, "Killing", "Stopping")
+        recorder.event(ev.ObjectRef("Pod", "q", "ok", "u2"), ev.NORMAL, "Started", "Started container b")
+        await recorder.flush(timeout=5)
+        assert (recorder.written, recorder.failed) == (2, 20)  # the first went through on its retry
+        assert api.rejected == 20  # one attempt each
+        sender.cancel()
+
+    asyncio.run(scenario())
