@@ -130,7 +130,7 @@ def ensure_kubelet_client_cert(pki_dir: Path, *, now: datetime | None = None) ->
     if have is None or not tls._signed_by(have[0], ca[0]) or not tls._fresh(have[0], now):
         cert_pem, key_pem = tls.issue_client_cert(pki, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUPS, now=now)
         tls.write_file_atomic(key_path, key_pem, mode=0o600)
-        tls.write_file_atomic(cert_path, cert_pem, mode=0o644)
+        tls.write_file_atomic(cert_path, cert_pem, mode=0o600)  # nothing in the data dir is for others
     return cert_path, key_path
 
 

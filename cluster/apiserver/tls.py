@@ -33,7 +33,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from cluster.datadir import private_dir, write_file_atomic
+from cluster.datadir import private_dir
+from cluster.datadir import write_file_atomic as write_file_atomic  # re-exported
 
 CA_COMMON_NAME = "raykube-ca"
 ADMIN_COMMON_NAME = "raykube-admin"
