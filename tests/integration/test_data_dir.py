@@ -9,16 +9,20 @@ import fnmatch
 import os
 import secrets
 import shutil
+import ssl
 import stat
 import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
+from cluster.apiserver.proxy import KUBELET_CLIENT_CERT
 from nodeagent.runtimes.containerd import missing_prerequisites
 from tests.capabilities import require
 from tests.integration.conftest import RAYKUBE, ray_stop
@@ -100,6 +104,24 @@ def cli(*args: str, data_dir: Path, namespace: str, timeout: float = 240) -> sub
     )
 
 
+def read_pod_log(data_dir: Path, pod: str, timeout: float = 60) -> str:
+    """``pods/<pod>/log`` in ``default`` as the admin, retried until the mirror pod exists."""
+    pki = data_dir / "pki"
+    context = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+    context.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+    server = yaml.safe_load((data_dir / "kubeconfig").read_text())["clusters"][0]["cluster"]["server"]
+    deadline, last = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        try:
+            url = f"{server}/api/v1/namespaces/default/pods/{pod}/log"
+            with urllib.request.urlopen(url, context=context, timeout=10) as reply:
+                return str(reply.read().decode())
+        except (urllib.error.URLError, OSError) as e:
+            last = str(e)
+        time.sleep(1)
+    raise AssertionError(f"no log of pod {pod} within {timeout} s: {last}")
+
+
 def ok(proc: subprocess.CompletedProcess[str]) -> str:
     assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -148,6 +170,10 @@ def test_nothing_under_the_data_dir_is_open_to_other_users(tmp_path: Path, runti
             time.sleep(1)
         tree = "\n".join(sorted(str(p.relative_to(data_dir)) for p in data_dir.rglob("*")))
         assert logs, f"the static pod's log never showed {marker} within 90 s; the data dir holds:\n{tree}"
+        # Reading the log through the API server makes it write its kubelet-client credentials too.
+        node = logs[0].relative_to(data_dir).parts[1]
+        assert marker in read_pod_log(data_dir, f"modes-{node}")
+        assert (data_dir / "pki" / KUBELET_CLIENT_CERT).exists()
         for expected in ("store", "pki", "kubeconfig", "cluster.json", "nodes"):
             assert (data_dir / expected).exists(), tree
         loose = loose_paths(data_dir, EXCEPTIONS + (CONTAINERD_EXCEPTIONS if runtime == "containerd" else ()))
