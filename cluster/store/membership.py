@@ -26,6 +26,8 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cluster.datadir import private_dir
+
 MEMBER_MARKER = "member.json"  # in each replica's data directory, once it holds a log
 CLUSTER_MARKER = "cluster.json"  # in the cluster's store directory, once the cluster was created
 
@@ -50,7 +52,7 @@ def empty_start_rule(*, initial: bool, join: bool, reconstructed: bool) -> Empty
 
 def write_marker(directory: Path, name: str, payload: dict[str, Any]) -> None:
     """Write ``directory/name`` atomically and durably, mode 0600 (tmp file, fsync, rename, dir fsync)."""
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dir(directory)
     path = directory / name
     tmp = directory / f".{name}.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
