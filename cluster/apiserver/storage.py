@@ -14,6 +14,7 @@ changed nothing (500); anything else is a 500 whose outcome is unknown for a wri
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -172,7 +173,7 @@ class ObjectStore:
             raise Conflict(key)
         return res.revision
 
-    async def keys_with_prefix(self, prefix: str) -> list[str]:
+    async def keys_with_prefix(self, prefix: str) -> builtins.list[str]:
         op = RangeOp(prefix.encode(), prefix_end(prefix.encode()), keys_only=True)
         res = await self._call(self.client.range(op), write=False)
         return [kv.key.decode() for kv in res.kvs]

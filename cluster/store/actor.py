@@ -54,7 +54,7 @@ class RayTransport:
         handle.step_batch.remote(messages)
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=10_000)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=10_000)  # type: ignore[call-overload]
 class StoreReplicaActor:
     def __init__(
         self,
@@ -82,7 +82,7 @@ class StoreReplicaActor:
         )
         self.replica.start()
         self.node_id = ray.get_runtime_context().get_node_id()
-        self.node_ip = ray.util.get_node_ip_address()
+        self.node_ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _exit_process(reason: str) -> None:
