@@ -5,7 +5,7 @@
 runs lives in one Ray namespace (``raykube`` unless told otherwise), so a second ``up`` finds the
 first one's actors. A namespace belongs to one data directory (``cluster.ownership``): the CLI
 refuses to mix the actors of one with the files of another. Everything written under the data
-directory is private to its user (``cluster.datadir``: directories 0700, files 0600).
+directory is private to its user (``cluster.machinery.files``: directories 0700, files 0600).
 
 Placement of store replicas: one replica is pinned to the node that ran ``up`` (its data is on that
 node's disk). With ``--replicas N`` and at least N alive Ray nodes, a detached STRICT_SPREAD
@@ -39,7 +39,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
-from cluster.datadir import private_dir, write_private
+from cluster.machinery.files import private_dir, write_private
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions

@@ -24,7 +24,7 @@ from typing import Any
 
 import ray
 
-from cluster.datadir import private_dir, write_private
+from cluster.machinery.files import private_dir, write_private
 
 log = logging.getLogger("raykube.nodeagent")
 

@@ -18,7 +18,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from cluster.apiserver.tls import Pki
-from cluster.datadir import private_dir, write_file_atomic
+from cluster.machinery.files import private_dir, write_file_atomic
 
 _KUBECONFIG_MODE = 0o600
 

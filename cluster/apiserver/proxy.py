@@ -37,6 +37,8 @@ from cluster.apiserver import tls
 from cluster.apiserver.errors import StatusError, bad_request
 from cluster.apiserver.request import Target
 from cluster.apiserver.resources import ResourceInfo, lookup
+from cluster.machinery import pki as certutil
+from cluster.machinery.files import FILE_MODE, write_file_atomic
 from nodeagent.server import remotecommand as rc
 from nodeagent.server.relay import relay
 
@@ -123,14 +125,12 @@ def ensure_kubelet_client_cert(pki_dir: Path, *, now: datetime | None = None) ->
     now = now or datetime.now(UTC)
     pki = tls.Pki.in_dir(pki_dir)
     cert_path, key_path = pki_dir / KUBELET_CLIENT_CERT, pki_dir / KUBELET_CLIENT_KEY
-    ca = tls._load_pair(pki.ca_cert, pki.ca_key)
-    if ca is None:
-        raise FileNotFoundError(f"no usable CA at {pki.ca_cert} / {pki.ca_key}")
-    have = tls._load_pair(cert_path, key_path)
-    if have is None or not tls._signed_by(have[0], ca[0]) or not tls._fresh(have[0], now):
+    ca_cert, _ = certutil.load_ca(pki)
+    have = certutil.load_pair(cert_path, key_path)
+    if have is None or not certutil.signed_by(have[0], ca_cert) or not certutil.fresh(have[0], now):
         cert_pem, key_pem = tls.issue_client_cert(pki, KUBELET_CLIENT_CN, KUBELET_CLIENT_GROUPS, now=now)
-        tls.write_file_atomic(key_path, key_pem, mode=0o600)
-        tls.write_file_atomic(cert_path, cert_pem, mode=0o600)  # nothing in the data dir is for others
+        write_file_atomic(key_path, key_pem, mode=FILE_MODE)
+        write_file_atomic(cert_path, cert_pem, mode=FILE_MODE)  # nothing in the data dir is for others
     return cert_path, key_path
 
 

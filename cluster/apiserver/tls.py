@@ -1,4 +1,4 @@
-"""TLS material for the API server: a private CA, the serving certificate, client certificates.
+"""TLS material for the API server: the serving certificate, the admin and user client certificates.
 
 Role: make the API server reachable over HTTPS by the real kubectl and the Python client, and let
 client certificates authenticate users the way kube-apiserver does (CN = user name, each O = a group).
@@ -10,8 +10,11 @@ Invariants:
   signed by the current CA, is expired or expires within ``RENEW_BEFORE``, or (server only) lacks a SAN
   for a requested host.
 - Every file is written atomically (temporary file in the same directory, fsync, rename) with its
-  final mode: 0600 for keys and certificates alike, the PKI directory 0700 (``cluster.datadir``).
+  final mode: 0600 for keys and certificates alike, the PKI directory 0700 (``cluster.machinery.files``).
 - Keys are EC P-256: small, fast to generate, and accepted by Go's crypto/tls and OpenSSL alike.
+
+The certificate primitives (CA, issuing, loading, the renewal rule) are ``cluster.machinery.pki``;
+this module decides which certificates the API server needs and how it reads client identities.
 
 Randomness (keys, serial numbers) comes from the OS through ``cryptography``; time defaults to the
 current UTC time but every entry point takes ``now`` so tests can pin it.
@@ -19,31 +22,19 @@ current UTC time but every entry point takes ``now`` so tests can pin it.
 
 from __future__ import annotations
 
-import ipaddress
 import ssl
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cluster.datadir import private_dir
-from cluster.datadir import write_file_atomic as write_file_atomic  # re-exported
+from cluster.machinery import pki as certutil
+from cluster.machinery.files import private_dir
 
-CA_COMMON_NAME = "raykube-ca"
 ADMIN_COMMON_NAME = "raykube-admin"
 ADMIN_GROUPS = ("system:masters",)
-CA_VALIDITY = timedelta(days=3650)
-LEAF_VALIDITY = timedelta(days=365)
-RENEW_BEFORE = timedelta(days=30)
-# Backdate notBefore so a peer whose clock is slightly behind still accepts a fresh certificate.
-CLOCK_SKEW = timedelta(minutes=5)
 
 # The names in-cluster clients use for the API server, plus loopback; always in the server's SANs.
 DEFAULT_SERVER_HOSTS = (
@@ -55,11 +46,6 @@ DEFAULT_SERVER_HOSTS = (
     "kubernetes.default.svc",
     "kubernetes.default.svc.cluster.local",
 )
-
-_KEY_MODE = 0o600
-_CERT_MODE = 0o600  # public, but nothing in a data directory is for other users
-
-PrivateKey = ec.EllipticCurvePrivateKey
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,185 +77,6 @@ class SslObjectLike(Protocol):
     def getpeercert(self) -> Any: ...
 
 
-# ---------------------------------------------------------------------------------------------
-# File helpers (``write_file_atomic`` comes from ``cluster.datadir`` and stays importable from here)
-
-
-def _key_pem(key: PrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _load_pair(cert_path: Path, key_path: Path) -> tuple[x509.Certificate, PrivateKey] | None:
-    """The certificate and key at these paths, or None if either is missing, unreadable or mismatched."""
-    try:
-        cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
-        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    except (OSError, ValueError, TypeError):
-        return None
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        return None
-    if cert.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ) != key.public_key().public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-    ):
-        return None
-    return cert, key
-
-
-def _store_pair(cert_path: Path, key_path: Path, cert: x509.Certificate, key: PrivateKey) -> None:
-    # Key first: a crash between the two writes leaves a mismatched pair, which _load_pair rejects.
-    write_file_atomic(key_path, _key_pem(key), mode=_KEY_MODE)
-    write_file_atomic(cert_path, _cert_pem(cert), mode=_CERT_MODE)
-
-
-# ---------------------------------------------------------------------------------------------
-# Certificate construction
-
-
-def _new_key() -> PrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
-
-
-def _name(common_name: str, organizations: Iterable[str] = ()) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
-    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
-    return x509.Name(attributes)
-
-
-def _new_ca(now: datetime) -> tuple[x509.Certificate, PrivateKey]:
-    key = _new_key()
-    subject = _name(CA_COMMON_NAME)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(now + CA_VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    return cert, key
-
-
-def _san_entries(hosts: Iterable[str]) -> list[x509.GeneralName]:
-    """IP literals become IP SANs, everything else DNS SANs; duplicates dropped, order kept."""
-    entries: list[x509.GeneralName] = []
-    seen: set[str] = set()
-    for host in hosts:
-        if not host or host in seen:
-            continue
-        seen.add(host)
-        try:
-            entries.append(x509.IPAddress(ipaddress.ip_address(host)))
-        except ValueError:
-            entries.append(x509.DNSName(host))
-    return entries
-
-
-def _issue_leaf(
-    ca_cert: x509.Certificate,
-    ca_key: PrivateKey,
-    *,
-    subject: x509.Name,
-    usage: x509.ObjectIdentifier,
-    now: datetime,
-    validity: timedelta,
-    sans: list[x509.GeneralName] | None = None,
-) -> tuple[x509.Certificate, PrivateKey]:
-    key = _new_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - CLOCK_SKEW)
-        .not_valid_after(min(now + validity, ca_cert.not_valid_after_utc))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
-    )
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    return builder.sign(ca_key, hashes.SHA256()), key
-
-
-def _signed_by(cert: x509.Certificate, ca_cert: x509.Certificate) -> bool:
-    try:
-        cert.verify_directly_issued_by(ca_cert)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
-
-
-def _fresh(cert: x509.Certificate, now: datetime) -> bool:
-    return cert.not_valid_before_utc <= now + CLOCK_SKEW and now + RENEW_BEFORE < cert.not_valid_after_utc
-
-
-def certificate_hosts(cert: x509.Certificate) -> set[str]:
-    """The DNS names and IP addresses (as normalized strings) in a certificate's SANs."""
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    except x509.ExtensionNotFound:
-        return set()
-    hosts = set(san.get_values_for_type(x509.DNSName))
-    hosts.update(str(ip) for ip in san.get_values_for_type(x509.IPAddress))
-    return hosts
-
-
-def _normalize_host(host: str) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        return host
-
-
-# ---------------------------------------------------------------------------------------------
-# Public API
-
-
 def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None) -> Pki:
     """Create or reuse the CA, server and admin certificates under ``pki_dir``; return their paths.
 
@@ -282,44 +89,45 @@ def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None) 
     private_dir(pki_dir, tighten=True)
     pki = Pki.in_dir(pki_dir)
 
-    ca = _load_pair(pki.ca_cert, pki.ca_key)
-    if ca is None or not _fresh(ca[0], now):
-        ca = _new_ca(now)
-        _store_pair(pki.ca_cert, pki.ca_key, *ca)
+    ca = certutil.load_pair(pki.ca_cert, pki.ca_key)
+    if ca is None or not certutil.fresh(ca[0], now):
+        ca = certutil.new_ca(now)
+        certutil.store_pair(pki.ca_cert, pki.ca_key, *ca)
     ca_cert, ca_key = ca
 
     wanted_hosts = [*DEFAULT_SERVER_HOSTS, *hosts]
-    server = _load_pair(pki.server_cert, pki.server_key)
+    server = certutil.load_pair(pki.server_cert, pki.server_key)
     if (
         server is None
-        or not _signed_by(server[0], ca_cert)
-        or not _fresh(server[0], now)
-        or not {_normalize_host(h) for h in wanted_hosts if h} <= certificate_hosts(server[0])
+        or not certutil.signed_by(server[0], ca_cert)
+        or not certutil.fresh(server[0], now)
+        or not {certutil.normalize_host(h) for h in wanted_hosts if h}
+        <= certutil.certificate_hosts(server[0])
     ):
         # Keep the SANs the old certificate had, so adding a host never drops another one.
-        old_hosts = sorted(certificate_hosts(server[0])) if server is not None else []
-        cert, key = _issue_leaf(
+        old_hosts = sorted(certutil.certificate_hosts(server[0])) if server is not None else []
+        cert, key = certutil.issue_leaf(
             ca_cert,
             ca_key,
-            subject=_name("raykube-apiserver"),
+            subject=certutil.subject_name("raykube-apiserver"),
             usage=ExtendedKeyUsageOID.SERVER_AUTH,
             now=now,
-            validity=LEAF_VALIDITY,
-            sans=_san_entries([*wanted_hosts, *old_hosts]),
+            validity=certutil.LEAF_VALIDITY,
+            sans=certutil.san_entries([*wanted_hosts, *old_hosts]),
         )
-        _store_pair(pki.server_cert, pki.server_key, cert, key)
+        certutil.store_pair(pki.server_cert, pki.server_key, cert, key)
 
-    admin = _load_pair(pki.admin_cert, pki.admin_key)
-    if admin is None or not _signed_by(admin[0], ca_cert) or not _fresh(admin[0], now):
-        cert, key = _issue_leaf(
+    admin = certutil.load_pair(pki.admin_cert, pki.admin_key)
+    if admin is None or not certutil.signed_by(admin[0], ca_cert) or not certutil.fresh(admin[0], now):
+        cert, key = certutil.issue_leaf(
             ca_cert,
             ca_key,
-            subject=_name(ADMIN_COMMON_NAME, ADMIN_GROUPS),
+            subject=certutil.subject_name(ADMIN_COMMON_NAME, ADMIN_GROUPS),
             usage=ExtendedKeyUsageOID.CLIENT_AUTH,
             now=now,
-            validity=LEAF_VALIDITY,
+            validity=certutil.LEAF_VALIDITY,
         )
-        _store_pair(pki.admin_cert, pki.admin_key, cert, key)
+        certutil.store_pair(pki.admin_cert, pki.admin_key, cert, key)
     return pki
 
 
@@ -340,17 +148,14 @@ def issue_client_cert(
         raise ValueError("common_name must not be empty")
     if days <= 0:
         raise ValueError("days must be positive")
-    loaded = _load_pair(pki.ca_cert, pki.ca_key)
-    if loaded is None:
-        raise FileNotFoundError(f"no usable CA at {pki.ca_cert} / {pki.ca_key}")
-    cert, key = _issue_leaf(
-        *loaded,
-        subject=_name(common_name, groups),
+    cert, key = certutil.issue_leaf(
+        *certutil.load_ca(pki),
+        subject=certutil.subject_name(common_name, groups),
         usage=ExtendedKeyUsageOID.CLIENT_AUTH,
         now=now or datetime.now(UTC),
         validity=timedelta(days=days),
     )
-    return _cert_pem(cert), _key_pem(key)
+    return certutil.cert_pem(cert), certutil.key_pem(key)
 
 
 def server_ssl_context(pki: Pki) -> ssl.SSLContext:

@@ -26,7 +26,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cluster.datadir import private_dir
+from cluster.machinery.files import private_dir
 
 MEMBER_MARKER = "member.json"  # in each replica's data directory, once it holds a log
 CLUSTER_MARKER = "cluster.json"  # in the cluster's store directory, once the cluster was created

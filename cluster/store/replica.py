@@ -38,7 +38,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from cluster.datadir import private_dir
+from cluster.machinery.files import private_dir
 from cluster.store.membership import MEMBER_MARKER, EmptyStart, read_marker, write_marker
 from cluster.store.mvcc import (
     LeaseRevokeOp as _LeaseRevokeOp,

@@ -47,7 +47,7 @@ from pathlib import Path
 
 import msgpack  # type: ignore[import-untyped]
 
-from cluster.datadir import FILE_MODE, private_dir
+from cluster.machinery.files import FILE_MODE, private_dir
 from cluster.store.raft.types import ConfState, Entry, EntryType, HardState, Snapshot, SnapshotMetadata
 
 __all__ = ["WAL", "Recovered", "WALCorrupt", "WALError", "WALFailed", "WALLocked", "fsync_dir"]

@@ -22,7 +22,7 @@ import os
 import subprocess
 from collections.abc import Sequence
 
-from cluster.datadir import private_dir
+from cluster.machinery.files import private_dir
 from nodeagent.images.oci import BuiltImage, Entry, ImageSpec, write_layout_tar
 
 BUSYBOX_IMAGE = "docker.io/library/busybox:latest"

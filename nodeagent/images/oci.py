@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cluster.datadir import open_private
+from cluster.machinery.files import open_private
 
 # 2000-01-01T00:00:00Z; a fixed, non-zero time so tools that treat 0 as "unset" still show a date.
 EPOCH = 946684800

@@ -1,9 +1,10 @@
 """TLS for the node agent's HTTP server: its serving certificate and a context that requires clients
 signed by the cluster CA (the API server's "kubelet client" certificate, as kube-apiserver uses).
 
-Certificates come from the cluster PKI (``cluster.apiserver.tls``): the caller must have the CA's key
-(``ensure_pki`` has run). Files are written atomically; a serving certificate is re-issued when it is
-missing, not signed by the current CA, near expiry, or lacks one of the requested hosts.
+Certificates come from the cluster PKI (``cluster.machinery.pki``): the caller must have the CA's
+key (the bootstrap's ``ensure_pki`` has run). Files are written atomically; a serving certificate is
+re-issued when it is missing, not signed by the current CA, near expiry, or lacks one of the
+requested hosts.
 """
 
 from __future__ import annotations
@@ -14,42 +15,40 @@ from pathlib import Path
 
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from cluster.apiserver import tls as pki_tls
-from cluster.datadir import private_dir
+from cluster.machinery import pki as certutil
+from cluster.machinery.files import private_dir
 
 AGENT_CERT = "agent.crt"
 AGENT_KEY = "agent.key"
 
 
 def ensure_agent_cert(
-    pki: pki_tls.Pki, out_dir: Path, node_name: str, hosts: list[str], *, now: datetime | None = None
+    pki: certutil.CaFiles, out_dir: Path, node_name: str, hosts: list[str], *, now: datetime | None = None
 ) -> tuple[Path, Path]:
     """Create or reuse ``out_dir/agent.crt`` and ``agent.key`` (CN ``system:node:<node>``, SANs = hosts
     plus loopback and the node name); return their paths. Idempotent."""
     now = now or datetime.now(UTC)
     private_dir(out_dir)
     cert_path, key_path = out_dir / AGENT_CERT, out_dir / AGENT_KEY
-    ca = pki_tls._load_pair(pki.ca_cert, pki.ca_key)
-    if ca is None:
-        raise FileNotFoundError(f"no usable CA at {pki.ca_cert} / {pki.ca_key}")
+    ca = certutil.load_ca(pki)
     wanted = [node_name, *hosts, "127.0.0.1", "::1", "localhost"]
-    have = pki_tls._load_pair(cert_path, key_path)
+    have = certutil.load_pair(cert_path, key_path)
     if (
         have is not None
-        and pki_tls._signed_by(have[0], ca[0])
-        and pki_tls._fresh(have[0], now)
-        and {pki_tls._normalize_host(h) for h in wanted if h} <= pki_tls.certificate_hosts(have[0])
+        and certutil.signed_by(have[0], ca[0])
+        and certutil.fresh(have[0], now)
+        and {certutil.normalize_host(h) for h in wanted if h} <= certutil.certificate_hosts(have[0])
     ):
         return cert_path, key_path
-    cert, key = pki_tls._issue_leaf(
+    cert, key = certutil.issue_leaf(
         *ca,
-        subject=pki_tls._name(f"system:node:{node_name}", ["system:nodes"]),
+        subject=certutil.subject_name(f"system:node:{node_name}", ["system:nodes"]),
         usage=ExtendedKeyUsageOID.SERVER_AUTH,
         now=now,
-        validity=pki_tls.LEAF_VALIDITY,
-        sans=pki_tls._san_entries(wanted),
+        validity=certutil.LEAF_VALIDITY,
+        sans=certutil.san_entries(wanted),
     )
-    pki_tls._store_pair(cert_path, key_path, cert, key)
+    certutil.store_pair(cert_path, key_path, cert, key)
     return cert_path, key_path
 
 

@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from typing import IO
 
-from cluster.datadir import open_private, private_dir, write_private
+from cluster.machinery.files import open_private, private_dir, write_private
 from nodeagent.images import PAUSE_IMAGE, write_images
 from nodeagent.images.busybox import DEFAULT_BUSYBOX
 from nodeagent.runtimes.containerd import cleanup as host

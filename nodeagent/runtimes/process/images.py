@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from cluster.datadir import private_dir, write_private
+from cluster.machinery.files import private_dir, write_private
 from nodeagent.runtimes.process.layers import add_mount_points, unpack_layers
 from nodeagent.runtimes.process.oci_layout import LayoutError, LayoutImage, read_layout
 

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cluster.datadir import open_private, private_dir
+from cluster.machinery.files import open_private, private_dir
 
 MAX_LINE = 16 * 1024
 

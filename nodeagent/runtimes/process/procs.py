@@ -13,7 +13,7 @@ import os
 import signal
 from pathlib import Path
 
-from cluster.datadir import private_dir, write_private
+from cluster.machinery.files import private_dir, write_private
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

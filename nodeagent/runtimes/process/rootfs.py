@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from cluster.datadir import private_dir
+from cluster.machinery.files import private_dir
 from nodeagent.runtimes.process.oci_layout import resolve_in
 
 # bash, since dash cannot redirect fds above 9. $1 image root, $2 state dir, $3 working dir, $4 the fd

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from cluster.datadir import private_dir
+from cluster.machinery.files import private_dir
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex

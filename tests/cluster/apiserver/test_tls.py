@@ -28,13 +28,13 @@ from cluster.apiserver.kubeconfig import kubeconfig_for_user, write_kubeconfig
 from cluster.apiserver.tls import (
     DEFAULT_SERVER_HOSTS,
     Pki,
-    certificate_hosts,
     client_ssl_context,
     ensure_pki,
     issue_client_cert,
     peer_identity,
     server_ssl_context,
 )
+from cluster.machinery.pki import certificate_hosts
 from tests.capabilities import needs
 
 # Real handshakes check validity against the wall clock, so "now" is today, pinned for the module

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from cluster.datadir import open_private, private_dir, write_private
+from cluster.machinery.files import open_private, private_dir, write_private
 
 
 def mode(path: Path) -> int:
