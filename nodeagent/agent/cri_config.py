@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
-from cluster.apiserver.validation.quantity import QuantityError, parse_quantity
+from cluster.machinery.quantity import QuantityError, parse_quantity
 from nodeagent.cri import api_pb2
 from nodeagent.cri.client import CRIClient, NotFound
 from nodeagent.kubelet.container_env import ContainerCommand

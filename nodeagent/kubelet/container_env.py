@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from cluster.apiserver.validation.quantity import QuantityError, parse_quantity
+from cluster.machinery.quantity import QuantityError, parse_quantity
 
 CREATE_CONTAINER_CONFIG_ERROR = "CreateContainerConfigError"
 

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from fractions import Fraction
 from typing import Any
 
-from cluster.apiserver.validation.quantity import parse_quantity
+from cluster.machinery.quantity import parse_quantity
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40

@@ -26,7 +26,7 @@ from cluster.apiserver.validation.fields import (
     not_supported,
     required,
 )
-from cluster.apiserver.validation.quantity import QuantityError, parse_quantity
+from cluster.machinery.quantity import QuantityError, parse_quantity
 
 PROTOCOLS = ("SCTP", "TCP", "UDP")
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")

@@ -28,7 +28,7 @@ from cluster.apiserver.validation.fields import (
     too_long,
 )
 from cluster.apiserver.validation.meta import validate_label_selector
-from cluster.apiserver.validation.quantity import QuantityError, parse_quantity
+from cluster.machinery.quantity import QuantityError, parse_quantity
 
 MAX_SECRET_SIZE = 1024 * 1024
 ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")

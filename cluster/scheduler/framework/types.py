@@ -11,60 +11,32 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-import re
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
+from cluster.machinery import quantity as machinery_quantity
 from cluster.scheduler.framework.columns import NodeColumns
 
 DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's non-zero default, used only for scoring
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024
 
-_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
-_DECIMAL = {
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "": Fraction(1),
-    "k": Fraction(10**3),
-    "M": Fraction(10**6),
-    "G": Fraction(10**9),
-    "T": Fraction(10**12),
-    "P": Fraction(10**15),
-    "E": Fraction(10**18),
-}
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE])?)$")
-
 
 def parse_quantity(q: str | int | float) -> Fraction:
     """The exact value of a Kubernetes quantity: ``"100m"``, ``"1Gi"``, ``"0.5"``, ``"1e3"``.
 
-    Raises ``ValueError`` for text that is not a quantity.
+    Kubernetes' rules (``cluster.machinery.quantity``, so no whitespace); raises ``ValueError``
+    (a ``QuantityError``) for anything else.
     """
-    if isinstance(q, bool):
-        raise ValueError(f"quantities must be numbers or strings, not {q!r}")
-    if isinstance(q, int):
-        return Fraction(q)
-    if isinstance(q, float):
-        return Fraction(str(q))
-    return _parse_quantity_text(q)
+    if isinstance(q, str):
+        return _parse_quantity_text(q)
+    return Fraction(machinery_quantity.parse_quantity(q))
 
 
 @functools.lru_cache(maxsize=4096)
 def _parse_quantity_text(q: str) -> Fraction:
-    # Every pod of a workload repeats the same few quantities; Fraction parsing is the slow part.
-    match = _QUANTITY.match(q.strip())
-    if match is None:
-        raise ValueError(f"quantities must match the regular expression of a Kubernetes quantity: {q!r}")
-    number, exponent, suffix = match.groups()
-    value = Fraction(number)
-    if exponent is not None:
-        return value * Fraction(10) ** int(exponent[1:])
-    suffix = suffix or ""
-    if suffix in _BINARY:
-        return value * _BINARY[suffix]
-    return value * _DECIMAL[suffix]
+    # Every pod of a workload repeats the same few quantities; parsing is the slow part.
+    return Fraction(machinery_quantity.parse_quantity(q))
 
 
 def _amount_of(name: str, quantity: str | int | float) -> int:

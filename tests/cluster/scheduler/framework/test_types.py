@@ -39,7 +39,14 @@ def test_parse_quantity(text: str | int | float, value: Fraction) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", [pytest.param(t, id=t or "empty") for t in ["", "abc", "1Gb", "1 Gi", "--1"]]
+    "text",
+    [
+        *(pytest.param(t, id=t or "empty") for t in ["", "abc", "1Gb", "1 Gi", "--1"]),
+        # Kubernetes' rules (the API server would have rejected these before the scheduler saw them):
+        pytest.param(" 1Gi", id="leading-space"),
+        pytest.param("100m ", id="trailing-space"),
+        pytest.param("1Gi\n", id="trailing-newline"),
+    ],
 )
 def test_parse_quantity_rejects(text: str) -> None:
     with pytest.raises(ValueError):

@@ -1,8 +1,12 @@
-"""Resource quantities ("100m", "1Gi", "0.5", "1e3") parsed to exact Decimals.
+"""Resource quantities ("100m", "1Gi", "0.5", "1e3") parsed to exact Decimals: the one parser.
 
-Grammar as in apimachinery's resource.Quantity: a signed decimal number followed by an optional
+Grammar as in apimachinery's resource.ParseQuantity: a signed decimal number followed by an optional
 binary-SI suffix (Ki..Ei), decimal-SI suffix (n, u, m, "", k, M, G, T, P, E) or decimal exponent
-(e3, E-2). Parsing is exact (Decimal with enough precision); no rounding is applied.
+(e3, E-2). Parsing is exact (Decimal with enough precision); no rounding is applied. As in
+Kubernetes, whitespace anywhere (also around the text) makes it malformed.
+
+Users: the API server's validation (which turns ``QuantityError`` into field errors), the scheduler
+(which caches values of the texts it sees again and again on top of this), the node agent.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from decimal import Context, Decimal, localcontext
 
 _CTX = Context(prec=60)
 QUANTITY_REGEX_TEXT = "^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$"
-_NUMBER_RE = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)$")
+# ``(.*)`` does not match a newline, and ``\Z`` (not ``$``) refuses a trailing one: no whitespace passes.
+_NUMBER_RE = re.compile(r"\A([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(.*)\Z")
 _BINARY = {"Ki": 1, "Mi": 2, "Gi": 3, "Ti": 4, "Pi": 5, "Ei": 6}
 _DECIMAL = {"n": -9, "u": -6, "m": -3, "": 0, "k": 3, "M": 6, "G": 9, "T": 12, "P": 15, "E": 18}
 _EXPONENT_RE = re.compile(r"^[eE]([+-]?[0-9]+)$")
@@ -32,7 +37,7 @@ def parse_quantity(value: object) -> Decimal:
         return Decimal(repr(value))
     if not isinstance(value, str):
         raise QuantityError("quantities must be strings or numbers")
-    m = _NUMBER_RE.match(value.strip() if value.strip() == value else "\x00")
+    m = _NUMBER_RE.match(value)
     if not m:
         raise QuantityError(f"quantities must match the regular expression '{QUANTITY_REGEX_TEXT}'")
     number, suffix = m.groups()
@@ -49,6 +54,7 @@ def parse_quantity(value: object) -> Decimal:
 
 
 def is_quantity(value: object) -> bool:
+    """Whether ``parse_quantity`` accepts ``value``."""
     try:
         parse_quantity(value)
     except QuantityError:
