@@ -19,7 +19,7 @@ from aiohttp import web
 
 from cluster.apiserver import fieldvalidation
 from cluster.apiserver.errors import StatusError, bad_request, method_not_allowed, success_status
-from cluster.apiserver.fieldselectors import FieldSelector, parse_field_selector
+from cluster.apiserver.fieldselectors import parse_field_selector
 from cluster.apiserver.patch import (
     ApplyConflict,
     PatchError,
@@ -46,7 +46,8 @@ from cluster.apiserver.resources import ResourceInfo
 from cluster.apiserver.storage import ObjectStore, list_prefix
 from cluster.apiserver.tables import requested_table_version, to_table
 from cluster.apiserver.watchcache import TooOld, WatchCache
-from cluster.client.selectors import LabelSelector, SelectorError, parse_label_selector
+from cluster.machinery.fields import FieldSelector
+from cluster.machinery.labels import LabelSelector, SelectorError, parse_label_selector
 from cluster.store.mvcc import Compacted
 
 

@@ -21,7 +21,7 @@ from cluster.apiserver.errors import StatusError, bad_request, conflict, too_man
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import ResourceInfo, lookup
 from cluster.apiserver.storage import Conflict, status_for_store_error
-from cluster.client.selectors import label_selector_from_dict
+from cluster.machinery.labels import label_selector_from_dict
 
 # Retries of a resourceVersion race before giving up with 409 (each one re-reads the object).
 MAX_CONFLICT_RETRIES = 8

@@ -10,7 +10,6 @@ from cluster.client.informer import Informer
 from cluster.client.kubeconfig import ConnectionSettings, KubeconfigError, load_kubeconfig
 from cluster.client.lister import DeletedFinalStateUnknown, Lister, object_key, split_key
 from cluster.client.rest import ApiClient, resource_path
-from cluster.client.selectors import LabelSelector, SelectorError, as_selector, parse_label_selector
 from cluster.client.workqueue import ShutDown, WorkQueue, run_workers
 
 __all__ = [
@@ -20,16 +19,12 @@ __all__ = [
     "DeletedFinalStateUnknown",
     "Informer",
     "KubeconfigError",
-    "LabelSelector",
     "Lister",
-    "SelectorError",
     "ShutDown",
     "TransportError",
     "WorkQueue",
-    "as_selector",
     "load_kubeconfig",
     "object_key",
-    "parse_label_selector",
     "resource_path",
     "run_workers",
     "split_key",

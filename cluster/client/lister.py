@@ -15,7 +15,7 @@ import builtins
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from cluster.client.selectors import LabelSelector, as_selector
+from cluster.machinery.labels import LabelSelector, as_selector
 
 IndexFunc = Callable[[dict[str, Any]], list[str]]
 NAMESPACE_INDEX = "namespace"

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.client.selectors import NOTHING, LabelSelector, label_selector_from_dict
+from cluster.machinery.labels import NOTHING, LabelSelector, label_selector_from_dict
 from cluster.scheduler.framework import NodeInfo
 
 TopologyPair = tuple[str, str]

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from cluster.client.selectors import SelectorError, label_selector_from_dict
+from cluster.machinery.labels import SelectorError, label_selector_from_dict
 from cluster.scheduler.framework import (
     SUCCESS,
     Code,

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from cluster.client.selectors import LabelSelector, Requirement, label_selector_from_dict
+from cluster.machinery.labels import LabelSelector, Requirement, label_selector_from_dict
 from cluster.scheduler.framework import MAX_NODE_SCORE, SUCCESS, Code, CycleState, Handle, NodeInfo, Status
 from cluster.scheduler.plugins.node_affinity import pod_matches_node
 from cluster.scheduler.plugins.taint_toleration import find_untolerated_taint, pod_tolerations

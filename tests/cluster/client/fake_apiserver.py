@@ -20,7 +20,7 @@ import orjson
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from cluster.client.selectors import parse_label_selector
+from cluster.machinery.labels import parse_label_selector
 
 
 @dataclass

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cluster.client.selectors import (
+from cluster.machinery.labels import (
     EVERYTHING,
     NOTHING,
     SelectorError,

@@ -1,4 +1,5 @@
-"""Client-side label selector matching, for listers and informer caches.
+"""Label selectors (apimachinery's ``labels``): parsing and matching, for the API server's list
+filters, the client's listers and informer caches, and the scheduler's affinity and spread plugins.
 
 Two input forms, one result type:
 
