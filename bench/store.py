@@ -24,12 +24,25 @@ import struct
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import uuid
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+import ray
+
 from bench.store_report import fsync_summary, machine_info, ratios, render
+from cluster.bootstrap import (
+    connect_ray,
+    default_data_dir,
+    deploy_store,
+    stop_local_ray_if_ours,
+    teardown,
+    wait_until_serving,
+)
+from cluster.store.client import StoreClient
+from cluster.store.replica import ReplicaOptions
 
 SYSTEMS = ("raykube", "etcd")
 FULL_DURATION_S = 5.0
@@ -59,12 +72,38 @@ class Target(Protocol):
     async def close(self) -> None: ...
 
 
+@contextlib.asynccontextmanager
+async def start_store_for_bench(
+    replicas: int, data_dir: str | os.PathLike[str] | None = None, options: ReplicaOptions | None = None
+) -> AsyncIterator[str]:
+    """A throw-away store in its own namespace (for benchmarks and tests); yields the namespace."""
+    if not ray.is_initialized():
+        connect_ray(None, default_data_dir())
+    namespace = f"raykube-bench-{uuid.uuid4().hex[:8]}"
+    tmp = None
+    if data_dir is None:
+        tmp = tempfile.mkdtemp(prefix="raykube-bench-")
+        data_dir = tmp
+    handles: list[Any] = []
+    try:
+        # Keep the handles: a non-detached actor dies with the last handle to it.
+        handles, _ = await asyncio.to_thread(
+            deploy_store, replicas, Path(data_dir), namespace, options, detached=False
+        )
+        await wait_until_serving(namespace)
+        yield namespace
+    finally:
+        del handles
+        await asyncio.to_thread(teardown, namespace)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 class RaykubeTarget:
     """raykube's replicated store, started for the bench and driven through its StoreClient.
 
-    Written against the store client API (``cluster.store.client.StoreClient``) and
-    ``cluster.bootstrap.start_store_for_bench``; both are imported lazily so the etcd
-    side of the harness works without them.
+    Written against the store client API (``cluster.store.client.StoreClient``), on a store
+    from ``start_store_for_bench``.
     """
 
     name = "raykube"
@@ -79,9 +118,6 @@ class RaykubeTarget:
         self._client: Any = None
 
     async def start(self) -> None:
-        from cluster.bootstrap import start_store_for_bench
-        from cluster.store.client import StoreClient
-
         self._tmp = tempfile.mkdtemp(prefix="raykube-bench-store-", dir=self._data_root)
         self._stack = contextlib.AsyncExitStack()
         namespace = await self._stack.enter_async_context(
@@ -368,8 +404,6 @@ def ray_for(systems: Sequence[str]) -> Iterator[None]:
     if "raykube" not in systems:
         yield
         return
-    from cluster.bootstrap import connect_ray, stop_local_ray_if_ours
-
     marker_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-store-ray-"))
     try:
         started = connect_ray(None, marker_dir)

@@ -1,9 +1,10 @@
-"""Bring the control plane up on a Ray cluster, find it again, and take it down.
+"""Bring the control plane up on a Ray cluster (``up``: the steps of ``raykube up``), find it again,
+and take it down.
 
 ``raykube up`` is idempotent: it starts (or joins) Ray, creates whatever named actors are missing
 (with ``get_if_exists``), and waits until the store serves a linearizable read. Everything raykube
 runs lives in one Ray namespace (``raykube`` unless told otherwise), so a second ``up`` finds the
-first one's actors. A namespace belongs to one data directory (``cluster.ownership``): the CLI
+first one's actors. A namespace belongs to one data directory (``cluster.ownership``): ``up``
 refuses to mix the actors of one with the files of another. Everything written under the data
 directory is private to its user (``cluster.machinery.files``: directories 0700, files 0600).
 
@@ -24,11 +25,9 @@ import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,18 +38,25 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
+from cluster.apiserver.actor import ACTOR_NAME as APISERVER_ACTOR
+from cluster.apiserver.actor import ApiServerActor
+from cluster.apiserver.kubeconfig import write_kubeconfig
+from cluster.apiserver.tls import ensure_pki
+from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
+from cluster.controllers.actor import ControllerManagerActor
 from cluster.machinery.files import private_dir, write_private
+from cluster.naming import DEFAULT_NAMESPACE, default_namespace
+from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
+from cluster.ownership import claim
+from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
+from cluster.scheduler.actor import SchedulerActor
 from cluster.store.actor import StoreReplicaActor, replica_name
+from cluster.store.client import StoreClient
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
 
-DEFAULT_NAMESPACE = "raykube"
 PG_NAME = "raykube-store"
 RAY_MARKER = "ray-started-by-raykube"
-
-
-def default_namespace() -> str:
-    return os.environ.get("RAYKUBE_NAMESPACE", DEFAULT_NAMESPACE)
 
 
 def default_data_dir() -> Path:
@@ -181,8 +187,6 @@ def deploy_store(
 
 async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
     """Return once a linearizable read succeeds (a leader exists and has committed in its term)."""
-    from cluster.store.client import StoreClient
-
     client = await StoreClient.connect(namespace, deadline=timeout, request_timeout=2.0)
     try:
         await client.get(b"/raykube/health")
@@ -194,15 +198,11 @@ def deploy_apiserver(
     data_dir: Path, namespace: str = DEFAULT_NAMESPACE, *, host: str = "0.0.0.0", port: int = 6443
 ) -> tuple[int, Path]:
     """Create (or find) the API server actor on this node; write the kubeconfig. Returns (port, path)."""
-    from cluster.apiserver.actor import ACTOR_NAME, ApiServerActor
-    from cluster.apiserver.kubeconfig import write_kubeconfig
-    from cluster.apiserver.tls import ensure_pki
-
     node_ip = ray.util.get_node_ip_address()
     pki = ensure_pki(data_dir / "pki", hosts=[node_ip, socket.gethostname()])
     here = ray.get_runtime_context().get_node_id()
     actor = ApiServerActor.options(  # type: ignore[attr-defined]
-        name=ACTOR_NAME,
+        name=APISERVER_ACTOR,
         namespace=namespace,
         get_if_exists=True,
         lifetime="detached",
@@ -217,12 +217,10 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
     """Create (or find) the scheduler actor on this node, talking to the API server through
     ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is its
     KubeSchedulerConfiguration. Returns the profiles' scheduler names once it has synced."""
-    from cluster.scheduler.actor import ACTOR_NAME, SchedulerActor
-
     config = data_dir / "scheduler-config.yaml"
     here = ray.get_runtime_context().get_node_id()
     actor = SchedulerActor.options(  # type: ignore[attr-defined]
-        name=ACTOR_NAME,
+        name=SCHEDULER_ACTOR,
         namespace=namespace,
         get_if_exists=True,
         lifetime="detached",
@@ -237,18 +235,15 @@ def deploy_controller_manager(
     namespace: str = DEFAULT_NAMESPACE,
     *,
     node_monitor_grace: float | None = None,
-    agents: dict[str, Any] | None = None,
+    agents: NodeAgentsConfig | None = None,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
     ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
-    ``agents`` (``deploy_node_agents``' keyword arguments plus ``data_dir``) makes it give Ray nodes
-    that join later their runtime and node agent."""
-    from cluster.controllers.manager import ACTOR_NAME, ControllerManagerActor
-
+    ``agents`` makes it give Ray nodes that join later their runtime and node agent."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
     here = ray.get_runtime_context().get_node_id()
     actor = ControllerManagerActor.options(  # type: ignore[attr-defined]
-        name=ACTOR_NAME,
+        name=CONTROLLER_MANAGER_ACTOR,
         namespace=namespace,
         get_if_exists=True,
         lifetime="detached",
@@ -256,136 +251,6 @@ def deploy_controller_manager(
     ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents)
     names: list[str] = ray.get(actor.ready.remote(), timeout=120)
     return names
-
-
-def node_names(nodes: list[dict[str, Any]]) -> dict[str, str]:
-    """Ray node id -> Kubernetes node name: the host name, made unique with the Ray node id's first
-    eight characters when several Ray nodes share a host (``ray.cluster_utils`` test clusters)."""
-    hosts: dict[str, int] = {}
-    for node in nodes:
-        host = str(node.get("NodeManagerHostname") or socket.gethostname()).lower()
-        hosts[host] = hosts.get(host, 0) + 1
-    names = {}
-    for node in nodes:
-        host = str(node.get("NodeManagerHostname") or socket.gethostname()).lower()
-        names[node["NodeID"]] = host if hosts[host] == 1 else f"{host}-{node['NodeID'][:8]}"
-    return names
-
-
-def _cri_socket(namespace: str, node_name: str) -> str:
-    # Unix socket paths are limited to 108 bytes: keep them short and out of deep data dirs.
-    digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"{namespace}/{node_name}").hex[:12]
-    return str(Path(tempfile.gettempdir()) / f"raykube-cri-{digest}.sock")
-
-
-def deploy_node_agents(
-    data_dir: Path,
-    namespace: str = DEFAULT_NAMESPACE,
-    *,
-    apiserver_port: int,
-    runtime: str = "process",
-    manifests_dir: Path | None = None,
-    timeout: float = 120.0,
-    only_missing: bool = False,
-    api_host: str | None = None,
-    head_node_id: str | None = None,
-) -> list[dict[str, Any]]:
-    """On every alive Ray node: a CRI runtime actor and a node agent actor, pinned there.
-
-    The agents reach the API server at this node's IP on ``apiserver_port`` with a client
-    certificate for ``system:node:<name>`` (group ``system:nodes``), serve logs/exec with a
-    certificate from the cluster CA, and run static pods from ``manifests_dir`` (default
-    ``data_dir/manifests``; only the head node, ``head_node_id`` or this one, runs them). With
-    ``only_missing`` nodes that already have an agent are skipped (the controller manager calls it so
-    to follow Ray's membership). Returns ``[{node, port, runtime}]`` once those Nodes are registered.
-    """
-    import yaml
-
-    from cluster.apiserver.kubeconfig import kubeconfig_document
-    from cluster.apiserver.tls import Pki, issue_client_cert
-    from nodeagent.actor import NodeAgentActor, RuntimeActor, agent_actor_name, runtime_actor_name
-    from nodeagent.server.tls import ensure_agent_cert
-
-    pki = Pki.in_dir(data_dir / "pki")
-    api_host = api_host or ray.util.get_node_ip_address()
-    manifests = manifests_dir or data_dir / "manifests"
-    private_dir(manifests)  # a folder the user made keeps its mode
-    nodes = _alive_nodes()
-    names = node_names(nodes)
-    existing = {
-        e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == namespace
-    }
-    head = head_node_id or ray.get_runtime_context().get_node_id()
-    started = []
-    for node in nodes:
-        node_id, name = node["NodeID"], names[node["NodeID"]]
-        if only_missing and agent_actor_name(name) in existing:
-            continue
-        ip = str(node.get("NodeManagerAddress") or api_host)
-        pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
-        node_dir = data_dir / "nodes" / name
-        runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
-            name=runtime_actor_name(name),
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=pin,
-        ).remote(runtime, str(node_dir / "runtime"), _cri_socket(namespace, name))
-        served = ray.get(runtime_actor.ready.remote(), timeout=timeout)
-        cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
-        kubeconfig = kubeconfig_document(
-            server=f"https://{api_host}:{apiserver_port}",
-            cluster_name="raykube",
-            user=f"system:node:{name}",
-            context="raykube",
-            certificate_authority=pki.ca_cert.read_bytes(),
-            client_certificate=cert_pem,
-            client_key=key_pem,
-        )
-        agent_cert, agent_key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
-        resources = node.get("Resources") or {}
-        config = {
-            "data_dir": str(node_dir),
-            "kubeconfig": yaml.safe_dump(kubeconfig, sort_keys=False),
-            "ca_pem": pki.ca_cert.read_text(),
-            "cert_pem": agent_cert.read_text(),
-            "key_pem": agent_key.read_text(),
-            "internal_ips": [ip],
-            "runtime_socket": served["socket"],
-            "runtime_version": served["version"],
-            "manifests_dir": str(manifests) if node_id == head else None,
-            "ray_cpus": resources.get("CPU"),
-            "ray_memory": resources.get("memory"),
-        }
-        agent = NodeAgentActor.options(  # type: ignore[attr-defined]
-            name=agent_actor_name(name),
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=pin,
-        ).remote(name, config)
-        started.append((agent, runtime))
-    out = []
-    for agent, kind in started:
-        info = ray.get(agent.ready.remote(), timeout=timeout)
-        out.append({**info, "runtime": kind})
-    return out
-
-
-def stop_node_agents(namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True) -> list[str]:
-    """Stop every node agent, then every runtime (which stops the pods); returns the actors stopped."""
-    stopped = []
-    entries = ray.util.list_named_actors(all_namespaces=True)
-    for prefix, call in (("agent-", "shutdown"), ("runtime-", "shutdown")):
-        for entry in entries:
-            if entry["namespace"] != namespace or not entry["name"].startswith(prefix):
-                continue
-            with contextlib.suppress(Exception):
-                actor = ray.get_actor(entry["name"], namespace=namespace)
-                args = (remove_pods,) if prefix == "agent-" else ()
-                ray.get(getattr(actor, call).remote(*args), timeout=60)
-                stopped.append(entry["name"])
-    return stopped
 
 
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
@@ -410,28 +275,116 @@ def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return killed
 
 
-@contextlib.asynccontextmanager
-async def start_store_for_bench(
-    replicas: int, data_dir: str | os.PathLike[str] | None = None, options: ReplicaOptions | None = None
-) -> AsyncIterator[str]:
-    """A throw-away store in its own namespace (for benchmarks and tests); yields the namespace."""
-    if not ray.is_initialized():
-        connect_ray(None, default_data_dir())
-    namespace = f"raykube-bench-{uuid.uuid4().hex[:8]}"
-    tmp = None
-    if data_dir is None:
-        tmp = tempfile.mkdtemp(prefix="raykube-bench-")
-        data_dir = tmp
-    handles: list[Any] = []
-    try:
-        # Keep the handles: a non-detached actor dies with the last handle to it.
-        handles, _ = await asyncio.to_thread(
-            deploy_store, replicas, Path(data_dir), namespace, options, detached=False
+# ---------------------------------------------------------------------- raykube up
+
+
+@dataclass(frozen=True, slots=True)
+class UpConfig:
+    """What ``raykube up`` was asked for. ``None`` means: what ``data_dir/cluster.json`` says, else
+    the default (1 replica; the namespace from ``$RAYKUBE_NAMESPACE`` or ``raykube``). ``runtime``
+    ``none`` deploys no node agents (control plane only)."""
+
+    data_dir: Path
+    address: str | None = None
+    replicas: int | None = None
+    namespace: str | None = None
+    port: int = 6443
+    runtime: str = "process"
+    manifests_dir: Path | None = None
+    timeout: float = 120.0
+
+
+class UpRefused(ValueError):
+    """``up`` started and wrote nothing: the request contradicts the data directory or is invalid."""
+
+
+@dataclass(frozen=True, slots=True)
+class RayJoined:
+    started: bool  # True: a local Ray head was started (``raykube down`` stops it again)
+    data_dir: Path
+
+
+@dataclass(frozen=True, slots=True)
+class StoreUp:
+    already_running: bool
+    placement: str
+
+
+@dataclass(frozen=True, slots=True)
+class ApiServerUp:
+    port: int
+    kubeconfig: Path
+    ready_after: float  # seconds since ``up`` began
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerUp:
+    profiles: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ControllersUp:
+    controllers: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAgentsUp:
+    agents: tuple[AgentInfo, ...]
+    manifests_dir: Path
+
+
+UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | NodeAgentsUp
+
+
+def _replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
+    replicas = config.replicas or (existing.replicas if existing else 1)
+    if existing and config.replicas and config.replicas != existing.replicas:
+        raise UpRefused(
+            f"the store in {config.data_dir} was created with {existing.replicas} replica(s); "
+            f"`raykube down --purge` first to start over with {config.replicas} (or change membership "
+            "one replica at a time)."
         )
-        await wait_until_serving(namespace)
-        yield namespace
-    finally:
-        del handles
-        await asyncio.to_thread(teardown, namespace)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+    if replicas not in (1, 3, 5):
+        raise UpRefused("--replicas must be 1, 3 or 5")
+    return replicas
+
+
+def up(config: UpConfig) -> Iterator[UpStep]:
+    """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager
+    and node agents, yielding each step as it completes (so the caller can show progress).
+
+    Idempotent: what already runs is found, not started twice. Raises ``UpRefused`` before touching
+    Ray, and ``cluster.ownership.NamespaceTaken`` after ``RayJoined`` when the namespace runs the
+    cluster of another data directory; in both cases nothing was started or written.
+    """
+    data_dir = config.data_dir
+    existing = ClusterConfig.load(data_dir)
+    replicas = _replicas(config, existing)
+    t0 = time.monotonic()
+    yield RayJoined(connect_ray(config.address, data_dir), data_dir)
+    namespace = config.namespace or (existing.namespace if existing else None) or default_namespace()
+    claim(namespace, data_dir)
+    ClusterConfig(replicas=replicas, namespace=namespace).save(data_dir)
+    had = find_store(namespace)
+    _, placement = deploy_store(replicas, data_dir, namespace)
+    asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
+    yield StoreUp(len(had) == replicas, placement)
+    port, kubeconfig = deploy_apiserver(data_dir, namespace, port=config.port)
+    yield ApiServerUp(port, kubeconfig, time.monotonic() - t0)
+    yield SchedulerUp(tuple(deploy_scheduler(data_dir, namespace)))
+    agents = None
+    if config.runtime != "none":
+        agents = NodeAgentsConfig(
+            data_dir=data_dir,
+            apiserver_port=port,
+            runtime=config.runtime,
+            manifests_dir=config.manifests_dir,
+        )
+    # The controller manager follows Ray's membership from this (head) node's address and id.
+    follow = agents and replace(
+        agents, api_host=ray.util.get_node_ip_address(), head_node_id=ray.get_runtime_context().get_node_id()
+    )
+    yield ControllersUp(tuple(deploy_controller_manager(data_dir, namespace, agents=follow)))
+    if agents is not None:
+        started = deploy_node_agents(agents, namespace)
+        yield NodeAgentsUp(tuple(started), config.manifests_dir or data_dir / "manifests")

@@ -1,120 +1,110 @@
-"""The ``raykube`` command line: up, down, status, store, bench."""
+"""The ``raykube`` command line: up, down, status, store, bench. It parses and prints; the steps live in
+``cluster.bootstrap`` (``up``) and the benchmark suites in ``bench/`` (``BENCH_SUITES``)."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import shutil
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import ray
 from rich.console import Console
 from rich.table import Table
+
+from cluster.bootstrap import (
+    ApiServerUp,
+    ClusterConfig,
+    ControllersUp,
+    NodeAgentsUp,
+    RayJoined,
+    SchedulerUp,
+    StoreUp,
+    UpConfig,
+    UpRefused,
+    connect_ray,
+    default_data_dir,
+    stop_local_ray_if_ours,
+    teardown,
+    up,
+)
+from cluster.naming import default_namespace
+from cluster.node_agents import stop_node_agents
+from cluster.ownership import NamespaceTaken, check, release
+from cluster.store.client import StoreClient, Unavailable
+from nodeagent.actor import runtime_limits
 
 # Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate).
 console = Console() if sys.stdout.isatty() else Console(width=160)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
-    from cluster.bootstrap import default_data_dir
-
     return Path(args.data_dir).expanduser() if args.data_dir else default_data_dir()
 
 
 def _refuse_foreign(namespace: str, data_dir: Path, doing: str) -> bool:
     """Print why and return True when ``namespace`` runs the cluster of another data directory."""
-    from cluster.ownership import NamespaceTaken, check
-
     try:
         check(namespace, data_dir)
     except NamespaceTaken as e:
-        console.print(
-            f"[red]error:[/] the Ray namespace {namespace!r} runs the raykube cluster of "
-            f"{e.owner.describe()}, not the one of {data_dir}; {doing}. Use `--data-dir {e.owner.data_dir}` "
-            f"for that cluster, or start this one beside it in a namespace of its own: "
-            f"`raykube up --data-dir {data_dir} --ray-namespace NAME --port 0`.",
-            soft_wrap=True,
-        )
+        _print_foreign(e, data_dir, doing)
         return True
     return False
 
 
-def cmd_up(args: argparse.Namespace) -> int:
-    import ray
-
-    from cluster.bootstrap import (
-        ClusterConfig,
-        connect_ray,
-        default_namespace,
-        deploy_apiserver,
-        deploy_controller_manager,
-        deploy_node_agents,
-        deploy_scheduler,
-        deploy_store,
-        find_store,
-        wait_until_serving,
-    )
-
-    data_dir = _data_dir(args)
-    existing = ClusterConfig.load(data_dir)
-    replicas = args.replicas or (existing.replicas if existing else 1)
-    if existing and args.replicas and args.replicas != existing.replicas:
-        console.print(
-            f"[red]error:[/] the store in {data_dir} was created with {existing.replicas} replica(s); "
-            f"`raykube down --purge` first to start over with {args.replicas} (or change membership "
-            "one replica at a time)."
-        )
-        return 2
-    if replicas not in (1, 3, 5):
-        console.print("[red]error:[/] --replicas must be 1, 3 or 5")
-        return 2
-    t0 = time.monotonic()
-    started = connect_ray(args.address, data_dir)
+def _print_foreign(e: NamespaceTaken, data_dir: Path, doing: str) -> None:
     console.print(
-        ("started a local Ray head" if started else "joined the running Ray cluster") + f" ({data_dir})"
+        f"[red]error:[/] the Ray namespace {e.namespace!r} runs the raykube cluster of "
+        f"{e.owner.describe()}, not the one of {data_dir}; {doing}. Use `--data-dir {e.owner.data_dir}` "
+        f"for that cluster, or start this one beside it in a namespace of its own: "
+        f"`raykube up --data-dir {data_dir} --ray-namespace NAME --port 0`.",
+        soft_wrap=True,
     )
-    namespace = args.ray_namespace or (existing.namespace if existing else None) or default_namespace()
-    from cluster.ownership import NamespaceTaken, claim
 
+
+def cmd_up(args: argparse.Namespace) -> int:
+    config = UpConfig(
+        data_dir=_data_dir(args),
+        address=args.address,
+        replicas=args.replicas,
+        namespace=args.ray_namespace,
+        port=args.port,
+        runtime=args.runtime,
+        manifests_dir=Path(args.manifests_dir).expanduser() if args.manifests_dir else None,
+        timeout=args.timeout,
+    )
+    kubeconfig = None
     try:
-        claim(namespace, data_dir)
-    except NamespaceTaken:
-        _refuse_foreign(namespace, data_dir, "nothing was started or written")
+        for step in up(config):
+            match step:
+                case RayJoined(started, data_dir):
+                    joined = "started a local Ray head" if started else "joined the running Ray cluster"
+                    console.print(f"{joined} ({data_dir})")
+                case StoreUp(already_running, placement):
+                    console.print(f"store {'already running' if already_running else 'started'}: {placement}")
+                case ApiServerUp(port, kubeconfig, ready_after):
+                    console.print(f"API server: https://127.0.0.1:{port} (ready after {ready_after:.1f}s)")
+                    console.print(f"kubeconfig: {kubeconfig}")
+                case SchedulerUp(profiles):
+                    console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
+                case ControllersUp(controllers):
+                    console.print(f"controller manager: running ({', '.join(controllers)})")
+                case NodeAgentsUp(agents, manifests_dir):
+                    for agent in agents:
+                        console.print(
+                            f"node {agent.node}: agent on port {agent.port}, runtime {agent.runtime}"
+                        )
+                    console.print(f"static pods: {manifests_dir}")
+    except UpRefused as e:
+        console.print(f"[red]error:[/] {e}")
         return 2
-    cfg = ClusterConfig(replicas=replicas, namespace=namespace)
-    cfg.save(data_dir)
-    had = find_store(cfg.namespace)
-    _, placement = deploy_store(replicas, data_dir, cfg.namespace)
-    asyncio.run(wait_until_serving(cfg.namespace, timeout=args.timeout))
-    verb = "already running" if len(had) == replicas else "started"
-    console.print(f"store {verb}: {placement}")
-    port, kubeconfig = deploy_apiserver(data_dir, cfg.namespace, port=args.port)
-    console.print(f"API server: https://127.0.0.1:{port} (ready after {time.monotonic() - t0:.1f}s)")
-    console.print(f"kubeconfig: {kubeconfig}")
-    profiles = deploy_scheduler(data_dir, cfg.namespace)
-    console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
-    manifests = Path(args.manifests_dir).expanduser() if args.manifests_dir else None
-    follow = None
-    if args.runtime != "none":
-        follow = {
-            "data_dir": str(data_dir),
-            "apiserver_port": port,
-            "runtime": args.runtime,
-            "manifests_dir": manifests,
-            "api_host": ray.util.get_node_ip_address(),
-            "head_node_id": ray.get_runtime_context().get_node_id(),
-        }
-    controllers = deploy_controller_manager(data_dir, cfg.namespace, agents=follow)
-    console.print(f"controller manager: running ({', '.join(controllers)})")
-    if args.runtime != "none":
-        agents = deploy_node_agents(
-            data_dir, cfg.namespace, apiserver_port=port, runtime=args.runtime, manifests_dir=manifests
-        )
-        for agent in agents:
-            console.print(f"node {agent['node']}: agent on port {agent['port']}, runtime {agent['runtime']}")
-        console.print(f"static pods: {manifests or data_dir / 'manifests'}")
+    except NamespaceTaken as e:
+        _print_foreign(e, config.data_dir, "nothing was started or written")
+        return 2
     console.print(f"  export KUBECONFIG={kubeconfig}; kubectl get nodes")
     return 0
 
@@ -129,18 +119,6 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    import ray
-
-    from cluster.bootstrap import (
-        ClusterConfig,
-        connect_ray,
-        default_namespace,
-        stop_local_ray_if_ours,
-        stop_node_agents,
-        teardown,
-    )
-    from cluster.ownership import release
-
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
     namespace = cfg.namespace if cfg else default_namespace()
@@ -167,9 +145,6 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import ClusterConfig, connect_ray, default_namespace
-    from cluster.store.client import StoreClient, Unavailable
-
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
     namespace = cfg.namespace if cfg else default_namespace()
@@ -207,8 +182,6 @@ def cmd_status(args: argparse.Namespace) -> int:
             str(r.get("health", "")),
         )
     console.print(table)
-    from nodeagent.actor import runtime_limits
-
     for node, version, limits in runtime_limits(namespace):
         console.print(f"node {node}: runtime {version}, resource limits {limits}", soft_wrap=True)
     healthy = [r for r in rows if r.get("health") == "ok"]
@@ -217,9 +190,6 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_store(args: argparse.Namespace) -> int:
-    from cluster.bootstrap import ClusterConfig, connect_ray, default_namespace
-    from cluster.store.client import StoreClient
-
     data_dir = _data_dir(args)
     cfg = ClusterConfig.load(data_dir)
     namespace = cfg.namespace if cfg else default_namespace()
@@ -251,27 +221,25 @@ def cmd_store(args: argparse.Namespace) -> int:
     return asyncio.run(run())
 
 
+# `raykube bench SUITE` -> the module whose ``main(argv)`` runs it. Imported only when asked for: the
+# project never imports bench/ otherwise, and a suite pulls in its own dependencies (etcd's client).
+BENCH_SUITES = {
+    "store": "bench.store",
+    "api": "bench.api",
+    "scheduling": "bench.scheduling",
+    "startup": "bench.startup",
+}
+
+
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
-    if args.suite == "store":
-        from bench.store import main as bench_store
-
-        return bench_store(rest)
-    if args.suite == "api":
-        from bench.api import main as bench_api
-
-        return bench_api(rest)
-    if args.suite == "scheduling":
-        from bench.scheduling import main as bench_scheduling
-
-        return bench_scheduling(rest)
-    if args.suite == "startup":
-        from bench.startup import main as bench_startup
-
-        return bench_startup(rest)
-    console.print(
-        f"[red]error:[/] unknown bench suite {args.suite!r} (available: store, api, scheduling, startup)"
-    )
-    return 2
+    module = BENCH_SUITES.get(args.suite)
+    if module is None:
+        console.print(
+            f"[red]error:[/] unknown bench suite {args.suite!r} (available: {', '.join(BENCH_SUITES)})"
+        )
+        return 2
+    run: Callable[[list[str]], int] = importlib.import_module(module).main
+    return run(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:

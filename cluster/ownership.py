@@ -21,6 +21,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from ray.experimental import internal_kv
+
 KV_NAMESPACE = "raykube"
 
 
@@ -64,8 +66,6 @@ def _key(namespace: str) -> bytes:
 
 def owner(namespace: str) -> Owner | None:
     """The recorded owner of ``namespace``'s cluster, or None. Needs a connected Ray."""
-    from ray.experimental import internal_kv
-
     raw = internal_kv._internal_kv_get(_key(namespace), namespace=KV_NAMESPACE)
     return Owner.decode(raw) if raw else None
 
@@ -82,8 +82,6 @@ def check(namespace: str, data_dir: Path) -> Owner | None:
 def claim(namespace: str, data_dir: Path) -> None:
     """Record ``data_dir`` as the owner of ``namespace`` unless another owner is recorded (then raise
     :class:`NamespaceTaken`). Idempotent for the same data directory."""
-    from ray.experimental import internal_kv
-
     wanted = Owner.of(data_dir)
     # Put-if-absent: of two racing claims exactly one is stored; the loser sees the winner below.
     internal_kv._internal_kv_put(_key(namespace), wanted.encode(), overwrite=False, namespace=KV_NAMESPACE)
@@ -92,7 +90,5 @@ def claim(namespace: str, data_dir: Path) -> None:
 
 def release(namespace: str, data_dir: Path) -> None:
     """Forget the owner of ``namespace`` if it is ``data_dir`` (after ``down`` stopped its actors)."""
-    from ray.experimental import internal_kv
-
     if owner(namespace) == Owner.of(data_dir):
         internal_kv._internal_kv_del(_key(namespace), namespace=KV_NAMESPACE)

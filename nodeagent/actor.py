@@ -1,6 +1,6 @@
 """The node's Ray actors: the CRI runtime plugin (``runtime-<node>``) and the node agent (``agent-<node>``).
 
-Both are thin wrappers, pinned to their Ray node by the caller (``cluster.bootstrap.deploy_node_agents``):
+Both are thin wrappers, pinned to their Ray node by the caller (``cluster.node_agents.deploy_node_agents``):
 
 - ``RuntimeActor`` serves the CRI on a unix socket: the ``process`` runtime inside the actor's own
   event loop, or a supervised ``containerd``. ``ready()`` returns the socket path and the runtime's
@@ -11,20 +11,30 @@ Both are thin wrappers, pinned to their Ray node by the caller (``cluster.bootst
   against the API server, plus the ``AgentServer`` that the API server proxies ``kubectl logs`` and
   ``kubectl exec`` to, over TLS that requires the cluster CA's client certificate.
 
-Everything the agent needs arrives as arguments (kubeconfig text with embedded credentials, its
-serving certificate, the CA), so it runs on any Ray node, not only where the PKI lives.
+Everything the agent needs arrives as a ``NodeAgentConfig`` (kubeconfig text with embedded credentials,
+its serving certificate, the CA), so it runs on any Ray node, not only where the PKI lives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir, write_private
+from nodeagent import machine
+from nodeagent.agent.agent import NodeAgent
+from nodeagent.agent.api import RestAgentApi
+from nodeagent.cri.client import CRIClient
+from nodeagent.runtimes.containerd import ContainerdRuntime
+from nodeagent.runtimes.process import serve, stop_server
+from nodeagent.server.agent import AgentServer
+from nodeagent.server.tls import agent_ssl_context
 
 log = logging.getLogger("raykube.nodeagent")
 
@@ -67,6 +77,25 @@ def agent_actor_name(node_name: str) -> str:
     return f"agent-{node_name}"
 
 
+@dataclass(frozen=True, slots=True)
+class NodeAgentConfig:
+    """What one node agent needs, as text so it crosses to any Ray node: its directory, kubeconfig
+    (credentials embedded), the cluster CA and its serving pair (PEM), its addresses, the runtime's
+    socket and version, the static pods' directory (head node only) and Ray's view of its resources."""
+
+    data_dir: str
+    kubeconfig: str
+    ca_pem: str
+    cert_pem: str
+    key_pem: str
+    internal_ips: tuple[str, ...]
+    runtime_socket: str
+    runtime_version: str
+    manifests_dir: str | None = None
+    ray_cpus: float | None = None
+    ray_memory: float | None = None
+
+
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
 class RuntimeActor:
     """Serves the CRI for one node; see the module docstring."""
@@ -86,17 +115,11 @@ class RuntimeActor:
     async def _start(self) -> None:
         private_dir(self.root_dir)
         if self.kind == "process":
-            from nodeagent.runtimes.process import serve
-
             Path(self.socket_path).unlink(missing_ok=True)
             self._runtime = await serve(self.socket_path, self.root_dir)
         else:
-            from nodeagent.runtimes.containerd import ContainerdRuntime
-
             self._runtime = ContainerdRuntime(self.root_dir)
             self.socket_path = await self._runtime.start()
-        from nodeagent.cri.client import CRIClient
-
         async with CRIClient(self.socket_path) as cri:
             await cri.wait_ready(timeout=30)
             version = await cri.version()
@@ -120,8 +143,6 @@ class RuntimeActor:
         if self._runtime is None:
             return
         if self.kind == "process":
-            from nodeagent.runtimes.process import stop_server
-
             await stop_server(self._runtime)
         else:
             await self._runtime.stop()
@@ -132,7 +153,7 @@ class RuntimeActor:
 class NodeAgentActor:
     """Runs one node's agent; see the module docstring."""
 
-    def __init__(self, node_name: str, config: dict[str, Any]) -> None:
+    def __init__(self, node_name: str, config: NodeAgentConfig) -> None:
         logging.basicConfig(level=logging.INFO)
         self.node_name = node_name
         self.config = config
@@ -143,43 +164,35 @@ class NodeAgentActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        from cluster.client.rest import ApiClient
-        from nodeagent import machine
-        from nodeagent.agent.agent import NodeAgent
-        from nodeagent.agent.api import RestAgentApi
-        from nodeagent.cri.client import CRIClient
-        from nodeagent.server.agent import AgentServer
-        from nodeagent.server.tls import agent_ssl_context
-
         cfg = self.config
-        node_dir = Path(cfg["data_dir"])
+        node_dir = Path(cfg.data_dir)
         pki = node_dir / "pki"
         # Credentials are written whole, atomically and 0600 from the start (never chmod-ed after);
         # ``pods`` (the agent's log root) is made here so it is private too.
-        files = {"ca.crt": cfg["ca_pem"], "agent.crt": cfg["cert_pem"], "agent.key": cfg["key_pem"]}
+        files = {"ca.crt": cfg.ca_pem, "agent.crt": cfg.cert_pem, "agent.key": cfg.key_pem}
         for name, text in files.items():
             write_private(pki / name, text)
-        kubeconfig = write_private(node_dir / "kubeconfig", cfg["kubeconfig"])
+        kubeconfig = write_private(node_dir / "kubeconfig", cfg.kubeconfig)
         private_dir(node_dir / "pods")
         client = ApiClient.from_kubeconfig(str(kubeconfig))
         info = machine.gather(
             self.node_name,
-            list(cfg["internal_ips"]),
+            list(cfg.internal_ips),
             str(node_dir),
-            runtime_version=cfg["runtime_version"],
-            ray_cpus=cfg.get("ray_cpus"),
-            ray_memory=cfg.get("ray_memory"),
+            runtime_version=cfg.runtime_version,
+            ray_cpus=cfg.ray_cpus,
+            ray_memory=cfg.ray_memory,
         )
         agent = NodeAgent(
             RestAgentApi(client),
-            cfg["runtime_socket"],
+            cfg.runtime_socket,
             self.node_name,
             str(node_dir),
             info,
-            manifests_dir=cfg.get("manifests_dir"),
+            manifests_dir=cfg.manifests_dir,
         )
         context = agent_ssl_context(pki / "ca.crt", pki / "agent.crt", pki / "agent.key")
-        server = AgentServer(agent, CRIClient(cfg["runtime_socket"]), host="0.0.0.0", ssl_context=context)
+        server = AgentServer(agent, CRIClient(cfg.runtime_socket), host="0.0.0.0", ssl_context=context)
         self.port = await server.start()
         agent.set_kubelet_port(self.port)
         await agent.start()

@@ -9,7 +9,9 @@ from typing import Any
 
 import ray
 
+from cluster.apiserver.server import run_server
 from cluster.apiserver.tls import Pki, server_ssl_context
+from cluster.store.client import StoreClient
 
 log = logging.getLogger("raykube.apiserver")
 
@@ -28,9 +30,6 @@ class ApiServerActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        from cluster.apiserver.server import run_server
-        from cluster.store.client import StoreClient
-
         client = await StoreClient.connect(self.namespace)
         ctx = server_ssl_context(self.pki)
 

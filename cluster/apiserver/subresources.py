@@ -19,7 +19,8 @@ from aiohttp import web
 
 from cluster.apiserver import tokens
 from cluster.apiserver.errors import StatusError, conflict
-from cluster.apiserver.handlers import ResourceAPI
+from cluster.apiserver.handlers import PATCH_TYPES, ResourceAPI, decode_body, media_type, read_raw
+from cluster.apiserver.patch import json_merge_patch, json_patch
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.proxy import NodeProxy, no_agent_error
 from cluster.apiserver.request import Target, json_response, read_object
@@ -111,9 +112,6 @@ class Subresources:
             if request.method == "PUT":
                 body = await read_object(request)
             else:
-                from cluster.apiserver.handlers import PATCH_TYPES, decode_body, media_type, read_raw
-                from cluster.apiserver.patch import json_merge_patch, json_patch
-
                 ptype = PATCH_TYPES.get(media_type(request), "merge")
                 patch = decode_body(await read_raw(request), "application/json")
                 body = json_patch(scale, patch) if ptype == "json" else json_merge_patch(scale, patch)

@@ -9,7 +9,8 @@ leave such pods alone), ``spec.nodeName`` of the Ray node hosting the actor, and
 a health check of the actor every ``interval`` (Running and Ready when it answers). A deleted pod comes
 back on the next pass, like a mirror pod.
 
-``component_pod`` and ``pod_status`` are pure; ``ControlPlanePods`` does the Ray calls and the writes.
+``component_pod`` and ``pod_status`` are pure; ``ControlPlanePods`` does the writes, from what a
+``ComponentSource`` reports (the controller manager's asks Ray: ``cluster.controllers.actor``).
 """
 
 from __future__ import annotations
@@ -17,9 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
+
+from cluster.client.errors import ApiError
 
 log = logging.getLogger("raykube.controllers.controlplane")
 
@@ -110,16 +114,67 @@ def pod_status(c: Component, previous: dict[str, Any] | None, now: datetime) -> 
     }
 
 
+# (component, Ray actor) of the singletons; the store's replicas are ``etcd`` pods, one per replica.
+CONTROL_PLANE_ACTORS = (
+    ("kube-apiserver", "apiserver"),
+    ("kube-scheduler", "scheduler"),
+    ("kube-controller-manager", "controller-manager"),
+)
+
+
+def components_of(
+    here: str,
+    answering: Mapping[str, bool],
+    replicas: list[dict[str, Any]],
+    names: Mapping[str, str],
+    ips: Mapping[str, str],
+    started: datetime,
+) -> list[Component]:
+    """The components from what Ray reports: ``here`` is the node running the singletons,
+    ``answering`` actor name -> whether it answered its health check, ``replicas`` the store's
+    status rows, ``names`` Ray node id -> node name and ``ips`` node name -> address."""
+    found = [
+        Component(
+            component,
+            actor,
+            here,
+            answering.get(actor, False),
+            started,
+            f"{component}-{here}",
+            ips.get(here, ""),
+        )
+        for component, actor in CONTROL_PLANE_ACTORS
+    ]
+    per_node: dict[str, int] = {}
+    for replica in replicas:
+        node = names.get(str(replica.get("node_id", "")), here)
+        per_node[node] = per_node.get(node, 0) + 1
+    for replica in replicas:
+        node = names.get(str(replica.get("node_id", "")), here)
+        rid = replica.get("id")
+        pod_name = f"etcd-{node}" if per_node[node] == 1 else f"etcd-{rid}-{node}"
+        healthy = replica.get("health") == "ok"
+        found.append(Component("etcd", f"store-{rid}", node, healthy, started, pod_name, ips.get(node, "")))
+    return found
+
+
+class ComponentSource(Protocol):
+    """Where the control-plane components run and whether they answer (the controller manager's
+    implementation asks Ray; tests give a fixed list)."""
+
+    async def components(self) -> list[Component]: ...
+
+    async def close(self) -> None: ...
+
+
 class ControlPlanePods:
     """Keeps the component pods in step with the actors of this Ray namespace; see the module doc."""
 
-    def __init__(self, client: Any, ray_namespace: str, *, interval: float = 10.0) -> None:
+    def __init__(self, client: Any, source: ComponentSource, *, interval: float = 10.0) -> None:
         self.client = client
-        self.ray_namespace = ray_namespace
+        self.source = source
         self.interval = interval
-        self.started = datetime.now(UTC)
         self._task: asyncio.Task[None] | None = None
-        self._store: Any = None  # one StoreClient for every pass (it refreshes its replica handles)
 
     async def start(self) -> None:
         with contextlib.suppress(Exception):
@@ -131,9 +186,7 @@ class ControlPlanePods:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
-        if self._store is not None:
-            await self._store.close()
-            self._store = None
+        await self.source.close()
 
     async def _loop(self) -> None:
         while True:
@@ -145,59 +198,9 @@ class ControlPlanePods:
             except Exception:
                 log.exception("control-plane pods pass failed")
 
-    async def components(self) -> list[Component]:
-        """Ask Ray where each control-plane actor runs and whether it answers."""
-        import ray
-
-        from cluster.bootstrap import node_names
-
-        alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-        names = node_names(alive)
-        ips = {names[n["NodeID"]]: str(n.get("NodeManagerAddress") or "") for n in alive}
-        here = names.get(ray.get_runtime_context().get_node_id(), "")
-        found: list[Component] = []
-
-        async def answers(actor_name: str) -> bool:
-            try:
-                handle = ray.get_actor(actor_name, namespace=self.ray_namespace)
-                await asyncio.wait_for(handle.ready.remote(), 5.0)
-            except Exception:
-                return False
-            return True
-
-        for component, actor in (
-            ("kube-apiserver", "apiserver"),
-            ("kube-scheduler", "scheduler"),
-            ("kube-controller-manager", "controller-manager"),
-        ):
-            healthy = True if actor == "controller-manager" else await answers(actor)
-            pod_name = f"{component}-{here}"
-            found.append(
-                Component(component, actor, here, healthy, self.started, pod_name, ips.get(here, ""))
-            )
-        if self._store is None:
-            from cluster.store.client import StoreClient
-
-            self._store = await StoreClient.connect(self.ray_namespace)
-        replicas = await self._store.status()
-        per_node: dict[str, int] = {}
-        for replica in replicas:
-            node = names.get(str(replica.get("node_id", "")), here)
-            per_node[node] = per_node.get(node, 0) + 1
-        for replica in replicas:
-            node = names.get(str(replica.get("node_id", "")), here)
-            rid = replica.get("id")
-            pod_name = f"etcd-{node}" if per_node[node] == 1 else f"etcd-{rid}-{node}"
-            healthy = replica.get("health") == "ok"
-            actor = f"store-{rid}"
-            found.append(Component("etcd", actor, node, healthy, self.started, pod_name, ips.get(node, "")))
-        return found
-
     async def sync_once(self) -> None:
-        from cluster.client.errors import ApiError
-
         now = datetime.now(UTC)
-        for c in await self.components():
+        for c in await self.source.components():
             try:
                 try:
                     current = await self.client.get("v1", "pods", c.pod_name, NAMESPACE)

@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cluster.client.errors import ApiError
+from cluster.client.informer import Informer
+
 log = logging.getLogger("raykube.controllers.nodelifecycle")
 
 DEFAULT_GRACE = 40.0
@@ -135,8 +138,6 @@ class NodeLifecycleController:
         monitor_period: float = DEFAULT_MONITOR_PERIOD,
         clock: Any = lambda: datetime.now(UTC),
     ) -> None:
-        from cluster.client.informer import Informer
-
         self.client = client
         self.grace = grace
         self.monitor_period = monitor_period
@@ -180,8 +181,6 @@ class NodeLifecycleController:
             await self._apply(name, decision, now)
 
     async def _apply(self, name: str, decision: NodeDecision, now: datetime) -> None:
-        from cluster.client.errors import ApiError
-
         try:
             if decision.taints is not None:
                 await self.client.patch("v1", "nodes", name, {"spec": {"taints": decision.taints}})

@@ -14,6 +14,10 @@ from typing import Any
 
 import ray
 
+from cluster.client.rest import ApiClient
+from cluster.scheduler.config import load_config
+from cluster.scheduler.scheduler import Scheduler
+
 log = logging.getLogger("raykube.scheduler")
 
 ACTOR_NAME = "scheduler"
@@ -29,10 +33,6 @@ class SchedulerActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        from cluster.client.rest import ApiClient
-        from cluster.scheduler.config import load_config
-        from cluster.scheduler.scheduler import Scheduler
-
         text = Path(self.config_path).read_text() if self.config_path else None
         config = load_config(text)
         client = ApiClient.from_kubeconfig(self.kubeconfig_path)

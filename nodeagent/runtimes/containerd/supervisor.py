@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from cluster.machinery.files import open_private, private_dir, write_private
+from nodeagent.cri.client import CRIClient
 from nodeagent.images import PAUSE_IMAGE, write_images
 from nodeagent.images.busybox import DEFAULT_BUSYBOX
 from nodeagent.runtimes.containerd import cleanup as host
@@ -307,8 +308,6 @@ class ContainerdRuntime:
 
     async def remove_all_pods(self, timeout: float = 30.0) -> int:
         """Stop and remove every pod sandbox through CRI; returns how many were removed."""
-        from nodeagent.cri.client import CRIClient
-
         removed = 0
         async with CRIClient(self.paths.socket, timeout=timeout) as cri:
             for sandbox in await cri.list_pod_sandbox():

@@ -11,6 +11,7 @@ from cluster.controllers.control_plane_pods import (
     NAMESPACE,
     Component,
     component_pod,
+    components_of,
     pod_status,
 )
 
@@ -47,3 +48,37 @@ def test_transition_times_are_kept_until_the_status_changes() -> None:
     down = pod_status(comp(False), again, T0 + timedelta(minutes=6))
     ready = next(c for c in down["conditions"] if c["type"] == "Ready")
     assert ready["lastTransitionTime"] == "2026-11-27T12:06:00Z"
+
+
+@pytest.mark.parametrize(
+    ("replicas", "etcd_pods"),
+    [
+        pytest.param([{"id": 1, "node_id": "n1", "health": "ok"}], {"etcd-vm": True}, id="one-replica"),
+        pytest.param(
+            [{"id": 1, "node_id": "n1", "health": "ok"}, {"id": 2, "node_id": "n1", "health": "down"}],
+            {"etcd-1-vm": True, "etcd-2-vm": False},
+            id="replicas-sharing-a-node-get-their-id",
+        ),
+        pytest.param(
+            [{"id": 1, "node_id": "n1", "health": "ok"}, {"id": 2, "node_id": "n2", "health": "ok"}],
+            {"etcd-vm": True, "etcd-vm2": True},
+            id="one-replica-per-node",
+        ),
+        pytest.param([{"id": 3, "health": "ok"}], {"etcd-vm": True}, id="unknown-node-is-here"),
+    ],
+)
+def test_components_from_what_ray_reports(
+    replicas: list[dict[str, object]], etcd_pods: dict[str, bool]
+) -> None:
+    names = {"n1": "vm", "n2": "vm2"}
+    ips = {"vm": "10.0.0.1", "vm2": "10.0.0.2"}
+    answering = {"apiserver": True, "scheduler": False, "controller-manager": True}
+    found = components_of("vm", answering, replicas, names, ips, T0)
+    singletons = {c.pod_name: c.healthy for c in found if c.component != "etcd"}
+    assert singletons == {
+        "kube-apiserver-vm": True,
+        "kube-scheduler-vm": False,
+        "kube-controller-manager-vm": True,
+    }
+    assert {c.pod_name: c.healthy for c in found if c.component == "etcd"} == etcd_pods
+    assert all(c.host_ip == ips[c.node_name] and c.started == T0 for c in found)

@@ -1,0 +1,162 @@
+"""Node agents on Ray nodes: on each one a CRI runtime actor and a node agent actor, pinned there.
+
+Ray glue used by the bootstrap (``raykube up`` / ``down``) and by the controller manager, which
+follows Ray's membership with ``only_missing`` (so it lives apart from ``cluster.bootstrap``, which
+deploys the controller manager itself). What a deployment needs travels as ``NodeAgentsConfig``,
+a frozen value Ray pickles into the controller manager; each agent gets its ``NodeAgentConfig``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ray
+import yaml  # type: ignore[import-untyped]
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+from cluster.apiserver.kubeconfig import kubeconfig_document
+from cluster.apiserver.tls import Pki, issue_client_cert
+from cluster.machinery.files import private_dir
+from cluster.naming import DEFAULT_NAMESPACE, node_names
+from nodeagent.actor import (
+    NodeAgentActor,
+    NodeAgentConfig,
+    RuntimeActor,
+    agent_actor_name,
+    runtime_actor_name,
+)
+from nodeagent.server.tls import ensure_agent_cert
+
+
+@dataclass(frozen=True, slots=True)
+class NodeAgentsConfig:
+    """How to give Ray nodes their agents: the agents reach the API server at ``api_host`` (default:
+    the deploying node's IP) on ``apiserver_port``; static pods come from ``manifests_dir`` (default
+    ``data_dir/manifests``) and run on the head node only (``head_node_id``, default: the deploying
+    node)."""
+
+    data_dir: Path
+    apiserver_port: int
+    runtime: str = "process"
+    manifests_dir: Path | None = None
+    api_host: str | None = None
+    head_node_id: str | None = None
+    timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class AgentInfo:
+    """One node agent once its Node is registered: the node, its agent server's port, its runtime."""
+
+    node: str
+    port: int
+    runtime: str
+
+
+def _alive_nodes() -> list[dict[str, Any]]:
+    return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def _cri_socket(namespace: str, node_name: str) -> str:
+    # Unix socket paths are limited to 108 bytes: keep them short and out of deep data dirs.
+    digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"{namespace}/{node_name}").hex[:12]
+    return str(Path(tempfile.gettempdir()) / f"raykube-cri-{digest}.sock")
+
+
+def deploy_node_agents(
+    config: NodeAgentsConfig, namespace: str = DEFAULT_NAMESPACE, *, only_missing: bool = False
+) -> list[AgentInfo]:
+    """On every alive Ray node: a CRI runtime actor and a node agent actor, pinned there.
+
+    The agents reach the API server with a client certificate for ``system:node:<name>`` (group
+    ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
+    (see ``NodeAgentsConfig``). With ``only_missing`` nodes that already have an agent are skipped
+    (the controller manager calls it so to follow Ray's membership). Returns once those Nodes are
+    registered.
+    """
+    data_dir = config.data_dir
+    pki = Pki.in_dir(data_dir / "pki")
+    api_host = config.api_host or ray.util.get_node_ip_address()
+    manifests = config.manifests_dir or data_dir / "manifests"
+    private_dir(manifests)  # a folder the user made keeps its mode
+    nodes = _alive_nodes()
+    names = node_names(nodes)
+    existing = {
+        e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == namespace
+    }
+    head = config.head_node_id or ray.get_runtime_context().get_node_id()
+    started = []
+    for node in nodes:
+        node_id, name = node["NodeID"], names[node["NodeID"]]
+        if only_missing and agent_actor_name(name) in existing:
+            continue
+        ip = str(node.get("NodeManagerAddress") or api_host)
+        pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
+        node_dir = data_dir / "nodes" / name
+        runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
+            name=runtime_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(config.runtime, str(node_dir / "runtime"), _cri_socket(namespace, name))
+        served = ray.get(runtime_actor.ready.remote(), timeout=config.timeout)
+        cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
+        kubeconfig = kubeconfig_document(
+            server=f"https://{api_host}:{config.apiserver_port}",
+            cluster_name="raykube",
+            user=f"system:node:{name}",
+            context="raykube",
+            certificate_authority=pki.ca_cert.read_bytes(),
+            client_certificate=cert_pem,
+            client_key=key_pem,
+        )
+        agent_cert, agent_key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
+        resources = node.get("Resources") or {}
+        agent_config = NodeAgentConfig(
+            data_dir=str(node_dir),
+            kubeconfig=yaml.safe_dump(kubeconfig, sort_keys=False),
+            ca_pem=pki.ca_cert.read_text(),
+            cert_pem=agent_cert.read_text(),
+            key_pem=agent_key.read_text(),
+            internal_ips=(ip,),
+            runtime_socket=served["socket"],
+            runtime_version=served["version"],
+            manifests_dir=str(manifests) if node_id == head else None,
+            ray_cpus=resources.get("CPU"),
+            ray_memory=resources.get("memory"),
+        )
+        agent = NodeAgentActor.options(  # type: ignore[attr-defined]
+            name=agent_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(name, agent_config)
+        started.append(agent)
+    out = []
+    for agent in started:
+        info = ray.get(agent.ready.remote(), timeout=config.timeout)
+        out.append(AgentInfo(node=info["node"], port=info["port"], runtime=config.runtime))
+    return out
+
+
+def stop_node_agents(namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True) -> list[str]:
+    """Stop every node agent, then every runtime (which stops the pods); returns the actors stopped."""
+    stopped = []
+    entries = ray.util.list_named_actors(all_namespaces=True)
+    for prefix, call in (("agent-", "shutdown"), ("runtime-", "shutdown")):
+        for entry in entries:
+            if entry["namespace"] != namespace or not entry["name"].startswith(prefix):
+                continue
+            with contextlib.suppress(Exception):
+                actor = ray.get_actor(entry["name"], namespace=namespace)
+                args = (remove_pods,) if prefix == "agent-" else ()
+                ray.get(getattr(actor, call).remote(*args), timeout=60)
+                stopped.append(entry["name"])
+    return stopped
