@@ -38,9 +38,9 @@ from cluster.apiserver.errors import StatusError, bad_request
 from cluster.apiserver.request import Target
 from cluster.apiserver.resources import ResourceInfo, lookup
 from cluster.machinery import pki as certutil
+from cluster.machinery import remotecommand as rc
 from cluster.machinery.files import FILE_MODE, write_file_atomic
-from nodeagent.server import remotecommand as rc
-from nodeagent.server.relay import relay
+from cluster.machinery.relay import relay
 
 KUBELET_CLIENT_CN = "kube-apiserver-kubelet-client"
 KUBELET_CLIENT_GROUPS = ["system:masters"]

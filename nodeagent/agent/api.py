@@ -5,7 +5,7 @@ merge patch of the ``status`` subresource, and ``pod_feed`` (an informer on this
 handlers only enqueue). Errors are ``cluster.client.errors.ApiError`` (``status`` 404 for a missing
 object, 409 for a conflict or an existing name); fakes raise the same. ``RestAgentApi`` implements it
 over ``cluster.client.rest.ApiClient`` and ``cluster.client.informer.Informer``; the API server
-supports the field selector ``spec.nodeName`` on pods (``cluster/apiserver/fieldselectors.py``), so the
+supports the field selector ``spec.nodeName`` on pods (as kube-apiserver does), so the
 feed only carries pods bound to this node.
 """
 

@@ -28,11 +28,11 @@ import aiohttp
 import orjson
 from aiohttp import web
 
+from cluster.machinery import remotecommand as rc
+from cluster.machinery.relay import relay
 from nodeagent.agent.lookup import ContainerLookup, ContainerRef, LookupFailed
 from nodeagent.cri.client import CRIClient, CRIError, FailedPrecondition, NotFound
-from nodeagent.server import remotecommand as rc
 from nodeagent.server.logs import BadLogQuery, log_options, stream_log
-from nodeagent.server.relay import relay
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 As in containerd's CRI plugin, ``Exec`` does not run anything: it stores the request under a
 one-time random token and returns ``http://127.0.0.1:<port>/exec/<token>``. The first WebSocket
 request to that URL (within ``token_ttl`` seconds) consumes the token, starts the command with
-``ProcessRuntime.exec_stream`` and speaks the remotecommand protocol (``nodeagent.server.remotecommand``):
+``ProcessRuntime.exec_stream`` and speaks the remotecommand protocol (``cluster.machinery.remotecommand``):
 stdout/stderr out on channels 1/2, stdin in on channel 0 (v5 ``[255, 0]`` closes it), resize on
 channel 4 for a tty, then the exit Status on channel 3 and a normal close.
 
@@ -29,10 +29,10 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
+from cluster.machinery import remotecommand as rc
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import procs
 from nodeagent.runtimes.process.exec import ExecStream
-from nodeagent.server import remotecommand as rc
 
 log = logging.getLogger(__name__)
 

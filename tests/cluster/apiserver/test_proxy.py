@@ -20,7 +20,7 @@ from cluster.apiserver.errors import StatusError, not_found
 from cluster.apiserver.proxy import NodeProxy, agent_location, pick_container
 from cluster.apiserver.request import parse_path
 from cluster.apiserver.resources import ResourceInfo
-from nodeagent.server import remotecommand as rc
+from cluster.machinery import remotecommand as rc
 from nodeagent.server.tls import agent_ssl_context, ensure_agent_cert
 from tests.nodeagent.server.harness import Env, environment, ws_exec
 

@@ -14,13 +14,13 @@ from typing import Any
 import aiohttp
 import orjson
 
+from cluster.machinery import remotecommand as rc
 from nodeagent.agent.lookup import ContainerRef, LookupFailed
 from nodeagent.cri import api_pb2 as pb
 from nodeagent.cri.client import CRIClient
 from nodeagent.runtimes.process import ProcessRuntime, serve, stop_server
 from nodeagent.runtimes.process.cgroups import CgroupManager
 from nodeagent.runtimes.process.isolation import Isolation
-from nodeagent.server import remotecommand as rc
 from nodeagent.server.agent import AgentServer
 
 

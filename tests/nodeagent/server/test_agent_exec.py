@@ -9,7 +9,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from nodeagent.server import remotecommand as rc
+from cluster.machinery import remotecommand as rc
 from tests.nodeagent.server.harness import environment, ws_exec
 
 

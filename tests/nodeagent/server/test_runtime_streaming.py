@@ -9,11 +9,11 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from cluster.machinery import remotecommand as rc
 from nodeagent.cri import api_pb2 as pb
 from nodeagent.cri.client import FailedPrecondition, InvalidArgument
 from nodeagent.runtimes.process.exec import ExecStream
 from nodeagent.runtimes.process.streaming import StreamingServer
-from nodeagent.server import remotecommand as rc
 from tests.nodeagent.server.harness import environment, ws_exec
 
 

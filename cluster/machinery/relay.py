@@ -14,7 +14,7 @@ import contextlib
 
 from aiohttp import ClientWebSocketResponse, WSMsgType, web
 
-from nodeagent.server import remotecommand as rc
+from cluster.machinery import remotecommand as rc
 
 _RESERVED_CLOSE_CODES = frozenset({1005, 1006, 1015})
 
