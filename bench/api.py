@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from bench.api_measure import (  # noqa: F401 - re-exported for callers and tests
     ACTOR_HOPS_PER_CREATE,
     FULL_DURATION_S,
@@ -70,6 +72,14 @@ from bench.api_measure import (  # noqa: F401 - re-exported for callers and test
     slo_summary,
     ssl_context_from_kubeconfig,
     summarize,
+)
+from cluster.bootstrap import (
+    connect_ray,
+    deploy_apiserver,
+    deploy_store,
+    stop_local_ray_if_ours,
+    teardown,
+    wait_until_serving,
 )
 
 # ---- the suite ------------------------------------------------------------------------------
@@ -127,17 +137,6 @@ def raykube_for_bench(replicas: int, say: Callable[[str], None]) -> Any:
     Joins the machine's Ray or starts a local one; on the way out (errors and Ctrl-C included) kills
     every actor of the namespace, removes the data dir, and stops Ray only if it started it.
     """
-    import ray
-
-    from cluster.bootstrap import (
-        connect_ray,
-        deploy_apiserver,
-        deploy_store,
-        stop_local_ray_if_ours,
-        teardown,
-        wait_until_serving,
-    )
-
     data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-api-"))
     namespace = f"raykube-bench-api-{uuid.uuid4().hex[:8]}"
     started = False

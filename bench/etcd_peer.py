@@ -28,6 +28,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import grpc
+
+from bench._etcd_proto import etcd_kv_pb2, etcd_kv_pb2_grpc
+
 ETCD_BINARY_ENV = "RAYKUBE_BENCH_ETCD"  # optional override of the etcd binary path
 DEFAULT_CONNS = 4
 PUT_TIMEOUT_S = 30.0
@@ -133,10 +137,6 @@ class EtcdTarget:
         raise last_error
 
     async def _start_once(self, binary: str) -> None:
-        import grpc
-
-        from bench._etcd_proto import etcd_kv_pb2, etcd_kv_pb2_grpc
-
         self._pb2 = etcd_kv_pb2
         self._tmp = Path(tempfile.mkdtemp(prefix="raykube-bench-etcd-", dir=self._data_root))
         _LIVE.add(self)
@@ -188,8 +188,6 @@ class EtcdTarget:
 
     async def _wait_ready(self, grpc: object) -> None:
         """Wait until every member answers a linearizable Range and all agree on one leader."""
-        from bench._etcd_proto import etcd_kv_pb2_grpc
-
         pb2 = self._pb2
         deadline = time.monotonic() + START_TIMEOUT_S
         channels = [grpc.aio.insecure_channel(m.target) for m in self._members]  # type: ignore[attr-defined]

@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.scheduling_algorithm import ALGORITHM, run_algorithm
-from bench.scheduling_e2e import END_TO_END
+from bench.scheduling_e2e import END_TO_END, run_end_to_end
+from bench.scheduling_ray import run_ray_peer
 from bench.scheduling_workloads import PUBLISHED_FLOORS, QUICK_WORKLOADS, WORKLOADS, Workload
 
 PUBLISHED_SYSTEM = "kube-scheduler (published)"
@@ -79,8 +80,6 @@ def run_suite(
 ) -> dict[str, Any]:
     """Run every (workload, mode), then the peers; returns the suite's JSON document."""
     if e2e_runner is None:
-        from bench.scheduling_e2e import run_end_to_end
-
         e2e_runner = run_end_to_end
     results: list[dict[str, Any]] = []
     for workload in workloads:
@@ -97,8 +96,6 @@ def run_suite(
     if ray_peer:
         progress("ray-native peer (ray.cluster_utils, 4 simulated nodes)")
         try:
-            from bench.scheduling_ray import run_ray_peer
-
             peers.extend(run_ray_peer(workloads, max_tasks=ray_max_tasks))
         except Exception as exc:
             peers.append({"system": "ray-native", "error": f"{type(exc).__name__}: {exc}"})

@@ -33,8 +33,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from bench.scheduling_metrics import latency_summary_ms, overall_rate, throughput_samples, throughput_summary
 from bench.scheduling_workloads import Workload
+from cluster import bootstrap
+from cluster.client.rest import ApiClient
 
 END_TO_END = "end_to_end"
 CREATE_CONCURRENCY = 64
@@ -186,11 +190,6 @@ async def measure(client: Any, workload: Workload, replicas: int) -> dict[str, A
 
 def run_end_to_end(workload: Workload, *, replicas: int = 1) -> dict[str, Any]:
     """Start a private control plane, ``measure`` the workload on it, tear it all down."""
-    import ray
-
-    from cluster import bootstrap
-    from cluster.client.rest import ApiClient
-
     data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-sched-"))
     namespace = f"raykube-bench-{os.getpid()}-{int(time.time())}"
     started_ray = bootstrap.connect_ray(None, data_dir)

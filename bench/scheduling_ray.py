@@ -17,6 +17,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import ray
+from ray.cluster_utils import Cluster
+
 from bench.scheduling_workloads import Workload
 from cluster.scheduler.framework import pod_requests
 
@@ -34,9 +37,6 @@ def run_ray_peer(
     workloads: list[Workload], *, ray_nodes: int = 4, max_tasks: int | None = None
 ) -> list[dict[str, Any]]:
     """One peer entry per workload, all on one Ray cluster started (and shut down) here."""
-    import ray
-    from ray.cluster_utils import Cluster
-
     if ray.is_initialized():
         return [
             _error(w, "this process is already connected to a Ray cluster; not touching it")
@@ -88,7 +88,7 @@ def run_ray_peer(
 
 
 def _read_address_file() -> str | None:
-    try:
+    try:  # a private Ray helper, imported here so that its absence in a Ray release is survivable
         from ray._private.utils import read_ray_address
 
         return read_ray_address()
@@ -100,7 +100,7 @@ def _restore_address_file(previous: str | None) -> None:
     """Put back the address another Ray on this machine recorded (starting ours overwrote it)."""
     if not previous:
         return
-    try:
+    try:  # a private Ray helper, imported here so that its absence in a Ray release is survivable
         from ray._private.utils import write_ray_address
 
         write_ray_address(previous)

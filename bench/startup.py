@@ -44,8 +44,15 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import ray
+
+from bench.scheduling import machine_info
 from bench.scheduling_metrics import latency_summary_ms
 from bench.startup_raw import CREATE_CONCURRENCY, IMAGE, gathered, run_raw
+from cluster import bootstrap
+from cluster.client.rest import ApiClient
+from cluster.node_agents import NodeAgentsConfig, deploy_node_agents, stop_node_agents
+from nodeagent.runtimes.containerd import missing_prerequisites
 
 RUNTIMES = ("process", "containerd")
 DEFAULT_PODS = 100
@@ -197,8 +204,6 @@ def describe_error(exc: BaseException, limit: int = 400) -> str:
 
 def containerd_unavailable() -> str | None:
     """Why containerd cannot run here (not root, binaries missing), or None."""
-    from nodeagent.runtimes.containerd import missing_prerequisites
-
     problems = missing_prerequisites()
     return "containerd runtime unavailable: " + "; ".join(problems) if problems else None
 
@@ -306,9 +311,6 @@ def run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[
 
 
 def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
-    from cluster import bootstrap
-    from cluster.client.rest import ApiClient
-
     data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-startup-"))
     namespace = f"raykube-bench-startup-{runtime}-{os.getpid()}-{int(time.time())}"
     t_setup = time.monotonic()
@@ -318,7 +320,9 @@ def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict
         # All interfaces: the node agents reach the API server at the node's IP, not loopback.
         port, kubeconfig = bootstrap.deploy_apiserver(data_dir, namespace, host="0.0.0.0", port=0)
         bootstrap.deploy_scheduler(data_dir, namespace)
-        agents = bootstrap.deploy_node_agents(data_dir, namespace, apiserver_port=port, runtime=runtime)
+        agents = deploy_node_agents(
+            NodeAgentsConfig(data_dir, apiserver_port=port, runtime=runtime), namespace
+        )
         setup_s = time.monotonic() - t_setup
         progress(f"{runtime}: control plane and {len(agents)} node agent(s) up in {setup_s:.1f}s")
 
@@ -333,7 +337,7 @@ def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict
     finally:
         t_down = time.monotonic()
         with contextlib.suppress(Exception):
-            bootstrap.stop_node_agents(namespace, remove_pods=True)
+            stop_node_agents(namespace, remove_pods=True)
         with contextlib.suppress(Exception):
             bootstrap.teardown(namespace)
         progress(f"{runtime}: torn down in {time.monotonic() - t_down:.1f}s")
@@ -344,10 +348,6 @@ def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict
 def ray_session(progress: Progress = lambda message: None) -> Iterator[None]:
     """Connect to the machine's Ray, starting a local head only when none runs; on exit stop it only
     if it was started here, and disconnect only if connected here (nesting is a no-op)."""
-    import ray
-
-    from cluster import bootstrap
-
     marker_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-startup-ray-"))
     connected_here = not ray.is_initialized()
     started = bootstrap.connect_ray(None, marker_dir)
@@ -414,8 +414,6 @@ def run_suite(
             )
         peers[-1]["wall_s"] = time.monotonic() - started
         progress(f"{runtime}: raw CRI peer done in {peers[-1]['wall_s']:.1f}s")
-    from bench.scheduling import machine_info
-
     return document(results, peers, machine_info())
 
 

@@ -22,6 +22,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from nodeagent.cri import api_pb2 as pb
+from nodeagent.cri.client import CRIClient
+from nodeagent.runtimes.containerd import ContainerdRuntime
+
 CREATE_CONCURRENCY = 64
 IMAGE = "busybox"
 RAW_NAMESPACE = "startup-bench"
@@ -40,9 +44,6 @@ async def gathered(count: int, one: Callable[[int], Any]) -> None:
 
 async def raw_cri_startup(socket_path: str, pods: int, log_root: str, image: str = IMAGE) -> dict[str, Any]:
     """Start ``pods`` one-container pods over CRI at ``socket_path``; remove them; return raw figures."""
-    from nodeagent.cri import api_pb2 as pb
-    from nodeagent.cri.client import CRIClient
-
     latencies: list[float] = []
     ends: list[float] = []
     sandboxes: list[str] = []
@@ -118,8 +119,6 @@ async def _raw_process(pods: int, work: Path) -> dict[str, Any]:
 
 
 async def _raw_containerd(pods: int, work: Path) -> dict[str, Any]:
-    from nodeagent.runtimes.containerd import ContainerdRuntime
-
     # Its own bridge and pod CIDR: never the node agents' containerd network.
     rt = ContainerdRuntime(str(work / "containerd"), pod_cidr="10.215.0.0/22", bridge="rk-bench0")
     try:

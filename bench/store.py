@@ -32,6 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import ray
 
+from bench.etcd_peer import EtcdTarget
 from bench.store_report import fsync_summary, machine_info, ratios, render
 from cluster.bootstrap import (
     connect_ray,
@@ -158,8 +159,6 @@ class RaykubeTarget:
 
 def make_target(system: str, replicas: int, *, data_root: str | None = None) -> Target:
     if system == "etcd":
-        from bench.etcd_peer import EtcdTarget
-
         return EtcdTarget(members=replicas, data_root=data_root)
     if system == "raykube":
         return RaykubeTarget(replicas=replicas, data_root=data_root)

@@ -13,6 +13,8 @@ import tempfile
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from bench.etcd_peer import etcd_version
+
 if TYPE_CHECKING:
     from bench.store import Config
 
@@ -35,8 +37,6 @@ def _fs_type(path: str) -> str | None:
 
 
 def machine_info(cfg: Config) -> dict[str, Any]:
-    from bench.etcd_peer import etcd_version
-
     info: dict[str, Any] = {
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
