@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cluster.apiserver.admission import KUBERNETES_SERVICE_IP
+from cluster.apiserver.admission.service_allocation import KUBERNETES_SERVICE_IP
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup

@@ -1,22 +1,32 @@
 """The generic registry: create, read, update and delete any built-in kind in the store.
 
-This is Kubernetes' generic registry in small: it owns the rules shared by every kind (metadata that
-the server sets, generation bumps on spec changes, the status subresource split, optimistic
-concurrency, graceful deletion with finalizers) and calls the kind-specific hooks in
-``admission.py`` (defaults, allocation, lifecycle checks) and the pure ``validation`` package.
+This is Kubernetes' generic registry in small. A write is one chain, readable top to bottom in
+``create`` and ``update``:
+
+    decode → admission before validation → validation → admission after validation → storage
+
+Decoding (kind check, name and namespace, server-owned fields, optimistic concurrency, the status
+subresource split) and storage (marker keys in the same transaction, conflicts) are the registry's;
+the plugins in between and their order are data in ``admission.chain`` (why that order: see there);
+validation is the pure ``validation`` package. Deletion's kind rules are in ``deletion``. The
+registry answers the plugins' lookups (``get_namespace``, the store's ``exists``); admission never
+imports the registry.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import secrets
-import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cluster.apiserver import admission
-from cluster.apiserver.defaults import apply_defaults
+from cluster.apiserver import deletion
+from cluster.apiserver.admission.chain import FIELD_MANAGER_BASELINE, admission_chain
+from cluster.apiserver.admission.interfaces import Attributes, Operation, run
+from cluster.apiserver.admission.object_meta import drop_empty_metadata, rfc3339
+from cluster.apiserver.admission.service_allocation import release_keys
 from cluster.apiserver.errors import (
     StatusError,
     already_exists,
@@ -25,8 +35,8 @@ from cluster.apiserver.errors import (
     not_found,
 )
 from cluster.apiserver.patch import update_managed_fields
-from cluster.apiserver.resources import ResourceInfo
-from cluster.apiserver.storage import Conflict, ObjectStore, object_key
+from cluster.apiserver.resources import ResourceInfo, lookup
+from cluster.apiserver.storage import Conflict, ObjectStore, list_prefix, object_key
 from cluster.apiserver.validation import invalid_message, status_details, validate_create, validate_update
 from cluster.apiserver.watchcache import WatchCache
 
@@ -39,34 +49,8 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def has_status_subresource(info: ResourceInfo) -> bool:
     return info.subresource("status") is not None
-
-
-# ObjectMeta fields Kubernetes encodes with `omitempty`: an empty map, list or string is not stored,
-# so removing the last label (`kubectl label pod web app-`) leaves no `labels: {}` behind.
-_OMIT_EMPTY_METADATA = (
-    "labels",
-    "annotations",
-    "finalizers",
-    "ownerReferences",
-    "managedFields",
-    "generateName",
-)
-
-
-def drop_empty_metadata(obj: dict[str, Any]) -> dict[str, Any]:
-    """Remove empty ``omitempty`` metadata fields in place (as a Go round trip would); returns ``obj``."""
-    meta = obj.get("metadata")
-    if isinstance(meta, dict):
-        for name in _OMIT_EMPTY_METADATA:
-            if name in meta and meta[name] in ({}, [], "", None):
-                del meta[name]
-    return obj
 
 
 def set_managed_fields(obj: dict[str, Any], managed: list[dict[str, Any]] | None) -> None:
@@ -76,11 +60,6 @@ def set_managed_fields(obj: dict[str, Any], managed: list[dict[str, Any]] | None
         meta["managedFields"] = managed
     else:
         meta.pop("managedFields", None)
-
-
-def spec_of(obj: dict[str, Any]) -> dict[str, Any]:
-    """Everything but metadata and status: a change here bumps metadata.generation."""
-    return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
 def invalid(obj: dict[str, Any], causes: list[Any]) -> StatusError:
@@ -102,6 +81,7 @@ class Registry:
         self.store = store
         self.clock = clock
         self.cache = cache  # when set, admission reads namespaces from it (live read on a miss)
+        self.admission = admission_chain(namespaces=self, keys=store)
 
     # ------------------------------------------------------------------ helpers
 
@@ -113,6 +93,21 @@ class Registry:
         if obj is None:
             raise not_found(info, name)
         return obj
+
+    async def get_namespace(self, name: str) -> dict[str, Any] | None:
+        """The Namespace ``name`` for NamespaceLifecycle. Like Kubernetes' plugin: the informer cache
+        first, a live read on a miss (a namespace created a moment ago may not have reached the cache
+        yet)."""
+        ns_info = lookup("", "v1", "namespaces")
+        assert ns_info is not None
+        key = self.key(ns_info, None, name)
+        if self.cache is not None:
+            cache = self.cache.for_prefix(list_prefix(ns_info, None))
+            if cache.revision:
+                cached = cache.objects.get(key)
+                if cached is not None:
+                    return cached
+        return await self.store.get(key)
 
     def _check_kind(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")
@@ -138,6 +133,52 @@ class Registry:
         dry_run: bool = False,
         field_manager: str | None = None,
     ) -> dict[str, Any]:
+        """decode → admission before validation → validation → admission after validation → storage."""
+        obj = self._decode_create(info, namespace, body)
+        meta = obj["metadata"]
+        now = self.clock()
+        attrs = Attributes(
+            Operation.CREATE,
+            info,
+            meta.get("namespace"),
+            meta.get("name") or "",
+            obj,
+            now,
+            dry_run=dry_run,
+        )
+        baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
+        before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)
+        obj = drop_empty_metadata(before.object)
+        causes = validate_create(obj, namespaced=info.namespaced)
+        if causes:
+            raise invalid(obj, causes)
+        after = await run(self.admission.after_validation, dataclasses.replace(attrs, object=obj))
+        obj = after.object
+        if before.baseline is not None and field_manager:
+            managed = update_managed_fields(
+                None, before.baseline, manager=field_manager, operation="Update", now=now
+            )
+            set_managed_fields(obj, managed["metadata"].get("managedFields"))
+        if dry_run:
+            return obj
+        name = obj["metadata"]["name"]
+        key = self.key(info, obj["metadata"].get("namespace"), name)
+        try:
+            return await self.store.create(key, obj, [*before.reserve, *after.reserve])
+        except Conflict:
+            if await self.store.get(key) is not None:
+                raise already_exists(info, name) from None
+            raise StatusError(
+                409,
+                "Conflict",
+                f"{info.kind} {name}: an allocated address or port was taken concurrently; retry",
+            ) from None
+
+    def _decode_create(
+        self, info: ResourceInfo, namespace: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        """A copy of ``body`` as a new object of ``info``: kind checked, namespace and name settled,
+        the fields only the server sets removed."""
         obj = copy.deepcopy(body)
         self._check_kind(info, obj)
         meta = obj.setdefault("metadata", {})
@@ -162,42 +203,7 @@ class Registry:
             "selfLink",
         ):
             meta.pop(server_field, None)
-        if info.namespaced:
-            await admission.check_namespace_accepts(self, meta["namespace"], info)
-        obj = drop_empty_metadata(apply_defaults(obj))
-        # Like Kubernetes' field manager, which runs after decoding and defaulting but before
-        # admission: fields admission adds (a pod's serviceAccount, tolerations, priority, status)
-        # are owned by no manager, so a later server-side apply never removes them.
-        tracked = copy.deepcopy(obj) if field_manager else None
-        obj = drop_empty_metadata(admission.mutate_create(info, obj))
-        causes = validate_create(obj, namespaced=info.namespaced)
-        if causes:
-            raise invalid(obj, causes)
-        meta = obj["metadata"]
-        now = self.clock()
-        meta["uid"] = str(uuid.uuid4())
-        meta["creationTimestamp"] = rfc3339(now)
-        if admission.generation_applies(info):
-            meta["generation"] = 1
-        obj = admission.after_uid(info, obj)
-        if tracked is not None and field_manager:
-            managed = update_managed_fields(None, tracked, manager=field_manager, operation="Update", now=now)
-            set_managed_fields(obj, managed["metadata"].get("managedFields"))
-        name = meta["name"]
-        key = self.key(info, meta.get("namespace"), name)
-        extra = await admission.allocate(self, info, obj, dry_run=dry_run)
-        if dry_run:
-            return obj
-        try:
-            return await self.store.create(key, obj, extra)
-        except Conflict:
-            if await self.store.get(key) is not None:
-                raise already_exists(info, name) from None
-            raise StatusError(
-                409,
-                "Conflict",
-                f"{info.kind} {name}: an allocated address or port was taken concurrently; retry",
-            ) from None
+        return obj
 
     # ------------------------------------------------------------------ update
 
@@ -213,7 +219,66 @@ class Registry:
         field_manager: str | None = None,
         current: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Replace an object (PUT semantics). ``current`` is the object the caller read, if any."""
+        """Replace an object (PUT semantics). ``current`` is the object the caller read, if any.
+
+        decode → admission before validation → validation → admission after validation → storage."""
+        new, old = await self._decode_update(info, namespace, name, body, subresource, current)
+        now = self.clock()
+        attrs = Attributes(
+            Operation.UPDATE,
+            info,
+            namespace,
+            name,
+            new,
+            now,
+            old_object=old,
+            subresource=subresource,
+            dry_run=dry_run,
+        )
+        baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
+        before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)
+        new = drop_empty_metadata(before.object)
+        causes = validate_update(new, old, namespaced=info.namespaced)
+        if causes:
+            raise invalid(new, causes)
+        new = (await run(self.admission.after_validation, dataclasses.replace(attrs, object=new))).object
+        if before.baseline is not None and field_manager:
+            managed = update_managed_fields(
+                old,
+                before.baseline,
+                manager=field_manager,
+                operation="Update",
+                now=now,
+                subresource=subresource or "",
+            )
+            set_managed_fields(new, managed["metadata"].get("managedFields"))
+        if dry_run:
+            return new
+        rv = int(old["metadata"]["resourceVersion"])
+        if (
+            new["metadata"].get("deletionTimestamp")
+            and not new["metadata"].get("finalizers")
+            and not deletion.waits_for_finalization(info, new)
+        ):
+            await self._remove(info, new, rv)
+            return new
+        try:
+            return await self.store.update(self.key(info, namespace, name), new, rv)
+        except Conflict:
+            raise conflict(info, name) from None
+
+    async def _decode_update(
+        self,
+        info: ResourceInfo,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+        subresource: str | None,
+        current: dict[str, Any] | None,
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(new, old): a copy of ``body`` checked against the URL and the stored object ``old`` (its
+        resourceVersion, if given, must match), with the fields the server owns taken from ``old`` and
+        the status subresource split applied."""
         new = copy.deepcopy(body)
         self._check_kind(info, new)
         meta = new.setdefault("metadata", {})
@@ -253,40 +318,7 @@ class Registry:
             new["status"] = copy.deepcopy(old["status"])
         elif has_status_subresource(info):
             new.pop("status", None)
-        new = drop_empty_metadata(apply_defaults(new))
-        tracked = copy.deepcopy(new) if field_manager else None  # before admission, as in create
-        new = drop_empty_metadata(admission.mutate_update(info, new, old))
-        causes = validate_update(new, old, namespaced=info.namespaced)
-        if causes:
-            raise invalid(new, causes)
-        if "generation" in old_meta and spec_of(new) != spec_of(old):
-            new["metadata"]["generation"] = int(old_meta["generation"]) + 1
-        now = self.clock()
-        if tracked is not None and field_manager:
-            managed = update_managed_fields(
-                old,
-                tracked,
-                manager=field_manager,
-                operation="Update",
-                now=now,
-                subresource=subresource or "",
-            )
-            set_managed_fields(new, managed["metadata"].get("managedFields"))
-        if dry_run:
-            return new
-        if (
-            new["metadata"].get("deletionTimestamp")
-            and not new["metadata"].get("finalizers")
-            and not admission.waits_for_finalization(info, new)
-        ):
-            await self._remove(info, new, int(old_meta["resourceVersion"]))
-            return new
-        try:
-            return await self.store.update(
-                self.key(info, namespace, name), new, int(old_meta["resourceVersion"])
-            )
-        except Conflict:
-            raise conflict(info, name) from None
+        return new, old
 
     # ------------------------------------------------------------------ delete
 
@@ -350,13 +382,13 @@ class Registry:
             finalizers.append("foregroundDeletion")
         if policy == "Orphan" and "orphan" not in finalizers:
             finalizers.append("orphan")
-        grace = admission.grace_period(info, obj, options)
+        grace = deletion.grace_period(info, obj, options)
         if meta.get("deletionTimestamp"):
             # Already terminating: a shorter grace period may still shorten it; otherwise nothing new.
             if grace == 0 and not finalizers and info.kind == "Pod":
                 return None
             return obj
-        if not finalizers and not grace and not admission.waits_for_finalization(info, obj):
+        if not finalizers and not grace and not deletion.waits_for_finalization(info, obj):
             return None
         now = self.clock()
         new = copy.deepcopy(obj)
@@ -364,9 +396,9 @@ class Registry:
         new["metadata"]["deletionGracePeriodSeconds"] = grace or 0
         if finalizers:
             new["metadata"]["finalizers"] = finalizers
-        return admission.mark_terminating(info, new)
+        return deletion.mark_terminating(info, new)
 
     async def _remove(self, info: ResourceInfo, obj: dict[str, Any], rv: int) -> None:
         meta = obj["metadata"]
-        extra = admission.release_keys(info, obj)
+        extra = release_keys(info, obj)
         await self.store.delete(self.key(info, meta.get("namespace"), meta["name"]), rv, extra)

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from cluster.apiserver.admission import SCHEDULING_GATED_MESSAGE, scheduling_gated_condition
+from cluster.apiserver.admission.pod import SCHEDULING_GATED_MESSAGE, scheduling_gated_condition
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup
 from cluster.apiserver.storage import ObjectStore

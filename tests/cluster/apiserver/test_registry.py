@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cluster.apiserver.registry import drop_empty_metadata
+from cluster.apiserver.admission.object_meta import drop_empty_metadata
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,58 @@
+"""The admission chain: which plugins run, in which order (kube-apiserver's plugin order, as data).
+
+A write goes decode → ``before_validation`` → validation → ``after_validation`` → storage:
+
+* before validation: NamespaceLifecycle first (a create in a missing or terminating namespace fails
+  with 404/403 before anything looks at the body), then Defaulting (the field manager's baseline is
+  the object as it leaves it, so fields later plugins add belong to no manager and a server-side
+  apply never removes them), then the admission defaults and the fields kinds drop or carry over.
+* validation (the pure ``validation`` package) sees the object as the user will get it, minus what
+  the server sets.
+* after validation: the server-set metadata (uid, creationTimestamp, generation), what depends on it
+  (a gated pod's condition, a Job's selector), then ServiceAllocation last, so an invalid Service
+  reports its field errors before its IP or node port is checked, and nothing is reserved for a
+  request that fails.
+
+The order is part of the API: a request invalid in two ways reports the first check in this order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from cluster.apiserver.admission.interfaces import KeyLookup, NamespaceLookup, Plugin
+from cluster.apiserver.admission.job import JobSelector
+from cluster.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
+from cluster.apiserver.admission.object_meta import Defaulting, GenerationField, ObjectMetaSystemFields
+from cluster.apiserver.admission.pod import PodAdmissionDefaults, PodInitialStatus, PodSchedulingGated
+from cluster.apiserver.admission.service_allocation import ServiceAllocatedValues, ServiceAllocation
+
+FIELD_MANAGER_BASELINE = Defaulting.NAME
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionChain:
+    before_validation: Sequence[Plugin]
+    after_validation: Sequence[Plugin]
+
+
+def admission_chain(namespaces: NamespaceLookup, keys: KeyLookup) -> AdmissionChain:
+    """The chain for one registry: ``namespaces`` answers NamespaceLifecycle, ``keys`` tells
+    ServiceAllocation which IPs and ports are taken."""
+    return AdmissionChain(
+        before_validation=(
+            NamespaceLifecycle(namespaces),
+            Defaulting(),
+            PodAdmissionDefaults(),
+            PodInitialStatus(),
+            ServiceAllocatedValues(),
+            GenerationField(),
+        ),
+        after_validation=(
+            ObjectMetaSystemFields(),
+            PodSchedulingGated(),
+            JobSelector(),
+            ServiceAllocation(keys),
+        ),
+    )
