@@ -25,7 +25,7 @@ from typing import Any
 from cluster.apiserver import deletion
 from cluster.apiserver.admission.chain import FIELD_MANAGER_BASELINE, admission_chain
 from cluster.apiserver.admission.interfaces import Attributes, Operation, run
-from cluster.apiserver.admission.object_meta import drop_empty_metadata, rfc3339
+from cluster.apiserver.admission.object_meta import drop_empty_metadata
 from cluster.apiserver.admission.service_allocation import release_keys
 from cluster.apiserver.errors import (
     StatusError,
@@ -39,6 +39,7 @@ from cluster.apiserver.resources import ResourceInfo, lookup
 from cluster.apiserver.storage import Conflict, ObjectStore, list_prefix, object_key
 from cluster.apiserver.validation import invalid_message, status_details, validate_create, validate_update
 from cluster.apiserver.watchcache import WatchCache
+from cluster.machinery.times import rfc3339
 
 Clock = Callable[[], datetime]
 
@@ -134,9 +135,9 @@ class Registry:
         field_manager: str | None = None,
     ) -> dict[str, Any]:
         """decode → admission before validation → validation → admission after validation → storage."""
-        obj = self._decode_create(info, namespace, body)
+        obj = self._decode_create(info, namespace, body)  # 1. decode
         meta = obj["metadata"]
-        now = self.clock()
+        now = self.clock()  # one reading per request: creationTimestamp and managedFields agree
         attrs = Attributes(
             Operation.CREATE,
             info,
@@ -146,14 +147,19 @@ class Registry:
             now,
             dry_run=dry_run,
         )
+        # 2. admission before validation (the field manager's baseline is taken after Defaulting)
         baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
         before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)
         obj = drop_empty_metadata(before.object)
-        causes = validate_create(obj, namespaced=info.namespaced)
+        causes = validate_create(obj, namespaced=info.namespaced)  # 3. validation
         if causes:
             raise invalid(obj, causes)
+        # 4. admission after validation (server-set metadata, then what needs it, then allocation)
         after = await run(self.admission.after_validation, dataclasses.replace(attrs, object=obj))
         obj = after.object
+        # Like Kubernetes' field manager, which runs after decoding and defaulting but before
+        # admission: fields admission adds (a pod's serviceAccount, tolerations, priority, status)
+        # are owned by no manager, so a later server-side apply never removes them.
         if before.baseline is not None and field_manager:
             managed = update_managed_fields(
                 None, before.baseline, manager=field_manager, operation="Update", now=now
@@ -161,6 +167,7 @@ class Registry:
             set_managed_fields(obj, managed["metadata"].get("managedFields"))
         if dry_run:
             return obj
+        # 5. storage: the object and its reserved marker keys in one transaction
         name = obj["metadata"]["name"]
         key = self.key(info, obj["metadata"].get("namespace"), name)
         try:
@@ -222,7 +229,7 @@ class Registry:
         """Replace an object (PUT semantics). ``current`` is the object the caller read, if any.
 
         decode → admission before validation → validation → admission after validation → storage."""
-        new, old = await self._decode_update(info, namespace, name, body, subresource, current)
+        new, old = await self._decode_update(info, namespace, name, body, subresource, current)  # 1.
         now = self.clock()
         attrs = Attributes(
             Operation.UPDATE,
@@ -236,12 +243,13 @@ class Registry:
             dry_run=dry_run,
         )
         baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
-        before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)
+        before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)  # 2.
         new = drop_empty_metadata(before.object)
-        causes = validate_update(new, old, namespaced=info.namespaced)
+        causes = validate_update(new, old, namespaced=info.namespaced)  # 3.
         if causes:
             raise invalid(new, causes)
-        new = (await run(self.admission.after_validation, dataclasses.replace(attrs, object=new))).object
+        after = await run(self.admission.after_validation, dataclasses.replace(attrs, object=new))  # 4.
+        new = after.object
         if before.baseline is not None and field_manager:
             managed = update_managed_fields(
                 old,
@@ -254,7 +262,7 @@ class Registry:
             set_managed_fields(new, managed["metadata"].get("managedFields"))
         if dry_run:
             return new
-        rv = int(old["metadata"]["resourceVersion"])
+        rv = int(old["metadata"]["resourceVersion"])  # 5. storage (or removal, when nothing holds it)
         if (
             new["metadata"].get("deletionTimestamp")
             and not new["metadata"].get("finalizers")
