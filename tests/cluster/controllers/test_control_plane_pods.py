@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
+from cluster.client.errors import ApiError
 from cluster.controllers.control_plane_pods import (
     ACTOR_ANNOTATION,
     NAMESPACE,
     Component,
+    ControlPlanePods,
     component_pod,
     components_of,
     pod_status,
@@ -82,3 +86,83 @@ def test_components_from_what_ray_reports(
     }
     assert {c.pod_name: c.healthy for c in found if c.component == "etcd"} == etcd_pods
     assert all(c.host_ip == ips[c.node_name] and c.started == T0 for c in found)
+
+
+class FixedSource:
+    """A ``ComponentSource`` that reports a fixed list (what Ray would say) and records ``close``."""
+
+    def __init__(self, components: list[Component]) -> None:
+        self.found = components
+        self.closed = False
+
+    async def components(self) -> list[Component]:
+        return self.found
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakePods:
+    """The four pod calls ``ControlPlanePods`` makes, over a dict, recording each write."""
+
+    def __init__(self, pods: dict[str, dict[str, Any]] | None = None) -> None:
+        self.pods = pods or {}
+        self.writes: list[tuple[str, str]] = []
+
+    async def get(self, version: str, resource: str, name: str, namespace: str) -> dict[str, Any]:
+        if name not in self.pods:
+            raise ApiError(404, "NotFound", f"pods {name!r} not found")
+        return self.pods[name]
+
+    async def create(
+        self, version: str, resource: str, body: dict[str, Any], namespace: str
+    ) -> dict[str, Any]:
+        self.writes.append(("create", body["metadata"]["name"]))
+        self.pods[body["metadata"]["name"]] = body
+        return body
+
+    async def patch(
+        self, version: str, resource: str, name: str, body: dict[str, Any], namespace: str, **kw: Any
+    ) -> None:
+        self.writes.append(("patch-status", name))
+        self.pods[name] = {**self.pods[name], "status": body["status"]}
+
+    async def delete(self, version: str, resource: str, name: str, namespace: str, **kw: Any) -> None:
+        self.writes.append(("delete", name))
+        self.pods.pop(name)
+
+
+def test_a_pass_creates_missing_pods_then_leaves_unchanged_ones_alone() -> None:
+    asyncio.run(_creates_then_leaves_alone())
+
+
+async def _creates_then_leaves_alone() -> None:
+    client, source = FakePods(), FixedSource([comp(True)])
+    pods = ControlPlanePods(client, source)
+    await pods.sync_once()
+    assert client.writes == [("create", "kube-apiserver-vm"), ("patch-status", "kube-apiserver-vm")]
+    await pods.sync_once()
+    assert len(client.writes) == 2  # nothing changed: no write
+    source.found = [comp(False)]
+    await pods.sync_once()
+    assert client.writes[-1] == ("patch-status", "kube-apiserver-vm")
+    assert client.pods["kube-apiserver-vm"]["status"]["phase"] == "Pending"
+    await pods.stop()
+    assert source.closed
+
+
+def test_a_deleted_pod_is_removed_and_comes_back_on_the_next_pass() -> None:
+    asyncio.run(_deleted_comes_back())
+
+
+async def _deleted_comes_back() -> None:
+    terminating = {
+        **component_pod(comp(True)),
+        "metadata": {"name": "kube-apiserver-vm", "deletionTimestamp": "x"},
+    }
+    client = FakePods({"kube-apiserver-vm": terminating})
+    pods = ControlPlanePods(client, FixedSource([comp(True)]))
+    await pods.sync_once()
+    assert client.writes == [("delete", "kube-apiserver-vm")]
+    await pods.sync_once()
+    assert client.writes[1] == ("create", "kube-apiserver-vm")
