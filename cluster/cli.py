@@ -77,7 +77,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         manifests_dir=Path(args.manifests_dir).expanduser() if args.manifests_dir else None,
         timeout=args.timeout,
     )
-    kubeconfig = None
+    kubeconfig: Path | None = None
     try:
         for step in up(config):
             match step:
