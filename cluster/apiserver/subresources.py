@@ -19,11 +19,20 @@ from aiohttp import web
 
 from cluster.apiserver import tokens
 from cluster.apiserver.errors import StatusError, conflict
-from cluster.apiserver.handlers import PATCH_TYPES, ResourceAPI, decode_body, media_type, read_raw
+from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.patch import json_merge_patch, json_patch
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.proxy import NodeProxy, no_agent_error
-from cluster.apiserver.request import Target, json_response, read_object
+from cluster.apiserver.request import (
+    PATCH_TYPES,
+    Target,
+    decode_body,
+    json_response,
+    media_type,
+    read_object,
+    read_raw,
+)
+from cluster.machinery.times import rfc3339
 
 
 def _selector_string(selector: dict[str, Any] | None) -> str:
@@ -93,7 +102,7 @@ class Subresources:
                     "expirationSeconds": seconds,
                     "audiences": spec.get("audiences") or [tokens.ISSUER],
                 },
-                "status": {"token": token, "expirationTimestamp": exp.strftime("%Y-%m-%dT%H:%M:%SZ")},
+                "status": {"token": token, "expirationTimestamp": rfc3339(exp)},
             },
             201,
         )

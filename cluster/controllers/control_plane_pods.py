@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from cluster.client.errors import ApiError
+from cluster.machinery.times import rfc3339
 
 log = logging.getLogger("raykube.controllers.controlplane")
 
@@ -43,10 +44,6 @@ class Component:
     started: datetime
     pod_name: str
     host_ip: str = ""
-
-
-def _stamp(when: datetime) -> str:
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def component_pod(c: Component) -> dict[str, Any]:
@@ -80,11 +77,11 @@ def pod_status(c: Component, previous: dict[str, Any] | None, now: datetime) -> 
             "type": kind,
             "status": status,
             "lastProbeTime": None,
-            "lastTransitionTime": since or _stamp(now),
+            "lastTransitionTime": since or rfc3339(now),
         }
 
     state: dict[str, Any] = (
-        {"running": {"startedAt": _stamp(c.started)}}
+        {"running": {"startedAt": rfc3339(c.started)}}
         if c.healthy
         else {"waiting": {"reason": "Unhealthy", "message": f"Ray actor {c.actor} did not answer"}}
     )
@@ -96,7 +93,7 @@ def pod_status(c: Component, previous: dict[str, Any] | None, now: datetime) -> 
             condition("ContainersReady", ready),
             condition("Ready", ready),
         ],
-        "startTime": _stamp(c.started),
+        "startTime": rfc3339(c.started),
         **({"hostIP": c.host_ip, "podIP": c.host_ip, "podIPs": [{"ip": c.host_ip}]} if c.host_ip else {}),
         "containerStatuses": [
             {

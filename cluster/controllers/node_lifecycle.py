@@ -25,6 +25,7 @@ from typing import Any
 
 from cluster.client.errors import ApiError
 from cluster.client.informer import Informer
+from cluster.machinery.times import parse_rfc3339, rfc3339
 
 log = logging.getLogger("raykube.controllers.nodelifecycle")
 
@@ -36,38 +37,24 @@ UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
 
 
-def parse_time(text: str | None) -> datetime | None:
-    """An RFC 3339 time (``...Z``, optionally with fractional seconds) as an aware datetime."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-
-
-def _format(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def last_seen(node: dict[str, Any], lease: dict[str, Any] | None) -> datetime | None:
     """The newest sign of life: the Lease's renewTime or the Ready condition's heartbeat."""
     times = []
     if lease is not None:
-        times.append(parse_time((lease.get("spec") or {}).get("renewTime")))
+        times.append(parse_rfc3339((lease.get("spec") or {}).get("renewTime")))
     for condition in (node.get("status") or {}).get("conditions") or []:
         if condition.get("type") == "Ready":
-            times.append(parse_time(condition.get("lastHeartbeatTime")))
+            times.append(parse_rfc3339(condition.get("lastHeartbeatTime")))
     if not any(times):
-        times.append(parse_time((node.get("metadata") or {}).get("creationTimestamp")))
+        times.append(parse_rfc3339((node.get("metadata") or {}).get("creationTimestamp")))
     found = [t for t in times if t is not None]
     return max(found) if found else None
 
 
 def _unreachable_taints(now: datetime) -> list[dict[str, Any]]:
     return [
-        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoSchedule", "timeAdded": _format(now)},
-        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoExecute", "timeAdded": _format(now)},
+        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoSchedule", "timeAdded": rfc3339(now)},
+        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoExecute", "timeAdded": rfc3339(now)},
     ]
 
 
@@ -105,8 +92,8 @@ def node_decision(
             "status": "Unknown",
             "reason": UNKNOWN_REASON,
             "message": UNKNOWN_MESSAGE,
-            "lastHeartbeatTime": (current or {}).get("lastHeartbeatTime") or _format(now),
-            "lastTransitionTime": _format(now),
+            "lastHeartbeatTime": (current or {}).get("lastHeartbeatTime") or rfc3339(now),
+            "lastTransitionTime": rfc3339(now),
         }
         if current is None:
             conditions.append(replacement)
@@ -123,7 +110,7 @@ def pod_not_ready_patch(pod: dict[str, Any], now: datetime) -> dict[str, Any] | 
     index = next((i for i, c in enumerate(conditions) if c.get("type") == "Ready"), None)
     if index is None or conditions[index].get("status") == "False":
         return None
-    conditions[index] = {**conditions[index], "status": "False", "lastTransitionTime": _format(now)}
+    conditions[index] = {**conditions[index], "status": "False", "lastTransitionTime": rfc3339(now)}
     return {"status": {"conditions": conditions}}
 
 

@@ -40,6 +40,7 @@ from typing import Any
 from cluster.client.errors import ApiError
 from cluster.client.informer import Informer
 from cluster.client.rest import ApiClient
+from cluster.machinery.times import rfc3339
 from cluster.scheduler.config import SchedulerConfiguration, build_registry
 from cluster.scheduler.framework.interface import SnapshotHandle
 from cluster.scheduler.framework.runtime import Framework
@@ -92,10 +93,6 @@ def is_terminal(pod: dict[str, Any]) -> bool:
     return (pod.get("status") or {}).get("phase") in TERMINAL_PHASES
 
 
-def _timestamp(now: datetime) -> str:
-    return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def unschedulable_condition(message: str, now: datetime) -> dict[str, Any]:
     return {
         "type": "PodScheduled",
@@ -103,7 +100,7 @@ def unschedulable_condition(message: str, now: datetime) -> dict[str, Any]:
         "reason": "Unschedulable",
         "message": message,
         "lastProbeTime": None,
-        "lastTransitionTime": _timestamp(now),
+        "lastTransitionTime": rfc3339(now),
     }
 
 
@@ -137,7 +134,7 @@ def pod_event(
     """A core/v1 Event about ``pod`` from the default scheduler, as ``kubectl describe`` shows it."""
     meta = _meta(pod)
     namespace = meta.get("namespace") or "default"
-    stamp = _timestamp(now)
+    stamp = rfc3339(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",

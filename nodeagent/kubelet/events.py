@@ -30,6 +30,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from cluster.machinery.times import rfc3339
+
 COMPONENT = "kubelet"
 NORMAL, WARNING = "Normal", "Warning"
 
@@ -143,10 +145,6 @@ def node_ref(node_name: str) -> ObjectRef:
     return ObjectRef("Node", node_name, uid=node_name, api_version="")
 
 
-def timestamp(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 @dataclass(frozen=True, slots=True)
 class Event:
     """A core/v1 Event as the recorder builds it; ``body()`` is what is POSTed."""
@@ -178,8 +176,8 @@ class Event:
             "source": {"component": self.component, "host": self.host},
             "reportingComponent": self.component,
             "reportingInstance": self.host,
-            "firstTimestamp": timestamp(self.first),
-            "lastTimestamp": timestamp(self.last),
+            "firstTimestamp": rfc3339(self.first),
+            "lastTimestamp": rfc3339(self.last),
             "count": self.count,
         }
 
@@ -312,7 +310,7 @@ class EventCorrelator:
         patch = None
         if seen is not None:
             event = replace(event, count=seen.count + 1, first=seen.first, name=seen.name)
-            patch = {"count": event.count, "lastTimestamp": timestamp(event.last), "message": event.message}
+            patch = {"count": event.count, "lastTimestamp": rfc3339(event.last), "message": event.message}
         self._observed.put(key, _Observed(event.count, event.first, event.name))
         return event, patch
 

@@ -19,6 +19,7 @@ from fractions import Fraction
 from typing import Any
 
 from cluster.machinery.quantity import parse_quantity
+from cluster.machinery.times import rfc3339, rfc3339_micro
 
 LEASE_NAMESPACE = "kube-node-lease"
 LEASE_DURATION_SECONDS = 40
@@ -85,15 +86,6 @@ def parse_os_release(text: str) -> str:
         if key.strip() == "PRETTY_NAME":
             return value.strip().strip('"').strip("'")
     return "Linux"
-
-
-def rfc3339(when: datetime) -> str:
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def microtime(when: datetime) -> str:
-    """metav1.MicroTime text: ``2006-01-02T15:04:05.000000Z``."""
-    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _kib(n: int) -> str:
@@ -277,7 +269,7 @@ def lease_object(node_name: str, node_uid: str, now: datetime) -> dict[str, Any]
         "spec": {
             "holderIdentity": node_name,
             "leaseDurationSeconds": LEASE_DURATION_SECONDS,
-            "renewTime": microtime(now),
+            "renewTime": rfc3339_micro(now),
         },
     }
 
@@ -286,7 +278,7 @@ def renewed(lease: Mapping[str, Any], node_name: str, now: datetime) -> dict[str
     """``lease`` with our holder identity and ``renewTime`` = now (other fields, resourceVersion kept)."""
     spec = dict(lease.get("spec") or {})
     spec.update(
-        holderIdentity=node_name, leaseDurationSeconds=LEASE_DURATION_SECONDS, renewTime=microtime(now)
+        holderIdentity=node_name, leaseDurationSeconds=LEASE_DURATION_SECONDS, renewTime=rfc3339_micro(now)
     )
     return {**lease, "spec": spec}
 

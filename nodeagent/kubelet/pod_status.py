@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from cluster.machinery.times import rfc3339
 from nodeagent.kubelet.restart import restart_policy, should_restart
 from nodeagent.kubelet.runtime_view import PodRuntimeView, RuntimeContainer
 
@@ -53,11 +54,6 @@ class StatusInputs:
     probes: ProbeView = ProbeView()
     waiting: Mapping[str, Waiting] = field(default_factory=dict)  # by container name
     terminal: bool = False  # the worker finished the pod (deleted or all done): no more restarts
-
-
-def rfc3339(when: datetime) -> str:
-    """Kubernetes' metav1.Time text: seconds precision, ``Z``."""
-    return when.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _terminated(c: RuntimeContainer) -> dict[str, Any]:

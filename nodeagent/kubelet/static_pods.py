@@ -29,6 +29,8 @@ from typing import Any
 
 import yaml  # type: ignore[import-untyped]
 
+from cluster.machinery.times import rfc3339_micro
+
 SOURCE = "kubernetes.io/config.source"
 HASH = "kubernetes.io/config.hash"
 MIRROR = "kubernetes.io/config.mirror"
@@ -114,7 +116,7 @@ def static_pod(manifest: Manifest, node_name: str, seen: datetime) -> dict[str, 
     annotations = meta.setdefault("annotations", {})
     annotations[HASH] = uid
     annotations[SOURCE] = "file"
-    annotations[SEEN] = seen.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    annotations[SEEN] = rfc3339_micro(seen)
     pod["status"] = {"phase": "Pending"}
     return pod
 

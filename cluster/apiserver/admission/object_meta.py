@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from cluster.apiserver.admission.interfaces import Admitted, Attributes, MutatingPlugin, Operation
 from cluster.apiserver.defaults import apply_defaults
+from cluster.machinery.times import rfc3339
 
 HAS_GENERATION = {
     "Pod",
@@ -46,10 +46,6 @@ _OMIT_EMPTY_METADATA = (
     "managedFields",
     "generateName",
 )
-
-
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def drop_empty_metadata(obj: dict[str, Any]) -> dict[str, Any]:

@@ -39,10 +39,10 @@ from cluster.apiserver.patch.managed_fields import (
     ManagedEntry,
     changed_paths,
     decode_entries,
-    format_time,
     set_entries,
 )
 from cluster.apiserver.patch.merge_keys import FieldSpec, field_spec, root_type
+from cluster.machinery.times import rfc3339
 
 
 def apply_patch(
@@ -104,7 +104,7 @@ def apply_patch(
     unchanged = live is not None and merged == current and previous is not None
     if unchanged and previous is not None and previous.fields == applied_fields and not conflicts:
         return copy.deepcopy(live)  # type: ignore[arg-type]
-    mine = ManagedEntry(manager, "Apply", api_version, format_time(now), applied_fields)
+    mine = ManagedEntry(manager, "Apply", api_version, rfc3339(now), applied_fields)
     set_entries(merged, [*others, mine])
     return merged
 

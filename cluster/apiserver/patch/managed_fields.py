@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from cluster.apiserver.patch.fieldpath import FieldSet, Path, flatten, from_fields_v1, to_fields_v1
 from cluster.apiserver.patch.json_patch import json_equal
 from cluster.apiserver.patch.merge_keys import root_type
+from cluster.machinery.times import rfc3339
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +33,6 @@ class ManagedEntry:
     @property
     def identity(self) -> tuple[str, str, str, str]:
         return (self.manager, self.operation, self.api_version, self.subresource)
-
-
-def format_time(now: datetime) -> str:
-    """RFC 3339 in UTC with second precision, as metav1.Time serialises."""
-    if now.tzinfo is not None:
-        now = now.astimezone(UTC)
-    return now.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def decode_entries(obj: dict[str, Any] | None) -> list[ManagedEntry]:
@@ -135,6 +129,6 @@ def update_managed_fields(
     if mine is not None and fields == previous:
         updated.append(mine)
     elif fields:
-        updated.append(ManagedEntry(manager, operation, api_version, format_time(now), fields, subresource))
+        updated.append(ManagedEntry(manager, operation, api_version, rfc3339(now), fields, subresource))
     set_entries(result, updated)
     return result

@@ -33,6 +33,7 @@ from cluster.apiserver.protobuf.wire import (
     signed64,
     text,
 )
+from cluster.machinery.times import rfc3339
 
 
 def _time(value: bytes, where: str) -> str | None:
@@ -52,7 +53,7 @@ def _time(value: bytes, where: str) -> str | None:
     except (OverflowError, OSError, ValueError) as exc:
         raise ProtobufDecodeError(f"{where}: time out of range") from exc
     # metav1.Time serializes at second precision in RFC 3339.
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return rfc3339(moment)
 
 
 def _fields_v1(value: bytes, where: str) -> Any:

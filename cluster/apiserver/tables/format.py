@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import cache
 from typing import Any
+
+from cluster.machinery import times
 
 Obj = dict[str, Any]
 
@@ -95,17 +97,6 @@ def containers_columns(selector_doc: str) -> tuple[Column, ...]:
 # ---------------------------------------------------------------------------------------------
 
 
-def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp (``Time`` or ``MicroTime``) as an aware datetime, or None."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
-
 def human_duration(seconds_total: float) -> str:
     """kubectl's ``duration.HumanDuration``: coarser with age (``45s``, ``5m10s``, ``3h2m``, ``2d``)."""
     seconds = int(seconds_total)
@@ -141,7 +132,7 @@ def human_duration(seconds_total: float) -> str:
 
 def since(value: Any, now: datetime) -> str:
     """kubectl's ``translateTimestampSince``: the age of a timestamp, ``<unknown>`` when unset."""
-    when = parse_time(value)
+    when = times.parse_rfc3339(value)
     if when is None:
         return "<unknown>"
     return human_duration((now - when).total_seconds())
@@ -153,10 +144,10 @@ def age(obj: Obj, now: datetime) -> str:
 
 def rfc3339(value: Any) -> str:
     """A timestamp re-rendered in UTC RFC 3339 (``Created At`` cells), ``<unknown>`` when unset."""
-    when = parse_time(value)
+    when = times.parse_rfc3339(value)
     if when is None:
         return "<unknown>"
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return times.rfc3339(when)
 
 
 # ---------------------------------------------------------------------------------------------

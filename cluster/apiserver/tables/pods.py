@@ -27,9 +27,9 @@ from cluster.apiserver.tables.format import (
     meta,
     name_column,
     name_of,
-    parse_time,
     since,
 )
+from cluster.machinery.times import parse_rfc3339
 
 _TERMINAL_PHASES = ("Succeeded", "Failed")
 NODE_UNREACHABLE_REASON = "NodeLost"
@@ -41,7 +41,7 @@ def _is_restartable_init(container: Any) -> bool:
 
 
 def _later(current: datetime | None, candidate: Any) -> datetime | None:
-    when = parse_time(candidate)
+    when = parse_rfc3339(candidate)
     if when is None:
         return current
     return when if current is None or when > current else current

@@ -26,10 +26,10 @@ from cluster.apiserver.tables.format import (
     meta,
     name_column,
     name_of,
-    parse_time,
     selector_string,
     since,
 )
+from cluster.machinery.times import parse_rfc3339
 
 
 def _template_spec(obj: Obj) -> Any:
@@ -214,8 +214,8 @@ def _job_row(job: Obj, now: datetime) -> list[Any]:
     else:
         parallelism = as_int(get(spec, "parallelism", default=0))
         completions_cell = f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
-    start = parse_time(get(job, "status", "startTime"))
-    end = parse_time(get(job, "status", "completionTime"))
+    start = parse_rfc3339(get(job, "status", "startTime"))
+    end = parse_rfc3339(get(job, "status", "completionTime"))
     if start is None:
         duration = ""
     elif end is None:

@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Protocol
 
 from cluster.machinery.labels import SelectorError, label_selector_from_dict
+from cluster.machinery.times import parse_rfc3339
 from cluster.scheduler.framework import (
     SUCCESS,
     Code,
@@ -59,10 +59,8 @@ def priority(pod: Mapping[str, Any]) -> int:
 
 def start_time(pod: Mapping[str, Any], now: float) -> float:
     """``status.startTime`` in seconds; ``now`` for pods that have not started."""
-    raw = (pod.get("status") or {}).get("startTime")
-    if not raw:
-        return now
-    return datetime.fromisoformat(str(raw).replace("Z", "+00:00")).timestamp()
+    started = parse_rfc3339((pod.get("status") or {}).get("startTime"))
+    return now if started is None else started.timestamp()
 
 
 def importance_key(pod: Mapping[str, Any], now: float) -> tuple[int, float]:
