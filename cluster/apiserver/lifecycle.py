@@ -27,6 +27,7 @@ from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import RESOURCES, ResourceInfo, by_kind
 from cluster.apiserver.storage import list_prefix
 from cluster.apiserver.watchcache import WatchCache
+from cluster.machinery.meta import object_meta
 
 log = logging.getLogger("raykube.apiserver")
 
@@ -34,11 +35,6 @@ PASS_SECONDS = 1.0
 # Kinds that can own or be owned and whose caches the collector follows.
 STORED = [r for r in RESOURCES if "list" in r.verbs and "create" in r.verbs]
 NAMESPACED = [r for r in STORED if r.namespaced]
-
-
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    meta: dict[str, Any] = obj.get("metadata", {})
-    return meta
 
 
 class Lifecycle:
@@ -51,7 +47,7 @@ class Lifecycle:
         return objs
 
     async def _delete(self, info: ResourceInfo, obj: dict[str, Any], policy: str = "Background") -> None:
-        meta = _meta(obj)
+        meta = object_meta(obj)
         with contextlib.suppress(StatusError):
             await self.registry.delete(
                 info,
@@ -61,7 +57,7 @@ class Lifecycle:
             )
 
     async def _update(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
-        meta = _meta(obj)
+        meta = object_meta(obj)
         with contextlib.suppress(StatusError):
             await self.registry.update(info, meta.get("namespace"), meta["name"], obj)
 
@@ -70,7 +66,7 @@ class Lifecycle:
     async def terminate_namespaces(self) -> None:
         ns_info = next(r for r in STORED if r.plural == "namespaces" and r.group == "")
         for ns in self._objects(ns_info):
-            meta = _meta(ns)
+            meta = object_meta(ns)
             if not meta.get("deletionTimestamp") or "kubernetes" not in (
                 ns.get("spec", {}).get("finalizers") or []
             ):
@@ -79,10 +75,10 @@ class Lifecycle:
             remaining = 0
             for info in NAMESPACED:
                 for obj in self._objects(info):
-                    if _meta(obj).get("namespace") != name:
+                    if object_meta(obj).get("namespace") != name:
                         continue
                     remaining += 1
-                    if not _meta(obj).get("deletionTimestamp"):
+                    if not object_meta(obj).get("deletionTimestamp"):
                         await self._delete(info, obj)
             if remaining == 0:
                 done = copy.deepcopy(ns)
@@ -97,13 +93,13 @@ class Lifecycle:
         everything: list[tuple[ResourceInfo, dict[str, Any]]] = []
         for info in STORED:
             for obj in self._objects(info):
-                uid = _meta(obj).get("uid")
+                uid = object_meta(obj).get("uid")
                 if uid:
                     by_uid[uid] = (info, obj)
                 everything.append((info, obj))
         dependents: dict[str, list[tuple[ResourceInfo, dict[str, Any]]]] = {}
         for info, obj in everything:
-            refs = _meta(obj).get("ownerReferences") or []
+            refs = object_meta(obj).get("ownerReferences") or []
             if not refs:
                 continue
             for ref in refs:
@@ -111,12 +107,12 @@ class Lifecycle:
             owners_alive = [r for r in refs if r.get("uid") in by_uid]
             if (
                 not owners_alive
-                and not _meta(obj).get("deletionTimestamp")
+                and not object_meta(obj).get("deletionTimestamp")
                 and await self._owners_really_gone(obj, refs)
             ):
                 await self._delete(info, obj)
         for uid, (info, owner) in by_uid.items():
-            meta = _meta(owner)
+            meta = object_meta(owner)
             if not meta.get("deletionTimestamp"):
                 continue
             finalizers = list(meta.get("finalizers") or [])
@@ -132,14 +128,14 @@ class Lifecycle:
                     await self._drop_finalizer(info, owner, "orphan")
             elif "foregroundDeletion" in finalizers:
                 for dinfo, dep in deps:
-                    if not _meta(dep).get("deletionTimestamp"):
+                    if not object_meta(dep).get("deletionTimestamp"):
                         await self._delete(dinfo, dep, "Foreground")
                 if not deps:
                     await self._drop_finalizer(info, owner, "foregroundDeletion")
 
     async def _owners_really_gone(self, obj: dict[str, Any], refs: list[dict[str, Any]]) -> bool:
         """Check the store, not only the cache: the owner may have been created a moment ago."""
-        ns = _meta(obj).get("namespace")
+        ns = object_meta(obj).get("namespace")
         for ref in refs:
             info = by_kind(ref.get("apiVersion", ""), ref.get("kind", ""))
             if info is None:
@@ -147,7 +143,7 @@ class Lifecycle:
             live = await self.registry.store.get(
                 self.registry.key(info, ns if info.namespaced else None, ref.get("name", ""))
             )
-            if live is not None and _meta(live).get("uid") == ref.get("uid"):
+            if live is not None and object_meta(live).get("uid") == ref.get("uid"):
                 return False
         return True
 

@@ -40,6 +40,7 @@ from typing import Any
 from cluster.client.errors import ApiError
 from cluster.client.informer import Informer
 from cluster.client.rest import ApiClient
+from cluster.machinery.meta import object_meta
 from cluster.machinery.times import rfc3339
 from cluster.scheduler.config import SchedulerConfiguration, build_registry
 from cluster.scheduler.framework.interface import SnapshotHandle
@@ -57,10 +58,6 @@ TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
 _IGNORED_METADATA = ("resourceVersion", "managedFields", "generation")
 
 
-def _meta(obj: dict[str, Any]) -> dict[str, Any]:
-    return obj.get("metadata") or {}
-
-
 def _node_name(pod: dict[str, Any]) -> str:
     return str((pod.get("spec") or {}).get("nodeName") or "")
 
@@ -68,7 +65,7 @@ def _node_name(pod: dict[str, Any]) -> str:
 def _stripped(obj: dict[str, Any], *, drop_status: bool) -> dict[str, Any]:
     """The object without the fields that change on every write (and without status if asked)."""
     out = {k: v for k, v in obj.items() if not (drop_status and k == "status")}
-    out["metadata"] = {k: v for k, v in _meta(obj).items() if k not in _IGNORED_METADATA}
+    out["metadata"] = {k: v for k, v in object_meta(obj).items() if k not in _IGNORED_METADATA}
     return out
 
 
@@ -85,7 +82,7 @@ def node_changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
 
 
 def _pod_ref(pod: dict[str, Any]) -> str:
-    meta = _meta(pod)
+    meta = object_meta(pod)
     return f"{meta.get('namespace') or 'default'}/{meta.get('name', '')}"
 
 
@@ -132,7 +129,7 @@ def pod_event(
     pod: dict[str, Any], name: str, event_type: str, reason: str, message: str, now: datetime
 ) -> dict[str, Any]:
     """A core/v1 Event about ``pod`` from the default scheduler, as ``kubectl describe`` shows it."""
-    meta = _meta(pod)
+    meta = object_meta(pod)
     namespace = meta.get("namespace") or "default"
     stamp = rfc3339(now)
     return {
@@ -183,7 +180,7 @@ class ClusterCache:
         return self._live
 
     def set_node(self, node: dict[str, Any]) -> None:
-        name = str(_meta(node).get("name", ""))
+        name = str(object_meta(node).get("name", ""))
         known = name in self.nodes
         self.nodes[name] = node
         self._live.add_node(node)
@@ -356,7 +353,7 @@ class Scheduler:
             self._move("NodeUpdate")
 
     def _on_node_delete(self, node: dict[str, Any]) -> None:
-        self.cache.remove_node(str(_meta(node).get("name", "")))
+        self.cache.remove_node(str(object_meta(node).get("name", "")))
 
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, sync_timeout: float = 60.0) -> None:
@@ -425,7 +422,7 @@ class Scheduler:
         for pinfo, cycle in batch:
             pod = pinfo.pod
             fw = self.frameworks.get((pod.get("spec") or {}).get("schedulerName") or "default-scheduler")
-            if fw is None or _meta(pod).get("deletionTimestamp") or _node_name(pod):
+            if fw is None or object_meta(pod).get("deletionTimestamp") or _node_name(pod):
                 self.queue.done(pinfo.key)
                 continue
             result = schedule_one(
@@ -487,7 +484,7 @@ class Scheduler:
         requests: list[tuple[str, str, str]] = []
         for bound in placed:
             binding = recorded_binding(bound.result.state) if bound.result.state else None
-            meta = (binding or {}).get("metadata") or _meta(bound.pinfo.pod)
+            meta = (binding or {}).get("metadata") or object_meta(bound.pinfo.pod)
             requests.append((meta.get("namespace") or "default", meta.get("name", ""), bound.node_name))
         errors: list[ApiError | None]
         try:
@@ -521,9 +518,11 @@ class Scheduler:
         """Whether the informer still shows the pod unbound and not terminating. As kube-scheduler's
         failure handler, a rejected binding drops the pod only when it was bound or deleted meanwhile; a
         409 from a write race (or a gate the informer has not shown yet) must not lose the pod."""
-        meta = _meta(pod)
+        meta = object_meta(pod)
         cached = self.pods.store.get(meta.get("namespace") or "default", str(meta.get("name", "")))
-        return cached is not None and not _node_name(cached) and not _meta(cached).get("deletionTimestamp")
+        return (
+            cached is not None and not _node_name(cached) and not object_meta(cached).get("deletionTimestamp")
+        )
 
     async def _handle_failure(self, pinfo: QueuedPodInfo, cycle: int, result: ScheduleResult) -> None:
         pod = pinfo.pod
@@ -539,7 +538,7 @@ class Scheduler:
             await self._preempt(pod, result.nominated, result.victims)
         patch = status_patch_for_failure(pod, message, result.nominated, self._wall_clock())
         if patch is not None:
-            meta = _meta(pod)
+            meta = object_meta(pod)
             await self._call(
                 "patch pod status",
                 self.client.patch(
@@ -553,9 +552,9 @@ class Scheduler:
             )
 
     async def _preempt(self, pod: dict[str, Any], node_name: str, victims: list[dict[str, Any]]) -> None:
-        uid = _meta(pod).get("uid", "")
+        uid = object_meta(pod).get("uid", "")
         for victim in victims:
-            meta = _meta(victim)
+            meta = object_meta(victim)
             await self._post_event(
                 victim, "Normal", "Preempted", f"Preempted by pod {uid} on node {node_name}"
             )
@@ -568,7 +567,7 @@ class Scheduler:
         now = self._wall_clock()
         # Unique like kube's "<pod>.<hex nanoseconds>"; the counter separates events in the same tick.
         nanos = int(now.timestamp() * 1e9)
-        name = f"{_meta(pod).get('name', 'pod')}.{nanos:x}{next(self._event_seq) % 4096:03x}"
+        name = f"{object_meta(pod).get('name', 'pod')}.{nanos:x}{next(self._event_seq) % 4096:03x}"
         event = pod_event(pod, name, event_type, reason, message, now)
         await self._call(
             "post event", self.client.create("v1", "events", event, event["metadata"]["namespace"])

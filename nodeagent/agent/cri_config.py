@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
 
+from cluster.machinery.meta import object_meta
 from cluster.machinery.quantity import QuantityError, parse_quantity
 from nodeagent.cri import api_pb2
 from nodeagent.cri.client import CRIClient, NotFound
@@ -38,19 +39,15 @@ _STATES = {
 }
 
 
-def _meta(pod: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(pod.get("metadata") or {})
-
-
 def log_directory(logs_root: str, pod: Mapping[str, Any]) -> str:
-    m = _meta(pod)
+    m = object_meta(pod)
     return pod_log_dir(logs_root, m.get("namespace", ""), m.get("name", ""), m.get("uid", ""))
 
 
 def sandbox_config(
     pod: Mapping[str, Any], attempt: int, logs_root: str, node_name: str
 ) -> api_pb2.PodSandboxConfig:
-    m = _meta(pod)
+    m = object_meta(pod)
     spec = pod.get("spec") or {}
     labels = {
         POD_NAME: m.get("name", ""),
@@ -90,7 +87,7 @@ def _resources(container: Mapping[str, Any]) -> api_pb2.LinuxContainerResources 
 def container_config(
     pod: Mapping[str, Any], container: Mapping[str, Any], command: ContainerCommand, attempt: int
 ) -> api_pb2.ContainerConfig:
-    m = _meta(pod)
+    m = object_meta(pod)
     name = container["name"]
     cfg = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name=name, attempt=attempt),

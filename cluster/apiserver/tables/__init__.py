@@ -30,12 +30,12 @@ from cluster.apiserver.tables.format import (
     TablePrinter,
     created_at_column,
     human_duration,
-    meta,
     name_column,
     name_of,
     rfc3339,
 )
 from cluster.apiserver.tables.pods import pod_printer
+from cluster.machinery.meta import object_meta
 
 IncludeObject = Literal["None", "Metadata", "Object"]
 INCLUDE_OBJECT_VALUES: tuple[str, ...] = ("None", "Metadata", "Object")
@@ -82,7 +82,7 @@ def _default_printer() -> TablePrinter:
     """The generic apiserver Table: Name and Created At."""
     return TablePrinter(
         (name_column(), created_at_column()),
-        lambda obj, now: [name_of(obj), rfc3339(meta(obj).get("creationTimestamp"))],
+        lambda obj, now: [name_of(obj), rfc3339(object_meta(obj).get("creationTimestamp"))],
     )
 
 
@@ -105,7 +105,7 @@ def _row_object(obj: dict[str, Any], include_object: str, table_version: str) ->
     return {
         "kind": "PartialObjectMetadata",
         "apiVersion": f"{TABLE_GROUP}/{table_version}",
-        "metadata": meta(obj),
+        "metadata": object_meta(obj),
     }
 
 

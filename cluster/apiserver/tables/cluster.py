@@ -21,11 +21,11 @@ from cluster.apiserver.tables.format import (
     created_at_column,
     field_doc,
     get,
-    meta,
     name_column,
     name_of,
     rfc3339,
 )
+from cluster.machinery.meta import object_meta
 
 _DEFAULT_CLASS_ANNOTATIONS = (
     "storageclass.kubernetes.io/is-default-class",
@@ -37,7 +37,7 @@ def role_printer() -> TablePrinter:
     """Roles and ClusterRoles: Name and Created At."""
     return TablePrinter(
         (name_column(), created_at_column()),
-        lambda role, now: [name_of(role), rfc3339(meta(role).get("creationTimestamp"))],
+        lambda role, now: [name_of(role), rfc3339(object_meta(role).get("creationTimestamp"))],
     )
 
 
@@ -81,7 +81,7 @@ def binding_printer() -> TablePrinter:
 
 
 def _storage_class_row(sc: Obj, now: datetime) -> list[Any]:
-    annotations = as_dict(meta(sc).get("annotations"))
+    annotations = as_dict(object_meta(sc).get("annotations"))
     name = name_of(sc)
     if any(annotations.get(a) == "true" for a in _DEFAULT_CLASS_ANNOTATIONS):
         name += " (default)"

@@ -24,13 +24,13 @@ from cluster.apiserver.tables.format import (
     format_labels,
     get,
     load_balancer_ingress,
-    meta,
     name_column,
     name_of,
     quantity,
     rfc3339,
     since,
 )
+from cluster.machinery.meta import object_meta
 
 _NODE_ROLE_PREFIX = "node-role.kubernetes.io/"
 _NODE_ROLE_LABEL = "kubernetes.io/role"
@@ -41,7 +41,7 @@ _NODE_ROLE_LABEL = "kubernetes.io/role"
 
 def _node_roles(node: Obj) -> str:
     roles: set[str] = set()
-    for key, value in as_dict(meta(node).get("labels")).items():
+    for key, value in as_dict(object_meta(node).get("labels")).items():
         if key.startswith(_NODE_ROLE_PREFIX) and key[len(_NODE_ROLE_PREFIX) :]:
             roles.add(key[len(_NODE_ROLE_PREFIX) :])
         elif key == _NODE_ROLE_LABEL and value:
@@ -147,7 +147,7 @@ def serviceaccount_printer() -> TablePrinter:
 def limitrange_printer() -> TablePrinter:
     return TablePrinter(
         (name_column(), created_at_column()),
-        lambda lr, now: [name_of(lr), rfc3339(meta(lr).get("creationTimestamp"))],
+        lambda lr, now: [name_of(lr), rfc3339(object_meta(lr).get("creationTimestamp"))],
     )
 
 
@@ -313,7 +313,7 @@ def event_printer() -> TablePrinter:
 
 
 def _storage_class_of(obj: Obj) -> str:
-    beta = as_dict(meta(obj).get("annotations")).get("volume.beta.kubernetes.io/storage-class")
+    beta = as_dict(object_meta(obj).get("annotations")).get("volume.beta.kubernetes.io/storage-class")
     return str(beta if beta is not None else get(obj, "spec", "storageClassName", default=""))
 
 
@@ -322,7 +322,9 @@ def _pv_row(pv: Obj, now: datetime) -> list[Any]:
     claim = get(spec, "claimRef")
     claim_cell = f"{get(claim, 'namespace', default='')}/{get(claim, 'name', default='')}" if claim else ""
     phase = (
-        "Terminating" if meta(pv).get("deletionTimestamp") else str(get(pv, "status", "phase", default=""))
+        "Terminating"
+        if object_meta(pv).get("deletionTimestamp")
+        else str(get(pv, "status", "phase", default=""))
     )
     return [
         name_of(pv),
@@ -365,7 +367,9 @@ def pv_printer() -> TablePrinter:
 def _pvc_row(pvc: Obj, now: datetime) -> list[Any]:
     spec = get(pvc, "spec", default={})
     phase = (
-        "Terminating" if meta(pvc).get("deletionTimestamp") else str(get(pvc, "status", "phase", default=""))
+        "Terminating"
+        if object_meta(pvc).get("deletionTimestamp")
+        else str(get(pvc, "status", "phase", default=""))
     )
     capacity = ""
     modes = ""

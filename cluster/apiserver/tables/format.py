@@ -17,6 +17,7 @@ from functools import cache
 from typing import Any
 
 from cluster.machinery import times
+from cluster.machinery.meta import object_meta
 
 Obj = dict[str, Any]
 
@@ -139,7 +140,7 @@ def since(value: Any, now: datetime) -> str:
 
 
 def age(obj: Obj, now: datetime) -> str:
-    return since(meta(obj).get("creationTimestamp"), now)
+    return since(object_meta(obj).get("creationTimestamp"), now)
 
 
 def rfc3339(value: Any) -> str:
@@ -167,13 +168,8 @@ def get(obj: Any, *path: str, default: Any = None) -> Any:
     return current
 
 
-def meta(obj: Obj) -> Obj:
-    value = obj.get("metadata")
-    return value if isinstance(value, dict) else {}
-
-
 def name_of(obj: Obj) -> str:
-    return str(meta(obj).get("name", ""))
+    return str(object_meta(obj).get("name", ""))
 
 
 def as_list(value: Any) -> list[Any]:

@@ -24,11 +24,11 @@ from cluster.apiserver.tables.format import (
     as_list,
     field_doc,
     get,
-    meta,
     name_column,
     name_of,
     since,
 )
+from cluster.machinery.meta import object_meta
 from cluster.machinery.times import parse_rfc3339
 
 _TERMINAL_PHASES = ("Succeeded", "Failed")
@@ -128,9 +128,9 @@ def pod_row(pod: Obj, now: datetime) -> list[Any]:
         if reason == "Completed" and has_running:
             reason = "Running" if _condition_true(pod, "Ready") else "NotReady"
 
-    if meta(pod).get("deletionTimestamp") and get(status, "reason") == NODE_UNREACHABLE_REASON:
+    if object_meta(pod).get("deletionTimestamp") and get(status, "reason") == NODE_UNREACHABLE_REASON:
         reason = "Unknown"
-    elif meta(pod).get("deletionTimestamp") and phase not in _TERMINAL_PHASES:
+    elif object_meta(pod).get("deletionTimestamp") and phase not in _TERMINAL_PHASES:
         reason = "Terminating"
 
     restarts_cell = str(restarts)

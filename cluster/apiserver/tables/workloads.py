@@ -23,12 +23,12 @@ from cluster.apiserver.tables.format import (
     format_labels,
     get,
     human_duration,
-    meta,
     name_column,
     name_of,
     selector_string,
     since,
 )
+from cluster.machinery.meta import object_meta
 from cluster.machinery.times import parse_rfc3339
 
 
@@ -156,7 +156,7 @@ def daemonset_printer() -> TablePrinter:
 
 
 def _controller_of(obj: Obj) -> str:
-    for ref in as_list(meta(obj).get("ownerReferences")):
+    for ref in as_list(object_meta(obj).get("ownerReferences")):
         if get(ref, "controller") is True:
             api_version = str(get(ref, "apiVersion", default=""))
             group = api_version.split("/")[0] if "/" in api_version else ""
@@ -194,7 +194,7 @@ def job_status(job: Obj) -> str:
         return "Complete"
     if _has_condition(job, "Failed"):
         return "Failed"
-    if meta(job).get("deletionTimestamp"):
+    if object_meta(job).get("deletionTimestamp"):
         return "Terminating"
     if _has_condition(job, "Suspended"):
         return "Suspended"
