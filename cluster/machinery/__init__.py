@@ -5,6 +5,10 @@ label and field selectors, object meta and RFC 3339 times), certutil (the cluste
 and loading certificates), client-go's remotecommand (the exec/attach/port-forward stream protocol
 and the WebSocket relay) and the private-file helpers of the data directory.
 
+Modules: ``quantity`` (the one resource.Quantity parser), ``labels`` and ``fields`` (selectors),
+``meta`` and ``times`` (ObjectMeta reads, RFC 3339 Time/MicroTime), ``pki`` (CA and certificates),
+``files`` (0700/0600 data-dir files, atomic writes), ``remotecommand`` and ``relay`` (exec streams).
+
 Invariant: nothing here imports any other raykube package (``cluster.*`` outside this package,
 ``nodeagent``, ``netplugins``, ``bench``) or ``ray``, so the store, the client, the API server, the
 scheduler, the controllers and the node agent can all import it without creating a cycle.
