@@ -45,6 +45,11 @@ COMPONENTS: dict[str, str] = {
     "bench": "bench",
 }
 
+# Everything below the glue: what the bootstrap wires together.
+_PARTS = frozenset(
+    {"machinery", "naming", "store", "client", "apiserver", "scheduler", "controllers", "cri", "nodeagent"}
+    | {"netplugins", "node-glue", "controller-glue"}
+)
 # component -> the other components it may import. Directions point one way:
 # machinery <- store <- client <- {apiserver, scheduler, controllers, nodeagent, netplugins} <- glue.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -56,7 +61,10 @@ ALLOWED: dict[str, frozenset[str]] = {
     "apiserver": frozenset({"machinery", "store", "client"}),
     "scheduler": frozenset({"machinery", "client"}),
     "controllers": frozenset({"machinery", "client"}),
-    # the controller manager actor: Ray side of the controllers (actor health, node agents to follow)
+    "nodeagent": frozenset({"machinery", "client", "cri"}),
+    "netplugins": frozenset({"machinery", "client", "cri"}),
+    "node-glue": frozenset({"machinery", "client", "cri", "nodeagent"}),
+    # the controller manager actor: the Ray side of the controllers (actor health, node agents to follow)
     "controller-glue": frozenset(
         {
             "machinery",
@@ -64,57 +72,15 @@ ALLOWED: dict[str, frozenset[str]] = {
             "store",
             "client",
             "controllers",
+            "cri",
+            "nodeagent",
             "bootstrap",
             "node-glue",
-            "cri",
-            "nodeagent",
         }
     ),
-    "nodeagent": frozenset({"machinery", "client", "cri"}),
-    "netplugins": frozenset({"machinery", "client", "cri"}),
-    "node-glue": frozenset({"machinery", "client", "cri", "nodeagent"}),
-    "bootstrap": frozenset(
-        {
-            "machinery",
-            "naming",
-            "store",
-            "client",
-            "apiserver",
-            "scheduler",
-            "controllers",
-            "cri",
-            "nodeagent",
-        }
-        | {"node-glue", "controller-glue", "netplugins"}
-    ),
-    "cli": frozenset(
-        {
-            "machinery",
-            "naming",
-            "store",
-            "client",
-            "apiserver",
-            "scheduler",
-            "controllers",
-            "cri",
-            "nodeagent",
-        }
-        | {"node-glue", "controller-glue", "netplugins", "bootstrap", "bench"}
-    ),
-    "bench": frozenset(
-        {
-            "machinery",
-            "naming",
-            "store",
-            "client",
-            "apiserver",
-            "scheduler",
-            "controllers",
-            "cri",
-            "nodeagent",
-        }
-        | {"node-glue", "controller-glue", "netplugins", "bootstrap"}
-    ),
+    "bootstrap": _PARTS,
+    "cli": _PARTS | {"bootstrap", "bench"},
+    "bench": _PARTS | {"bootstrap"},
 }
 
 # Modules that may import ray or an actor module (fnmatch patterns over dotted names).
