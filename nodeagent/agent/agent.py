@@ -25,9 +25,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cluster.client.errors import ApiError
+from cluster.client.event_recorder import EventRecorder
 from nodeagent.agent import cri_config as cc
 from nodeagent.agent.api import AgentApi, PodFeed
-from nodeagent.agent.event_recorder import EventRecorder
 from nodeagent.agent.lookup import ContainerRef, LookupFailed
 from nodeagent.agent.node_loop import NodeReporter, PressureProbe, host_pressure
 from nodeagent.agent.pod_worker import PodWorker, WorkerContext
@@ -88,7 +88,7 @@ class NodeAgent:
         self.cri = CRIClient(cri_socket)
         machine = replace(machine, kubelet_port=kubelet_port)
         self.machine = machine
-        self.events = EventRecorder(api, node_name, clock)
+        self.events = EventRecorder(api, node_name, clock, component=ev.COMPONENT)
         self.node = NodeReporter(
             api, self.cri, machine, clock, pressure or (lambda: host_pressure(data_dir)),
             status_interval=config.status_interval, lease_interval=config.lease_interval,

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from cluster.client.errors import ApiError
-from nodeagent.agent.event_recorder import EventSink, NullEvents
+from cluster.client.event_recorder import EventSink, NullEvents
 from nodeagent.cri.client import CRIClient, CRIError
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import node_status as ns

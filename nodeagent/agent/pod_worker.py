@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cluster.client.event_recorder import EventSink
 from nodeagent.agent import cri_config as cc
-from nodeagent.agent.event_recorder import EventSink
 from nodeagent.cri.client import CRIClient, CRIError
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import probes as pr

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from cluster.client.errors import ApiError, TransportError
+from cluster.client.event_recorder import EventRecorder
 from nodeagent.agent.agent import NodeAgent
-from nodeagent.agent.event_recorder import EventRecorder
 from nodeagent.kubelet import events as ev
 from tests.nodeagent.agent.fake_api import FakeApi
 from tests.nodeagent.agent.test_agent import SLEEP, cstatus, pod, run
@@ -127,7 +127,9 @@ class _BlockedApi(FakeApi):
 
 def test_a_full_queue_drops_instead_of_blocking() -> None:
     async def scenario() -> None:
-        recorder = EventRecorder(_BlockedApi(), "node-a", lambda: datetime(2026, 1, 1), max_queued=3)
+        recorder = EventRecorder(
+            _BlockedApi(), "node-a", lambda: datetime(2026, 1, 1), component="kubelet", max_queued=3
+        )
         sender = asyncio.create_task(recorder.run())
         ref = ev.node_ref("node-a")
         for i in range(10):
@@ -184,7 +186,9 @@ class _RejectingApi(FakeApi):
 def test_a_rejected_event_is_not_retried_and_a_lost_connection_is() -> None:
     async def scenario() -> None:
         api = _RejectingApi()
-        recorder = EventRecorder(api, "node-a", lambda: datetime(2026, 1, 1), retry_delay=0.01)
+        recorder = EventRecorder(
+            api, "node-a", lambda: datetime(2026, 1, 1), component="kubelet", retry_delay=0.01
+        )
         sender = asyncio.create_task(recorder.run())
         recorder.event(ev.ObjectRef("Pod", "p", "ok", "u1"), ev.NORMAL, "Started", "Started container a")
         for i in range(20):  # client-go never retries these: a retry of each would stall the queue

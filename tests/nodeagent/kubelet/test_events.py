@@ -30,7 +30,9 @@ class Clock:
 
 def event(message: str = "Started container app", *, reason: str = "Started", container: str = "app",
           kind: str = ev.NORMAL, at: datetime = T0) -> ev.Event:  # fmt: skip
-    return ev.new_event(ev.pod_ref(POD, container), kind, reason, message, "node-a", at)
+    return ev.new_event(
+        ev.pod_ref(POD, container), kind, reason, message, "node-a", at, component=ev.COMPONENT
+    )
 
 
 @pytest.mark.parametrize(
@@ -50,7 +52,13 @@ def test_pod_ref_sets_the_kubelets_field_path(container: str | None, field_path:
 
 def test_node_event_body() -> None:
     body = ev.new_event(
-        ev.node_ref("node-a"), ev.NORMAL, "Starting", "Starting kubelet.", "node-a", T0
+        ev.node_ref("node-a"),
+        ev.NORMAL,
+        "Starting",
+        "Starting kubelet.",
+        "node-a",
+        T0,
+        component=ev.COMPONENT,
     ).body()
     assert body["involvedObject"] == {"kind": "Node", "name": "node-a", "uid": "node-a"}
     assert body["metadata"]["namespace"] == "default"  # cluster-scoped objects' events
@@ -156,7 +164,13 @@ def test_spam_filter_buckets_per_object_and_type() -> None:
     # ... a Warning has its own, and so has another pod.
     assert not c.correlate(event(kind=ev.WARNING)).skip
     other = ev.new_event(
-        ev.pod_ref({"metadata": {"name": "db", "uid": "u-2"}}), ev.NORMAL, "Started", "x", "n", T0
+        ev.pod_ref({"metadata": {"name": "db", "uid": "u-2"}}),
+        ev.NORMAL,
+        "Started",
+        "x",
+        "n",
+        T0,
+        component=ev.COMPONENT,
     )
     assert not c.correlate(other).skip
 

@@ -1,11 +1,12 @@
-"""The node agent's event recorder: a bounded queue in front of one sender task (client-go's broadcaster
-and ``recordToSink``).
+"""An event recorder: a bounded queue in front of one sender task (client-go's broadcaster and
+``recordToSink``), used by the node agent and by every controller.
 
 ``EventRecorder.event(ref, type, reason, message)`` never blocks and never raises: it stamps the event
 with the clock and appends it to a queue of ``max_queued`` events (client-go: 1000); a full queue
 drops the event and counts it in ``dropped``, so a slow or absent API server can never stall a pod
-worker. ``run()`` (one task per agent) drains the queue through the ``EventCorrelator`` and writes
-each result with the agent's API client: POST ``v1/events`` for a new event, a merge PATCH of
+worker or a controller. ``run()`` (one task per recorder) drains the queue through the
+``EventCorrelator`` and writes each result through an ``EventWriter`` (the agent's API, or
+``ClientEventWriter`` over an ``ApiClient``): POST ``v1/events`` for a new event, a merge PATCH of
 ``count``/``lastTimestamp``/``message`` for a repeat (a 404 on the PATCH, e.g. the Event expired,
 falls back to a create, as client-go does). As in client-go, only a write that did not reach the
 server (a transport error or ``write_timeout``) is retried, ``retries`` times with a growing pause;
@@ -22,13 +23,42 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from cluster.client import events as ev
 from cluster.client.errors import ApiError, TransportError
-from nodeagent.agent.api import AgentApi
-from nodeagent.kubelet import events as ev
+from cluster.client.rest import ApiClient
 
 log = logging.getLogger(__name__)
+
+
+class EventWriter(Protocol):
+    """Where events go: a create and a merge patch of ``v1/events`` (the node agent's ``AgentApi`` is one)."""
+
+    async def create(
+        self, group_version: str, plural: str, namespace: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def patch(
+        self, group_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+
+class ClientEventWriter:
+    """``EventWriter`` over an ``ApiClient`` (the controllers')."""
+
+    def __init__(self, client: ApiClient) -> None:
+        self.client = client
+
+    async def create(
+        self, group_version: str, plural: str, namespace: str | None, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.client.create(group_version, plural, body, namespace)
+
+    async def patch(
+        self, group_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.client.patch(group_version, plural, name, patch, namespace)
 
 
 class EventSink(Protocol):
@@ -47,10 +77,11 @@ class NullEvents:
 class EventRecorder:
     def __init__(
         self,
-        api: AgentApi,
+        api: EventWriter,
         host: str,
         clock: Callable[[], datetime],
         *,
+        component: str,
         correlator: ev.EventCorrelator | None = None,
         max_queued: int = 1000,
         retries: int = 3,
@@ -59,6 +90,7 @@ class EventRecorder:
     ) -> None:
         self.api = api
         self.host = host
+        self.component = component
         self.clock = clock
         self.correlator = correlator or ev.EventCorrelator(clock)
         self.max_queued = max_queued
@@ -81,7 +113,11 @@ class EventRecorder:
             log.debug("event queue full, dropped %s %s for %s", event_type, reason, ref.name)
             return
         self._seq += 1
-        self._queue.append(ev.new_event(ref, event_type, reason, message, self.host, self.clock(), self._seq))
+        self._queue.append(
+            ev.new_event(
+                ref, event_type, reason, message, self.host, self.clock(), self._seq, component=self.component
+            )
+        )
         self._idle.clear()
         self._wake.set()
 
