@@ -44,6 +44,8 @@ from cluster.apiserver.kubeconfig import write_kubeconfig
 from cluster.apiserver.tls import ensure_pki
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
+from cluster.controllers.registry import UnknownController
+from cluster.controllers.registry import enabled as enabled_controllers
 from cluster.machinery.files import private_dir, write_private
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
@@ -236,11 +238,15 @@ def deploy_controller_manager(
     *,
     node_monitor_grace: float | None = None,
     agents: NodeAgentsConfig | None = None,
+    controllers: tuple[str, ...] | None = None,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
     ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
-    ``agents`` makes it give Ray nodes that join later their runtime and node agent."""
+    ``agents`` makes it give Ray nodes that join later their runtime and node agent. ``controllers``
+    is kube-controller-manager's ``--controllers`` list (default ``$RAYKUBE_CONTROLLERS`` or ``*``);
+    an unknown name raises ``UpRefused`` before anything starts."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
+    spec = _controllers_spec(controllers)
     here = ray.get_runtime_context().get_node_id()
     actor = ControllerManagerActor.options(  # type: ignore[attr-defined]
         name=CONTROLLER_MANAGER_ACTOR,
@@ -248,9 +254,18 @@ def deploy_controller_manager(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents)
-    names: list[str] = ray.get(actor.ready.remote(), timeout=120)
+    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec)
+    names: list[str] = ray.get(actor.ready.remote(), timeout=180)
     return names
+
+
+def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
+    spec = controllers or tuple(os.environ.get("RAYKUBE_CONTROLLERS", "*").split(","))
+    try:
+        enabled_controllers(spec)
+    except UnknownController as err:
+        raise UpRefused(f"--controllers: {err}") from None
+    return spec
 
 
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
@@ -292,6 +307,7 @@ class UpConfig:
     runtime: str = "process"
     manifests_dir: Path | None = None
     timeout: float = 120.0
+    controllers: tuple[str, ...] | None = None  # --controllers; None: $RAYKUBE_CONTROLLERS or "*"
 
 
 class UpRefused(ValueError):
@@ -360,6 +376,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     data_dir = config.data_dir
     existing = ClusterConfig.load(data_dir)
     replicas = _replicas(config, existing)
+    _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
     namespace = config.namespace or (existing.namespace if existing else None) or default_namespace()
@@ -384,7 +401,9 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     follow = agents and replace(
         agents, api_host=ray.util.get_node_ip_address(), head_node_id=ray.get_runtime_context().get_node_id()
     )
-    yield ControllersUp(tuple(deploy_controller_manager(data_dir, namespace, agents=follow)))
+    yield ControllersUp(
+        tuple(deploy_controller_manager(data_dir, namespace, agents=follow, controllers=config.controllers))
+    )
     if agents is not None:
         started = deploy_node_agents(agents, namespace)
         yield NodeAgentsUp(tuple(started), config.manifests_dir or data_dir / "manifests")

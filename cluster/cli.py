@@ -76,6 +76,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         runtime=args.runtime,
         manifests_dir=Path(args.manifests_dir).expanduser() if args.manifests_dir else None,
         timeout=args.timeout,
+        controllers=tuple(args.controllers.split(",")) if args.controllers else None,
     )
     kubeconfig: Path | None = None
     try:
@@ -275,6 +276,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--manifests-dir", default=None, help="static pod manifests (default: DATA_DIR/manifests)"
+    )
+    up.add_argument(
+        "--controllers",
+        default=None,
+        help="controllers to run, as kube-controller-manager's flag: '*' (all, the default), 'name' turns "
+        "one on, '-name' off, comma separated, e.g. '*,-cronjob' (default: $RAYKUBE_CONTROLLERS or '*')",
     )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)

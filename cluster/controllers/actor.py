@@ -1,6 +1,6 @@
 """The controller manager as a detached, named Ray actor (``controller-manager``): a thin wrapper that
-runs the controllers (the node lifecycle controller and the control-plane pods reporter) against the
-API server.
+runs :class:`~cluster.controllers.manager.ControllerManager` (the controllers ``--controllers``
+enables, on shared informers) against the API server.
 
 It connects with the kubeconfig at ``kubeconfig_path``; all logic lives in the controller modules so
 it can be tested without Ray. What needs Ray stays here: ``RayComponents`` (where the control-plane
@@ -24,7 +24,10 @@ from cluster.controllers.control_plane_pods import (
     ControlPlanePods,
     components_of,
 )
+from cluster.controllers.manager import ControllerManager
 from cluster.controllers.node_lifecycle import NodeLifecycleController
+from cluster.controllers.registry import CONTROLLERS, enabled
+from cluster.controllers.runtime import ControllerOptions
 from cluster.naming import node_names
 from cluster.node_agents import NodeAgentsConfig, deploy_node_agents
 from cluster.store.client import StoreClient
@@ -77,8 +80,11 @@ class ControllerManagerActor:
         node_monitor_grace: float,
         ray_namespace: str,
         agents: NodeAgentsConfig | None = None,
+        controllers: tuple[str, ...] = ("*",),
     ) -> None:
         logging.basicConfig(level=logging.INFO)
+        self.spec = controllers
+        self.manager: ControllerManager | None = None
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
         self._follow: asyncio.Task[None] | None = None
@@ -89,22 +95,36 @@ class ControllerManagerActor:
 
     async def _start(self) -> None:
         client = ApiClient.from_kubeconfig(self.kubeconfig_path)
-        node_lifecycle = NodeLifecycleController(client, grace=self.node_monitor_grace)
-        await node_lifecycle.start()
-        control_plane = ControlPlanePods(client, RayComponents(self.ray_namespace))
-        await control_plane.start()
-        self.controllers = [node_lifecycle, control_plane]
+        source = RayComponents(self.ray_namespace)
+        options = ControllerOptions(
+            node_monitor_grace=self.node_monitor_grace, extra={"control_plane_source": source}
+        )
+        names = enabled(self.spec)
+        manager = ControllerManager(client, names, options=options)
+        await manager.start()
+        self.manager = manager
+        # The two controllers not yet on the shared runtime run beside it.
+        if "nodelifecycle" not in CONTROLLERS:
+            node_lifecycle = NodeLifecycleController(client, grace=self.node_monitor_grace)
+            await node_lifecycle.start()
+            self.controllers.append(node_lifecycle)
+        if "controlplanepods" not in CONTROLLERS:
+            control_plane = ControlPlanePods(client, source)
+            await control_plane.start()
+            self.controllers.append(control_plane)
         if self.agents is not None:
             self._follow = asyncio.get_event_loop().create_task(self._follow_ray_nodes(self.agents))
-        log.info(
-            "controllers running: node lifecycle (grace %.0fs), control-plane pods", self.node_monitor_grace
-        )
+        log.info("controllers running: %s (grace %.0fs)", ", ".join(self.running()), self.node_monitor_grace)
+
+    def running(self) -> list[str]:
+        names = list(self.manager.controllers) if self.manager else []
+        return names + [type(c).__name__ for c in self.controllers]
 
     async def ready(self) -> list[str]:
         if self._started.done() and self._started.exception() is not None:
             self._started = asyncio.get_event_loop().create_task(self._start())
         await asyncio.shield(self._started)
-        return [type(c).__name__ for c in self.controllers]
+        return self.running()
 
     async def _follow_ray_nodes(self, agents: NodeAgentsConfig, period: float = 15.0) -> None:
         """Give every Ray node that joins later (``ray up``, the autoscaler) its runtime and agent."""
@@ -124,3 +144,5 @@ class ControllerManagerActor:
             self._follow.cancel()
         for controller in self.controllers:
             await controller.stop()
+        if self.manager is not None:
+            await self.manager.stop()

@@ -1,0 +1,51 @@
+"""Every controller the manager can run, by kube-controller-manager's name, and the ``--controllers``
+flag's rules.
+
+``enabled(spec)`` reads the flag as kube-controller-manager does: ``*`` turns on every controller not
+disabled by default, ``name`` turns one on, ``-name`` turns it off; for each controller the first entry
+naming it wins over ``*``. An unknown name is an error, not a silent no-op.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from cluster.controllers.runtime import Controller
+
+CONTROLLERS: dict[str, type[Controller]] = {}
+
+DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+
+class UnknownController(ValueError):
+    pass
+
+
+def is_enabled(
+    name: str, spec: Sequence[str], disabled_by_default: frozenset[str] = DISABLED_BY_DEFAULT
+) -> bool:
+    star = False
+    for entry in spec:
+        if entry == name:
+            return True
+        if entry == f"-{name}":
+            return False
+        if entry == "*":
+            star = True
+    return star and name not in disabled_by_default
+
+
+def enabled(
+    spec: Sequence[str],
+    known: Mapping[str, type[Controller]] | None = None,
+    disabled_by_default: frozenset[str] = DISABLED_BY_DEFAULT,
+) -> list[str]:
+    """The controllers ``spec`` turns on, in name order; ``UnknownController`` for a name not known."""
+    known = CONTROLLERS if known is None else known
+    for entry in spec:
+        name = entry.removeprefix("-")
+        if entry != "*" and name not in known:
+            raise UnknownController(
+                f'"{name}" is not in the list of known controllers ({", ".join(sorted(known))})'
+            )
+    return [name for name in sorted(known) if is_enabled(name, spec, disabled_by_default)]
