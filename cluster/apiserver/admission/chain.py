@@ -5,7 +5,8 @@ A write goes decode → ``before_validation`` → validation → ``after_validat
 * before validation: NamespaceLifecycle first (a create in a missing or terminating namespace fails
   with 404/403 before anything looks at the body), then Defaulting (the field manager's baseline is
   the object as it leaves it, so fields later plugins add belong to no manager and a server-side
-  apply never removes them), then the admission defaults and the fields kinds drop or carry over.
+  apply never removes them), then the admission defaults (ServiceAccount and Priority, then
+  DefaultTolerationSeconds, in kube's order) and the fields kinds drop or carry over.
 * validation (the pure ``validation`` package) sees the object as the user will get it, minus what
   the server sets.
 * after validation: the server-set metadata (uid, creationTimestamp, generation), what depends on it
@@ -21,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cluster.apiserver.admission.default_toleration_seconds import DefaultTolerationSeconds
 from cluster.apiserver.admission.interfaces import KeyLookup, NamespaceLookup, Plugin
 from cluster.apiserver.admission.job import JobSelector
 from cluster.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
@@ -45,6 +47,7 @@ def admission_chain(namespaces: NamespaceLookup, keys: KeyLookup) -> AdmissionCh
             NamespaceLifecycle(namespaces),
             Defaulting(),
             PodAdmissionDefaults(),
+            DefaultTolerationSeconds(),
             PodInitialStatus(),
             ServiceAllocatedValues(),
             GenerationField(),

@@ -1,7 +1,7 @@
 """Admission plugins for Pods.
 
-* PodAdmissionDefaults: what kube-apiserver's ServiceAccount, Priority and DefaultTolerationSeconds
-  plugins add to a new pod (``defaults.admission_defaults_pod``).
+* PodAdmissionDefaults: what kube-apiserver's ServiceAccount and Priority plugins add to a new pod
+  (``defaults.admission_defaults_pod``; DefaultTolerationSeconds is its own plugin).
 * PodInitialStatus: a new pod starts ``Pending`` with its QoS class (the pod strategy's
   PrepareForCreate).
 * PodSchedulingGated: a gated pod starts ``PodScheduled=False/SchedulingGated``; it needs the

@@ -3,7 +3,7 @@
 `apply_defaults(obj)` returns a new dict (the input is never mutated) with the fields Kubernetes'
 defaulting functions set for the object's (group, kind); it is idempotent, so an object read back
 and applied again by kubectl produces no patch. Admission-time additions that a stock cluster makes
-to Pods (service account, priority, default tolerations) live apart in `admission_defaults_pod`.
+to Pods (service account, priority) live apart in `admission_defaults_pod`.
 Kinds without defaults are returned as a plain copy.
 """
 
@@ -63,9 +63,8 @@ def apply_defaults(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def admission_defaults_pod(pod_obj: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a Pod with the ServiceAccount, Priority and DefaultTolerationSeconds admission
-    additions applied. Call on create only, after `apply_defaults`.
-    """
+    """A copy of a Pod with the ServiceAccount and Priority admission additions applied. Call on
+    create only, after `apply_defaults`."""
     result = copy.deepcopy(pod_obj)
     pod.admission_defaults(result)
     return result

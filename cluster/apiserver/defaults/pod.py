@@ -159,27 +159,13 @@ def default_pod(pod: dict[str, Any]) -> None:
     default_pod_spec(spec)
 
 
-DEFAULT_NOT_READY_TOLERATION = {
-    "key": "node.kubernetes.io/not-ready",
-    "operator": "Exists",
-    "effect": "NoExecute",
-    "tolerationSeconds": 300,
-}
-DEFAULT_UNREACHABLE_TOLERATION = {
-    "key": "node.kubernetes.io/unreachable",
-    "operator": "Exists",
-    "effect": "NoExecute",
-    "tolerationSeconds": 300,
-}
-
-
 def admission_defaults(pod: dict[str, Any]) -> None:
     """What admission plugins add to a new Pod in a stock cluster (in place).
 
     ServiceAccount: serviceAccountName "default" (mirrored to serviceAccount). Priority: priority 0 and
-    preemptionPolicy PreemptLowerPriority when no priorityClassName resolves. DefaultTolerationSeconds:
-    300 s NoExecute tolerations for not-ready and unreachable unless the pod tolerates those taints.
-    The projected service-account token volume is not added here (its name is random).
+    preemptionPolicy PreemptLowerPriority when no priorityClassName resolves. DefaultTolerationSeconds
+    is its own admission plugin (``admission/default_toleration_seconds.py``). The projected
+    service-account token volume is not added here (its name is random).
     """
     spec = pod.setdefault("spec", {})
     if not isinstance(spec, dict):
@@ -189,19 +175,3 @@ def admission_defaults(pod: dict[str, Any]) -> None:
     spec.setdefault("serviceAccount", spec["serviceAccountName"])
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")
-    tolerations = spec.get("tolerations")
-    if tolerations is None:
-        tolerations = spec["tolerations"] = []
-    if not isinstance(tolerations, list):
-        return
-    for default in (DEFAULT_NOT_READY_TOLERATION, DEFAULT_UNREACHABLE_TOLERATION):
-        if not any(_tolerates_no_execute(t, str(default["key"])) for t in _dicts(tolerations)):
-            tolerations.append(dict(default))
-
-
-def _tolerates_no_execute(tol: dict[str, Any], key: str) -> bool:
-    if tol.get("effect") not in (None, "", "NoExecute"):
-        return False
-    if tol.get("operator") == "Exists" and not tol.get("key"):
-        return True
-    return tol.get("key") == key

@@ -316,11 +316,7 @@ def test_admission_defaults_pod() -> None:
     assert spec["serviceAccount"] == "default"
     assert spec["priority"] == 0
     assert spec["preemptionPolicy"] == "PreemptLowerPriority"
-    assert [t["key"] for t in spec["tolerations"]] == [
-        "node.kubernetes.io/not-ready",
-        "node.kubernetes.io/unreachable",
-    ]
-    assert all(t["tolerationSeconds"] == 300 and t["effect"] == "NoExecute" for t in spec["tolerations"])
+    assert "tolerations" not in spec  # DefaultTolerationSeconds is its own plugin
     assert "serviceAccountName" not in pod["spec"], "admission_defaults_pod must not mutate its input"
 
 

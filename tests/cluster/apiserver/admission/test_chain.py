@@ -60,6 +60,7 @@ def test_plugin_order() -> None:
         "NamespaceLifecycle",
         "Defaulting",
         "PodAdmissionDefaults",
+        "DefaultTolerationSeconds",
         "PodInitialStatus",
         "ServiceAllocatedValues",
         "GenerationField",
@@ -82,6 +83,7 @@ PLUGINS = {p.NAME: p for p in (*CHAIN.before_validation, *CHAIN.after_validation
         pytest.param("NamespaceLifecycle", {C}, id="namespace-lifecycle"),
         pytest.param("Defaulting", {C, U}, id="defaulting"),
         pytest.param("PodAdmissionDefaults", {C}, id="pod-admission-defaults"),
+        pytest.param("DefaultTolerationSeconds", {C}, id="default-toleration-seconds"),
         pytest.param("PodInitialStatus", {C}, id="pod-initial-status"),
         pytest.param("ServiceAllocatedValues", {U}, id="service-allocated-values"),
         pytest.param("GenerationField", {C, U}, id="generation-field"),
@@ -97,7 +99,7 @@ def test_handles(name: str, operations: set[Operation]) -> None:
 
 
 def test_every_plugin_has_a_handles_case() -> None:
-    assert len(PLUGINS) == 10
+    assert len(PLUGINS) == 11
 
 
 class Append(MutatingPlugin):
