@@ -229,6 +229,7 @@ BENCH_SUITES = {
     "api": "bench.api",
     "scheduling": "bench.scheduling",
     "startup": "bench.startup",
+    "controllers": "bench.controllers",
 }
 
 
