@@ -1,30 +1,40 @@
-"""The node lifecycle controller: a node whose agent stopped reporting becomes NotReady (Unknown).
+"""The node lifecycle controller (kube-controller-manager's ``nodelifecycle``, event source
+``node-controller``): nodes that stop reporting become Unknown, and bad nodes carry the taints that
+keep new pods away and, through the taint eviction controller, send running pods elsewhere.
 
-As kube-controller-manager's node lifecycle controller does, every ``monitor_period`` it looks at each
-Node's last sign of life: the newest of its Lease's ``renewTime`` (``kube-node-lease/<node>``) and its
-Ready condition's ``lastHeartbeatTime``. When that is older than ``grace`` (node-monitor-grace-period,
+Every ``monitor_period`` (5 s) each Node is looked at again (a periodic requeue of its key): its last
+sign of life is the newest of its Lease's ``renewTime`` (``kube-node-lease/<node>``) and its Ready
+condition's ``lastHeartbeatTime``. When that is older than ``grace`` (node-monitor-grace-period,
 40 s by default), every condition the agent maintains (Ready, MemoryPressure, DiskPressure,
 PIDPressure) is set to ``Unknown`` with reason ``NodeStatusUnknown`` and message ``Kubelet stopped
-posting node status.``, and the taints ``node.kubernetes.io/unreachable`` (NoSchedule and NoExecute)
-are added, so the scheduler sends no new pods there; the pods on the node get ``Ready=False``. A node
-that reports again has the taints removed (its agent rewrites the conditions itself).
+posting node status.``, the node gets a ``NodeNotReady`` event and its pods ``Ready=False``.
 
-``node_decision`` is pure; ``NodeLifecycleController`` is the asyncio shell (informers in, status
-patches out). Not done: evicting pods after their NoExecute ``tolerationSeconds`` (kube's taint
-manager); nodes stay tainted until their agent returns or the Node is deleted.
+The taints follow the Ready condition, as kube's NoSchedule and NoExecute tainting passes do:
+
+* ``Ready=False`` (the agent says the node is not ready): ``node.kubernetes.io/not-ready``;
+* ``Ready=Unknown`` (nobody says anything): ``node.kubernetes.io/unreachable``;
+* ``Ready=True``: neither,
+
+each with effect ``NoSchedule`` (the scheduler sends no new pods) and ``NoExecute`` (with
+``timeAdded``: the taint eviction controller deletes pods that do not tolerate it, or once their
+``tolerationSeconds`` ran out). Other taints are left alone; a node without a Ready condition that
+still reports keeps its taints.
+
+``node_decision`` is pure; ``NodeLifecycleController`` applies it (node taints, node status, pod
+status patches). Not done: kube's zone-level rate limits and disruption modes (a whole zone going
+dark is treated like any node).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
 
 from cluster.client.errors import ApiError
-from cluster.client.informer import Informer
+from cluster.controllers.runtime import Controller, ControllerContext
 from cluster.machinery.times import parse_rfc3339, rfc3339
 
 log = logging.getLogger("raykube.controllers.nodelifecycle")
@@ -32,9 +42,20 @@ log = logging.getLogger("raykube.controllers.nodelifecycle")
 DEFAULT_GRACE = 40.0
 DEFAULT_MONITOR_PERIOD = 5.0
 UNREACHABLE_TAINT_KEY = "node.kubernetes.io/unreachable"
+NOT_READY_TAINT_KEY = "node.kubernetes.io/not-ready"
+MANAGED_TAINT_KEYS = (NOT_READY_TAINT_KEY, UNREACHABLE_TAINT_KEY)
+TAINT_FOR_READY = {"True": None, "False": NOT_READY_TAINT_KEY, "Unknown": UNREACHABLE_TAINT_KEY}
 AGENT_CONDITIONS = ("Ready", "MemoryPressure", "DiskPressure", "PIDPressure")
 UNKNOWN_REASON = "NodeStatusUnknown"
 UNKNOWN_MESSAGE = "Kubelet stopped posting node status."
+LEASE_NAMESPACE = "kube-node-lease"
+NODE_NAME_INDEX = "spec.nodeName"
+
+
+def node_name_index(pod: dict[str, Any]) -> list[str]:
+    """Index function for a pods lister: the node the pod is bound to."""
+    name = (pod.get("spec") or {}).get("nodeName")
+    return [name] if name else []
 
 
 def last_seen(node: dict[str, Any], lease: dict[str, Any] | None) -> datetime | None:
@@ -51,11 +72,26 @@ def last_seen(node: dict[str, Any], lease: dict[str, Any] | None) -> datetime | 
     return max(found) if found else None
 
 
-def _unreachable_taints(now: datetime) -> list[dict[str, Any]]:
-    return [
-        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoSchedule", "timeAdded": rfc3339(now)},
-        {"key": UNREACHABLE_TAINT_KEY, "effect": "NoExecute", "timeAdded": rfc3339(now)},
-    ]
+def ready_status(conditions: list[dict[str, Any]]) -> str | None:
+    return next((str(c.get("status")) for c in conditions if c.get("type") == "Ready"), None)
+
+
+def wanted_taints(taints: list[dict[str, Any]], ready: str | None, now: datetime) -> list[dict[str, Any]]:
+    """``taints`` with the not-ready/unreachable pair that ``ready`` calls for (kept as they are when
+    already there, so ``timeAdded`` does not move) and the other one removed."""
+    if ready is None:
+        return taints
+    want = TAINT_FOR_READY.get(ready)
+    kept = [t for t in taints if t.get("key") not in MANAGED_TAINT_KEYS or t.get("key") == want]
+    if want is None:
+        return kept
+    for effect in ("NoSchedule", "NoExecute"):
+        if not any(t.get("key") == want and t.get("effect") == effect for t in kept):
+            taint: dict[str, Any] = {"key": want, "effect": effect}
+            if effect == "NoExecute":
+                taint["timeAdded"] = rfc3339(now)  # the eviction deadlines count from here
+            kept.append(taint)
+    return kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,34 +110,34 @@ def node_decision(
     """Compare the node's last sign of life with ``now``; see the module docstring."""
     seen = last_seen(node, lease)
     stale = seen is None or now - seen > timedelta(seconds=grace)
-    taints = list((node.get("spec") or {}).get("taints") or [])
-    has_taint = any(t.get("key") == UNREACHABLE_TAINT_KEY for t in taints)
-    if not stale:
-        if has_taint:
-            return NodeDecision(taints=[t for t in taints if t.get("key") != UNREACHABLE_TAINT_KEY])
-        return NodeDecision()
     conditions = list((node.get("status") or {}).get("conditions") or [])
     changed = False
-    by_type = {c.get("type"): i for i, c in enumerate(conditions)}
-    for kind in AGENT_CONDITIONS:
-        current = conditions[by_type[kind]] if kind in by_type else None
-        if current is not None and current.get("status") == "Unknown":
-            continue
-        replacement = {
-            "type": kind,
-            "status": "Unknown",
-            "reason": UNKNOWN_REASON,
-            "message": UNKNOWN_MESSAGE,
-            "lastHeartbeatTime": (current or {}).get("lastHeartbeatTime") or rfc3339(now),
-            "lastTransitionTime": rfc3339(now),
-        }
-        if current is None:
-            conditions.append(replacement)
-        else:
-            conditions[by_type[kind]] = replacement
-        changed = True
-    new_taints = None if has_taint else taints + _unreachable_taints(now)
-    return NodeDecision(conditions if changed else None, new_taints, mark_pods_not_ready=changed)
+    if stale:
+        by_type = {c.get("type"): i for i, c in enumerate(conditions)}
+        for kind in AGENT_CONDITIONS:
+            current = conditions[by_type[kind]] if kind in by_type else None
+            if current is not None and current.get("status") == "Unknown":
+                continue
+            replacement = {
+                "type": kind,
+                "status": "Unknown",
+                "reason": UNKNOWN_REASON,
+                "message": UNKNOWN_MESSAGE,
+                "lastHeartbeatTime": (current or {}).get("lastHeartbeatTime") or rfc3339(now),
+                "lastTransitionTime": rfc3339(now),
+            }
+            if current is None:
+                conditions.append(replacement)
+            else:
+                conditions[by_type[kind]] = replacement
+            changed = True
+    taints = list((node.get("spec") or {}).get("taints") or [])
+    new_taints = wanted_taints(taints, ready_status(conditions), now)
+    return NodeDecision(
+        conditions if changed else None,
+        new_taints if new_taints != taints else None,
+        mark_pods_not_ready=changed,
+    )
 
 
 def pod_not_ready_patch(pod: dict[str, Any], now: datetime) -> dict[str, Any] | None:
@@ -114,75 +150,64 @@ def pod_not_ready_patch(pod: dict[str, Any], now: datetime) -> dict[str, Any] | 
     return {"status": {"conditions": conditions}}
 
 
-class NodeLifecycleController:
-    """The shell around ``node_decision``: node and lease informers, a periodic check, patches."""
+def _ready(node: Mapping[str, Any]) -> str | None:
+    return ready_status(list((node.get("status") or {}).get("conditions") or []))
 
-    def __init__(
-        self,
-        client: Any,
-        *,
-        grace: float = DEFAULT_GRACE,
-        monitor_period: float = DEFAULT_MONITOR_PERIOD,
-        clock: Any = lambda: datetime.now(UTC),
-    ) -> None:
-        self.client = client
-        self.grace = grace
-        self.monitor_period = monitor_period
-        self.clock = clock
-        self.nodes = Informer(client, "v1", "nodes")
-        self.leases = Informer(client, "coordination.k8s.io/v1", "leases", namespace="kube-node-lease")
-        self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
-        for informer in (self.nodes, self.leases):
-            self._tasks.append(asyncio.create_task(informer.run()))
-        for informer in (self.nodes, self.leases):
-            await informer.wait_synced(60)
-        self._tasks.append(asyncio.create_task(self._loop()))
+class NodeLifecycleController(Controller):
+    """Keys are node names; each is looked at again every ``monitor_period`` seconds."""
 
-    async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+    NAME: ClassVar[str] = "nodelifecycle"
+    COMPONENT: ClassVar[str] = "node-controller"
 
-    async def _loop(self) -> None:
-        while True:
-            try:
-                await self.check_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the loop must outlive any one bad pass
-                log.exception("node lifecycle pass failed")
-            await asyncio.sleep(self.monitor_period)
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.grace = ctx.options.node_monitor_grace
+        self.monitor_period = float(ctx.options.extra.get("node_monitor_period", DEFAULT_MONITOR_PERIOD))
+        self.nodes = self.watch("v1", "nodes", on_add=self.enqueue, on_update=self._node_updated)
+        self.leases = self.watch("coordination.k8s.io/v1", "leases")
+        self.pods = self.watch("v1", "pods")
+        self.pods.add_index(NODE_NAME_INDEX, node_name_index)
 
-    async def check_once(self) -> None:
-        """One pass over every node (what the loop runs each ``monitor_period``)."""
-        now = self.clock()
-        for node in self.nodes.store.list():
-            name = (node.get("metadata") or {}).get("name", "")
-            lease = self.leases.store.get("kube-node-lease", name)
-            decision = node_decision(node, lease, now, self.grace)
-            await self._apply(name, decision, now)
+    def _node_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if _ready(old) != _ready(new):  # react to a reported Ready change now, not at the next period
+            self.enqueue(new)
 
-    async def _apply(self, name: str, decision: NodeDecision, now: datetime) -> None:
+    async def reconcile(self, key: str) -> float | None:
+        node = self.nodes.get(None, key)
+        if node is None:
+            return None  # deleted: its key is not requeued
+        now = self.clock.now()
+        decision = node_decision(node, self.leases.get(LEASE_NAMESPACE, key), now, self.grace)
         try:
-            if decision.taints is not None:
-                await self.client.patch("v1", "nodes", name, {"spec": {"taints": decision.taints}})
-            if decision.conditions is not None:
-                log.warning("node %s stopped reporting: marking it Unknown", name)
-                status = {"status": {"conditions": decision.conditions}}
-                await self.client.patch("v1", "nodes", name, status, subresource="status")
-            if decision.mark_pods_not_ready:
-                pods = await self.client.list("v1", "pods", field_selector=f"spec.nodeName={name}")
-                for pod in pods.get("items") or []:
-                    not_ready = pod_not_ready_patch(pod, now)
-                    if not_ready is not None:
-                        meta = pod["metadata"]
-                        await self.client.patch(
-                            "v1", "pods", meta["name"], not_ready, meta.get("namespace"), subresource="status"
-                        )
+            await self._apply(node, decision, now)
         except ApiError as err:
-            log.warning("node lifecycle for %s: %s", name, err)
+            if err.status == 404:
+                return None
+            log.warning("node lifecycle for %s: %s", key, err)
+        return self.monitor_period
+
+    async def _apply(self, node: dict[str, Any], decision: NodeDecision, now: datetime) -> None:
+        name = node["metadata"]["name"]
+        if decision.taints is not None:
+            await self.client.patch("v1", "nodes", name, {"spec": {"taints": decision.taints}})
+        if decision.conditions is not None:
+            log.warning("node %s stopped reporting: marking it Unknown", name)
+            await self.client.patch(
+                "v1", "nodes", name, {"status": {"conditions": decision.conditions}}, subresource="status"
+            )
+            self.recorder.event(node, "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady")
+        if decision.mark_pods_not_ready:
+            for pod in self.pods.by_index(NODE_NAME_INDEX, name):
+                not_ready = pod_not_ready_patch(pod, now)
+                if not_ready is None:
+                    continue
+                meta = pod["metadata"]
+                self.recorder.event(pod, "Warning", "NodeNotReady", "Node is not ready")
+                try:
+                    await self.client.patch(
+                        "v1", "pods", meta["name"], not_ready, meta.get("namespace"), subresource="status"
+                    )
+                except ApiError as err:
+                    if err.status != 404:
+                        raise

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.runtime import Controller
+from cluster.controllers.tainteviction import TaintEvictionController
 
-CONTROLLERS: dict[str, type[Controller]] = {}
+CONTROLLERS: dict[str, type[Controller]] = {
+    NodeLifecycleController.NAME: NodeLifecycleController,
+    TaintEvictionController.NAME: TaintEvictionController,
+}
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
 
