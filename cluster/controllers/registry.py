@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cluster.controllers.node_lifecycle import NodeLifecycleController
+from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
 from cluster.controllers.tainteviction import TaintEvictionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     NodeLifecycleController.NAME: NodeLifecycleController,
     TaintEvictionController.NAME: TaintEvictionController,
+    ReplicaSetController.NAME: ReplicaSetController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
