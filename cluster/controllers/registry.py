@@ -10,12 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.disruption import DisruptionController
+from cluster.controllers.endpoints import EndpointsController
+from cluster.controllers.endpointslice import EndpointSliceController
 from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
+from cluster.controllers.serviceaccount import ServiceAccountController
 from cluster.controllers.tainteviction import TaintEvictionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
+    EndpointSliceController.NAME: EndpointSliceController,
+    EndpointsController.NAME: EndpointsController,
+    ServiceAccountController.NAME: ServiceAccountController,
+    DisruptionController.NAME: DisruptionController,
     NodeLifecycleController.NAME: NodeLifecycleController,
     TaintEvictionController.NAME: TaintEvictionController,
     ReplicaSetController.NAME: ReplicaSetController,
