@@ -6,7 +6,9 @@ Both are read-check-write loops over the store, and their answers tell the calle
   has scheduling gates, is not the pod the caller meant (uid), or kept changing under every retry. A
   resourceVersion race alone is retried (re-read, re-check, re-write), as Kubernetes' GuaranteedUpdate
   does.
-* 429 TooManyRequests only when a PodDisruptionBudget forbids the eviction.
+* 429 TooManyRequests only when a PodDisruptionBudget forbids the eviction (no disruption left, or its
+  status not yet computed for its current spec), as Kubernetes' eviction REST; a granted eviction is
+  recorded in the budget's ``status.disruptedPods`` with one ``disruptionsAllowed`` taken.
 * 404 for a missing pod; any other store failure goes through ``status_for_store_error`` (504 Timeout
   when the store did not answer, so a write's outcome is unknown; 500 otherwise), never a retry that
   could apply the write twice and never a 409 that tells the scheduler someone else won.
@@ -15,13 +17,15 @@ Both are read-check-write loops over the store, and their answers tell the calle
 from __future__ import annotations
 
 import copy
+from datetime import datetime
 from typing import Any
 
-from cluster.apiserver.errors import StatusError, bad_request, conflict, too_many_requests
+from cluster.apiserver.errors import StatusError, bad_request, conflict, forbidden, too_many_requests
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import ResourceInfo, lookup
 from cluster.apiserver.storage import Conflict, status_for_store_error
 from cluster.machinery.labels import label_selector_from_dict
+from cluster.machinery.times import rfc3339
 
 # Retries of a resourceVersion race before giving up with 409 (each one re-reads the object).
 MAX_CONFLICT_RETRIES = 8
@@ -115,39 +119,107 @@ async def _matching_pdbs(registry: Registry, pod: dict[str, Any], namespace: str
     out = []
     for pdb in pdbs.items:
         selector = (pdb.get("spec") or {}).get("selector")
-        if selector is not None and label_selector_from_dict(selector).matches(labels):
+        if selector is None:
+            continue
+        parsed = label_selector_from_dict(selector)
+        # As kube: a budget with an empty selector protects no pod from eviction.
+        if not parsed.empty() and parsed.matches(labels):
             out.append(pdb)
     return out
 
 
-def _forbidden_by_budget(pdb: dict[str, Any]) -> StatusError:
-    status = pdb.get("status") or {}
-    cause = (
-        f"The disruption budget {pdb['metadata']['name']} needs {status.get('desiredHealthy', 0)} healthy "
-        f"pods and has {status.get('currentHealthy', 0)} currently"
-    )
-    err = too_many_requests(
-        "Cannot evict pod as it would violate the pod's disruption budget.", retry_after=10
-    )
-    err.details = {"causes": [{"reason": "DisruptionBudget", "message": cause}]}
+# More pending evictions than this in one budget means its controller is not keeping up: refuse.
+MAX_DISRUPTED_PODS = 2000
+EVICTION_MESSAGE = "Cannot evict pod as it would violate the pod's disruption budget."
+
+
+def _budget_error(message: str, retry_after: int) -> StatusError:
+    """429 with kube's message and a ``DisruptionBudget`` cause (Retry-After only when positive)."""
+    err = too_many_requests(EVICTION_MESSAGE, retry_after=retry_after)
+    details: dict[str, Any] = {"causes": [{"reason": "DisruptionBudget", "message": message}]}
+    if retry_after:
+        details["retryAfterSeconds"] = retry_after
+    err.details = details
     return err
 
 
-async def _spend_disruption(registry: Registry, namespace: str, pdb: dict[str, Any]) -> None:
-    """Decrement the budget's ``disruptionsAllowed`` (429 when none is left), retrying version races."""
+def _still_processing(name: str) -> StatusError:
+    return _budget_error(f"The disruption budget {name} is still being processed by the server.", 10)
+
+
+def _forbidden_by_budget(pdb: dict[str, Any]) -> StatusError:
+    status = pdb.get("status") or {}
+    return _budget_error(
+        f"The disruption budget {pdb['metadata']['name']} needs {status.get('desiredHealthy', 0)} healthy "
+        f"pods and has {status.get('currentHealthy', 0)} currently",
+        0,
+    )
+
+
+def _budget_forbidden(pdb: dict[str, Any], why: str) -> StatusError:
+    info = _pdb_info()
+    name = pdb["metadata"]["name"]
+    return forbidden(f'poddisruptionbudget.policy "{name}" is forbidden: {why}', info, name)
+
+
+def _spent(pdb: dict[str, Any], pod_name: str, now: datetime) -> dict[str, Any]:
+    """The budget with one disruption taken by ``pod_name`` (the controller drops it once gone)."""
+    spent = copy.deepcopy(pdb)
+    status = spent.setdefault("status", {})
+    status["disruptionsAllowed"] = int(status.get("disruptionsAllowed") or 0) - 1
+    if status["disruptionsAllowed"] == 0:
+        # What the disruption controller would say about a budget with nothing left.
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "DisruptionAllowed"]
+        old: dict[str, Any] = next(
+            (c for c in status.get("conditions") or [] if c.get("type") == "DisruptionAllowed"), {}
+        )
+        conditions.append(
+            {
+                "type": "DisruptionAllowed",
+                "status": "False",
+                "reason": "InsufficientPods",
+                "message": "",
+                "observedGeneration": status.get("observedGeneration", 0),
+                "lastTransitionTime": old.get("lastTransitionTime")
+                if old.get("status") == "False"
+                else rfc3339(now),
+            }
+        )
+        status["conditions"] = conditions
+    status.setdefault("disruptedPods", {})[pod_name] = rfc3339(now)
+    return spent
+
+
+async def _spend_disruption(
+    registry: Registry, namespace: str, pdb: dict[str, Any], pod_name: str, dry_run: bool
+) -> None:
+    """Take one of the budget's ``disruptionsAllowed`` for ``pod_name`` (kube's checkAndDecrement): 429
+    when none is left or the budget's status is older than its spec, 403 when the status is broken; the
+    write is conditional on the budget's resourceVersion and a race re-reads and decides again."""
     info = _pdb_info()
     name = pdb["metadata"]["name"]
     for attempt in range(MAX_CONFLICT_RETRIES):
         if attempt:
             pdb = await _read(registry, info, namespace, name)
-        allowed = int((pdb.get("status") or {}).get("disruptionsAllowed") or 0)
-        if allowed <= 0:
+        status = pdb.get("status") or {}
+        if int(status.get("observedGeneration") or 0) < int(pdb["metadata"].get("generation") or 0):
+            raise _still_processing(name)
+        allowed = int(status.get("disruptionsAllowed") or 0)
+        if allowed < 0:
+            raise _budget_forbidden(pdb, "pdb disruptions allowed is negative")
+        if len(status.get("disruptedPods") or {}) > MAX_DISRUPTED_PODS:
+            raise _budget_forbidden(
+                pdb, "DisruptedPods map too big - too many evictions not confirmed by PDB controller"
+            )
+        if allowed == 0:
             raise _forbidden_by_budget(pdb)
-        spent = copy.deepcopy(pdb)
-        spent["status"]["disruptionsAllowed"] = allowed - 1
+        if dry_run:
+            return
         try:
             rv = int(pdb["metadata"]["resourceVersion"])
-            await registry.store.update(registry.key(info, namespace, name), spent, rv)
+            await registry.store.update(
+                registry.key(info, namespace, name), _spent(pdb, pod_name, registry.clock()), rv
+            )
         except Conflict:
             continue
         except Exception as e:
@@ -156,26 +228,83 @@ async def _spend_disruption(registry: Registry, namespace: str, pdb: dict[str, A
     raise conflict(info, name)
 
 
-async def evict_pod(
-    registry: Registry, info: ResourceInfo, namespace: str, name: str, eviction: dict[str, Any]
-) -> None:
-    """Delete a pod unless a PodDisruptionBudget forbids it (one disruption is spent first)."""
-    pod = await _read(registry, info, namespace, name)
+def _can_ignore_budget(pod: dict[str, Any]) -> bool:
+    """Pods that disrupt nothing by going: finished, not started, or already being deleted."""
     phase = (pod.get("status") or {}).get("phase")
-    if phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp"):
-        pdbs = await _matching_pdbs(registry, pod, namespace)
-        if len(pdbs) > 1:
-            raise StatusError(
-                500,
-                "InternalError",
-                "Internal error occurred: This pod has more than one PodDisruptionBudget, which the "
-                "eviction subresource does not support.",
-            )
-        if pdbs:
-            await _spend_disruption(registry, namespace, pdbs[0])
+    return phase in ("Succeeded", "Failed", "Pending") or bool(pod["metadata"].get("deletionTimestamp"))
+
+
+def _is_ready(pod: dict[str, Any]) -> bool:
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def _with_version(options: dict[str, Any], pod: dict[str, Any]) -> dict[str, Any]:
+    """``options`` with the pod's resourceVersion as precondition, unless the caller set one."""
+    pre = options.get("preconditions") or {}
+    if pre.get("resourceVersion"):
+        return options
+    return {**options, "preconditions": {**pre, "resourceVersion": pod["metadata"]["resourceVersion"]}}
+
+
+async def _delete(
+    registry: Registry, info: ResourceInfo, namespace: str, name: str, options: dict[str, Any], dry_run: bool
+) -> None:
     try:
-        await registry.delete(info, namespace, name, eviction.get("deleteOptions") or {})
+        await registry.delete(info, namespace, name, options, dry_run=dry_run)
     except StatusError:
         raise
     except Exception as e:
         raise status_for_store_error(e, write=True) from e
+
+
+async def evict_pod(
+    registry: Registry, info: ResourceInfo, namespace: str, name: str, eviction: dict[str, Any]
+) -> None:
+    """Delete a pod unless a PodDisruptionBudget forbids it, as kube's eviction REST does.
+
+    A pod that is finished, pending or already terminating is deleted without looking at budgets (a
+    running one on condition that it did not change since read). Otherwise its one budget (more than one
+    is a 500) must allow a disruption, which is spent first; a pod that is not Ready while its budget
+    is met is deleted without spending one, on condition that it did not become Ready meanwhile (a
+    race answers 429 so the caller retries).
+    """
+    options = dict(eviction.get("deleteOptions") or {})
+    dry_run = "All" in (options.get("dryRun") or [])
+    pod = await _read(registry, info, namespace, name)
+    if _can_ignore_budget(pod):
+        phase = (pod.get("status") or {}).get("phase")
+        running = phase not in ("Succeeded", "Failed") and not pod["metadata"].get("deletionTimestamp")
+        await _delete(
+            registry, info, namespace, name, _with_version(options, pod) if running else options, dry_run
+        )
+        return
+    pdbs = await _matching_pdbs(registry, pod, namespace)
+    if len(pdbs) > 1:
+        raise StatusError(
+            500,
+            "InternalError",
+            "Internal error occurred: This pod has more than one PodDisruptionBudget, which the "
+            "eviction subresource does not support.",
+        )
+    conditional = False
+    if pdbs:
+        status = pdbs[0].get("status") or {}
+        desired, current = int(status.get("desiredHealthy") or 0), int(status.get("currentHealthy") or 0)
+        if not _is_ready(pod) and current >= desired and desired > 0:
+            conditional = True  # an unready pod does not count as healthy: nothing to spend
+        else:
+            await _spend_disruption(registry, namespace, pdbs[0], name, dry_run)
+    try:
+        await _delete(
+            registry, info, namespace, name, _with_version(options, pod) if conditional else options, dry_run
+        )
+    except StatusError as e:
+        caller_set_version = bool(
+            (eviction.get("deleteOptions") or {}).get("preconditions", {}).get("resourceVersion")
+        )
+        if e.code == 409 and conditional and not caller_set_version:
+            raise _still_processing(pdbs[0]["metadata"]["name"]) from e
+        raise

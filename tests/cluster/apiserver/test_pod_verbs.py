@@ -41,7 +41,8 @@ def pod(**spec: Any) -> dict[str, Any]:
             "creationTimestamp": "2026-01-01T00:00:00Z",
         },
         "spec": {"containers": [{"name": "c", "image": "x"}], "terminationGracePeriodSeconds": 0, **spec},
-        "status": {"phase": "Running"},
+        # Running and Ready: a healthy pod, the one a disruption budget protects.
+        "status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]},
     }
 
 
@@ -429,3 +430,116 @@ def test_the_server_answers_a_kubernetes_status(
     )
     err = StatusError(reply["code"], reply["reason"], reply["message"])
     check(err.code, err, want)
+
+
+def budget(allowed: int, desired: int = 1, current: int = 1, **extra: Any) -> dict[str, Any]:
+    b = pdb(allowed=allowed)
+    b["status"].update(desiredHealthy=desired, currentHealthy=current)
+    for key, value in extra.items():
+        if key in ("generation",):
+            b["metadata"][key] = value
+        elif key == "selector":
+            b["spec"]["selector"] = value
+        else:
+            b["status"][key] = value
+    return b
+
+
+NOT_READY = {"phase": "Running", "conditions": [{"type": "Ready", "status": "False"}]}
+FORBIDS = Expect(
+    429, "TooManyRequests", ("Cannot evict pod as it would violate the pod's disruption budget.",)
+)
+
+
+@pytest.mark.parametrize(
+    ("pod_status", "the_budget", "eviction", "want", "pod_left", "allowed_left"),
+    [
+        pytest.param(
+            {"phase": "Pending"}, budget(0), EVICT, Expect(201), False, 0, id="pending-ignores-budget"
+        ),
+        pytest.param(
+            {"phase": "Succeeded"}, budget(0), EVICT, Expect(201), False, 0, id="finished-ignores-budget"
+        ),
+        pytest.param(NOT_READY, budget(0), EVICT, Expect(201), False, 0, id="unready-pod-budget-met"),
+        pytest.param(NOT_READY, budget(0, desired=2), EVICT, FORBIDS, True, 0, id="unready-pod-budget-short"),
+        pytest.param(
+            None,
+            budget(1, generation=2, observedGeneration=1),
+            EVICT,
+            Expect(429, "TooManyRequests", ("would violate",)),
+            True,
+            1,
+            id="budget-status-behind-spec",
+        ),
+        pytest.param(
+            None,
+            budget(-1),
+            EVICT,
+            Expect(403, "Forbidden", ("pdb disruptions allowed is negative",)),
+            True,
+            -1,
+            id="negative-allowed",
+        ),
+        pytest.param(
+            None,
+            budget(1),
+            {**EVICT, "deleteOptions": {"dryRun": ["All"]}},
+            Expect(201),
+            True,
+            1,
+            id="dry-run",
+        ),
+        pytest.param(
+            None, budget(0, selector={}), EVICT, Expect(201), False, 0, id="empty-selector-protects-nothing"
+        ),
+    ],
+)
+def test_eviction_follows_budget_rules(
+    pod_status: dict[str, Any] | None,
+    the_budget: dict[str, Any],
+    eviction: dict[str, Any],
+    want: Expect,
+    pod_left: bool,
+    allowed_left: int,
+) -> None:
+    store = FaultyStore()
+    p = pod()
+    if pod_status is not None:
+        p["status"] = pod_status
+    store.put_object(POD_KEY, p)
+    store.put_object(PDB_KEY, the_budget)
+    code, err = run(store, lambda r: evict_pod(r, PODS, "default", "p", eviction))
+    check(code, err, want)
+    assert (store.object(POD_KEY) is not None) == pod_left
+    stored = store.object(PDB_KEY)
+    assert stored is not None and stored["status"]["disruptionsAllowed"] == allowed_left
+
+
+def test_granted_eviction_is_recorded_in_the_budget() -> None:
+    store = FaultyStore()
+    store.put_object(POD_KEY, pod())
+    store.put_object(PDB_KEY, budget(1, desired=2, current=3))
+    assert run(store, lambda r: evict_pod(r, PODS, "default", "p", EVICT))[0] == 201
+    stored = store.object(PDB_KEY)
+    assert stored is not None
+    assert list(stored["status"]["disruptedPods"]) == ["p"]
+    assert [(c["type"], c["status"], c["reason"]) for c in stored["status"]["conditions"]] == [
+        ("DisruptionAllowed", "False", "InsufficientPods")
+    ]
+
+
+def test_budget_refusal_names_the_budget_and_sets_no_retry_after() -> None:
+    store = FaultyStore()
+    store.put_object(POD_KEY, pod())
+    store.put_object(PDB_KEY, budget(0, desired=3, current=3))
+    code, err = run(store, lambda r: evict_pod(r, PODS, "default", "p", EVICT))
+    assert code == 429 and err is not None
+    assert not err.retry_after  # kubectl drain waits and retries by itself
+    assert err.details == {
+        "causes": [
+            {
+                "reason": "DisruptionBudget",
+                "message": "The disruption budget budget needs 3 healthy pods and has 3 currently",
+            }
+        ]
+    }
