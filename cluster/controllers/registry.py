@@ -17,6 +17,7 @@ from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
 from cluster.controllers.serviceaccount import ServiceAccountController
+from cluster.controllers.statefulset.controller import StatefulSetController
 from cluster.controllers.tainteviction import TaintEvictionController
 
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -27,6 +28,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     NodeLifecycleController.NAME: NodeLifecycleController,
     TaintEvictionController.NAME: TaintEvictionController,
     ReplicaSetController.NAME: ReplicaSetController,
+    StatefulSetController.NAME: StatefulSetController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
