@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.daemonset import DaemonSetController
 from cluster.controllers.disruption import DisruptionController
 from cluster.controllers.endpoints import EndpointsController
 from cluster.controllers.endpointslice import EndpointSliceController
@@ -28,6 +29,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     NodeLifecycleController.NAME: NodeLifecycleController,
     TaintEvictionController.NAME: TaintEvictionController,
     ReplicaSetController.NAME: ReplicaSetController,
+    DaemonSetController.NAME: DaemonSetController,
     StatefulSetController.NAME: StatefulSetController,
 }
 
