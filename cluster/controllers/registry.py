@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from cluster.controllers.daemonset import DaemonSetController
+from cluster.controllers.deployment import DeploymentController
 from cluster.controllers.disruption import DisruptionController
 from cluster.controllers.endpoints import EndpointsController
 from cluster.controllers.endpointslice import EndpointSliceController
@@ -29,6 +30,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     NodeLifecycleController.NAME: NodeLifecycleController,
     TaintEvictionController.NAME: TaintEvictionController,
     ReplicaSetController.NAME: ReplicaSetController,
+    DeploymentController.NAME: DeploymentController,
     DaemonSetController.NAME: DaemonSetController,
     StatefulSetController.NAME: StatefulSetController,
 }
