@@ -110,13 +110,13 @@ def pod_ready_since(pod: Mapping[str, Any]) -> datetime | None:
 
 
 def is_pod_available(pod: Mapping[str, Any], min_ready_seconds: float, now: datetime) -> bool:
-    """Ready for at least ``min_ready_seconds`` (kube's ``IsPodAvailable``)."""
+    """Ready for longer than ``min_ready_seconds`` (kube's ``IsPodAvailable``: strictly after)."""
     if not is_pod_ready(pod):
         return False
     if min_ready_seconds <= 0:
         return True
     since = pod_ready_since(pod)
-    return since is not None and since + timedelta(seconds=min_ready_seconds) <= now
+    return since is not None and since + timedelta(seconds=min_ready_seconds) < now
 
 
 def available_in(pod: Mapping[str, Any], min_ready_seconds: float, now: datetime) -> float | None:

@@ -107,6 +107,7 @@ def _pod(ready: str | None, since: str = "2026-01-01T00:00:00Z", **meta: Any) ->
         pytest.param(_pod(None), 0, False, id="no-condition"),
         pytest.param(_pod("True"), 10, False, id="ready-too-briefly"),
         pytest.param(_pod("True", "2025-12-31T23:59:00Z"), 10, True, id="ready-long-enough"),
+        pytest.param(_pod("True", "2025-12-31T23:59:50Z"), 10, False, id="exactly-min-ready-is-not-yet"),
     ],
 )
 def test_pod_availability(pod: dict[str, Any], min_ready: int, available: bool) -> None:
