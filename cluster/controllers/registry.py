@@ -10,17 +10,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.cronjob import CronJobController
 from cluster.controllers.daemonset import DaemonSetController
 from cluster.controllers.deployment import DeploymentController
 from cluster.controllers.disruption import DisruptionController
 from cluster.controllers.endpoints import EndpointsController
 from cluster.controllers.endpointslice import EndpointSliceController
+from cluster.controllers.job import JobController
 from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
 from cluster.controllers.serviceaccount import ServiceAccountController
 from cluster.controllers.statefulset.controller import StatefulSetController
 from cluster.controllers.tainteviction import TaintEvictionController
+from cluster.controllers.ttl_after_finished import TTLAfterFinishedController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     EndpointSliceController.NAME: EndpointSliceController,
@@ -33,6 +36,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     DeploymentController.NAME: DeploymentController,
     DaemonSetController.NAME: DaemonSetController,
     StatefulSetController.NAME: StatefulSetController,
+    JobController.NAME: JobController,
+    CronJobController.NAME: CronJobController,
+    TTLAfterFinishedController.NAME: TTLAfterFinishedController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
