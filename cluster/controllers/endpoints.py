@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from cluster.client.errors import ApiError
-from cluster.controllers.endpointslice import (
+from cluster.controllers.endpointslice.reconciler import (
     HEADLESS_LABEL,
     endpoint_ports,
     pod_ip,
