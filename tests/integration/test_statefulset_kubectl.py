@@ -145,8 +145,9 @@ def test_statefulset_order_identity_scale_down_and_rollout(kubectl: Kubectl) -> 
     assert status["readyReplicas"] == status["updatedReplicas"] == status["replicas"] == 3
     assert status["currentRevision"] == status["updateRevision"]
     assert status["currentRevision"] == pods["db-0"]["metadata"]["labels"]["controller-revision-hash"]
+    original_revision = status["currentRevision"]
     revisions = kubectl.json("get", "controllerrevisions")["items"]
-    assert [r["metadata"]["name"] for r in revisions] == [status["currentRevision"]]
+    assert [r["metadata"]["name"] for r in revisions] == [original_revision]
     messages = event_messages(kubectl)
     for i in range(3):
         assert f"create Pod db-{i} in StatefulSet db successful" in messages
@@ -188,6 +189,33 @@ def test_statefulset_order_identity_scale_down_and_rollout(kubectl: Kubectl) -> 
     for pod in pods_by_name(kubectl).values():
         env = pod["spec"]["containers"][0].get("env") or []
         assert {"name": "ROUND", "value": "2"} in env
+
+    # kubectl reads the ControllerRevisions: history lists both, undo goes back to the first template
+    # (its revision is renumbered 3, no third revision is made)
+    round2_revision = status["currentRevision"]
+    assert round2_revision != original_revision
+    history = kubectl.out("rollout", "history", "statefulset/db")
+    assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
+    kubectl.run("rollout", "undo", "statefulset/db")
+
+    def rolled_back() -> dict[str, Any] | None:
+        status: dict[str, Any] = kubectl.json("get", "sts", "db").get("status") or {}
+        if (
+            status.get("updateRevision") == status.get("currentRevision")
+            and status.get("updatedReplicas") == 3
+        ):
+            pods = all_ready(kubectl, ["db-0", "db-1", "db-2"])
+            if pods and not any(p["spec"]["containers"][0].get("env") for p in pods.values()):
+                return status
+        return None
+
+    status = wait_until(rolled_back, "rollout undo to bring back the first template on all pods")
+    revisions = {
+        r["metadata"]["name"]: r["revision"] for r in kubectl.json("get", "controllerrevisions")["items"]
+    }
+    assert len(revisions) == 2
+    assert status["currentRevision"] == original_revision
+    assert revisions == {original_revision: 3, round2_revision: 2}
 
     # scale down: db-2 goes first, db-1 only once db-2 is gone
     kubectl.run("scale", "sts", "db", "--replicas=1")

@@ -188,9 +188,9 @@ class StatefulSetController(Controller):
             return None
         pods = await self._claim_pods(sts, selector)
         own_revisions = await self._claim_revisions(sts, selector)
-        update, collision_count = await self._update_revision(sts, own_revisions)
-        choice_current = revisions.choose_revisions(sts, own_revisions).current
-        current = choice_current if choice_current is not None else update
+        choice = revisions.choose_revisions(sts, own_revisions)
+        update, collision_count = await self._update_revision(sts, choice)
+        current = choice.current if choice.current is not None else update
         chosen = Revisions(
             current_name=str(meta(current).get("name")),
             current_template=revisions.template_of(current),
@@ -285,10 +285,9 @@ class StatefulSetController(Controller):
     # -- revisions --------------------------------------------------------------------------------
 
     async def _update_revision(
-        self, sts: Mapping[str, Any], own: Sequence[Mapping[str, Any]]
+        self, sts: Mapping[str, Any], choice: revisions.RevisionChoice
     ) -> tuple[Mapping[str, Any], int]:
-        """The update revision, written if needed; and the collision count to record."""
-        choice = revisions.choose_revisions(sts, own)
+        """The update revision, written if ``choice`` says so; and the collision count to record."""
         namespace = meta(sts).get("namespace")
         count = choice.collision_count
         if choice.update is not None:

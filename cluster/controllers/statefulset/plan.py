@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from cluster.controllers.pods import is_pod_available, is_pod_ready, is_pod_terminating
+from cluster.controllers.pods import available_in, is_pod_available, is_pod_ready, is_pod_terminating
 from cluster.controllers.statefulset import identity, retention
 from cluster.controllers.statefulset.identity import meta, spec
 
@@ -277,11 +277,16 @@ def plan(
     requeue: float | None = None
     mrs = min_ready_seconds(sts)
     if mrs > 0:
-        ready_not_available = [
-            p for p in replicas if running_and_ready(p) and not is_pod_available(p, mrs, now)
+        # look again once the first ready pod turns available (a second later: availability starts
+        # strictly after readyTime + minReadySeconds, and times have second resolution)
+        waits = [
+            available_in(p, mrs, now)
+            for p in replicas
+            if running_and_ready(p) and not is_pod_available(p, mrs, now)
         ]
-        if ready_not_available:
-            requeue = float(mrs)
+        known = [w for w in waits if w is not None]
+        if known:
+            requeue = min(known) + 1.0
 
     def finish() -> Plan:
         status = compute_status(sts, [*replicas, *condemned], revisions, now)

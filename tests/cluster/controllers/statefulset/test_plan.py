@@ -382,10 +382,13 @@ def test_min_ready_seconds_gates_next_pod_with_clock() -> None:
     clock = FakeClock()
     sts = make_sts(2, min_ready=10)
     pods = [make_pod(sts, 0, "ready", ready_at="2026-01-01T00:00:00Z")]
+    clock.advance(4)
     p = sp.plan(sts, pods, revs(sts), {}, clock.now())
-    assert (flat(p), p.waiting, p.requeue_after) == ([], "db-0 not available", 10.0)
+    assert (flat(p), p.waiting, p.requeue_after) == ([], "db-0 not available", 7.0)
     assert p.status["readyReplicas"] == 1 and p.status["availableReplicas"] == 0
-    clock.advance(10)
+    clock.advance(6)  # available only strictly after readyTime + minReadySeconds
+    assert flat(sp.plan(sts, pods, revs(sts), {}, clock.now())) == []
+    clock.advance(1)
     p = sp.plan(sts, pods, revs(sts), {}, clock.now())
     assert flat(p) == ["create db-1"]
     assert p.status["availableReplicas"] == 1
