@@ -237,8 +237,8 @@ class StatefulSetController(Controller):
                     continue
                 if matches:
                     owned.append(pod)
-                elif not deleting and await self._set_owner(pod, "v1", "pods", sts, adopt=False):
-                    continue
+                elif not deleting:
+                    await self._set_owner(pod, "v1", "pods", sts, adopt=False)
                 continue
             if matches and not deleting and not is_pod_terminating(pod):
                 adopted = await self._set_owner(pod, "v1", "pods", sts, adopt=True)
