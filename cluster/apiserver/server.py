@@ -26,7 +26,6 @@ from cluster.apiserver import discovery, openapi
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
-from cluster.apiserver.lifecycle import start_background
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.request import Target, json_response, parse_path, read_object
 from cluster.apiserver.storage import ObjectStore, status_for_store_error
@@ -270,11 +269,8 @@ class ApiServer:
 
     async def _on_startup(self, app: web.Application) -> None:
         await ensure_system_objects(self.registry)
-        self.background = start_background(self.registry, self.cache)
 
     async def _on_cleanup(self, app: web.Application) -> None:
-        for task in getattr(self, "background", []):
-            task.cancel()
         await self.cache.stop()
 
 

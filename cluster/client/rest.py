@@ -223,6 +223,11 @@ class ApiClient:
     ) -> dict[str, Any]:
         return await self._request("GET", resource_path(group_version, plural, namespace, name, subresource))
 
+    async def get_path(self, path: str) -> dict[str, Any]:
+        """GET a path that names no resource: the discovery documents (``/api/v1``, ``/apis``,
+        ``/apis/<group>/<version>``), ``/version``."""
+        return await self._request("GET", path)
+
     async def list(
         self,
         group_version: str,

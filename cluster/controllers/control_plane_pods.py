@@ -7,23 +7,23 @@ static pods. Instead this controller (in the controller manager) keeps one pod p
 replicas share a node). Each carries the annotation ``raykube.io/ray-actor: <actor name>`` (node agents
 leave such pods alone), ``spec.nodeName`` of the Ray node hosting the actor, and a status that reflects
 a health check of the actor every ``interval`` (Running and Ready when it answers). A deleted pod comes
-back on the next pass, like a mirror pod.
+back at once, like a mirror pod.
 
-``component_pod`` and ``pod_status`` are pure; ``ControlPlanePods`` does the writes, from what a
+``component_pod`` and ``pod_status`` are pure; ``ControlPlanePods`` (a controller of the runtime,
+``controlplanepods``: one key requeued every ``interval``) does the writes, from what a
 ``ComponentSource`` reports (the controller manager's asks Ray: ``cluster.controllers.actor``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any, ClassVar, Protocol
 
 from cluster.client.errors import ApiError
+from cluster.controllers.runtime import Controller, ControllerContext
 from cluster.machinery.times import rfc3339
 
 log = logging.getLogger("raykube.controllers.controlplane")
@@ -164,39 +164,58 @@ class ComponentSource(Protocol):
     async def close(self) -> None: ...
 
 
-class ControlPlanePods:
-    """Keeps the component pods in step with the actors of this Ray namespace; see the module doc."""
+SYNC_KEY = f"{NAMESPACE}/control-plane-pods"  # the one key: every pass looks at all components
+DEFAULT_INTERVAL = 10.0
 
-    def __init__(self, client: Any, source: ComponentSource, *, interval: float = 10.0) -> None:
-        self.client = client
-        self.source = source
-        self.interval = interval
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        with contextlib.suppress(Exception):
+class ControlPlanePods(Controller):
+    """Keeps the component pods in step with the actors of this Ray namespace; see the module doc.
+
+    One key (``SYNC_KEY``), requeued every ``interval`` seconds (``extra["control_plane_interval"]``,
+    10 s); a component pod deleted or marked for deletion in between brings the pass forward. The
+    ``ComponentSource`` comes from ``ctx.options.extra["control_plane_source"]``; without one (a
+    manager outside Ray) the controller does nothing."""
+
+    NAME: ClassVar[str] = "controlplanepods"
+    COMPONENT: ClassVar[str] = "control-plane-pods"
+
+    def __init__(self, ctx: ControllerContext) -> None:
+        super().__init__(ctx)
+        self.source: ComponentSource | None = ctx.options.extra.get("control_plane_source")
+        self.interval = float(ctx.options.extra.get("control_plane_interval", DEFAULT_INTERVAL))
+        self.watch("v1", "pods", on_update=self._pod_updated, on_delete=self._pod_changed)
+        if self.source is None:
+            log.info("no control-plane component source: control-plane pods are not reported")
+        else:
+            self.enqueue(SYNC_KEY)
+
+    def _pod_changed(self, pod: dict[str, Any]) -> None:
+        meta = pod.get("metadata") or {}
+        if meta.get("namespace") == NAMESPACE and ACTOR_ANNOTATION in (meta.get("annotations") or {}):
+            self.enqueue(SYNC_KEY)
+
+    def _pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
+        if (new.get("metadata") or {}).get("deletionTimestamp"):
+            self._pod_changed(new)
+
+    async def reconcile(self, key: str) -> float | None:
+        if self.source is None:
+            return None
+        try:
             await self.sync_once()
-        self._task = asyncio.create_task(self._loop())
+        except Exception:  # the reporter keeps its cadence (no growing backoff) whatever Ray says
+            log.exception("control-plane pods pass failed")
+        return self.interval
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-        await self.source.close()
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.sync_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("control-plane pods pass failed")
+        await super().stop()
+        if self.source is not None:
+            await self.source.close()
 
     async def sync_once(self) -> None:
-        now = datetime.now(UTC)
+        """One pass: create missing pods, recreate terminating ones, patch changed statuses."""
+        assert self.source is not None
+        now = self.clock.now()
         for c in await self.source.components():
             try:
                 try:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.control_plane_pods import ControlPlanePods
 from cluster.controllers.cronjob import CronJobController
 from cluster.controllers.daemonset import DaemonSetController
 from cluster.controllers.deployment import DeploymentController
 from cluster.controllers.disruption import DisruptionController
 from cluster.controllers.endpoints import EndpointsController
 from cluster.controllers.endpointslice import EndpointSliceController
+from cluster.controllers.garbagecollector import GarbageCollector
 from cluster.controllers.job import JobController
+from cluster.controllers.namespace import NamespaceController
 from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
@@ -31,6 +34,9 @@ CONTROLLERS: dict[str, type[Controller]] = {
     ServiceAccountController.NAME: ServiceAccountController,
     DisruptionController.NAME: DisruptionController,
     NodeLifecycleController.NAME: NodeLifecycleController,
+    ControlPlanePods.NAME: ControlPlanePods,
+    GarbageCollector.NAME: GarbageCollector,
+    NamespaceController.NAME: NamespaceController,
     TaintEvictionController.NAME: TaintEvictionController,
     ReplicaSetController.NAME: ReplicaSetController,
     DeploymentController.NAME: DeploymentController,

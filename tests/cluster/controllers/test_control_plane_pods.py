@@ -12,12 +12,15 @@ from cluster.client.errors import ApiError
 from cluster.controllers.control_plane_pods import (
     ACTOR_ANNOTATION,
     NAMESPACE,
+    SYNC_KEY,
     Component,
     ControlPlanePods,
     component_pod,
     components_of,
     pod_status,
 )
+from cluster.controllers.runtime import ControllerContext, ControllerOptions, SharedInformers
+from tests.cluster.controllers.fakes import FakeClock, FakeRecorder
 
 T0 = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
@@ -132,19 +135,34 @@ class FakePods:
         self.pods.pop(name)
 
 
+def controller(client: FakePods, source: FixedSource | None, interval: float = 10.0) -> ControlPlanePods:
+    extra: dict[str, Any] = {"control_plane_interval": interval}
+    if source is not None:
+        extra["control_plane_source"] = source
+    ctx = ControllerContext(
+        client,  # type: ignore[arg-type]
+        SharedInformers(client),  # type: ignore[arg-type]
+        FakeClock(T0),
+        lambda _: FakeRecorder(),
+        ControllerOptions(extra=extra),
+    )
+    return ControlPlanePods(ctx)
+
+
 def test_a_pass_creates_missing_pods_then_leaves_unchanged_ones_alone() -> None:
     asyncio.run(_creates_then_leaves_alone())
 
 
 async def _creates_then_leaves_alone() -> None:
     client, source = FakePods(), FixedSource([comp(True)])
-    pods = ControlPlanePods(client, source)
-    await pods.sync_once()
+    pods = controller(client, source, interval=7.0)
+    assert len(pods.queue) == 1  # the one key is queued from the start
+    assert await pods.reconcile(SYNC_KEY) == 7.0  # and comes back every interval
     assert client.writes == [("create", "kube-apiserver-vm"), ("patch-status", "kube-apiserver-vm")]
-    await pods.sync_once()
+    await pods.reconcile(SYNC_KEY)
     assert len(client.writes) == 2  # nothing changed: no write
     source.found = [comp(False)]
-    await pods.sync_once()
+    await pods.reconcile(SYNC_KEY)
     assert client.writes[-1] == ("patch-status", "kube-apiserver-vm")
     assert client.pods["kube-apiserver-vm"]["status"]["phase"] == "Pending"
     await pods.stop()
@@ -161,8 +179,29 @@ async def _deleted_comes_back() -> None:
         "metadata": {"name": "kube-apiserver-vm", "deletionTimestamp": "x"},
     }
     client = FakePods({"kube-apiserver-vm": terminating})
-    pods = ControlPlanePods(client, FixedSource([comp(True)]))
-    await pods.sync_once()
+    pods = controller(client, FixedSource([comp(True)]))
+    await pods.reconcile(SYNC_KEY)
     assert client.writes == [("delete", "kube-apiserver-vm")]
-    await pods.sync_once()
+    await pods.reconcile(SYNC_KEY)
     assert client.writes[1] == ("create", "kube-apiserver-vm")
+
+
+def test_deleting_a_component_pod_brings_the_pass_forward() -> None:
+    pods = controller(FakePods(), FixedSource([comp(True)]))
+    asyncio.run(_drain(pods))
+    pods._pod_changed({"metadata": {"name": "x", "namespace": "default"}})
+    assert len(pods.queue) == 0  # not a control-plane pod
+    pods._pod_changed(component_pod(comp(True)))
+    assert len(pods.queue) == 1
+
+
+async def _drain(pods: ControlPlanePods) -> None:
+    while len(pods.queue):
+        pods.queue.done(await pods.queue.get())
+
+
+def test_without_a_source_nothing_is_reported() -> None:
+    client = FakePods()
+    pods = controller(client, None)
+    assert len(pods.queue) == 0
+    assert asyncio.run(pods.reconcile(SYNC_KEY)) is None and client.writes == []
