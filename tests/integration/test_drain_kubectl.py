@@ -139,3 +139,65 @@ def test_drain_respects_the_disruption_budget(kubectl: Kubectl, node: str) -> No
     )
     # With the pods gone the budget says so again.
     wait_until(lambda: budget_reads({"currentHealthy": 0, "expectedPods": 0}), "budget with no pods", WAIT)
+
+
+def test_percentage_budget_counts_the_replicaset_scale(kubectl: Kubectl, node: str) -> None:
+    """``maxUnavailable: 50%`` is a share of the ReplicaSet's replicas, not of the pods that exist: a
+    drain takes one pod of two, then stops while the replacement cannot be scheduled on the cordoned
+    node; once uncordoned, the replacement runs and the budget allows one disruption again."""
+    admin = Kubectl(kubectl.cluster, "1.33", None)
+    app = f"rs-{secrets.token_hex(3)}"
+    rs = {
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": app},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": app}},
+            "template": {
+                "metadata": {"labels": {"app": app}},
+                "spec": {
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [
+                        {"name": "app", "image": "busybox", "command": ["sh", "-c", "sleep 3600"]}
+                    ],
+                },
+            },
+        },
+    }
+    half = {
+        "apiVersion": "policy/v1",
+        "kind": "PodDisruptionBudget",
+        "metadata": {"name": "half"},
+        "spec": {"maxUnavailable": "50%", "selector": {"matchLabels": {"app": app}}},
+    }
+    kubectl.apply(json.dumps({"apiVersion": "v1", "kind": "List", "items": [rs, half]}))
+
+    def reads(want: dict[str, int]) -> dict[str, Any] | None:
+        status = budget_status(kubectl, "half")
+        return status if status["_current"] and all(status.get(k) == v for k, v in want.items()) else None
+
+    healthy = {"expectedPods": 2, "desiredHealthy": 1, "currentHealthy": 2, "disruptionsAllowed": 1}
+    wait_until(lambda: reads(healthy), "the budget over two ready ReplicaSet pods", WAIT)
+
+    blocked = admin.run(
+        "drain",
+        node,
+        "--ignore-daemonsets",
+        f"--pod-selector=app={app}",
+        "--timeout=10s",
+        check=False,
+        timeout=WAIT,
+    )
+    output = blocked.stdout + blocked.stderr
+    assert blocked.returncode != 0, output
+    assert output.count(" evicted") == 1, output
+    assert "Cannot evict pod as it would violate the pod's disruption budget." in output, output
+    # The replacement waits for a schedulable node; the budget still counts the ReplicaSet's 2.
+    wait_until(
+        lambda: reads({"expectedPods": 2, "currentHealthy": 1, "disruptionsAllowed": 0}), "one down", WAIT
+    )
+
+    admin.run("uncordon", node)
+    wait_until(lambda: reads(healthy), "the replacement to run and the budget to recover", WAIT)
+    kubectl.run("delete", "replicaset", app, "--wait=false")
