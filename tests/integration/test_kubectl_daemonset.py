@@ -3,7 +3,8 @@
 A DaemonSet of busybox `sh -c "sleep 3600"` gets one Running, Ready pod on every node, pinned there by
 a ``matchFields metadata.name`` node affinity and bound by the scheduler; ``kubectl describe`` shows
 the ``SuccessfulCreate`` events; a template change rolls the pod (new revision, new hash label,
-``kubectl rollout status`` and ``history``); a DaemonSet with ``restartPolicy: Never`` is refused
+``kubectl rollout status`` and ``history``) and ``kubectl rollout undo`` rolls it back (the old
+revision renumbered); a DaemonSet with ``restartPolicy: Never`` is refused
 with Kubernetes' own 422 text. The multi-node case (nodes that join) is in
 ``test_daemonset_across_ray_nodes.py``, which runs its own Ray.
 
@@ -178,3 +179,18 @@ def test_template_change_rolls_the_pod(kubectl: Kubectl) -> None:
     history = kubectl.out("rollout", "history", "daemonset/roll")
     assert [line.split()[0] for line in history.splitlines()[2:] if line.strip()] == ["1", "2"]
     wait_until(lambda: described_with(kubectl, "roll", "SuccessfulDelete"), "the delete events")
+
+    # kubectl rollout undo restores revision 1's template; that revision becomes number 3.
+    kubectl.run("rollout", "undo", "daemonset/roll")
+
+    def rolled_back() -> dict[str, dict[str, Any]] | None:
+        now = running_one_per_node(kubectl, "roll", nodes)
+        if now is None or any(p["spec"]["containers"][0]["env"][0]["value"] != "1" for p in now.values()):
+            return None
+        return now
+
+    back = wait_until(rolled_back, "every pod back on the first template")
+    revisions = kubectl.json("get", "controllerrevisions", "-l", "app=roll")["items"]
+    numbers = {r["metadata"]["labels"][HASH_LABEL]: r["revision"] for r in revisions}
+    assert sorted(numbers.values()) == [2, 3]
+    assert {numbers[p["metadata"]["labels"][HASH_LABEL]] for p in back.values()} == {3}
