@@ -266,10 +266,11 @@ async def evict_pod(
     """Delete a pod unless a PodDisruptionBudget forbids it, as kube's eviction REST does.
 
     A pod that is finished, pending or already terminating is deleted without looking at budgets (a
-    running one on condition that it did not change since read). Otherwise its one budget (more than one
-    is a 500) must allow a disruption, which is spent first; a pod that is not Ready while its budget
-    is met is deleted without spending one, on condition that it did not become Ready meanwhile (a
-    race answers 429 so the caller retries).
+    pending one on condition that it did not change since read). Otherwise its one budget (more than
+    one is a 500) must allow a disruption, which is spent first. A pod that is not Ready while its
+    budget is met, or whose budget says ``unhealthyPodEvictionPolicy: AlwaysAllow``, is deleted without
+    spending one, on condition that it did not become Ready meanwhile (a race answers 429 so the caller
+    retries).
     """
     options = dict(eviction.get("deleteOptions") or {})
     dry_run = "All" in (options.get("dryRun") or [])
@@ -293,7 +294,8 @@ async def evict_pod(
     if pdbs:
         status = pdbs[0].get("status") or {}
         desired, current = int(status.get("desiredHealthy") or 0), int(status.get("currentHealthy") or 0)
-        if not _is_ready(pod) and current >= desired and desired > 0:
+        always = (pdbs[0].get("spec") or {}).get("unhealthyPodEvictionPolicy") == "AlwaysAllow"
+        if not _is_ready(pod) and (always or (current >= desired and desired > 0)):
             conditional = True  # an unready pod does not count as healthy: nothing to spend
         else:
             await _spend_disruption(registry, namespace, pdbs[0], name, dry_run)

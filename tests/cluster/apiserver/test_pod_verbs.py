@@ -438,8 +438,8 @@ def budget(allowed: int, desired: int = 1, current: int = 1, **extra: Any) -> di
     for key, value in extra.items():
         if key in ("generation",):
             b["metadata"][key] = value
-        elif key == "selector":
-            b["spec"]["selector"] = value
+        elif key in ("selector", "unhealthyPodEvictionPolicy"):
+            b["spec"][key] = value
         else:
             b["status"][key] = value
     return b
@@ -462,6 +462,15 @@ FORBIDS = Expect(
         ),
         pytest.param(NOT_READY, budget(0), EVICT, Expect(201), False, 0, id="unready-pod-budget-met"),
         pytest.param(NOT_READY, budget(0, desired=2), EVICT, FORBIDS, True, 0, id="unready-pod-budget-short"),
+        pytest.param(
+            NOT_READY,
+            budget(0, desired=2, unhealthyPodEvictionPolicy="AlwaysAllow"),
+            EVICT,
+            Expect(201),
+            False,
+            0,
+            id="unready-pod-always-allow",
+        ),
         pytest.param(
             None,
             budget(1, generation=2, observedGeneration=1),
