@@ -33,11 +33,9 @@ from cluster.controllers.daemonset.eligibility import new_daemon_pod, node_shoul
 from cluster.controllers.daemonset.plan import (
     FailedPodBackoff,
     SyncPlan,
-    compute_status,
     manage_plan,
     pods_by_node,
     rolling_update_plan,
-    status_patch,
 )
 from cluster.controllers.daemonset.revisions import (
     History,
@@ -45,6 +43,7 @@ from cluster.controllers.daemonset.revisions import (
     revision_hash,
     revisions_to_delete,
 )
+from cluster.controllers.daemonset.status import compute_status, status_patch
 from cluster.controllers.expectations import Expectations
 from cluster.controllers.history import POD_REVISION_LABEL
 from cluster.controllers.pods import (

@@ -15,7 +15,6 @@ pods to delete, events to record, when to look again); the controller shell carr
   most ``maxUnavailable`` daemon pods are unavailable (the next ``manage_plan`` creates their
   replacements); with surge, create new pods beside old ones on up to ``maxSurge`` nodes and delete an
   old pod once its new one is available. Old pods that are unavailable anyway are replaced at once.
-* :func:`compute_status` (kube's ``updateDaemonSetStatus``): the counters of ``status``.
 
 Iteration is over node names in sorted order, so plans are deterministic. Pure: no I/O; the backoff is
 the only state and the caller owns it.
@@ -451,76 +450,3 @@ def rolling_update_plan(
     delete += should_not_run[:deletable]
     room = min(max(max_surge - surging, 0), len(candidate_new))
     return SyncPlan(create_on=tuple(allowed_new + candidate_new[:room]), delete=tuple(delete))
-
-
-# -- status ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class DaemonSetCounts:
-    desired_number_scheduled: int = 0
-    current_number_scheduled: int = 0
-    number_misscheduled: int = 0
-    number_ready: int = 0
-    number_available: int = 0
-    updated_number_scheduled: int = 0
-
-    @property
-    def number_unavailable(self) -> int:
-        return self.desired_number_scheduled - self.number_available
-
-    def as_status(self) -> dict[str, int]:
-        return {
-            "desiredNumberScheduled": self.desired_number_scheduled,
-            "currentNumberScheduled": self.current_number_scheduled,
-            "numberMisscheduled": self.number_misscheduled,
-            "numberReady": self.number_ready,
-            "numberAvailable": self.number_available,
-            "numberUnavailable": self.number_unavailable,
-            "updatedNumberScheduled": self.updated_number_scheduled,
-        }
-
-
-def compute_status(
-    daemon_set: Obj,
-    nodes: Sequence[Obj],
-    by_node: Mapping[str, Sequence[Obj]],
-    hash_: str,
-    now: datetime,
-) -> DaemonSetCounts:
-    """The status counters: per node that should run a pod, its oldest pod (``pod_order``) decides
-    ready/available/updated; a pod on a node that should not run one is misscheduled."""
-    eligible = eligibility_by_node(daemon_set, nodes)
-    min_ready = min_ready_seconds(daemon_set)
-    desired = current = misscheduled = ready = available = updated = 0
-    for node, decision in eligible.items():
-        pods = sorted(by_node.get(node) or (), key=pod_order)
-        if not decision.should_run:
-            misscheduled += 1 if pods else 0
-            continue
-        desired += 1
-        if not pods:
-            continue
-        current += 1
-        pod = pods[0]
-        if is_pod_ready(pod):
-            ready += 1
-            available += 1 if is_pod_available(pod, min_ready, now) else 0
-        updated += 1 if is_updated(pod, hash_) else 0
-    return DaemonSetCounts(desired, current, misscheduled, ready, available, updated)
-
-
-def status_patch(
-    daemon_set: Obj, counts: DaemonSetCounts, *, observe_generation: bool
-) -> dict[str, Any] | None:
-    """The ``status`` to write, or None when it already says all that (kube's ``storeDaemonSetStatus``)."""
-    status = daemon_set.get("status") or {}
-    wanted: dict[str, Any] = counts.as_status()
-    generation = int(_meta(daemon_set).get("generation") or 0)
-    observed = int(status.get("observedGeneration") or 0)
-    same = all(int(status.get(k) or 0) == v for k, v in wanted.items())
-    if same and (observed >= generation or not observe_generation):
-        return None
-    if observe_generation:
-        wanted["observedGeneration"] = generation
-    return wanted
