@@ -43,16 +43,30 @@ def wait_until(probe: Callable[[], T | None], what: str, timeout: float = WAIT) 
         time.sleep(0.5)
 
 
-def deployment(name: str, replicas: int, command: str = "sleep 3600", **strategy: Any) -> str:
+def deployment(
+    name: str,
+    replicas: int,
+    command: str = "sleep 3600",
+    *,
+    recreate: bool = False,
+    ready: str = "true",
+    spec: dict[str, Any] | None = None,
+    **rolling: Any,
+) -> str:
+    if recreate:
+        strategy: dict[str, Any] = {"type": "Recreate"}
+    else:
+        strategy = {"type": "RollingUpdate", "rollingUpdate": rolling} if rolling else {}
     return json.dumps(
         {
             "apiVersion": "apps/v1",
             "kind": "Deployment",
             "metadata": {"name": name},
             "spec": {
+                **(spec or {}),
                 "replicas": replicas,
                 "selector": {"matchLabels": {"app": name}},
-                "strategy": {"type": "RollingUpdate", "rollingUpdate": strategy} if strategy else {},
+                "strategy": strategy,
                 "template": {
                     "metadata": {"labels": {"app": name}},
                     "spec": {
@@ -62,7 +76,7 @@ def deployment(name: str, replicas: int, command: str = "sleep 3600", **strategy
                                 "name": "main",
                                 "image": "busybox",
                                 "command": ["sh", "-c", command],
-                                "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1},
+                                "readinessProbe": {"exec": {"command": [ready]}, "periodSeconds": 1},
                             }
                         ],
                     },
@@ -115,6 +129,7 @@ class PodWatch:
         self.pods: dict[str, dict[str, Any]] = {}
         self.ready_counts: list[int] = []
         self.names: set[str] = set()
+        self.events: list[tuple[str, dict[str, Any]]] = []
         self.thread = threading.Thread(target=self._read, daemon=True)
         self.thread.start()
 
@@ -138,6 +153,7 @@ class PodWatch:
         pod = event.get("object") or {}
         name = pod.get("metadata", {}).get("name", "")
         with self.lock:
+            self.events.append((str(event.get("type")), pod))
             self.names.add(name)
             if event.get("type") == "DELETED":
                 self.pods.pop(name, None)
@@ -222,6 +238,8 @@ def test_rollout_keeps_three_ready_then_history_and_undo(kubectl: Kubectl) -> No
     rows = [line.split()[0] for line in history.splitlines()[2:] if line.strip()]
     assert rows == ["1", "2"], history
     assert sorted(revisions(kubectl, "web")) == ["1", "2"]
+    detail = kubectl.out("rollout", "history", "deployment/web", "--revision=1")
+    assert "sleep 3600" in detail and "sleep 7200" not in detail, detail
 
     kubectl.out("rollout", "undo", "deployment/web")
     rollout_status(kubectl, "web")
@@ -296,3 +314,41 @@ def test_scale_restart_pause_resume_and_events(kubectl: Kubectl) -> None:
     assert "ScalingReplicaSet" in described
     assert f"Scaled up replica set {rs_name} from 2 to 5" in described
     assert f"Scaled down replica set {rs_name} from 5 to 2" in described
+
+
+def test_recreate_starts_new_pods_only_after_old_ones_are_gone(kubectl: Kubectl) -> None:
+    kubectl.apply(deployment("batch", 2, recreate=True))
+    rollout_status(kubectl, "batch")
+    old_hash = revisions(kubectl, "batch")["1"].removeprefix("batch-")
+    watch = PodWatch(kubectl, "batch")
+    try:
+        wait_until(lambda: watch.snapshot()[0] == 2, "the watch to list the 2 ready pods")
+        kubectl.apply(deployment("batch", 2, "sleep 7200", recreate=True))
+        rollout_status(kubectl, "batch")
+        wait_until(lambda: ready_pods(kubectl, "batch", 2, "sleep 7200"), "2 ready pods of the new template")
+        wait_until(lambda: watch.snapshot()[0] == 2, "the watch to see the 2 new pods ready")
+    finally:
+        watch.stop()
+    with watch.lock:
+        events = [(kind, pod["metadata"]["labels"].get("pod-template-hash")) for kind, pod in watch.events]
+    last_old_gone = max(i for i, (kind, h) in enumerate(events) if kind == "DELETED" and h == old_hash)
+    first_new = min(i for i, (_, h) in enumerate(events) if h != old_hash)
+    assert first_new > last_old_gone, events
+    assert sum(1 for kind, h in events if kind == "DELETED" and h == old_hash) == 2
+
+
+def test_progress_deadline_exceeded_fails_rollout_status(kubectl: Kubectl) -> None:
+    kubectl.apply(deployment("stuck", 1, ready="false", spec={"progressDeadlineSeconds": 3}))
+
+    def timed_out() -> dict[str, Any] | None:
+        status = kubectl.json("get", "deploy", "stuck").get("status") or {}
+        conds = {c["type"]: c for c in status.get("conditions") or []}
+        progressing = conds.get("Progressing") or {}
+        return conds if progressing.get("reason") == "ProgressDeadlineExceeded" else None
+
+    conds = wait_until(timed_out, "Progressing=False ProgressDeadlineExceeded")
+    assert conds["Progressing"]["status"] == "False"
+    assert conds["Available"]["reason"] == "MinimumReplicasUnavailable"
+    proc = kubectl.run("rollout", "status", "deployment/stuck", "--timeout=60s", check=False)
+    assert proc.returncode != 0
+    assert 'deployment "stuck" exceeded its progress deadline' in proc.stderr
