@@ -8,6 +8,9 @@ import asyncio
 import copy
 from typing import Any
 
+import pytest
+
+from cluster.client.errors import ApiError
 from cluster.controllers.deployment import DeploymentController
 from cluster.controllers.deployment.revision import (
     DESIRED_REPLICAS_ANNOTATION,
@@ -64,6 +67,8 @@ class StampingClient(FakeClient):
         self, gv: str, plural: str, body: dict[str, Any], namespace: str | None = None, **kw: Any
     ) -> Any:
         body = copy.deepcopy(body)
+        if self.stored(gv, plural, body["metadata"]["name"], namespace) is not None:
+            raise ApiError(409, "AlreadyExists", f'{plural} "{body["metadata"]["name"]}" already exists')
         body["metadata"].setdefault("creationTimestamp", rfc3339(self.clock.now()))
         body["metadata"].setdefault("generation", 1)
         return await super().create(gv, plural, body, namespace, **kw)
@@ -272,6 +277,40 @@ def test_recreate_waits_for_old_pods() -> None:
     h.reconcile()
     [second] = [n for n in h.rss() if n != first]
     assert h.sizes()[second] == 2
+
+
+def test_recreate_ignores_finished_old_pods() -> None:
+    h = Harness(deployment(1, strategy={"type": "Recreate"}))
+    h.settle()
+    [first] = h.rss()
+    h.api.put("v1", "pods", {"metadata": {"name": "done", "namespace": NS, "ownerReferences": [
+        {"kind": "ReplicaSet", "name": first, "uid": h.rss()[first]["metadata"]["uid"], "controller": True}
+    ]}, "status": {"phase": "Succeeded"}})  # fmt: skip
+    h.edit(template=template("sleep 1"))
+    h.reconcile()
+    h.replicaset_controller()
+    h.reconcile()
+    assert len(h.rss()) == 2
+
+
+def test_hash_collision_bumps_collision_count_and_retries() -> None:
+    h = Harness(deployment())
+    h.reconcile()
+    [(name, rs)] = h.rss().items()
+    # Replace it by an unrelated ReplicaSet of the same name (not ours, not matching the selector).
+    del h.api.objects[(APPS, "replicasets", NS, name)]
+    squatter = copy.deepcopy(rs)
+    squatter["metadata"].update(labels={"app": "other"}, ownerReferences=[])
+    squatter["spec"]["template"] = template("something else")
+    h.api.put(APPS, "replicasets", squatter)
+    with pytest.raises(ApiError, match="already exists"):
+        h.reconcile()
+    assert h.d()["status"]["collisionCount"] == 1
+    h.reconcile()
+    names = set(h.rss())
+    assert len(names) == 2 and name in names
+    [new] = names - {name}
+    assert h.rss()[new]["spec"]["replicas"] == 3
 
 
 def test_pause_keeps_template_and_records_condition_then_resume_rolls() -> None:
