@@ -4,8 +4,8 @@ A DaemonSet of busybox `sh -c "sleep 3600"` gets one Running, Ready pod on every
 a ``matchFields metadata.name`` node affinity and bound by the scheduler; ``kubectl describe`` shows
 the ``SuccessfulCreate`` events; a template change rolls the pod (new revision, new hash label,
 ``kubectl rollout status`` and ``history``) and ``kubectl rollout undo`` rolls it back (the old
-revision renumbered); a DaemonSet with ``restartPolicy: Never`` is refused
-with Kubernetes' own 422 text. The multi-node case (nodes that join) is in
+revision renumbered); a nodeSelector is followed as the node's labels change; a DaemonSet with
+``restartPolicy: Never`` is refused with Kubernetes' own 422 text. The multi-node case (nodes that join) is in
 ``test_daemonset_across_ray_nodes.py``, which runs its own Ray.
 
 The module is named ``test_kubectl_*`` on purpose: modules that run ``ray stop`` (test_cli,
@@ -43,7 +43,23 @@ def wait_until(probe: Callable[[], T | None], what: str, timeout: float = WAIT) 
         time.sleep(0.5)
 
 
-def daemonset(name: str, *, restart_policy: str = "Always", env: str = "1") -> str:
+def daemonset(
+    name: str, *, restart_policy: str = "Always", env: str = "1", node_selector: dict[str, str] | None = None
+) -> str:
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": restart_policy,
+        "terminationGracePeriodSeconds": 2,
+        "containers": [
+            {
+                "name": "main",
+                "image": "busybox",
+                "command": ["sh", "-c", "sleep 3600"],
+                "env": [{"name": "VERSION", "value": env}],
+            }
+        ],
+    }
+    if node_selector:
+        pod_spec["nodeSelector"] = node_selector
     return json.dumps(
         {
             "apiVersion": "apps/v1",
@@ -51,21 +67,7 @@ def daemonset(name: str, *, restart_policy: str = "Always", env: str = "1") -> s
             "metadata": {"name": name},
             "spec": {
                 "selector": {"matchLabels": {"app": name}},
-                "template": {
-                    "metadata": {"labels": {"app": name}},
-                    "spec": {
-                        "restartPolicy": restart_policy,
-                        "terminationGracePeriodSeconds": 2,
-                        "containers": [
-                            {
-                                "name": "main",
-                                "image": "busybox",
-                                "command": ["sh", "-c", "sleep 3600"],
-                                "env": [{"name": "VERSION", "value": env}],
-                            }
-                        ],
-                    },
-                },
+                "template": {"metadata": {"labels": {"app": name}}, "spec": pod_spec},
             },
         }
     )
@@ -194,3 +196,28 @@ def test_template_change_rolls_the_pod(kubectl: Kubectl) -> None:
     numbers = {r["metadata"]["labels"][HASH_LABEL]: r["revision"] for r in revisions}
     assert sorted(numbers.values()) == [2, 3]
     assert {numbers[p["metadata"]["labels"][HASH_LABEL]] for p in back.values()} == {3}
+
+
+def test_follows_node_labels(kubectl: Kubectl, namespace: str) -> None:
+    node = node_names(kubectl)[0]
+    key = f"raykube.test/{namespace}"
+    kubectl.apply(daemonset("labelled", node_selector={key: "yes"}))
+
+    def counts(desired: int, current: int) -> dict[str, Any] | None:
+        status = kubectl.json("get", "daemonset", "labelled").get("status") or {}
+        got = (status.get("desiredNumberScheduled", 0), status.get("currentNumberScheduled", 0))
+        return status if status.get("observedGeneration") == 1 and got == (desired, current) else None
+
+    wait_until(lambda: counts(0, 0), "a DaemonSet that wants no node yet")
+    assert live_pods(kubectl, "labelled") == []
+    try:
+        kubectl.run("label", "node", node, f"{key}=yes", namespaced=False)
+        wait_until(
+            lambda: running_one_per_node(kubectl, "labelled", [node]), "a pod once the node is labelled"
+        )
+        wait_until(lambda: counts(1, 1), "the status to count the labelled node")
+        kubectl.run("label", "node", node, f"{key}-", namespaced=False)
+        wait_until(lambda: live_pods(kubectl, "labelled") == [] or None, "the pod gone once the label is")
+        wait_until(lambda: counts(0, 0), "the status to count no node again")
+    finally:
+        kubectl.run("label", "node", node, f"{key}-", namespaced=False, check=False)
