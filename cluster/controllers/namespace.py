@@ -270,13 +270,10 @@ class NamespaceController(Controller):
         return list(again.get("items") or [])
 
     async def _patch_status(self, name: str, conditions: list[dict[str, Any]]) -> None:
-        try:
-            await self.client.patch(
-                "v1", "namespaces", name, {"status": {"conditions": conditions}}, subresource="status"
-            )
-        except ApiError as err:
-            if err.status != 404:
-                raise
+        # A 404 raises too: the retry's GET tells a namespace gone from a path the server lacks.
+        await self.client.patch(
+            "v1", "namespaces", name, {"status": {"conditions": conditions}}, subresource="status"
+        )
 
     async def _finalize(self, ns: dict[str, Any]) -> None:
         name = ns["metadata"]["name"]
@@ -286,9 +283,5 @@ class NamespaceController(Controller):
             "metadata": {"name": name},  # no resourceVersion: the status patch above moved it
             "spec": {"finalizers": [f for f in ns["spec"]["finalizers"] if f != FINALIZER]},
         }
-        try:
-            await self.client.update("v1", "namespaces", body, subresource="finalize")
-        except ApiError as err:
-            if err.status != 404:
-                raise
+        await self.client.update("v1", "namespaces", body, subresource="finalize")
         log.info("namespace %s: content removed, finalized", name)

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cluster.client.errors import ApiError
 from cluster.controllers.discovery import APIResource, Discovery
 from cluster.controllers.namespace import (
     CONTENT_FAILURE,
@@ -28,6 +29,7 @@ from cluster.controllers.runtime import ControllerContext, SharedInformers
 from cluster.machinery.times import rfc3339
 from tests.cluster.controllers.fake_client import FakeClient
 from tests.cluster.controllers.fakes import T0, FakeClock, FakeRecorder
+from tests.cluster.controllers.local_apiserver import local_apiserver
 
 VERBS = frozenset({"list", "delete", "watch", "get"})
 PODS = APIResource("v1", "pods", "Pod", True, VERBS)
@@ -274,3 +276,43 @@ def test_active_or_vanished_namespaces_are_left_alone(deleting: bool) -> None:
         del h.client.objects[("v1", "namespaces", None, "doomed")]
     assert h.reconcile() is None
     assert h.left() == {"configmaps/c"} and h.finalized() == []
+
+
+# -- against the real API server (in process, over HTTP, no Ray) ----------------------------------------
+
+
+def test_against_the_api_server_conditions_then_finalize_removes_the_namespace() -> None:
+    """The paths the controller writes to (``namespaces/<n>/status``, ``namespaces/<n>/finalize``)
+    and the deletions go through the real routes, registry and admission."""
+    asyncio.run(_against_the_api_server())
+
+
+async def _against_the_api_server() -> None:
+    async with local_apiserver() as client:
+        await client.create("v1", "namespaces", {"metadata": {"name": "doomed"}})
+        held = {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}, "data": {}}
+        await client.create("v1", "configmaps", held, "doomed")
+        await client.create("v1", "configmaps", {"metadata": {"name": "plain"}, "data": {}}, "doomed")
+        await client.delete("v1", "namespaces", "doomed")
+        informers = SharedInformers(client)
+        ctx = ControllerContext(client, informers, FakeClock(T0), lambda _: FakeRecorder())
+        controller = NamespaceController(ctx)
+        await controller.prepare()  # real discovery
+        informers.lister("v1", "namespaces").upsert(await client.get("v1", "namespaces", "doomed"))
+
+        assert await controller.reconcile("doomed") == recheck_after(15)
+        ns = await client.get("v1", "namespaces", "doomed")
+        got = by_type(ns["status"]["conditions"])
+        assert got[CONTENT_REMAINING] == (
+            "True",
+            "SomeResourcesRemain",
+            "Some resources are remaining: configmaps. has 1 resource instances",
+        )
+        remaining = await client.list("v1", "configmaps", "doomed")
+        assert [c["metadata"]["name"] for c in remaining["items"]] == ["held"]
+
+        await client.patch("v1", "configmaps", "held", {"metadata": {"finalizers": None}}, "doomed")
+        assert await controller.reconcile("doomed") is None
+        with pytest.raises(ApiError) as gone:
+            await client.get("v1", "namespaces", "doomed")
+        assert gone.value.status == 404
