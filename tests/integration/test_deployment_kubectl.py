@@ -208,6 +208,19 @@ def test_rollout_keeps_three_ready_then_history_and_undo(kubectl: Kubectl) -> No
         3,
         3,
     )
+    table = kubectl.out("get", "deploy", "web").split()
+    assert table[:10] == [
+        "NAME",
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "AGE",
+        "web",
+        "3/3",
+        "3",
+        "3",
+        table[9],
+    ], table
     conditions = {c["type"]: c["reason"] for c in status["conditions"]}
     assert conditions == {"Available": "MinimumReplicasAvailable", "Progressing": "NewReplicaSetAvailable"}
     first_rs = revisions(kubectl, "web")["1"]
