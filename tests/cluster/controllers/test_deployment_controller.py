@@ -404,3 +404,14 @@ def test_handlers_enqueue_the_owning_deployment() -> None:
         return keys
 
     assert asyncio.run(drain()) == [f"{NS}/web"]
+
+
+def test_min_ready_seconds_follows_the_deployment() -> None:
+    h = Harness(deployment(minReadySeconds=7))
+    h.reconcile()
+    [name] = h.rss()
+    assert h.rss()[name]["spec"]["minReadySeconds"] == 7
+    h.edit(minReadySeconds=2)
+    h.reconcile()
+    assert h.rss()[name]["spec"]["minReadySeconds"] == 2
+    assert list(h.rss()) == [name]  # not a template change: same ReplicaSet
