@@ -255,6 +255,11 @@ def test_proportional_scaling_during_a_rollout() -> None:
     after = h.sizes()
     assert sum(after.values()) == 20 and sum(sizes_before.values()) == 10
     assert all(after[n] == 2 * sizes_before[n] for n in after)
+    # Every active ReplicaSet now records the new size, so the next pass is no scaling event.
+    assert {rs["metadata"]["annotations"][DESIRED_REPLICAS_ANNOTATION] for rs in h.rss().values()} == {"20"}
+    h.replicaset_controller()
+    h.settle()
+    assert sorted(h.sizes().values()) == [0, 20]
 
 
 def test_recreate_waits_for_old_pods() -> None:
