@@ -198,3 +198,32 @@ def test_ttl_after_finished_deletes_the_job(kubectl: Kubectl) -> None:
         "the finished Job to be deleted by its TTL",
     )
     wait_until(lambda: not job_pods(kubectl, "short-lived"), "the Job's pods to go with it")
+
+
+def running_pods(k: Kubectl, name: str) -> list[str] | None:
+    pods = job_pods(k, name)
+    names = [p["metadata"]["name"] for p in pods if p["status"].get("phase") == "Running"]
+    return names if len(names) == len(pods) and names else None
+
+
+def test_suspend_stops_the_pods_and_resume_starts_them(kubectl: Kubectl) -> None:
+    kubectl.apply(job("pausable", "sleep 3600", completions=2, parallelism=2))
+    first = wait_until(lambda: running_pods(kubectl, "pausable"), "two running pods")
+    assert len(first) == 2
+    kubectl.run("patch", "job", "pausable", "--type=merge", "-p", '{"spec":{"suspend":true}}')
+    wait_until(lambda: not job_pods(kubectl, "pausable"), "the suspended Job's pods to be gone")
+    suspended = kubectl.json("get", "job", "pausable")
+    assert condition(suspended, "Suspended") is not None
+    assert not suspended["status"].get("failed"), "pods removed by suspend are not failures"
+    kubectl.run("patch", "job", "pausable", "--type=merge", "-p", '{"spec":{"suspend":false}}')
+    again = wait_until(lambda: running_pods(kubectl, "pausable"), "two running pods after resume")
+    assert len(again) == 2 and not set(again) & set(first)
+
+
+def test_deleting_a_running_job_removes_its_pods(kubectl: Kubectl) -> None:
+    kubectl.apply(job("doomed", "sleep 3600", completions=2, parallelism=2))
+    wait_until(lambda: running_pods(kubectl, "doomed"), "two running pods")
+    kubectl.run("delete", "job", "doomed", timeout=90)
+    wait_until(
+        lambda: not job_pods(kubectl, "doomed"), "the deleted Job's pods to be gone (finalizers released)"
+    )

@@ -35,6 +35,7 @@ log = logging.getLogger("raykube.controllers.job")
 
 JOB_GV, JOB_PLURAL, JOB_KIND = "batch/v1", "jobs", "Job"
 POD_INDEX = "job-controller-uid"
+MANAGED_BY_JOB_CONTROLLER = "kubernetes.io/job-controller"
 
 
 def _owner_uid(pod: dict[str, Any]) -> list[str]:
@@ -122,6 +123,9 @@ class JobController(Controller):
         if job is None or job["metadata"].get("deletionTimestamp"):
             await self._release_pods(key, namespace, name, job)
             return None
+        managed_by = (job.get("spec") or {}).get("managedBy")
+        if managed_by not in (None, MANAGED_BY_JOB_CONTROLLER):
+            return None  # another controller runs this Job (kube's spec.managedBy)
         uid = str(job["metadata"].get("uid"))
         pods = [p for p in self.pods.by_index(POD_INDEX, uid) if p["metadata"].get("namespace") == namespace]
         removed = self.finalizers_removed.setdefault(key, set())

@@ -14,7 +14,8 @@ next pass finishes the move, never counting twice). A pod without the finalizer 
 ``finalizers_removed`` names pods whose removal the caller made but its cache has not shown yet.
 
 Decisions, in kube's order: a podFailurePolicy ``FailJob`` match, more failures than ``backoffLimit``,
-``activeDeadlineSeconds`` passed -> ``FailureTarget``; enough successes -> ``SuccessCriteriaMet``. With
+``activeDeadlineSeconds`` passed -> ``FailureTarget`` (with ``restartPolicy: OnFailure`` the container
+restarts of active pods count as failures); enough successes -> ``SuccessCriteriaMet``. With
 a target the remaining active pods are deleted, and the terminal ``Failed``/``Complete`` condition
 (with ``completionTime``) follows once no pod is active or terminating. Otherwise a suspended Job
 deletes its active pods (uncounted) and a running one creates or deletes pods towards
@@ -305,7 +306,7 @@ def sync_job(
         failure: tuple[str, str] | None = None
         if fail_job_message is not None:
             failure = (REASON_POD_FAILURE_POLICY, fail_job_message)
-        elif failed > backoff_limit:
+        elif failed > backoff_limit or _past_backoff_limit_on_failure(spec, active, backoff_limit):
             failure = (REASON_BACKOFF_LIMIT, MESSAGE_BACKOFF_LIMIT)
         elif deadline is not None and start is not None and not spec.get("suspend"):
             left = start.timestamp() + float(deadline) - now.timestamp()
@@ -386,6 +387,24 @@ def sync_job(
         events=tuple(events),
         requeue_after=requeue,
     )
+
+
+def _past_backoff_limit_on_failure(
+    spec: Mapping[str, Any], active: Sequence[Mapping[str, Any]], backoff_limit: int
+) -> bool:
+    """With ``restartPolicy: OnFailure`` failures are container restarts inside running pods, so
+    they count against ``backoffLimit`` too (kube's ``pastBackoffLimitOnFailure``)."""
+    template_spec = (spec.get("template") or {}).get("spec") or {}
+    if template_spec.get("restartPolicy") != "OnFailure":
+        return False
+    restarts = 0
+    for pod in active:
+        if _phase(pod) not in ("Pending", "Running"):
+            continue
+        status = pod.get("status") or {}
+        for cs in [*(status.get("initContainerStatuses") or ()), *(status.get("containerStatuses") or ())]:
+            restarts += int(cs.get("restartCount") or 0)
+    return restarts > 0 if backoff_limit == 0 else restarts >= backoff_limit
 
 
 def _succeeded_enough(

@@ -308,3 +308,9 @@ def test_pods_of_a_deleted_job_lose_the_finalizer() -> None:
     h.catch_up()
     h.reconcile()
     assert h.api.pods == {}
+
+
+def test_a_job_managed_by_another_controller_is_left_alone() -> None:
+    h = Harness(managedBy="example.com/other")
+    assert h.reconcile() is None
+    assert h.api.pods == {} and h.api.calls == []

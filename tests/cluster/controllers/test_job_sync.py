@@ -451,3 +451,32 @@ def test_ready_and_active_counts() -> None:
 )
 def test_same_status(a: dict[str, Any], b: dict[str, Any], same: bool) -> None:
     assert same_status(a, b) is same
+
+
+def restarting(name: str, restarts: int) -> dict[str, Any]:
+    running = pod(name)
+    running["status"]["containerStatuses"] = [
+        {"name": "c", "restartCount": restarts, "state": {"running": {}}}
+    ]
+    return running
+
+
+@pytest.mark.parametrize(
+    ("restart_policy", "backoff_limit", "restarts", "fails"),
+    [
+        pytest.param("OnFailure", 2, [1, 1], True, id="restarts-reach-the-limit"),
+        pytest.param("OnFailure", 3, [1, 1], False, id="below-the-limit"),
+        pytest.param("OnFailure", 0, [1, 0], True, id="limit-zero-any-restart"),
+        pytest.param("OnFailure", 0, [0, 0], False, id="limit-zero-no-restart"),
+        pytest.param("Never", 2, [5, 5], False, id="never-ignores-restarts"),
+    ],
+)
+def test_container_restarts_count_under_on_failure(
+    restart_policy: str, backoff_limit: int, restarts: list[int], fails: bool
+) -> None:
+    template = {"spec": {"restartPolicy": restart_policy, "containers": [{"name": "c"}]}}
+    pods = [restarting(f"p{i}", n) for i, n in enumerate(restarts)]
+    plan = sync_job(
+        job(completions=2, parallelism=2, backoffLimit=backoff_limit, template=template), pods, NOW
+    )
+    assert ("FailureTarget" in conditions(plan)) == fails
