@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
 import ray
 
@@ -21,12 +20,10 @@ from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
     CONTROL_PLANE_ACTORS,
     Component,
-    ControlPlanePods,
     components_of,
 )
 from cluster.controllers.manager import ControllerManager
-from cluster.controllers.node_lifecycle import NodeLifecycleController
-from cluster.controllers.registry import CONTROLLERS, enabled
+from cluster.controllers.registry import enabled
 from cluster.controllers.runtime import ControllerOptions
 from cluster.naming import node_names
 from cluster.node_agents import NodeAgentsConfig, deploy_node_agents
@@ -90,7 +87,6 @@ class ControllerManagerActor:
         self._follow: asyncio.Task[None] | None = None
         self.kubeconfig_path = kubeconfig_path
         self.node_monitor_grace = node_monitor_grace
-        self.controllers: list[Any] = []
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
@@ -103,22 +99,12 @@ class ControllerManagerActor:
         manager = ControllerManager(client, names, options=options)
         await manager.start()
         self.manager = manager
-        # The two controllers not yet on the shared runtime run beside it.
-        if "nodelifecycle" not in CONTROLLERS:
-            node_lifecycle = NodeLifecycleController(client, grace=self.node_monitor_grace)
-            await node_lifecycle.start()
-            self.controllers.append(node_lifecycle)
-        if "controlplanepods" not in CONTROLLERS:
-            control_plane = ControlPlanePods(client, source)
-            await control_plane.start()
-            self.controllers.append(control_plane)
         if self.agents is not None:
             self._follow = asyncio.get_event_loop().create_task(self._follow_ray_nodes(self.agents))
         log.info("controllers running: %s (grace %.0fs)", ", ".join(self.running()), self.node_monitor_grace)
 
     def running(self) -> list[str]:
-        names = list(self.manager.controllers) if self.manager else []
-        return names + [type(c).__name__ for c in self.controllers]
+        return list(self.manager.controllers) if self.manager else []
 
     async def ready(self) -> list[str]:
         if self._started.done() and self._started.exception() is not None:
@@ -142,7 +128,5 @@ class ControllerManagerActor:
     async def shutdown(self) -> None:
         if self._follow is not None:
             self._follow.cancel()
-        for controller in self.controllers:
-            await controller.stop()
         if self.manager is not None:
             await self.manager.stop()

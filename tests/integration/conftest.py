@@ -3,6 +3,11 @@
 They share the machine's Ray: the CLI tests run `raykube` in subprocesses (which start and stop a
 local Ray head), the store tests start their own in-process Ray. They must not overlap, so they
 live in modules that pytest runs one after another.
+
+Modules marked ``own_ray`` start and stop a Ray of their own (``ray stop --force`` included), which
+would take the session's `raykube up` (``raykube_cluster``) down with it; ``pytest_collection_modifyitems``
+runs them before every other integration test, whatever their names, so the session cluster is
+started only after the last of them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,14 @@ import yaml
 from tests.capabilities import require
 
 RAYKUBE = [sys.executable, "-m", "cluster.cli"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Move ``own_ray`` tests ahead of the other integration tests (stable otherwise)."""
+    slots = [i for i, item in enumerate(items) if item.get_closest_marker("integration")]
+    ordered = sorted((items[i] for i in slots), key=lambda item: item.get_closest_marker("own_ray") is None)
+    for slot, item in zip(slots, ordered, strict=True):
+        items[slot] = item
 
 
 def run_cli(

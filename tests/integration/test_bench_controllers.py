@@ -18,7 +18,7 @@ import pytest
 
 from tests.integration.conftest import ray_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 PODS = 40
 

@@ -19,7 +19,7 @@ from bench.etcd_peer import etcd_binary
 from tests.capabilities import require
 from tests.integration.conftest import ray_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 
 @pytest.mark.timeout(600)

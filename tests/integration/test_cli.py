@@ -10,7 +10,7 @@ import pytest
 
 from tests.integration.conftest import ray_stop, run_cli
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 

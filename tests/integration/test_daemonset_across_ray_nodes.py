@@ -24,7 +24,7 @@ import pytest
 
 from tests.integration.conftest import KUBECTL_DIR, RAYKUBE, ray_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 T = TypeVar("T")
 KUBECTL = str(KUBECTL_DIR / "kubectl.1.33")

@@ -27,7 +27,7 @@ from nodeagent.runtimes.containerd import missing_prerequisites
 from tests.capabilities import require
 from tests.integration.conftest import RAYKUBE, ray_stop
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
 # Paths (relative to the data directory, fnmatch patterns: `*` also crosses `/`) whose modes are
 # not ours to make private, with the reason. Everything else must have no group/other bits.
