@@ -175,15 +175,20 @@ def _removal_order(pod: Mapping[str, Any]) -> tuple[int, int, int, float]:
     )
 
 
-def _is_failed(pod: Mapping[str, Any], replace_failed_only: bool) -> bool:
-    """Failed, or (unless only failed pods are replaced) being deleted before it succeeded."""
+def _is_failed(pod: Mapping[str, Any], replace_failed_only: bool, now: datetime) -> bool:
+    """Failed, or being deleted before it succeeded: at once, unless only failed pods are replaced;
+    then once its grace period ran out (``deletionTimestamp`` passed), since raykube's node agent
+    removes a deleted pod without writing a terminal phase first."""
     phase = _phase(pod)
     if phase == "Failed":
         return True
-    return not replace_failed_only and bool(_meta(pod).get("deletionTimestamp")) and phase != "Succeeded"
+    deleted = parse_rfc3339(_meta(pod).get("deletionTimestamp"))
+    if deleted is None or phase == "Succeeded":
+        return False
+    return not replace_failed_only or deleted <= now
 
 
-def _classify(pods: Iterable[dict[str, Any]], replace_failed_only: bool) -> _Pods:
+def _classify(pods: Iterable[dict[str, Any]], replace_failed_only: bool, now: datetime) -> _Pods:
     out = _Pods()
     for pod in pods:
         phase, deleting = _phase(pod), bool(_meta(pod).get("deletionTimestamp"))
@@ -191,7 +196,7 @@ def _classify(pods: Iterable[dict[str, Any]], replace_failed_only: bool) -> _Pod
             out.terminating.append(pod)
         if phase == "Succeeded":
             out.succeeded.append(pod)
-        elif _is_failed(pod, replace_failed_only):
+        elif _is_failed(pod, replace_failed_only, now):
             out.failed.append(pod)
         elif not deleting:
             out.active.append(pod)
@@ -232,7 +237,7 @@ def sync_job(
     backoff_limit = int(spec.get("backoffLimit", 6))
     policy = spec.get("podFailurePolicy")
     replace_failed_only = spec.get("podReplacementPolicy") == "Failed" or policy is not None
-    groups = _classify(pods, replace_failed_only)
+    groups = _classify(pods, replace_failed_only, now)
     by_uid = {_uid(p): p for p in pods}
 
     # -- 1. record newly finished pods as uncounted ---------------------------------------------
@@ -370,6 +375,13 @@ def sync_job(
             if wait_needed:
                 requeue = wait if requeue is None else min(requeue, wait)
 
+    if replace_failed_only:
+        # A terminating pod counts as failed once its grace period ends: look again then.
+        for pod in terminating:
+            due = parse_rfc3339(_meta(pod).get("deletionTimestamp"))
+            if due is not None and due > now:
+                wait_s = (due - now).total_seconds()
+                requeue = wait_s if requeue is None else min(requeue, wait_s)
     deleted = {_uid(p) for p in delete} | {_uid(p) for p in delete_uncounted}
     still_active = [p for p in active if _uid(p) not in deleted]
     status["active"] = len(still_active) + len(create)

@@ -46,7 +46,7 @@ def pod(
     tracked: bool = True,
     index: int | None = None,
     ready: bool = False,
-    deleting: bool = False,
+    deleting: bool | float = False,
     exit_code: int = 1,
 ) -> dict[str, Any]:
     meta: dict[str, Any] = {"name": name, "namespace": "ns", "uid": f"uid-{name}", "creationTimestamp": at(0)}
@@ -54,8 +54,9 @@ def pod(
         meta["finalizers"] = [TRACKING_FINALIZER]
     if index is not None:
         meta["annotations"] = {COMPLETION_INDEX_ANNOTATION: str(index)}
-    if deleting:
-        meta["deletionTimestamp"] = at(90)
+    if deleting is not False:
+        # True: a grace period still running (ends at 150 s, NOW is 100 s); a number: when it ends.
+        meta["deletionTimestamp"] = at(150 if deleting is True else deleting)
     status: dict[str, Any] = {"phase": phase, "conditions": [{"type": "Ready", "status": str(ready)}]}
     if finished is not None:
         code = 0 if phase == "Succeeded" else exit_code
@@ -480,3 +481,19 @@ def test_container_restarts_count_under_on_failure(
         job(completions=2, parallelism=2, backoffLimit=backoff_limit, template=template), pods, NOW
     )
     assert ("FailureTarget" in conditions(plan)) == fails
+
+
+@pytest.mark.parametrize(
+    ("grace_ends", "failed", "requeue"),
+    [
+        pytest.param(150, 0, 50.0, id="grace-running-look-again-when-it-ends"),
+        pytest.param(90, 1, None, id="grace-over-counts-as-failed"),
+    ],
+)
+def test_terminating_pods_when_only_failed_pods_are_replaced(
+    grace_ends: float, failed: int, requeue: float | None
+) -> None:
+    spec = {"podReplacementPolicy": "Failed", "completions": 2, "parallelism": 2}
+    plan = sync_job(job({"failed": 0}, **spec), [pod("a"), pod("b", deleting=grace_ends)], NOW)
+    assert plan.status["failed"] == failed
+    assert plan.requeue_after == (None if requeue is None else pytest.approx(requeue))
