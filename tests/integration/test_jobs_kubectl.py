@@ -227,3 +227,32 @@ def test_deleting_a_running_job_removes_its_pods(kubectl: Kubectl) -> None:
     wait_until(
         lambda: not job_pods(kubectl, "doomed"), "the deleted Job's pods to be gone (finalizers released)"
     )
+
+
+def test_active_deadline_fails_the_job_and_stops_its_pods(kubectl: Kubectl) -> None:
+    kubectl.apply(job("slow", "sleep 3600", activeDeadlineSeconds=3))
+    failed = wait_until(
+        lambda: condition(kubectl.json("get", "job", "slow"), "Failed"), "the Failed condition"
+    )
+    assert failed["reason"] == "DeadlineExceeded"
+    assert condition(kubectl.json("get", "job", "slow"), "FailureTarget") is not None
+    wait_until(
+        lambda: all(p["status"].get("phase") != "Running" for p in job_pods(kubectl, "slow")),
+        "the running pod to be stopped",
+    )
+    assert "DeadlineExceeded" in [r for r, _ in events(kubectl, "Job", "slow")]
+
+
+def test_pod_failure_policy_fails_the_job_on_a_matching_exit_code(kubectl: Kubectl) -> None:
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [42]}}
+        ]
+    }
+    kubectl.apply(job("policy", "exit 42", backoffLimit=6, podFailurePolicy=policy))
+    failed = wait_until(
+        lambda: condition(kubectl.json("get", "job", "policy"), "Failed"), "the Failed condition"
+    )
+    assert failed["reason"] == "PodFailurePolicy"
+    assert "failed with exit code 42 matching FailJob rule at index 0" in failed["message"]
+    assert len(job_pods(kubectl, "policy")) == 1, "no retry after a FailJob match"
