@@ -171,10 +171,11 @@ DEFAULT_INTERVAL = 10.0
 class ControlPlanePods(Controller):
     """Keeps the component pods in step with the actors of this Ray namespace; see the module doc.
 
-    One key (``SYNC_KEY``), requeued every ``interval`` seconds (``extra["control_plane_interval"]``,
-    10 s); a component pod deleted or marked for deletion in between brings the pass forward. The
-    ``ComponentSource`` comes from ``ctx.options.extra["control_plane_source"]``; without one (a
-    manager outside Ray) the controller does nothing."""
+        One key (``SYNC_KEY``), requeued every ``interval`` seconds (``extra["control_plane_interval"]``,
+        10 s); a component pod deleted, marked for deletion or whose readiness someone else changed in
+    between brings the pass forward. The
+        ``ComponentSource`` comes from ``ctx.options.extra["control_plane_source"]``; without one (a
+        manager outside Ray) the controller does nothing."""
 
     NAME: ClassVar[str] = "controlplanepods"
     COMPONENT: ClassVar[str] = "control-plane-pods"
@@ -195,7 +196,9 @@ class ControlPlanePods(Controller):
             self.enqueue(SYNC_KEY)
 
     def _pod_updated(self, old: dict[str, Any], new: dict[str, Any]) -> None:
-        if (new.get("metadata") or {}).get("deletionTimestamp"):
+        # Marked for deletion, or someone else changed its readiness (the node lifecycle controller
+        # marks the pods of an unreachable node not ready): put it right now, not at the next pass.
+        if (new.get("metadata") or {}).get("deletionTimestamp") or _ready(old) != _ready(new):
             self._pod_changed(new)
 
     async def reconcile(self, key: str) -> float | None:
@@ -234,6 +237,11 @@ class ControlPlanePods(Controller):
                     )
             except ApiError as err:
                 log.warning("control-plane pod %s: %s", c.pod_name, err)
+
+
+def _ready(pod: Mapping[str, Any]) -> str | None:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return next((str(c.get("status")) for c in conditions if c.get("type") == "Ready"), None)
 
 
 def _differs(old: dict[str, Any], new: dict[str, Any]) -> bool:

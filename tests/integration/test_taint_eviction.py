@@ -82,7 +82,7 @@ def test_a_pod_tolerating_unreachable_for_5s_is_evicted_after_5s(
     }
 
     def no_execute_taint() -> dict[str, Any] | None:
-        taints = admin.json("get", "node", silent_node)["spec"].get("taints") or []
+        taints = admin.json("get", "node", silent_node).get("spec", {}).get("taints") or []
         return next((t for t in taints if (t["key"], t["effect"]) == (UNREACHABLE, "NoExecute")), None)
 
     taint = wait_until("the unreachable NoExecute taint", no_execute_taint)

@@ -193,6 +193,13 @@ def test_deleting_a_component_pod_brings_the_pass_forward() -> None:
     assert len(pods.queue) == 0  # not a control-plane pod
     pods._pod_changed(component_pod(comp(True)))
     assert len(pods.queue) == 1
+    asyncio.run(_drain(pods))
+    ready = {**component_pod(comp(True)), "status": pod_status(comp(True), None, T0)}
+    pods._pod_updated(ready, ready)  # a resync: nothing changed
+    assert len(pods.queue) == 0
+    not_ready = {**ready, "status": pod_status(comp(False), None, T0)}
+    pods._pod_updated(ready, not_ready)  # the node lifecycle controller marked it not ready
+    assert len(pods.queue) == 1
 
 
 async def _drain(pods: ControlPlanePods) -> None:
