@@ -42,6 +42,7 @@ FINALIZER = "kubernetes"
 FINALIZER_ESTIMATE_SECONDS = 15.0
 MAX_RECHECK = 5.0
 DISCOVERY_ATTEMPTS = 30
+DELETE_CONCURRENCY = 16
 
 DISCOVERY_FAILURE = "NamespaceDeletionDiscoveryFailure"
 GV_PARSING_FAILURE = "NamespaceDeletionGroupVersionParsingFailure"
@@ -243,29 +244,32 @@ class NamespaceController(Controller):
         return ContentReport(remaining, finalizers, errors, dict(self.discovery.failed), estimate)
 
     async def _delete_all(self, resource: APIResource, namespace: str) -> list[dict[str, Any]]:
-        """Delete every object of ``resource`` in ``namespace``; return what is still there."""
+        """Delete every object of ``resource`` in ``namespace`` (``DELETE_CONCURRENCY`` at a time);
+        return what is still there."""
         listed = await self.client.list_all(resource.group_version, resource.plural, namespace)
         items: list[dict[str, Any]] = list(listed.get("items") or [])
-        deleted_any = False
-        for obj in items:
-            meta = obj.get("metadata") or {}
-            if meta.get("deletionTimestamp"):
-                continue
-            try:
-                await self.client.delete(
-                    resource.group_version,
-                    resource.plural,
-                    meta.get("name", ""),
-                    namespace,
-                    propagation_policy="Background",
-                    preconditions={"uid": meta.get("uid")} if meta.get("uid") else None,
-                )
-                deleted_any = True
-            except ApiError as err:
-                if err.status not in (404, 409):
-                    raise
-        if not deleted_any:
+        todo = [o for o in items if not (o.get("metadata") or {}).get("deletionTimestamp")]
+        if not todo:
             return items
+        gate = asyncio.Semaphore(DELETE_CONCURRENCY)
+
+        async def delete(obj: dict[str, Any]) -> None:
+            meta = obj.get("metadata") or {}
+            async with gate:
+                try:
+                    await self.client.delete(
+                        resource.group_version,
+                        resource.plural,
+                        meta.get("name", ""),
+                        namespace,
+                        propagation_policy="Background",
+                        preconditions={"uid": meta["uid"]} if meta.get("uid") else None,
+                    )
+                except ApiError as err:
+                    if err.status not in (404, 409):  # gone already, or a newer object of that name
+                        raise
+
+        await asyncio.gather(*(delete(o) for o in todo))
         again = await self.client.list_all(resource.group_version, resource.plural, namespace)
         return list(again.get("items") or [])
 
