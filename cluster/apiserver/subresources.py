@@ -20,7 +20,7 @@ from aiohttp import web
 from cluster.apiserver import tokens
 from cluster.apiserver.errors import StatusError, conflict
 from cluster.apiserver.handlers import ResourceAPI
-from cluster.apiserver.patch import json_merge_patch, json_patch
+from cluster.apiserver.patch import PatchError, json_merge_patch, json_patch
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.proxy import NodeProxy, no_agent_error
 from cluster.apiserver.request import (
@@ -115,15 +115,25 @@ class Subresources:
             raise StatusError(
                 405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
             )
+        # The request body is read once: a PATCH that meets a conflict (a controller writing the
+        # object's status meanwhile) is applied again to the newly read object.
+        if request.method == "PUT":
+            sent = await read_object(request)
+        else:
+            ptype = PATCH_TYPES.get(media_type(request), "merge")
+            patch = decode_body(await read_raw(request), "application/json")
         for _ in range(5):
             current = await self.registry.get(t.info, t.namespace, t.name)
             scale = to_scale(current)
             if request.method == "PUT":
-                body = await read_object(request)
+                body = sent
             else:
-                ptype = PATCH_TYPES.get(media_type(request), "merge")
-                patch = decode_body(await read_raw(request), "application/json")
-                body = json_patch(scale, patch) if ptype == "json" else json_merge_patch(scale, patch)
+                try:
+                    body = json_patch(scale, patch) if ptype == "json" else json_merge_patch(scale, patch)
+                except PatchError as e:
+                    raise StatusError(
+                        e.code, "BadRequest" if e.code == 400 else "Invalid", e.message
+                    ) from None
             want_rv = body.get("metadata", {}).get("resourceVersion")
             if want_rv and want_rv != current["metadata"]["resourceVersion"]:
                 raise conflict(t.info, t.name)
