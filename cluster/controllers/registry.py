@@ -21,6 +21,7 @@ from cluster.controllers.garbagecollector import GarbageCollector
 from cluster.controllers.job import JobController
 from cluster.controllers.namespace import NamespaceController
 from cluster.controllers.node_lifecycle import NodeLifecycleController
+from cluster.controllers.podgc import PodGCController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
 from cluster.controllers.serviceaccount import ServiceAccountController
@@ -45,6 +46,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     JobController.NAME: JobController,
     CronJobController.NAME: CronJobController,
     TTLAfterFinishedController.NAME: TTLAfterFinishedController,
+    PodGCController.NAME: PodGCController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
