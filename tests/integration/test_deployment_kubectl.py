@@ -5,7 +5,8 @@ maxUnavailable 0 rolls out while a `kubectl get pods -w` watch never sees fewer 
 `kubectl rollout history` lists both revisions and `kubectl rollout undo` brings the first template
 back (in the same ReplicaSet, now revision 3); `kubectl scale` to 5 and 2; `kubectl rollout restart`
 rolls new pods carrying the restartedAt annotation; `rollout pause` holds a template change until
-`rollout resume`; `kubectl describe deploy` shows the ScalingReplicaSet events.
+`rollout resume`; `kubectl describe deploy` shows the ScalingReplicaSet events; `kubectl delete`
+removes the ReplicaSet and pods through the garbage collector, `--cascade=orphan` keeps them.
 
 The rollout arithmetic itself is the unit tests' business (tests/cluster/controllers). Every wait polls
 until the outcome shows or a deadline passes with a message saying what was awaited.
@@ -365,3 +366,39 @@ def test_progress_deadline_exceeded_fails_rollout_status(kubectl: Kubectl) -> No
     proc = kubectl.run("rollout", "status", "deployment/stuck", "--timeout=60s", check=False)
     assert proc.returncode != 0
     assert 'deployment "stuck" exceeded its progress deadline' in proc.stderr
+
+
+def test_delete_removes_replicasets_and_pods_and_orphan_keeps_them(kubectl: Kubectl) -> None:
+    """`kubectl delete deploy` (background cascade): the garbage collector removes its ReplicaSet and
+    pods; `--cascade=orphan` leaves both, the ReplicaSet without its owner reference, still running."""
+    for name in ("gone", "kept"):
+        kubectl.apply(deployment(name, 2))
+        rollout_status(kubectl, name)
+    kubectl.run("delete", "deployment", "gone", "--wait=true", timeout=120)
+    wait_until(
+        lambda: (
+            (not kubectl.json("get", "rs", "-l", "app=gone")["items"] and not live_pods(kubectl, "gone"))
+            or None
+        ),
+        "the ReplicaSet and pods of the deleted Deployment to be gone",
+    )
+    kept_rs = kubectl.json("get", "rs", "-l", "app=kept")["items"]
+    assert len(kept_rs) == 1
+    pod_uids = {p["metadata"]["uid"] for p in live_pods(kubectl, "kept")}
+    kubectl.run("delete", "deployment", "kept", "--cascade=orphan", "--wait=true", timeout=120)
+    wait_until(
+        lambda: not kubectl.json("get", "deployments")["items"] or None, "the orphaning delete to finish"
+    )
+
+    def orphaned_rs() -> dict[str, Any] | None:
+        items = kubectl.json("get", "rs", "-l", "app=kept")["items"]
+        return items[0] if len(items) == 1 and not items[0]["metadata"].get("ownerReferences") else None
+
+    rs = wait_until(orphaned_rs, "the kept ReplicaSet to lose its owner reference")
+    assert rs["metadata"]["uid"] == kept_rs[0]["metadata"]["uid"]
+    time.sleep(3)  # give a wrongly cascading collector the time to act before looking again
+    assert {p["metadata"]["uid"] for p in live_pods(kubectl, "kept")} == pod_uids
+    assert all(
+        p["metadata"]["ownerReferences"][0]["name"] == rs["metadata"]["name"]
+        for p in live_pods(kubectl, "kept")
+    )
