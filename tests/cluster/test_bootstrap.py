@@ -24,3 +24,13 @@ def test_refused_before_ray(tmp_path: Path, existing: int | None, asked: int, me
     with pytest.raises(UpRefused, match=message.replace("(", r"\(").replace(")", r"\)")):
         next(up(UpConfig(data_dir=tmp_path, replicas=asked)))
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    "controllers",
+    [pytest.param(("*", "-replicaset2"), id="unknown-minus"), pytest.param(("cronjobs",), id="unknown-name")],
+)
+def test_unknown_controller_refused_before_ray(tmp_path: Path, controllers: tuple[str, ...]) -> None:
+    with pytest.raises(UpRefused, match="is not in the list of known controllers"):
+        next(up(UpConfig(data_dir=tmp_path, controllers=controllers)))
+    assert list(tmp_path.iterdir()) == []
