@@ -5,9 +5,9 @@ For each pod bound to a node, the node's ``NoExecute`` taints decide (``eviction
 
 * a taint no toleration of the pod tolerates: the pod is deleted at once;
 * every taint tolerated: each taint is matched with the pod's first toleration that tolerates it (as
-  kube does); a toleration with ``tolerationSeconds`` lets the pod stay that long after the taint's
-  ``timeAdded`` (0 or less: not at all), one without lets it stay forever. The pod goes when the
-  earliest of those deadlines passes;
+  kube does; the matching is ``cluster.machinery.taints``); a toleration with ``tolerationSeconds`` lets
+  the pod stay that long after the taint's ``timeAdded`` (0 or less: not at all), one without lets it
+  stay forever. The pod goes when the earliest of those deadlines passes;
 * no ``NoExecute`` taint: nothing.
 
 Unlike kube, whose taint manager starts its timers when it first sees the taint, the deadline counts
@@ -32,35 +32,18 @@ from typing import Any, ClassVar
 from cluster.client.errors import ApiError
 from cluster.controllers.node_lifecycle import NODE_NAME_INDEX, node_name_index
 from cluster.controllers.runtime import Controller, ControllerContext
+from cluster.machinery.taints import NO_EXECUTE, Taint, Toleration, matching_toleration, tolerates_taint
 from cluster.machinery.times import parse_rfc3339, rfc3339
 
 log = logging.getLogger("raykube.controllers.tainteviction")
 
-NO_EXECUTE = "NoExecute"
 EVICTION_REASON = "TaintManagerEviction"
 DISRUPTION_REASON = "DeletionByTaintManager"
 DISRUPTION_MESSAGE = "Taint manager: deleting due to NoExecute taint"
 
-Taint = Mapping[str, Any]
-Toleration = Mapping[str, Any]
 
-
-def tolerates(toleration: Toleration, taint: Taint) -> bool:
-    """kube's ``Toleration.ToleratesTaint``: effect empty or equal; key empty (with ``Exists``: every
-    key) or equal; ``Exists`` matches any value, ``Equal`` (the default) the same value."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    operator = toleration.get("operator") or "Equal"
-    if key:
-        if key != taint.get("key"):
-            return False
-    elif operator != "Exists":
-        return False
-    if operator == "Exists":
-        return True
-    return bool(operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or ""))
+# The one ``ToleratesTaint`` (shared with the scheduler and the DaemonSet controller), by its old name.
+tolerates = tolerates_taint
 
 
 def no_execute_taints(node: Mapping[str, Any] | None) -> list[Taint]:
@@ -78,7 +61,7 @@ def eviction_time(
     that taint's own ``since``: a time already past, so the caller evicts at once."""
     deadlines: list[datetime] = []
     for taint in taints:
-        match = next((t for t in tolerations if tolerates(t, taint)), None)
+        match = matching_toleration(tolerations, taint)
         if match is None:
             return since(taint)
         seconds = match.get("tolerationSeconds")

@@ -29,6 +29,7 @@ from typing import Any
 
 from cluster.controllers.history import POD_REVISION_LABEL
 from cluster.controllers.pods import pod_from_template
+from cluster.machinery.taints import NO_EXECUTE, NO_SCHEDULE, find_untolerated_taint
 
 Obj = Mapping[str, Any]
 
@@ -88,30 +89,6 @@ def with_daemon_tolerations(spec: Obj) -> dict[str, Any]:
             tolerations[at] = dict(toleration)
     out["tolerations"] = tolerations
     return out
-
-
-def tolerates(toleration: Obj, taint: Obj) -> bool:
-    """v1 ``Toleration.ToleratesTaint``: an empty effect or key in the toleration matches any."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    return operator == "Equal" and (toleration.get("value") or "") == (taint.get("value") or "")
-
-
-def untolerated_taint(
-    taints: Sequence[Obj], tolerations: Sequence[Obj], effects: tuple[str, ...]
-) -> Obj | None:
-    """The first taint with one of ``effects`` that no toleration matches, or None."""
-    for taint in taints:
-        if taint.get("effect") in effects and not any(tolerates(t, taint) for t in tolerations):
-            return taint
-    return None
 
 
 # -- node affinity ----------------------------------------------------------------------------------
@@ -204,9 +181,9 @@ def node_should_run(node: Obj, daemon_set: Obj, pod_spec: Obj | None = None) -> 
         return Eligibility(False, False)
     taints: Sequence[Obj] = (node.get("spec") or {}).get("taints") or []
     tolerations: Sequence[Obj] = spec.get("tolerations") or []
-    if untolerated_taint(taints, tolerations, ("NoSchedule", "NoExecute")) is None:
+    if find_untolerated_taint(taints, tolerations, (NO_SCHEDULE, NO_EXECUTE)) is None:
         return Eligibility(True, True)
-    return Eligibility(False, untolerated_taint(taints, tolerations, ("NoExecute",)) is None)
+    return Eligibility(False, find_untolerated_taint(taints, tolerations, (NO_EXECUTE,)) is None)
 
 
 # -- pinning pods to nodes ---------------------------------------------------------------------------

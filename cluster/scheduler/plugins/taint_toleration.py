@@ -3,8 +3,9 @@
 Filter rejects a node with a ``NoSchedule`` or ``NoExecute`` taint that no toleration of the pod matches
 (unresolvable: preemption cannot remove a taint). Score counts the node's ``PreferNoSchedule`` taints the
 pod does not tolerate; NormalizeScore maps them reversed onto 0..100, so the node with the fewest
-untolerated soft taints scores 100. Matching follows ``v1.Toleration.ToleratesTaint``. Over columns,
-only the rows flagged as having hard (Filter) or soft (Score) taints are looked at node by node.
+untolerated soft taints scores 100. Matching is ``cluster.machinery.taints`` (core/v1
+``Toleration.ToleratesTaint``, shared with the controllers). Over columns, only the rows flagged as
+having hard (Filter) or soft (Score) taints are looked at node by node.
 Pure: no I/O.
 """
 
@@ -14,6 +15,9 @@ from typing import Any, cast
 
 import numpy as np
 
+from cluster.machinery.taints import find_untolerated_taint as _find_untolerated_taint
+from cluster.machinery.taints import tolerates_taint as tolerates_taint  # re-exported for the tests
+from cluster.machinery.taints import tolerations_tolerate_taint
 from cluster.scheduler.framework.columns import BoolArray, IntArray
 from cluster.scheduler.framework.cycle_state import CycleState
 from cluster.scheduler.framework.status import SUCCESS, Status
@@ -27,25 +31,9 @@ _DO_NOT_SCHEDULE = ("NoSchedule", "NoExecute")
 Obj = dict[str, Any]
 
 
-def tolerates_taint(toleration: Obj, taint: Obj) -> bool:
-    """Whether one toleration matches one taint (empty effect/key in the toleration match any)."""
-    effect = toleration.get("effect") or ""
-    if effect and effect != taint.get("effect"):
-        return False
-    key = toleration.get("key") or ""
-    if key and key != taint.get("key"):
-        return False
-    operator = toleration.get("operator") or "Equal"
-    if operator == "Exists":
-        return True
-    if operator == "Equal":
-        return (toleration.get("value") or "") == (taint.get("value") or "")
-    return False
-
-
 def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     """Whether any of ``tolerations`` matches ``taint``."""
-    return any(tolerates_taint(t, taint) for t in tolerations)
+    return tolerations_tolerate_taint(tolerations, taint)
 
 
 def pod_tolerations(pod: Obj) -> list[Obj]:
@@ -54,10 +42,7 @@ def pod_tolerations(pod: Obj) -> list[Obj]:
 
 def find_untolerated_taint(taints: list[Obj], tolerations: list[Obj]) -> Obj | None:
     """The first ``NoSchedule``/``NoExecute`` taint, in node order, that no toleration matches."""
-    for taint in taints:
-        if taint.get("effect") in _DO_NOT_SCHEDULE and not tolerates(tolerations, taint):
-            return taint
-    return None
+    return _find_untolerated_taint(taints, tolerations, _DO_NOT_SCHEDULE)
 
 
 def prefer_no_schedule_tolerations(tolerations: list[Obj]) -> list[Obj]:
