@@ -11,34 +11,23 @@ session cluster sorts after this one (test_deletion, test_kubectl_*, ...).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
-from tests.integration.conftest import KUBECTL_DIR, RAYKUBE, ray_stop
+from tests.integration import support
+from tests.integration.conftest import RAYKUBE, ray_stop
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
-T = TypeVar("T")
-KUBECTL = str(KUBECTL_DIR / "kubectl.1.33")
 
-
-def wait_until(probe: Callable[[], T | None], what: str, timeout: float) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(1.0)
+wait_until = functools.partial(support.wait_until, every=1.0)
 
 
 class Control:
@@ -73,16 +62,7 @@ class Control:
         return proc
 
     def kubectl(self, *args: str, input: str | None = None) -> str:
-        proc = subprocess.run(
-            [KUBECTL, "--kubeconfig", str(self.data_dir / "kubeconfig"), *args],
-            capture_output=True,
-            text=True,
-            input=input,
-            timeout=60,
-            check=False,
-        )
-        assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
-        return proc.stdout
+        return support.kubectl_at(self.data_dir / "kubeconfig", *args, input=input)
 
     def json(self, *args: str) -> Any:
         return json.loads(self.kubectl(*args, "-o", "json"))

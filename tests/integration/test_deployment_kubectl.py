@@ -14,34 +14,25 @@ until the outcome shows or a deadline passes with a message saying what was awai
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
+from tests.integration import support
 from tests.integration.conftest import Kubectl
 
 pytestmark = pytest.mark.integration
 
-T = TypeVar("T")
 WAIT = 180.0
 
 
-def wait_until(probe: Callable[[], T | None], what: str, timeout: float = WAIT) -> T:
-    """Poll ``probe`` until it returns something truthy; fail naming ``what`` on timeout."""
-    deadline = time.monotonic() + timeout
-    while True:
-        last = probe()
-        if last:
-            return last
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last: {last!r})")
-        time.sleep(0.5)
+wait_until = functools.partial(support.wait_until, timeout=WAIT)
 
 
 def deployment(

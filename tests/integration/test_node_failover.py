@@ -10,33 +10,21 @@ Stops the machine's Ray first, as the other multi-node test does (tests/integrat
 
 from __future__ import annotations
 
+import functools
 import json
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.integration import support
 from tests.integration.conftest import ray_stop, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
 
-KUBECTL = "/usr/lib/google-cloud-sdk/bin/kubectl.1.33"
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 180.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(1.0)
+wait_until = functools.partial(support.wait_until, timeout=180.0, every=1.0)
 
 
 @pytest.mark.timeout(900)
@@ -56,16 +44,7 @@ def test_a_stopped_nodes_pod_comes_back_on_another_node(
         kubeconfig = str(data_dir / "kubeconfig")
 
         def kubectl(*args: str, stdin: str | None = None) -> str:
-            proc = subprocess.run(
-                [KUBECTL, "--kubeconfig", kubeconfig, *args],
-                input=stdin,
-                capture_output=True,
-                text=True,
-                timeout=60,
-                check=False,
-            )
-            assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
-            return proc.stdout
+            return support.kubectl_at(kubeconfig, *args, input=stdin)
 
         def ready_nodes() -> list[str]:
             nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
@@ -77,7 +56,7 @@ def test_a_stopped_nodes_pod_comes_back_on_another_node(
                 )
             ]
 
-        wait_until("two Ready nodes", lambda: len(ready_nodes()) == 2)
+        wait_until(lambda: len(ready_nodes()) == 2, "two Ready nodes")
         manifest = f"""
 apiVersion: apps/v1
 kind: ReplicaSet
@@ -102,17 +81,13 @@ spec:
                 if p["status"].get("phase") == "Running" and not p["metadata"].get("deletionTimestamp")
             ]
 
-        [(first_pod, first_node)] = wait_until("the pod Running", running_pods)
-        script = (
-            f"import ray; ray.init(address='{cluster.address}', logging_level='ERROR');"
-            f"ray.get(ray.get_actor('agent-{first_node}', namespace='failover').shutdown.remote())"
-        )
-        subprocess.run([sys.executable, "-c", script], check=True, timeout=120)
+        [(first_pod, first_node)] = wait_until(running_pods, "the pod Running")
+        support.stop_agent(first_node, "failover", address=cluster.address)
 
         def replaced() -> list[tuple[str, str]]:
             return [(name, node) for name, node in running_pods() if name != first_pod]
 
-        [(_, second_node)] = wait_until("a replacement Running elsewhere", replaced, timeout=300)
+        [(_, second_node)] = wait_until(replaced, "a replacement Running elsewhere", timeout=300)
         assert second_node != first_node
         events = json.loads(kubectl("get", "events", "-o", "json"))["items"]
         reasons = {e["reason"] for e in events if e["involvedObject"].get("name") == first_pod}

@@ -7,14 +7,13 @@ the agent is restarted by `raykube up`, which is idempotent.
 
 from __future__ import annotations
 
+import functools
 import subprocess
-import sys
-import time
-from collections.abc import Callable
 from typing import Any
 
 import pytest
 
+from tests.integration import support
 from tests.integration.conftest import RAYKUBE, Kubectl, RaykubeCluster
 
 pytestmark = pytest.mark.integration
@@ -22,15 +21,7 @@ pytestmark = pytest.mark.integration
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(1.0)
+wait_until = functools.partial(support.wait_until, timeout=90.0, every=1.0)
 
 
 def real_node(admin: Kubectl) -> dict[str, Any]:
@@ -51,24 +42,13 @@ def status_column(admin: Kubectl, name: str) -> str:
     return ""
 
 
-def stop_agent(cluster: RaykubeCluster, node: str) -> None:
-    """Stop the node's agent (its actor stays, so the controller manager does not replace it; a
-    killed agent actor would be redeployed within 15 s, as systemd restarts a kubelet)."""
-    namespace = cluster.env["RAYKUBE_NAMESPACE"]
-    script = (
-        "import ray; ray.init(address='auto', logging_level='ERROR');"
-        f"ray.get(ray.get_actor('agent-{node}', namespace='{namespace}').shutdown.remote())"
-    )
-    subprocess.run([sys.executable, "-c", script], env=cluster.env, check=True, timeout=120)
-
-
 @pytest.mark.timeout(300)
 def test_node_goes_not_ready_when_its_agent_stops_and_ready_again(raykube_cluster: RaykubeCluster) -> None:
     admin = Kubectl(raykube_cluster, "1.33", None)
     name = real_node(admin)["metadata"]["name"]
     assert status_column(admin, name) == "Ready"
-    stop_agent(raykube_cluster, name)
-    wait_until("NotReady", lambda: status_column(admin, name) == "NotReady")
+    support.stop_agent(name, raykube_cluster.env["RAYKUBE_NAMESPACE"], env=raykube_cluster.env)
+    wait_until(lambda: status_column(admin, name) == "NotReady", "NotReady")
     node = admin.json("get", "node", name, namespaced=False)
     ready = next(c for c in node["status"]["conditions"] if c["type"] == "Ready")
     assert (ready["status"], ready["reason"]) == ("Unknown", "NodeStatusUnknown")
@@ -85,15 +65,15 @@ def test_node_goes_not_ready_when_its_agent_stops_and_ready_again(raykube_cluste
         check=False,
     )
     assert up.returncode == 0, up.stdout + up.stderr
-    wait_until("Ready again", lambda: status_column(admin, name) == "Ready")
+    wait_until(lambda: status_column(admin, name) == "Ready", "Ready again")
     wait_until(
-        "taints removed",
         lambda: (
             not any(
                 t["key"] == UNREACHABLE
                 for t in admin.json("get", "node", name, namespaced=False)["spec"].get("taints") or []
             )
         ),
+        "taints removed",
     )
 
 
@@ -107,7 +87,7 @@ def test_control_plane_components_are_pods_in_kube_system(raykube_cluster: Rayku
         ok = all(pods.get(n, {}).get("status", {}).get("phase") == "Running" for n in wanted)
         return pods if ok else {}
 
-    pods = wait_until("control-plane pods Running", running)
+    pods = wait_until(running, "control-plane pods Running")
     for name in wanted:
         pod = pods[name]
         assert pod["spec"]["nodeName"] == node
@@ -120,4 +100,4 @@ def test_control_plane_components_are_pods_in_kube_system(raykube_cluster: Rayku
         found = admin.run("get", "pod", f"kube-scheduler-{node}", "-o", "json", check=False)
         return found.returncode == 0 and f'"uid": "{old_uid}"' not in found.stdout
 
-    wait_until("kube-scheduler pod recreated", recreated, timeout=60)
+    wait_until(recreated, "kube-scheduler pod recreated", timeout=60)

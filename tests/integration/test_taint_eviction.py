@@ -10,14 +10,15 @@ the API server set their deletionTimestamp. The test removes its pods and node a
 
 from __future__ import annotations
 
+import functools
 import secrets
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 
+from tests.integration import support
 from tests.integration.conftest import Kubectl, RaykubeCluster
 
 pytestmark = pytest.mark.integration
@@ -25,15 +26,7 @@ pytestmark = pytest.mark.integration
 UNREACHABLE = "node.kubernetes.io/unreachable"
 
 
-def wait_until(what: str, check: Callable[[], Any], timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.5)
+wait_until = functools.partial(support.wait_until, timeout=90.0)
 
 
 def when(stamp: str) -> datetime:
@@ -85,10 +78,10 @@ def test_a_pod_tolerating_unreachable_for_5s_is_evicted_after_5s(
         taints = admin.json("get", "node", silent_node).get("spec", {}).get("taints") or []
         return next((t for t in taints if (t["key"], t["effect"]) == (UNREACHABLE, "NoExecute")), None)
 
-    taint = wait_until("the unreachable NoExecute taint", no_execute_taint)
+    taint = wait_until(no_execute_taint, "the unreachable NoExecute taint")
     deleted_at = wait_until(
-        "the 5 s pod marked for deletion",
         lambda: kubectl.json("get", "pod", "short")["metadata"].get("deletionTimestamp"),
+        "the 5 s pod marked for deletion",
     )
     # deletionTimestamp = the delete's time + the grace period (30 s): the delete came >= 5 s after
     # the taint appeared.
@@ -96,7 +89,7 @@ def test_a_pod_tolerating_unreachable_for_5s_is_evicted_after_5s(
     assert not kubectl.json("get", "pod", "default")["metadata"].get("deletionTimestamp")
     wanted = ("TaintManagerEviction", f"Marking for deletion Pod {kubectl.namespace}/short")
     wait_until(
-        f"event {wanted}",
         lambda: wanted in {(e["reason"], e["message"]) for e in kubectl.json("get", "events")["items"]},
+        f"event {wanted}",
     )
     kubectl.run("delete", "pod", "short", "default", "--grace-period=0", "--force", check=False)
