@@ -38,8 +38,9 @@ from cluster.ownership import NamespaceTaken, check, release
 from cluster.store.client import StoreClient, Unavailable
 from nodeagent.actor import runtime_limits
 
-# Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate).
-console = Console() if sys.stdout.isatty() else Console(width=160)
+# Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate); text
+# lines are never hard-wrapped, so a path or a command in a message can be copied whole.
+console = Console(soft_wrap=True) if sys.stdout.isatty() else Console(width=160, soft_wrap=True)
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
