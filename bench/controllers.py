@@ -33,19 +33,15 @@ import json
 import math
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import ray
-
 from bench.api_measure import Api, OpError, drive, ssl_context_from_kubeconfig, summarize
+from bench.control_plane import private_control_plane
 from cluster import bootstrap
 from cluster.client.rest import ApiClient
 from cluster.controllers.registry import CONTROLLERS
@@ -266,14 +262,8 @@ async def run_phases(kubeconfig: Path, cfg: Config, deploy_rest: Callable[[], No
 
 
 def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
-    data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-controllers-"))
-    namespace = f"raykube-bench-controllers-{uuid.uuid4().hex[:8]}"
-    started_ray = bootstrap.connect_ray(None, data_dir)
-    try:
-        say(("started a local Ray" if started_ray else "joined the running Ray") + f"; namespace {namespace}")
-        bootstrap.deploy_store(1, data_dir, namespace)
-        asyncio.run(bootstrap.wait_until_serving(namespace))
-        _, kubeconfig = bootstrap.deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0)
+    with private_control_plane("raykube-bench-controllers") as (data_dir, namespace, kubeconfig):
+        say(f"control plane up in Ray namespace {namespace}")
 
         def deploy_rest() -> None:
             say("starting the scheduler and the controller manager")
@@ -283,14 +273,6 @@ def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
 
         say(f"API ceiling: {CLIENTS} clients creating pods for {cfg.ceiling_s:g}s")
         return asyncio.run(run_phases(kubeconfig, cfg, deploy_rest))
-    finally:
-        with contextlib.suppress(Exception):
-            bootstrap.teardown(namespace)
-        if started_ray:
-            bootstrap.stop_local_ray_if_ours(data_dir)
-        elif ray.is_initialized():
-            ray.shutdown()
-        shutil.rmtree(data_dir, ignore_errors=True)
 
 
 # ---- report ---------------------------------------------------------------------------------------

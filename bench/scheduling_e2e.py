@@ -26,15 +26,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
-import ray
-
+from bench.control_plane import private_control_plane
 from bench.scheduling_metrics import latency_summary_ms, overall_rate, throughput_samples, throughput_summary
 from bench.scheduling_workloads import Workload
 from cluster import bootstrap
@@ -190,13 +185,7 @@ async def measure(client: Any, workload: Workload, replicas: int) -> dict[str, A
 
 def run_end_to_end(workload: Workload, *, replicas: int = 1) -> dict[str, Any]:
     """Start a private control plane, ``measure`` the workload on it, tear it all down."""
-    data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-sched-"))
-    namespace = f"raykube-bench-{os.getpid()}-{int(time.time())}"
-    started_ray = bootstrap.connect_ray(None, data_dir)
-    try:
-        bootstrap.deploy_store(replicas, data_dir, namespace)
-        asyncio.run(bootstrap.wait_until_serving(namespace))
-        _, kubeconfig = bootstrap.deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0)
+    with private_control_plane("raykube-bench-sched", replicas) as (data_dir, namespace, kubeconfig):
         bootstrap.deploy_scheduler(data_dir, namespace)
 
         async def go() -> dict[str, Any]:
@@ -204,11 +193,3 @@ def run_end_to_end(workload: Workload, *, replicas: int = 1) -> dict[str, Any]:
                 return await measure(client, workload, replicas)
 
         return asyncio.run(go())
-    finally:
-        with contextlib.suppress(Exception):
-            bootstrap.teardown(namespace)
-        if started_ray:
-            bootstrap.stop_local_ray_if_ours(data_dir)
-        elif ray.is_initialized():
-            ray.shutdown()
-        shutil.rmtree(data_dir, ignore_errors=True)

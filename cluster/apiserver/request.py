@@ -43,11 +43,10 @@ NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 def parse_path(group: str, version: str, parts: list[str]) -> Target:
     """``parts`` is the path after ``/api/v1`` or ``/apis/<group>/<version>``."""
     namespace: str | None = None
-    if len(parts) == 3 and parts[0] == "namespaces" and not group and parts[2] in NAMESPACE_SUBRESOURCES:
-        # ``namespaces/<name>/status`` and ``/finalize`` are the Namespace's own subresources, not a
-        # resource called "status" inside namespace <name> (no namespaced resource has those names).
-        parts = list(parts)
-    elif parts and parts[0] == "namespaces" and len(parts) >= 3:
+    # ``namespaces/<name>/status`` and ``/finalize`` are the Namespace's own subresources, not a
+    # resource called "status" inside namespace <name> (no namespaced resource has those names).
+    own_subresource = len(parts) == 3 and not group and parts[2] in NAMESPACE_SUBRESOURCES
+    if parts and parts[0] == "namespaces" and len(parts) >= 3 and not own_subresource:
         namespace, parts = parts[1], parts[2:]
     if not parts or len(parts) > 3:
         raise StatusError(404, "NotFound", "the server could not find the requested resource")

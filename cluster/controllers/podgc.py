@@ -146,9 +146,11 @@ class PodGCController(Controller):
     def __init__(self, ctx: ControllerContext) -> None:
         super().__init__(ctx)
         self.pods = self.watch("v1", "pods")
-        self.nodes = self.watch("v1", "nodes", on_delete=lambda _: self.enqueue_after(SYNC_KEY, QUARANTINE))
         self.period = float(ctx.options.extra.get("podgc_period", GC_PERIOD))
         self.quarantine = float(ctx.options.extra.get("podgc_quarantine", QUARANTINE))
+        self.nodes = self.watch(
+            "v1", "nodes", on_delete=lambda _: self.enqueue_after(SYNC_KEY, self.quarantine)
+        )
         self.missing_since: dict[str, float] = {}
         self.enqueue(SYNC_KEY)
 
