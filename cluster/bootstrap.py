@@ -46,6 +46,7 @@ from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
 from cluster.controllers.registry import UnknownController
 from cluster.controllers.registry import enabled as enabled_controllers
+from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
@@ -69,6 +70,7 @@ def default_data_dir() -> Path:
 class ClusterConfig:
     replicas: int
     namespace: str = DEFAULT_NAMESPACE
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # a cluster.json from before --cluster-cidr: the default
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -76,13 +78,20 @@ class ClusterConfig:
         if not path.exists():
             return None
         raw = json.loads(path.read_text())
-        return ClusterConfig(replicas=int(raw["replicas"]), namespace=raw.get("namespace", DEFAULT_NAMESPACE))
+        return ClusterConfig(
+            replicas=int(raw["replicas"]),
+            namespace=raw.get("namespace", DEFAULT_NAMESPACE),
+            cluster_cidr=raw.get("cluster_cidr", DEFAULT_CLUSTER_CIDR),
+        )
 
     def save(self, data_dir: Path) -> None:
         private_dir(data_dir, tighten=True)  # also tightens a data directory an older raykube made
         write_private(
             data_dir / "cluster.json",
-            json.dumps({"replicas": self.replicas, "namespace": self.namespace}, indent=2),
+            json.dumps(
+                {"replicas": self.replicas, "namespace": self.namespace, "cluster_cidr": self.cluster_cidr},
+                indent=2,
+            ),
         )
 
 
@@ -239,12 +248,14 @@ def deploy_controller_manager(
     node_monitor_grace: float | None = None,
     agents: NodeAgentsConfig | None = None,
     controllers: tuple[str, ...] | None = None,
+    cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
     ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
     ``agents`` makes it give Ray nodes that join later their runtime and node agent. ``controllers``
     is kube-controller-manager's ``--controllers`` list (default ``$RAYKUBE_CONTROLLERS`` or ``*``);
-    an unknown name raises ``UpRefused`` before anything starts."""
+    an unknown name raises ``UpRefused`` before anything starts. ``cluster_cidr`` is what the node
+    IPAM controller carves into the Nodes' ``spec.podCIDR``."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
     spec = _controllers_spec(controllers)
     here = ray.get_runtime_context().get_node_id()
@@ -254,7 +265,7 @@ def deploy_controller_manager(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec)
+    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec, cluster_cidr)
     names: list[str] = ray.get(actor.ready.remote(), timeout=180)
     return names
 
@@ -308,6 +319,7 @@ class UpConfig:
     manifests_dir: Path | None = None
     timeout: float = 120.0
     controllers: tuple[str, ...] | None = None  # --controllers; None: $RAYKUBE_CONTROLLERS or "*"
+    cluster_cidr: str | None = None  # --cluster-cidr; None: cluster.json's, else 10.244.0.0/16
 
 
 class UpRefused(ValueError):
@@ -365,6 +377,22 @@ def _replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
     return replicas
 
 
+def _cluster_cidr(config: UpConfig, existing: ClusterConfig | None) -> str:
+    """The cluster CIDR, normalized; a different one than the data directory's is refused (the Nodes
+    keep their podCIDRs, so it cannot change under a running cluster)."""
+    asked = config.cluster_cidr
+    try:
+        cidr = ",".join(str(c) for c in parse_cluster_cidrs(asked)) if asked else None
+    except CidrError as err:
+        raise UpRefused(f"--cluster-cidr: {err}") from None
+    if existing and cidr and cidr != existing.cluster_cidr:
+        raise UpRefused(
+            f"the cluster in {config.data_dir} was created with --cluster-cidr {existing.cluster_cidr}; "
+            f"`raykube down --purge` first to start over with {cidr}."
+        )
+    return cidr or (existing.cluster_cidr if existing else DEFAULT_CLUSTER_CIDR)
+
+
 def up(config: UpConfig) -> Iterator[UpStep]:
     """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager
     and node agents, yielding each step as it completes (so the caller can show progress).
@@ -376,12 +404,13 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     data_dir = config.data_dir
     existing = ClusterConfig.load(data_dir)
     replicas = _replicas(config, existing)
+    cluster_cidr = _cluster_cidr(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
     namespace = config.namespace or (existing.namespace if existing else None) or default_namespace()
     claim(namespace, data_dir)
-    ClusterConfig(replicas=replicas, namespace=namespace).save(data_dir)
+    ClusterConfig(replicas=replicas, namespace=namespace, cluster_cidr=cluster_cidr).save(data_dir)
     had = find_store(namespace)
     _, placement = deploy_store(replicas, data_dir, namespace)
     asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
@@ -402,7 +431,11 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         agents, api_host=ray.util.get_node_ip_address(), head_node_id=ray.get_runtime_context().get_node_id()
     )
     yield ControllersUp(
-        tuple(deploy_controller_manager(data_dir, namespace, agents=follow, controllers=config.controllers))
+        tuple(
+            deploy_controller_manager(
+                data_dir, namespace, agents=follow, controllers=config.controllers, cluster_cidr=cluster_cidr
+            )
+        )
     )
     if agents is not None:
         started = deploy_node_agents(agents, namespace)

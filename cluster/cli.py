@@ -78,6 +78,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         manifests_dir=Path(args.manifests_dir).expanduser() if args.manifests_dir else None,
         timeout=args.timeout,
         controllers=tuple(args.controllers.split(",")) if args.controllers else None,
+        cluster_cidr=args.cluster_cidr,
     )
     kubeconfig: Path | None = None
     try:
@@ -284,6 +285,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="controllers to run, as kube-controller-manager's flag: '*' (all, the default), 'name' turns "
         "one on, '-name' off, comma separated, e.g. '*,-cronjob' (default: $RAYKUBE_CONTROLLERS or '*')",
+    )
+    up.add_argument(
+        "--cluster-cidr",
+        default=None,
+        help="pod network, carved into one /24 (IPv6: /64) per node's spec.podCIDR; one CIDR or an "
+        "IPv4,IPv6 pair (default: the one in DATA_DIR/cluster.json, else 10.244.0.0/16)",
     )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)

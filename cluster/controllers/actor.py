@@ -25,6 +25,7 @@ from cluster.controllers.control_plane_pods import (
 from cluster.controllers.manager import ControllerManager
 from cluster.controllers.registry import enabled
 from cluster.controllers.runtime import ControllerOptions
+from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR
 from cluster.naming import node_names
 from cluster.node_agents import NodeAgentsConfig, deploy_node_agents
 from cluster.store.client import StoreClient
@@ -78,9 +79,11 @@ class ControllerManagerActor:
         ray_namespace: str,
         agents: NodeAgentsConfig | None = None,
         controllers: tuple[str, ...] = ("*",),
+        cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
+        self.cluster_cidr = cluster_cidr
         self.manager: ControllerManager | None = None
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
@@ -93,7 +96,8 @@ class ControllerManagerActor:
         client = ApiClient.from_kubeconfig(self.kubeconfig_path)
         source = RayComponents(self.ray_namespace)
         options = ControllerOptions(
-            node_monitor_grace=self.node_monitor_grace, extra={"control_plane_source": source}
+            node_monitor_grace=self.node_monitor_grace,
+            extra={"control_plane_source": source, "cluster_cidr": self.cluster_cidr},
         )
         names = enabled(self.spec)
         manager = ControllerManager(client, names, options=options)
