@@ -1,0 +1,48 @@
+"""Compile one of ``proto/``'s services into committed Python stubs (``grpc_tools.protoc``).
+
+A proto is compiled through a virtual include mapping ``<package dir>=<proto dir>``, so protoc sees
+it as ``<package dir>/<file>.proto``: the generated files land in that Python package and the
+``*_pb2_grpc.py`` module imports its ``*_pb2`` by package path, with no ``sys.path`` tricks. The
+proto's own ``package`` (hence every gRPC method path) is unaffected. The ``.pyi`` gives mypy the
+message types. Each stub package has a ``_generate`` module naming its proto; a test per package
+fails when the committed stubs are stale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def generated_names(proto_rel: str) -> tuple[str, str, str]:
+    stem = Path(proto_rel).stem
+    return (f"{stem}_pb2.py", f"{stem}_pb2.pyi", f"{stem}_pb2_grpc.py")
+
+
+def generate(proto_rel: str, virtual_dir: str, out_root: Path, repo_root: Path = REPO_ROOT) -> list[Path]:
+    """Compile ``repo_root/proto_rel`` into ``out_root/virtual_dir/``; return the generated files."""
+    from grpc_tools import protoc
+
+    out_root = Path(out_root)
+    out_root.mkdir(parents=True, exist_ok=True)
+    physical_dir = (repo_root / proto_rel).parent
+    rc = protoc.main(
+        [
+            "grpc_tools.protoc",
+            f"-I{virtual_dir}={physical_dir}",
+            f"--python_out={out_root}",
+            f"--pyi_out={out_root}",
+            f"--grpc_python_out={out_root}",
+            f"{virtual_dir}/{Path(proto_rel).name}",
+        ]
+    )
+    if rc != 0:
+        raise RuntimeError(f"grpc_tools.protoc failed with exit code {rc}")
+    return [out_root / virtual_dir / name for name in generated_names(proto_rel)]
+
+
+def main(proto_rel: str, virtual_dir: str) -> int:
+    for f in generate(proto_rel, virtual_dir, REPO_ROOT):
+        print(f"wrote {f.relative_to(REPO_ROOT)}")
+    return 0
