@@ -28,6 +28,7 @@ CAPABILITIES: dict[str, str] = {
     "containerd": "root with Debian's containerd, runc, CNI plugins and busybox-static",
     "etcd": "the etcd binary (etcd-server), the store benchmark's peer",
     "busybox": "/bin/busybox (busybox-static), the built-in images' only binary",
+    "netns": "root with iproute2, nftables and the CNI reference plugins in /usr/lib/cni (pod networks)",
 }
 # How to get each one (the failure message says it).
 INSTALL: dict[str, str] = {
@@ -38,6 +39,7 @@ INSTALL: dict[str, str] = {
     "containerd": "run as root after scripts/setup --test (it installs the Debian packages)",
     "etcd": "scripts/setup --test as root (apt-get install etcd-server)",
     "busybox": "scripts/setup --test as root (apt-get install busybox-static)",
+    "netns": "run as root after scripts/setup --test (iproute2, nftables, containernetworking-plugins)",
 }
 # Prefix of the skip reason of an opted-out test: the summary hook finds them by it.
 OPTED_OUT = "opted out via RAYKUBE_ALLOW_MISSING"
@@ -88,3 +90,18 @@ def needs(capability: str, missing: str | None) -> pytest.MarkDecorator:
 def not_root() -> str | None:
     """Why root-only tests cannot run here, or None."""
     return None if os.geteuid() == 0 else f"running as uid {os.geteuid()}, not root"
+
+
+def no_netns() -> str | None:
+    """Why pod-network tests (netns, veth, nft, the CNI reference plugins) cannot run here, or None."""
+    import shutil
+
+    if os.geteuid() != 0:
+        return f"running as uid {os.geteuid()}, not root"
+    missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
+    missing += [
+        p
+        for p in ("bridge", "host-local", "loopback", "portmap")
+        if not os.access(f"/usr/lib/cni/{p}", os.X_OK)
+    ]
+    return f"missing {', '.join(missing)}" if missing else None
