@@ -4,74 +4,77 @@
 # source: netplugins/cni/cni.proto
 # Protobuf Python Version: 7.35.1
 """Generated protocol buffer code."""
-
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import descriptor_pool as _descriptor_pool
 from google.protobuf import runtime_version as _runtime_version
 from google.protobuf import symbol_database as _symbol_database
 from google.protobuf.internal import builder as _builder
-
 _runtime_version.ValidateProtobufRuntimeVersion(
-    _runtime_version.Domain.PUBLIC, 7, 35, 1, "", "netplugins/cni/cni.proto"
+    _runtime_version.Domain.PUBLIC,
+    7,
+    35,
+    1,
+    '',
+    'netplugins/cni/cni.proto'
 )
 # @@protoc_insertion_point(imports)
 
 _sym_db = _symbol_database.Default()
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(
-    b'\n\x18netplugins/cni/cni.proto\x12\x0eraykube.cni.v1"\xd4\x01\n\x0bRuntimeConf\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\r\n\x05netns\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x33\n\x04\x61rgs\x18\x04 \x03(\x0b\x32%.raykube.cni.v1.RuntimeConf.ArgsEntry\x12\x16\n\x0eruntime_config\x18\x05 \x01(\x0c\x12\x16\n\x0enetwork_config\x18\x06 \x01(\x0c\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01"2\n\nAttachment\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0e\n\x06ifname\x18\x02 \x01(\t"i\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0b\n\x03mtu\x18\x03 \x01(\r\x12\x0f\n\x07sandbox\x18\x04 \x01(\t\x12\x13\n\x0bsocket_path\x18\x05 \x01(\t\x12\x0e\n\x06pci_id\x18\x06 \x01(\t"R\n\x08IPConfig\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x16\n\tinterface\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_interface"m\n\x05Route\x12\x0b\n\x03\x64st\x18\x01 \x01(\t\x12\n\n\x02gw\x18\x02 \x01(\t\x12\x0b\n\x03mtu\x18\x03 \x01(\r\x12\x0e\n\x06\x61\x64vmss\x18\x04 \x01(\r\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\r\n\x05table\x18\x06 \x01(\r\x12\r\n\x05scope\x18\x07 \x01(\t"K\n\x03\x44NS\x12\x13\n\x0bnameservers\x18\x01 \x03(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x0e\n\x06search\x18\x03 \x03(\t\x12\x0f\n\x07options\x18\x04 \x03(\t"\xbc\x01\n\x06Result\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12-\n\ninterfaces\x18\x02 \x03(\x0b\x32\x19.raykube.cni.v1.Interface\x12%\n\x03ips\x18\x03 \x03(\x0b\x32\x18.raykube.cni.v1.IPConfig\x12%\n\x06routes\x18\x04 \x03(\x0b\x32\x15.raykube.cni.v1.Route\x12 \n\x03\x64ns\x18\x05 \x01(\x0b\x32\x13.raykube.cni.v1.DNS"H\n\x05\x45rror\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0b\n\x03msg\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t"7\n\nAddRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf"5\n\x0b\x41\x64\x64Response\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.raykube.cni.v1.Result"d\n\nDelRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf\x12+\n\x0bprev_result\x18\x02 \x01(\x0b\x32\x16.raykube.cni.v1.Result"\r\n\x0b\x44\x65lResponse"f\n\x0c\x43heckRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf\x12+\n\x0bprev_result\x18\x02 \x01(\x0b\x32\x16.raykube.cni.v1.Result"\x0f\n\rCheckResponse"\'\n\rStatusRequest\x12\x16\n\x0enetwork_config\x18\x01 \x01(\x0c"\x10\n\x0eStatusResponse"Z\n\tGCRequest\x12\x35\n\x11valid_attachments\x18\x01 \x03(\x0b\x32\x1a.raykube.cni.v1.Attachment\x12\x16\n\x0enetwork_config\x18\x02 \x01(\x0c"\x0c\n\nGCResponse"\x10\n\x0eVersionRequest"h\n\x0fVersionResponse\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12\x1a\n\x12supported_versions\x18\x02 \x03(\t\x12\x0e\n\x06plugin\x18\x03 \x01(\t\x12\x14\n\x0cnode_network\x18\x04 \x01(\x08\x32\xa9\x03\n\x03\x43NI\x12@\n\x03\x41\x64\x64\x12\x1a.raykube.cni.v1.AddRequest\x1a\x1b.raykube.cni.v1.AddResponse"\x00\x12@\n\x03\x44\x65l\x12\x1a.raykube.cni.v1.DelRequest\x1a\x1b.raykube.cni.v1.DelResponse"\x00\x12\x46\n\x05\x43heck\x12\x1c.raykube.cni.v1.CheckRequest\x1a\x1d.raykube.cni.v1.CheckResponse"\x00\x12I\n\x06Status\x12\x1d.raykube.cni.v1.StatusRequest\x1a\x1e.raykube.cni.v1.StatusResponse"\x00\x12=\n\x02GC\x12\x19.raykube.cni.v1.GCRequest\x1a\x1a.raykube.cni.v1.GCResponse"\x00\x12L\n\x07Version\x12\x1e.raykube.cni.v1.VersionRequest\x1a\x1f.raykube.cni.v1.VersionResponse"\x00\x62\x06proto3'
-)
+
+
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x18netplugins/cni/cni.proto\x12\x0eraykube.cni.v1\"\xd4\x01\n\x0bRuntimeConf\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\r\n\x05netns\x18\x02 \x01(\t\x12\x0e\n\x06ifname\x18\x03 \x01(\t\x12\x33\n\x04\x61rgs\x18\x04 \x03(\x0b\x32%.raykube.cni.v1.RuntimeConf.ArgsEntry\x12\x16\n\x0eruntime_config\x18\x05 \x01(\x0c\x12\x16\n\x0enetwork_config\x18\x06 \x01(\x0c\x1a+\n\tArgsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"2\n\nAttachment\x12\x14\n\x0c\x63ontainer_id\x18\x01 \x01(\t\x12\x0e\n\x06ifname\x18\x02 \x01(\t\"i\n\tInterface\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0b\n\x03mac\x18\x02 \x01(\t\x12\x0b\n\x03mtu\x18\x03 \x01(\r\x12\x0f\n\x07sandbox\x18\x04 \x01(\t\x12\x13\n\x0bsocket_path\x18\x05 \x01(\t\x12\x0e\n\x06pci_id\x18\x06 \x01(\t\"R\n\x08IPConfig\x12\x0f\n\x07\x61\x64\x64ress\x18\x01 \x01(\t\x12\x0f\n\x07gateway\x18\x02 \x01(\t\x12\x16\n\tinterface\x18\x03 \x01(\x05H\x00\x88\x01\x01\x42\x0c\n\n_interface\"m\n\x05Route\x12\x0b\n\x03\x64st\x18\x01 \x01(\t\x12\n\n\x02gw\x18\x02 \x01(\t\x12\x0b\n\x03mtu\x18\x03 \x01(\r\x12\x0e\n\x06\x61\x64vmss\x18\x04 \x01(\r\x12\x10\n\x08priority\x18\x05 \x01(\r\x12\r\n\x05table\x18\x06 \x01(\r\x12\r\n\x05scope\x18\x07 \x01(\t\"K\n\x03\x44NS\x12\x13\n\x0bnameservers\x18\x01 \x03(\t\x12\x0e\n\x06\x64omain\x18\x02 \x01(\t\x12\x0e\n\x06search\x18\x03 \x03(\t\x12\x0f\n\x07options\x18\x04 \x03(\t\"\xbc\x01\n\x06Result\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12-\n\ninterfaces\x18\x02 \x03(\x0b\x32\x19.raykube.cni.v1.Interface\x12%\n\x03ips\x18\x03 \x03(\x0b\x32\x18.raykube.cni.v1.IPConfig\x12%\n\x06routes\x18\x04 \x03(\x0b\x32\x15.raykube.cni.v1.Route\x12 \n\x03\x64ns\x18\x05 \x01(\x0b\x32\x13.raykube.cni.v1.DNS\"H\n\x05\x45rror\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12\x0c\n\x04\x63ode\x18\x02 \x01(\r\x12\x0b\n\x03msg\x18\x03 \x01(\t\x12\x0f\n\x07\x64\x65tails\x18\x04 \x01(\t\"7\n\nAddRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf\"5\n\x0b\x41\x64\x64Response\x12&\n\x06result\x18\x01 \x01(\x0b\x32\x16.raykube.cni.v1.Result\"d\n\nDelRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf\x12+\n\x0bprev_result\x18\x02 \x01(\x0b\x32\x16.raykube.cni.v1.Result\"\r\n\x0b\x44\x65lResponse\"f\n\x0c\x43heckRequest\x12)\n\x04\x63onf\x18\x01 \x01(\x0b\x32\x1b.raykube.cni.v1.RuntimeConf\x12+\n\x0bprev_result\x18\x02 \x01(\x0b\x32\x16.raykube.cni.v1.Result\"\x0f\n\rCheckResponse\"\'\n\rStatusRequest\x12\x16\n\x0enetwork_config\x18\x01 \x01(\x0c\"\x10\n\x0eStatusResponse\"Z\n\tGCRequest\x12\x35\n\x11valid_attachments\x18\x01 \x03(\x0b\x32\x1a.raykube.cni.v1.Attachment\x12\x16\n\x0enetwork_config\x18\x02 \x01(\x0c\"\x0c\n\nGCResponse\"\x10\n\x0eVersionRequest\"h\n\x0fVersionResponse\x12\x13\n\x0b\x63ni_version\x18\x01 \x01(\t\x12\x1a\n\x12supported_versions\x18\x02 \x03(\t\x12\x0e\n\x06plugin\x18\x03 \x01(\t\x12\x14\n\x0cnode_network\x18\x04 \x01(\x08\x32\xa9\x03\n\x03\x43NI\x12@\n\x03\x41\x64\x64\x12\x1a.raykube.cni.v1.AddRequest\x1a\x1b.raykube.cni.v1.AddResponse\"\x00\x12@\n\x03\x44\x65l\x12\x1a.raykube.cni.v1.DelRequest\x1a\x1b.raykube.cni.v1.DelResponse\"\x00\x12\x46\n\x05\x43heck\x12\x1c.raykube.cni.v1.CheckRequest\x1a\x1d.raykube.cni.v1.CheckResponse\"\x00\x12I\n\x06Status\x12\x1d.raykube.cni.v1.StatusRequest\x1a\x1e.raykube.cni.v1.StatusResponse\"\x00\x12=\n\x02GC\x12\x19.raykube.cni.v1.GCRequest\x1a\x1a.raykube.cni.v1.GCResponse\"\x00\x12L\n\x07Version\x12\x1e.raykube.cni.v1.VersionRequest\x1a\x1f.raykube.cni.v1.VersionResponse\"\x00\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
-_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, "netplugins.cni.cni_pb2", _globals)
+_builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netplugins.cni.cni_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
-    DESCRIPTOR._loaded_options = None
-    _globals["_RUNTIMECONF_ARGSENTRY"]._loaded_options = None
-    _globals["_RUNTIMECONF_ARGSENTRY"]._serialized_options = b"8\001"
-    _globals["_RUNTIMECONF"]._serialized_start = 45
-    _globals["_RUNTIMECONF"]._serialized_end = 257
-    _globals["_RUNTIMECONF_ARGSENTRY"]._serialized_start = 214
-    _globals["_RUNTIMECONF_ARGSENTRY"]._serialized_end = 257
-    _globals["_ATTACHMENT"]._serialized_start = 259
-    _globals["_ATTACHMENT"]._serialized_end = 309
-    _globals["_INTERFACE"]._serialized_start = 311
-    _globals["_INTERFACE"]._serialized_end = 416
-    _globals["_IPCONFIG"]._serialized_start = 418
-    _globals["_IPCONFIG"]._serialized_end = 500
-    _globals["_ROUTE"]._serialized_start = 502
-    _globals["_ROUTE"]._serialized_end = 611
-    _globals["_DNS"]._serialized_start = 613
-    _globals["_DNS"]._serialized_end = 688
-    _globals["_RESULT"]._serialized_start = 691
-    _globals["_RESULT"]._serialized_end = 879
-    _globals["_ERROR"]._serialized_start = 881
-    _globals["_ERROR"]._serialized_end = 953
-    _globals["_ADDREQUEST"]._serialized_start = 955
-    _globals["_ADDREQUEST"]._serialized_end = 1010
-    _globals["_ADDRESPONSE"]._serialized_start = 1012
-    _globals["_ADDRESPONSE"]._serialized_end = 1065
-    _globals["_DELREQUEST"]._serialized_start = 1067
-    _globals["_DELREQUEST"]._serialized_end = 1167
-    _globals["_DELRESPONSE"]._serialized_start = 1169
-    _globals["_DELRESPONSE"]._serialized_end = 1182
-    _globals["_CHECKREQUEST"]._serialized_start = 1184
-    _globals["_CHECKREQUEST"]._serialized_end = 1286
-    _globals["_CHECKRESPONSE"]._serialized_start = 1288
-    _globals["_CHECKRESPONSE"]._serialized_end = 1303
-    _globals["_STATUSREQUEST"]._serialized_start = 1305
-    _globals["_STATUSREQUEST"]._serialized_end = 1344
-    _globals["_STATUSRESPONSE"]._serialized_start = 1346
-    _globals["_STATUSRESPONSE"]._serialized_end = 1362
-    _globals["_GCREQUEST"]._serialized_start = 1364
-    _globals["_GCREQUEST"]._serialized_end = 1454
-    _globals["_GCRESPONSE"]._serialized_start = 1456
-    _globals["_GCRESPONSE"]._serialized_end = 1468
-    _globals["_VERSIONREQUEST"]._serialized_start = 1470
-    _globals["_VERSIONREQUEST"]._serialized_end = 1486
-    _globals["_VERSIONRESPONSE"]._serialized_start = 1488
-    _globals["_VERSIONRESPONSE"]._serialized_end = 1592
-    _globals["_CNI"]._serialized_start = 1595
-    _globals["_CNI"]._serialized_end = 2020
+  DESCRIPTOR._loaded_options = None
+  _globals['_RUNTIMECONF_ARGSENTRY']._loaded_options = None
+  _globals['_RUNTIMECONF_ARGSENTRY']._serialized_options = b'8\001'
+  _globals['_RUNTIMECONF']._serialized_start=45
+  _globals['_RUNTIMECONF']._serialized_end=257
+  _globals['_RUNTIMECONF_ARGSENTRY']._serialized_start=214
+  _globals['_RUNTIMECONF_ARGSENTRY']._serialized_end=257
+  _globals['_ATTACHMENT']._serialized_start=259
+  _globals['_ATTACHMENT']._serialized_end=309
+  _globals['_INTERFACE']._serialized_start=311
+  _globals['_INTERFACE']._serialized_end=416
+  _globals['_IPCONFIG']._serialized_start=418
+  _globals['_IPCONFIG']._serialized_end=500
+  _globals['_ROUTE']._serialized_start=502
+  _globals['_ROUTE']._serialized_end=611
+  _globals['_DNS']._serialized_start=613
+  _globals['_DNS']._serialized_end=688
+  _globals['_RESULT']._serialized_start=691
+  _globals['_RESULT']._serialized_end=879
+  _globals['_ERROR']._serialized_start=881
+  _globals['_ERROR']._serialized_end=953
+  _globals['_ADDREQUEST']._serialized_start=955
+  _globals['_ADDREQUEST']._serialized_end=1010
+  _globals['_ADDRESPONSE']._serialized_start=1012
+  _globals['_ADDRESPONSE']._serialized_end=1065
+  _globals['_DELREQUEST']._serialized_start=1067
+  _globals['_DELREQUEST']._serialized_end=1167
+  _globals['_DELRESPONSE']._serialized_start=1169
+  _globals['_DELRESPONSE']._serialized_end=1182
+  _globals['_CHECKREQUEST']._serialized_start=1184
+  _globals['_CHECKREQUEST']._serialized_end=1286
+  _globals['_CHECKRESPONSE']._serialized_start=1288
+  _globals['_CHECKRESPONSE']._serialized_end=1303
+  _globals['_STATUSREQUEST']._serialized_start=1305
+  _globals['_STATUSREQUEST']._serialized_end=1344
+  _globals['_STATUSRESPONSE']._serialized_start=1346
+  _globals['_STATUSRESPONSE']._serialized_end=1362
+  _globals['_GCREQUEST']._serialized_start=1364
+  _globals['_GCREQUEST']._serialized_end=1454
+  _globals['_GCRESPONSE']._serialized_start=1456
+  _globals['_GCRESPONSE']._serialized_end=1468
+  _globals['_VERSIONREQUEST']._serialized_start=1470
+  _globals['_VERSIONREQUEST']._serialized_end=1486
+  _globals['_VERSIONRESPONSE']._serialized_start=1488
+  _globals['_VERSIONRESPONSE']._serialized_end=1592
+  _globals['_CNI']._serialized_start=1595
+  _globals['_CNI']._serialized_end=2020
 # @@protoc_insertion_point(module_scope)
