@@ -21,6 +21,7 @@ from cluster.controllers.garbagecollector import GarbageCollector
 from cluster.controllers.job import JobController
 from cluster.controllers.namespace import NamespaceController
 from cluster.controllers.node_lifecycle import NodeLifecycleController
+from cluster.controllers.nodeipam import NodeIpamController
 from cluster.controllers.podgc import PodGCController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
@@ -35,6 +36,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     ServiceAccountController.NAME: ServiceAccountController,
     DisruptionController.NAME: DisruptionController,
     NodeLifecycleController.NAME: NodeLifecycleController,
+    NodeIpamController.NAME: NodeIpamController,
     ControlPlanePods.NAME: ControlPlanePods,
     GarbageCollector.NAME: GarbageCollector,
     NamespaceController.NAME: NamespaceController,

@@ -110,9 +110,9 @@ class CidrSet:
     def _indices(self, cidr: IPNetwork | str) -> range:
         net = parse_cidr(cidr) if isinstance(cidr, str) else cidr
         cluster = self.cluster_cidr
-        if net.version != cluster.version or not (net.subnet_of(cluster) or cluster.subnet_of(net)):  # type: ignore[arg-type]
-            raise CidrOutOfRange(f"{net} is outside the cluster CIDR {cluster}")
         base = int(cluster.network_address)
         first = max(int(net.network_address), base)
         last = min(int(net.broadcast_address), int(cluster.broadcast_address))
+        if net.version != cluster.version or first > last:
+            raise CidrOutOfRange(f"{net} is outside the cluster CIDR {cluster}")
         return range((first - base) >> self._shift, ((last - base) >> self._shift) + 1)

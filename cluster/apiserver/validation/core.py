@@ -18,6 +18,7 @@ from cluster.apiserver.validation.fields import (
     as_list,
     child,
     dicts,
+    duplicate,
     forbidden,
     immutable,
     index,
@@ -136,11 +137,39 @@ def validate_namespace(ns: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def _pod_cidrs(spec: dict[str, Any]) -> list[str]:
+    """``spec.podCIDRs``, or ``[spec.podCIDR]`` when only the single field is set (v1's two views of
+    one list, as kube's conversion reads them)."""
+    cidrs = [str(c) for c in as_list(spec.get("podCIDRs"))]
+    return cidrs or ([str(spec["podCIDR"])] if spec.get("podCIDR") else [])
+
+
+def validate_node_cidrs(spec: dict[str, Any]) -> list[Cause]:
+    """Each podCIDR a valid CIDR; two only as a dual-stack pair; none twice; ``podCIDR`` is
+    ``podCIDRs[0]`` when both are given."""
+    causes: list[Cause] = []
+    cidrs = [str(c) for c in as_list(spec.get("podCIDRs"))]
+    for i, c in enumerate(cidrs):
+        causes.extend(invalid(index("spec.podCIDRs", i), c, m) for m in names.cidr(c))
+    single = spec.get("podCIDR")
+    if single:
+        causes.extend(invalid("spec.podCIDR", single, m) for m in names.cidr(str(single)))
+        if cidrs and cidrs[0] != single:
+            causes.append(invalid("spec.podCIDR", single, "must match the first entry of spec.podCIDRs"))
+    families = {names.ip_family(c) for c in cidrs}
+    if len(cidrs) > 2 or (len(cidrs) == 2 and None not in families and len(families) != 2):
+        causes.append(invalid("spec.podCIDRs", cidrs, "may specify no more than one CIDR for each IP family"))
+    seen: set[str] = set()
+    for i, c in enumerate(cidrs):
+        if c in seen:
+            causes.append(duplicate(index("spec.podCIDRs", i), c))
+        seen.add(c)
+    return causes
+
+
 def validate_node(node: dict[str, Any]) -> list[Cause]:
     spec = as_dict(node.get("spec"))
-    causes: list[Cause] = []
-    for i, c in enumerate(as_list(spec.get("podCIDRs"))):
-        causes.extend(invalid(index("spec.podCIDRs", i), c, m) for m in names.cidr(str(c)))
+    causes = validate_node_cidrs(spec)
     for i, taint in enumerate(dicts(spec.get("taints"))):
         p = index("spec.taints", i)
         causes.extend(
@@ -161,9 +190,9 @@ def validate_node(node: dict[str, Any]) -> list[Cause]:
 
 def validate_node_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     causes = validate_node(new)
-    old_cidr = as_dict(old.get("spec")).get("podCIDR")
-    new_cidr = as_dict(new.get("spec")).get("podCIDR")
-    if old_cidr and new_cidr != old_cidr:
+    # Only the node IPAM controller's first write may set them: from nothing to valid, then never again.
+    old_cidrs = _pod_cidrs(as_dict(old.get("spec")))
+    if old_cidrs and _pod_cidrs(as_dict(new.get("spec"))) != old_cidrs:
         causes.append(
             forbidden("spec.podCIDRs", 'node updates may not change podCIDR except from "" to valid')
         )

@@ -235,6 +235,14 @@ def ip_address(value: str) -> list[str]:
     return []
 
 
+def ip_family(cidr: str) -> int | None:
+    """4 or 6 for a CIDR, None when it does not parse."""
+    try:
+        return ipaddress.ip_network(cidr, strict=False).version
+    except ValueError:
+        return None
+
+
 def cidr(value: str) -> list[str]:
     try:
         ipaddress.ip_network(value, strict=False)
