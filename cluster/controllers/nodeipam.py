@@ -130,6 +130,10 @@ class NodeCidrs:
         self.held[node] = tuple(cidr for _, cidr in taken)
         return self.held[node]
 
+    def written(self, node: str) -> None:
+        """``node`` now carries what ``assign`` gave it: observing that is a no-op."""
+        self.seen[node] = tuple(str(c) for c in self.held.get(node, ()))
+
     def forget(self, node: str) -> None:
         """Release what is held for ``node`` (deleted, or its assignment was not written)."""
         self.seen.pop(node, None)
@@ -228,7 +232,7 @@ class NodeIpamController(Controller):
             try:
                 await self.client.patch("v1", "nodes", name, cidr_patch(cidrs))
                 self._reported.pop(name, None)
-                self.cidrs.seen[name] = tuple(str(c) for c in cidrs)
+                self.cidrs.written(name)
                 log.info("node %s: podCIDRs %s", name, ",".join(map(str, cidrs)))
                 return
             except ApiError as err:
@@ -236,7 +240,7 @@ class NodeIpamController(Controller):
             try:
                 fresh = await self.client.get("v1", "nodes", name)
             except ApiError as err:
-                if err.status == 404:  # deleted meanwhile: its delete event frees the CIDRs
+                if err.status == 404:  # deleted meanwhile: nothing to write, nothing to keep
                     self.cidrs.forget(name)
                     return
                 continue

@@ -8,6 +8,8 @@ the agent is restarted by `raykube up`, which is idempotent.
 from __future__ import annotations
 
 import functools
+import ipaddress
+import json
 import subprocess
 from typing import Any
 
@@ -101,3 +103,28 @@ def test_control_plane_components_are_pods_in_kube_system(raykube_cluster: Rayku
         return found.returncode == 0 and f'"uid": "{old_uid}"' not in found.stdout
 
     wait_until(recreated, "kube-scheduler pod recreated", timeout=60)
+
+
+@pytest.mark.timeout(180)
+def test_every_node_gets_a_pod_cidr_inside_the_cluster_cidr(raykube_cluster: RaykubeCluster) -> None:
+    """The node IPAM controller (default cluster CIDR 10.244.0.0/16, kept in cluster.json) gives each
+    Node its own /24 in spec.podCIDR and spec.podCIDRs."""
+    admin = Kubectl(raykube_cluster, "1.33", None)
+    cluster = ipaddress.ip_network("10.244.0.0/16")
+    saved = json.loads((raykube_cluster.data_dir / "cluster.json").read_text())
+    assert saved["cluster_cidr"] == str(cluster)
+
+    def all_assigned() -> list[tuple[str, str, list[str]]]:
+        nodes = admin.json("get", "nodes", namespaced=False)["items"]
+        got = [
+            (n["metadata"]["name"], n["spec"].get("podCIDR", ""), n["spec"].get("podCIDRs", []))
+            for n in nodes
+        ]
+        return got if nodes and all(cidr for _, cidr, _ in got) else []
+
+    nodes = wait_until(all_assigned, "a podCIDR on every node")
+    for name, cidr, cidrs in nodes:
+        net = ipaddress.ip_network(cidr)
+        assert net.subnet_of(cluster) and net.prefixlen == 24, (name, cidr)
+        assert cidrs == [cidr], (name, cidrs)
+    assert len({cidr for _, cidr, _ in nodes}) == len(nodes), nodes  # no two nodes share one
