@@ -9,6 +9,8 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cluster.client.errors import ApiError
 from cluster.controllers.nodeipam import (
@@ -306,3 +308,39 @@ def test_a_node_that_got_cidrs_meanwhile_keeps_them() -> None:
         assert controller.cidrs.sets[0].used == 1
 
     asyncio.run(run())
+
+
+# -- NodeCidrs under any sequence of events (hypothesis) -------------------------------------------------
+
+_events = st.lists(
+    st.tuples(
+        st.sampled_from(["assign", "observe", "forget"]),
+        st.sampled_from(["a", "b", "c", "d", "e", "f"]),
+        st.sampled_from(
+            ["10.0.0.0/24", "10.0.1.0/24", "10.0.2.0/23", "10.0.3.0/24", "10.1.0.0/24", "10.0.0.0/22"]
+        ),
+    ),
+    max_size=40,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(events=_events)
+def test_no_two_nodes_ever_hold_overlapping_cidrs(events: list[tuple[str, str, str]]) -> None:
+    book = cidrs("10.0.0.0/22", 24)
+    for op, name, carried in events:
+        if op == "assign":
+            try:
+                book.assign(name)
+            except CidrSetFull:
+                assert book.sets[0].used == book.sets[0].max_cidrs  # full only when really full
+        elif op == "observe":
+            book.observe(name, [carried])
+        else:
+            book.forget(name)
+        held = [(n, c) for n, cs in book.held.items() for c in cs]
+        for i, (n1, c1) in enumerate(held):
+            for n2, c2 in held[i + 1 :]:
+                assert not c1.overlaps(c2), (n1, c1, n2, c2)
+        covered = sum(2 ** (24 - c.prefixlen) if c.prefixlen <= 24 else 1 for _, c in held)
+        assert book.sets[0].used == covered  # the set's count agrees with what the nodes hold
