@@ -63,10 +63,33 @@ def sandbox_config(
         log_directory=log_directory(logs_root, pod),
         labels=labels,
         annotations={str(k): str(v) for k, v in (m.get("annotations") or {}).items()},
+        port_mappings=port_mappings(spec),
     )
     if spec.get("hostNetwork"):
         cfg.linux.security_context.namespace_options.network = api_pb2.NODE
     return cfg
+
+
+_PROTOCOLS = {"TCP": api_pb2.TCP, "UDP": api_pb2.UDP, "SCTP": api_pb2.SCTP}
+
+
+def port_mappings(spec: Mapping[str, Any]) -> list[api_pb2.PortMapping]:
+    """The sandbox's port mappings, as kubelet sends them: every container port with a hostPort
+    (the runtime's network plugin reserves and forwards those)."""
+    out = []
+    for container in spec.get("containers") or ():
+        for port in container.get("ports") or ():
+            if not port.get("hostPort"):
+                continue
+            out.append(
+                api_pb2.PortMapping(
+                    protocol=_PROTOCOLS.get(str(port.get("protocol") or "TCP").upper(), api_pb2.TCP),
+                    container_port=int(port.get("containerPort") or 0),
+                    host_port=int(port["hostPort"]),
+                    host_ip=str(port.get("hostIP") or ""),
+                )
+            )
+    return out
 
 
 def _resources(container: Mapping[str, Any]) -> api_pb2.LinuxContainerResources | None:

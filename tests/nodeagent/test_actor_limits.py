@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -30,7 +31,7 @@ def test_limits_summary_from_the_runtime_status(
     rt = ProcessRuntime(
         str(tmp_path / "root"), isolation=Isolation("plain"), cgroups=CgroupManager.probe("kit", fake)
     )
-    assert limits_summary(rt.status(pb.StatusRequest())).startswith(line)
+    assert limits_summary(asyncio.run(rt.status(pb.StatusRequest()))).startswith(line)
 
 
 def test_a_runtime_without_the_condition_enforces_limits_itself() -> None:

@@ -7,12 +7,21 @@ exceptions below; the server maps them to gRPC status codes (NotFound → NOT_FO
 Invariants: ids are random 64-hex strings (from the injected ``new_id``); timestamps come from the
 injected ``clock_ns``; stop/remove calls are idempotent as the CRI requires; ``shutdown`` kills
 every holder and container process group so a restarted runtime leaves no orphans.
+
+Pod network: with a ``PodNetwork`` (the node's CNI plugin), RunPodSandbox ADDs the holder's network
+namespace once the holder is up (hostNetwork pods and the ``plain`` mode excepted: they have no
+namespace of their own) and a failed ADD removes the sandbox again; StopPodSandbox DELs before the
+holder dies; ``start_network`` GCs what a previous instance's pods left. A plugin with
+``node_network`` (``host``) puts every sandbox in the node's namespace and still gets ADD/DEL (host
+ports). Without one, pods have loopback only and report 127.0.0.1, as before.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -21,15 +30,19 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from cluster.machinery.files import private_dir
+from netplugins.cni.types import CNIError
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex
+from nodeagent.runtimes.process import network as net
 from nodeagent.runtimes.process import procs, rootfs
 from nodeagent.runtimes.process import sandboxes as sbx
 from nodeagent.runtimes.process.cgroups import LIMITS_NOT_APPLIED, CgroupManager, limits_for, limits_message
 from nodeagent.runtimes.process.images import ImageRecord, ImageStore, LayoutError
 from nodeagent.runtimes.process.isolation import Isolation, probe
 from nodeagent.runtimes.process.streaming import StreamingServer
+
+log = logging.getLogger(__name__)
 
 RUNTIME_NAME = "raykube-process"
 RUNTIME_VERSION = "0.1.0"
@@ -47,6 +60,10 @@ class FailedPreconditionError(RuntimeError):
     """The object is in the wrong state for the request."""
 
 
+class NetworkSetupError(RuntimeError):
+    """The network plugin refused or failed ADD (or DEL): the message carries the plugin's."""
+
+
 def _labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -62,6 +79,7 @@ class ProcessRuntime:
         cgroups: CgroupManager | None = None,
         clock_ns: Callable[[], int] = time.time_ns,
         new_id: Callable[[], str] = lambda: secrets.token_hex(32),
+        network: net.PodNetwork | None = None,
     ) -> None:
         self.root = Path(root_dir)
         private_dir(self.root)
@@ -77,6 +95,7 @@ class ProcessRuntime:
         self.orphans_killed = self.ledger.reap()
         # Set by ``serve``: where CRI Exec sessions run (None: Exec is FAILED_PRECONDITION).
         self.streaming: StreamingServer | None = None
+        self.network = network
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -106,16 +125,23 @@ class ProcessRuntime:
             runtime_api_version="v1",
         )
 
-    def status(self, req: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
+    async def _network_condition(self) -> api_pb2.RuntimeCondition:
         iso = self.isolation
-        net_msg = (
+        if self.network is not None:
+            ready, reason, message = await self.network.condition()
+            return api_pb2.RuntimeCondition(type="NetworkReady", status=ready, reason=reason, message=message)
+        message = (
             "pods get private network, IPC and UTS namespaces (loopback only)"
             if iso.namespaced
             else f"pods share the host network: {iso.reason}"
         )
+        return api_pb2.RuntimeCondition(type="NetworkReady", status=True, reason=iso.mode, message=message)
+
+    async def status(self, req: api_pb2.StatusRequest) -> api_pb2.StatusResponse:
+        iso = self.isolation
         conditions = [
             api_pb2.RuntimeCondition(type="RuntimeReady", status=True),
-            api_pb2.RuntimeCondition(type="NetworkReady", status=True, reason=iso.mode, message=net_msg),
+            await self._network_condition(),
             api_pb2.RuntimeCondition(
                 type="ContainerIsolation",
                 status=iso.namespaced,
@@ -140,10 +166,64 @@ class ProcessRuntime:
 
     # -- sandboxes ------------------------------------------------------------------------------
 
+    async def start_network(self, wait: float = 30.0) -> None:
+        """Once, before serving: wait for the network plugin and GC every attachment but those of
+        the sandboxes that exist (none after a restart: the previous instance's pods were killed in
+        ``__init__``, so what they left is released). A plugin that does not answer is logged, not
+        fatal: RunPodSandbox fails until it does, and Status says so."""
+        if self.network is None:
+            return
+        try:
+            await self.network.info(wait=wait)
+            valid = [s.network.request.attachment for s in self.sandboxes.values() if s.network]
+            await self.network.gc(valid)
+        except CNIError as e:
+            log.warning("process runtime: network plugin at %s: %s", self.network.socket_path, e)
+
+    async def _uses_plugin(self, s: sbx.Sandbox) -> bool:
+        """Whether the sandbox's network comes from the plugin (setting ``s.node_network``)."""
+        if self.network is None or s.host_network:
+            return False
+        try:
+            s.node_network = await self.network.node_network()
+        except CNIError as e:
+            raise NetworkSetupError(f"network plugin not available: {e.msg}") from e
+        # plain mode: pods share the host network and have no namespace the plugin could wire
+        return s.node_network or self.isolation.namespaced
+
+    async def _attach(self, s: sbx.Sandbox) -> None:
+        assert self.network is not None
+        req = net.pod_request(s.id, net.netns_path(s.pid), s.config)
+        try:
+            result = await self.network.add(req)
+        except CNIError as e:
+            with contextlib.suppress(CNIError):  # release what a half-done ADD took, as containerd does
+                await self.network.delete(req)
+            meta = s.config.metadata
+            raise NetworkSetupError(
+                f"failed to set up the network of pod sandbox {meta.namespace}/{meta.name} ({s.id[:12]}): "
+                f"{e.msg}" + (f" ({e.details})" if e.details else "")
+            ) from e
+        s.network = net.Attached(req, result)
+
+    async def _detach(self, s: sbx.Sandbox) -> None:
+        """DEL the sandbox's attachment; idempotent (cleared once the plugin confirmed)."""
+        if s.network is None or self.network is None:
+            return
+        try:
+            await self.network.delete(s.network.teardown_request(s.pid if s.ready else 0))
+        except CNIError as e:
+            meta = s.config.metadata
+            raise NetworkSetupError(
+                f"failed to tear down the network of pod sandbox {meta.namespace}/{meta.name}: {e.msg}"
+            ) from e
+        s.network = None
+
     async def run_pod_sandbox(self, req: api_pb2.RunPodSandboxRequest) -> api_pb2.RunPodSandboxResponse:
         if not req.config.metadata.name:
             raise InvalidArgumentError("sandbox config must include metadata.name")
         s = sbx.Sandbox(self._new_id(), req.config, self._clock_ns(), req.runtime_handler)
+        attach = await self._uses_plugin(s)
         self.sandboxes[s.id] = s
         try:
             await sbx.start_holder(s, self.isolation)
@@ -151,12 +231,21 @@ class ProcessRuntime:
             self.sandboxes.pop(s.id, None)
             raise
         self.ledger.add(s.pid)
+        if attach:
+            try:
+                await self._attach(s)
+            except BaseException:
+                await sbx.stop_holder(s)
+                self.ledger.discard(s.pid)
+                self.sandboxes.pop(s.id, None)
+                raise
         return api_pb2.RunPodSandboxResponse(pod_sandbox_id=s.id)
 
     async def stop_pod_sandbox(self, req: api_pb2.StopPodSandboxRequest) -> api_pb2.StopPodSandboxResponse:
         s = self.sandboxes.get(req.pod_sandbox_id)
         if s is not None:
             await asyncio.gather(*(ctr.stop(self.containers[c], 0) for c in s.container_ids))
+            await self._detach(s)  # while the holder still holds the namespace
             await sbx.stop_holder(s)
             self.ledger.discard(s.pid)
         return api_pb2.StopPodSandboxResponse()
@@ -172,25 +261,36 @@ class ProcessRuntime:
             self.sandboxes.pop(s.id, None)
         return api_pb2.RemovePodSandboxResponse()
 
-    def _sandbox_ip(self, s: sbx.Sandbox) -> str:
-        # Private network namespaces have loopback only: the pod is reachable from inside alone.
-        return "127.0.0.1"
+    def _sandbox_ips(self, s: sbx.Sandbox) -> list[str]:
+        if s.network is not None and s.network.result.pod_ips():
+            return s.network.result.pod_ips()
+        # Without a plugin, private network namespaces have loopback only: reachable from inside alone.
+        return ["127.0.0.1"]
 
     def pod_sandbox_status(self, req: api_pb2.PodSandboxStatusRequest) -> api_pb2.PodSandboxStatusResponse:
         s = self._sandbox(req.pod_sandbox_id)
-        opts = api_pb2.NamespaceOption(network=s.config.linux.security_context.namespace_options.network)
+        ips = self._sandbox_ips(s)
+        mode = api_pb2.NODE if s.node_network else s.config.linux.security_context.namespace_options.network
+        opts = api_pb2.NamespaceOption(network=mode)
         status = api_pb2.PodSandboxStatus(
             id=s.id,
             metadata=s.config.metadata,
             state=s.state(),  # type: ignore[arg-type]
             created_at=s.created_at,
-            network=api_pb2.PodSandboxNetworkStatus(ip=self._sandbox_ip(s)),
+            network=api_pb2.PodSandboxNetworkStatus(
+                ip=ips[0], additional_ips=[api_pb2.PodIP(ip=ip) for ip in ips[1:]]
+            ),
             linux=api_pb2.LinuxPodSandboxStatus(namespaces=api_pb2.Namespace(options=opts)),
             labels=dict(s.config.labels),
             annotations=dict(s.config.annotations),
             runtime_handler=s.runtime_handler,
         )
-        info = {"info": json.dumps({"pid": s.pid, "isolation": self.isolation.mode})} if req.verbose else {}
+        info = {}
+        if req.verbose:
+            detail: dict[str, object] = {"pid": s.pid, "isolation": self.isolation.mode}
+            if s.network is not None:
+                detail["cniResult"] = s.network.result.to_json()
+            info["info"] = json.dumps(detail)
         return api_pb2.PodSandboxStatusResponse(status=status, info=info)
 
     def list_pod_sandbox(self, req: api_pb2.ListPodSandboxRequest) -> api_pb2.ListPodSandboxResponse:
@@ -462,7 +562,11 @@ class ProcessRuntime:
     # -- lifecycle ------------------------------------------------------------------------------
 
     async def shutdown(self) -> None:
-        """Kill every container and holder process group and reap them. Idempotent."""
+        """Kill every container and holder process group and reap them, DELing each sandbox's
+        network first (best effort: what a DEL misses, the next instance's GC releases). Idempotent."""
         await asyncio.gather(*(ctr.stop(c, 0) for c in self.containers.values()), return_exceptions=True)
+        await asyncio.gather(*(self._detach(s) for s in self.sandboxes.values()), return_exceptions=True)
         await asyncio.gather(*(sbx.stop_holder(s) for s in self.sandboxes.values()), return_exceptions=True)
         self.ledger.reap()
+        if self.network is not None:
+            await self.network.close()

@@ -5,6 +5,9 @@ A ``Sandbox`` records the CRI config and the holder; ``start_holder`` launches i
 network namespace exists with loopback up and the hostname set. Containers join the holder's
 namespaces through its pid.
 
+The pod's network beyond loopback comes from the node's network plugin (``network.py``), called by
+the runtime once the holder is up; ``node_network`` sandboxes keep the node's network namespace.
+
 Invariants: a sandbox is READY exactly while its holder runs and it was not stopped; stopping kills
 the holder's process group (containers are stopped by the caller first); ``created_at`` is set by
 the caller's clock.
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import procs
 from nodeagent.runtimes.process.isolation import Isolation
+from nodeagent.runtimes.process.network import Attached
 
 READY_TIMEOUT = 10.0
 
@@ -36,6 +40,9 @@ class Sandbox:
     process: asyncio.subprocess.Process | None = None
     stopped: bool = False
     container_ids: set[str] = field(default_factory=set)
+    # The network plugin shares the node's network namespace with every pod (the `host` plugin).
+    node_network: bool = False
+    network: Attached | None = None  # set once the network plugin's ADD succeeded, cleared by DEL
 
     @property
     def pid(self) -> int:
@@ -56,7 +63,8 @@ class Sandbox:
 
 async def start_holder(sandbox: Sandbox, isolation: Isolation) -> None:
     """Start the holder and wait until it reports ready; raise ``SandboxStartError`` otherwise."""
-    argv = isolation.holder_argv(sandbox.config.hostname, host_network=sandbox.host_network)
+    in_node_netns = sandbox.host_network or sandbox.node_network
+    argv = isolation.holder_argv(sandbox.config.hostname, host_network=in_node_netns)
     proc = await asyncio.create_subprocess_exec(
         *argv,
         stdin=asyncio.subprocess.DEVNULL,

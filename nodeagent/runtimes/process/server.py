@@ -6,9 +6,11 @@ FailedPreconditionError → FAILED_PRECONDITION, ExecTimeout → DEADLINE_EXCEED
 UNKNOWN). ``Exec`` returns a one-time URL on the runtime's streaming server (``streaming.py``), which
 ``serve`` starts on 127.0.0.1 next to the gRPC socket.
 
-``serve(socket_path, root_dir)`` starts a grpc.aio server on ``unix://socket_path`` and returns a
-``ProcessRuntime`` whose ``server`` attribute is the running server; ``stop_server`` shuts both
-down (killing every pod process).
+``serve(socket_path, root_dir, network_socket=None)`` starts a grpc.aio server on
+``unix://socket_path`` and returns a ``ProcessRuntime`` whose ``server`` attribute is the running
+server; ``stop_server`` shuts both down (killing every pod process). With ``network_socket`` the
+runtime gives pods their network from the node's CNI plugin on that socket (``network.py``);
+``serve`` waits for the plugin and GCs what a previous instance left before it serves.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from nodeagent.runtimes.process import runtime as rt
 from nodeagent.runtimes.process.cgroups import CgroupManager
 from nodeagent.runtimes.process.exec import ExecTimeout
 from nodeagent.runtimes.process.isolation import Isolation
+from nodeagent.runtimes.process.network import PodNetwork
 from nodeagent.runtimes.process.streaming import StreamingServer
 
 log = logging.getLogger(__name__)
@@ -36,6 +39,8 @@ _CODES: list[tuple[type[BaseException], grpc.StatusCode]] = [
     (rt.NotFoundError, grpc.StatusCode.NOT_FOUND),
     (rt.InvalidArgumentError, grpc.StatusCode.INVALID_ARGUMENT),
     (rt.FailedPreconditionError, grpc.StatusCode.FAILED_PRECONDITION),
+    # containerd answers a failed CNI ADD with UNKNOWN too, but it is not a runtime bug to log
+    (rt.NetworkSetupError, grpc.StatusCode.UNKNOWN),
     (ExecTimeout, grpc.StatusCode.DEADLINE_EXCEEDED),
 ]
 
@@ -51,8 +56,9 @@ def _rpc(method: str) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitabl
         except grpc.aio.AbortError:
             raise
         except Exception as e:
-            code = next((c for t, c in _CODES if isinstance(e, t)), grpc.StatusCode.UNKNOWN)
-            if code is grpc.StatusCode.UNKNOWN:
+            code = next((c for t, c in _CODES if isinstance(e, t)), None)
+            if code is None:
+                code = grpc.StatusCode.UNKNOWN
                 log.exception("process runtime: %s failed", method)
             await context.abort(code, str(e))
 
@@ -97,14 +103,19 @@ async def serve(
     isolation: Isolation | None = None,
     cgroups: CgroupManager | None = None,
     cgroup_base: str = "raykube",
+    network_socket: str | None = None,
 ) -> rt.ProcessRuntime:
     """Start the runtime on ``unix://socket_path``; the caller must ``await stop_server(runtime)``.
 
     ``cgroups`` defaults to probing writable cgroup v1 controllers under ``/sys/fs/cgroup/*/<base>``.
     """
     runtime = rt.ProcessRuntime(
-        root_dir, isolation=isolation, cgroups=cgroups or CgroupManager.probe(cgroup_base)
+        root_dir,
+        isolation=isolation,
+        cgroups=cgroups or CgroupManager.probe(cgroup_base),
+        network=PodNetwork(network_socket) if network_socket else None,
     )
+    await runtime.start_network()
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
     os.makedirs(os.path.dirname(os.path.abspath(socket_path)), exist_ok=True)

@@ -330,7 +330,7 @@ def test_limits_that_cannot_be_applied_are_reported_in_the_container_status(
 
 def test_status_reports_isolation_and_cgroups(tmp_path: Path) -> None:
     rt = make_runtime(tmp_path, Isolation("plain", "unshare not permitted"))
-    conds = {c.type: c for c in rt.status(pb.StatusRequest()).status.conditions}
+    conds = {c.type: c for c in asyncio.run(rt.status(pb.StatusRequest())).status.conditions}
     assert conds["ContainerIsolation"].status is False
     assert "unshare not permitted" in conds["ContainerIsolation"].message
     assert conds["ResourceLimits"].reason == "NotEnforced"
