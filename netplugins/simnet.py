@@ -33,6 +33,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import secrets
 import signal
 import subprocess
@@ -453,6 +454,71 @@ def stop_ray_node(node: SimNode, grace: float = 10.0) -> list[int]:
     return kill_netns_processes(node.netns, grace)
 
 
+def mentions_address(cmdline: str, address: str) -> bool:
+    """Whether ``cmdline`` names ``address`` as a whole address (10.0.0.1 is not in 10.0.0.12)."""
+    return re.search(rf"(?<![\d.]){re.escape(address)}(?![\d])", cmdline) is not None
+
+
+def process_tree(parents: Mapping[int, int], roots: Iterable[int]) -> set[int]:
+    """``roots`` and all their descendants, given ``{pid: ppid}``."""
+    children: dict[int, list[int]] = {}
+    for pid, ppid in parents.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo += children.get(pid, [])
+    return found
+
+
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """``{pid: (ppid, cmdline, netns inode)}`` of the processes readable now."""
+    table: dict[int, tuple[int, str, int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            table[int(entry.name)] = (ppid, cmdline, (entry / "ns" / "net").stat().st_ino)
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def ray_head_pids(address: str) -> set[int]:
+    """The root-namespace processes of the Ray head on ``address`` (those naming it, e.g. gcs_server,
+    raylet, dashboard, monitor, and their children); never this process or its ancestors."""
+    table = _processes()
+    root_ns = Path("/proc/self/ns/net").stat().st_ino
+    mine, pid = set(), os.getpid()
+    while pid in table and pid not in mine:
+        mine.add(pid)
+        pid = table[pid][0]
+    roots = [p for p, (_, cmd, ns) in table.items() if ns == root_ns and mentions_address(cmd, address)]
+    tree = process_tree({p: v[0] for p, v in table.items() if v[2] == root_ns}, roots)
+    return tree - mine
+
+
+def stop_ray_head(address: str, grace: float = 10.0) -> list[int]:
+    """Stop the Ray head started by ``start_ray_head(address, ...)`` without ``ray stop`` (which would
+    stop every Ray on the machine): SIGTERM its processes, SIGKILL what is left after ``grace``."""
+    seen: set[int] = set()
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        pids = ray_head_pids(address)
+        for pid in pids:
+            seen.add(pid)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + grace
+        while ray_head_pids(address) and time.monotonic() < deadline:
+            time.sleep(0.1)
+    return sorted(seen)
+
+
 def ray_node_ids_by_ip(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     """``{NodeManagerAddress: NodeID}`` of the alive nodes in ``ray.nodes()`` output."""
     return {str(n["NodeManagerAddress"]): str(n["NodeID"]) for n in nodes if n.get("Alive")}
@@ -478,12 +544,16 @@ __all__ = [
     "free_subnets",
     "join_ray_node",
     "kill_netns_processes",
+    "mentions_address",
     "netns_pids",
     "plan_underlay",
+    "process_tree",
     "ray_env",
+    "ray_head_pids",
     "ray_node_ids_by_ip",
     "setup_commands",
     "start_ray_head",
+    "stop_ray_head",
     "stop_ray_node",
     "taken_networks",
     "teardown_commands",

@@ -15,8 +15,9 @@ Invariants:
 - The parsers are pure (JSON in, lines out); ``snapshot()`` is the only part that runs commands.
 
 The machine is shared: other engineers' objects come and go during a run. ``diff(..., only=NAMES)``
-keeps the differences that mention one of ``NAMES`` (the run's own names and subnets) plus every
-sysctl change; without ``only`` it reports everything.
+keeps the differences that mention one of ``NAMES`` (the run's own names and subnets; pass
+``"sysctl"`` too to keep sysctl changes, which cannot be told apart by owner: another run's plugin may
+flip ``ip_forward`` meanwhile); without ``only`` it reports everything.
 """
 
 from __future__ import annotations
@@ -200,7 +201,7 @@ def diff(before: Snapshot, after: Snapshot, *, only: Iterable[str] | None = None
     """What changed: ``+ line`` for what appeared, ``- line`` for what vanished (sorted).
 
     A changed sysctl shows as its old value removed and its new one added. ``only``: keep the lines
-    containing one of these strings, plus sysctl changes (see the module docstring).
+    containing one of these strings (see the module docstring).
     """
     old, new = Counter(before.lines), Counter(after.lines)
     changes = [f"- {line}" for line in sorted((old - new).elements())]
@@ -208,4 +209,4 @@ def diff(before: Snapshot, after: Snapshot, *, only: Iterable[str] | None = None
     if only is None:
         return changes
     tokens = [t for t in only if t]
-    return [c for c in changes if c[2:].startswith("sysctl ") or any(t in c for t in tokens)]
+    return [c for c in changes if any(t in c[2:] for t in tokens)]

@@ -145,7 +145,8 @@ def test_diff_is_a_multiset_and_only_scopes_it() -> None:
         "+ link b (dummy, up)",
         "+ sysctl x=1",
     ]
-    assert hostnet.diff(before, after, only=["link b"]) == [
+    assert hostnet.diff(before, after, only=["link b"]) == ["+ link b (dummy, up)"]
+    assert hostnet.diff(before, after, only=["link b", "sysctl"]) == [
         "- sysctl x=0",
         "+ link b (dummy, up)",
         "+ sysctl x=1",

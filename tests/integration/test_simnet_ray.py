@@ -1,7 +1,7 @@
 """A Ray node inside a simulated node's network namespace (netplugins/simnet.py): a head in the root
 namespace on the underlay bridge's address, one worker node joined from a node netns, and an actor
 pinned to that node (NodeAffinitySchedulingStrategy) that reports the namespace's own addresses and
-network namespace; ``stop_ray_node`` then stops that node alone.
+network namespace; ``stop_ray_node`` then stops that node alone, and ``stop_ray_head`` the head.
 
 This module runs its own Ray (``own_ray``): it stops the machine's Ray before and after, so run it
 under ``flock /tmp/raykube-heavy.lock``. The driver runs in a subprocess (with ``ray_env()``: Ray
@@ -106,3 +106,6 @@ def test_actor_pinned_to_a_netns_node_sees_that_namespace(sim: SimulatedNodes) -
         check=False,
     )
     assert head_alive.returncode == 0, f"stopping one node must leave the head running\n{head_alive.stderr}"
+
+    assert simnet.stop_ray_head(sim.head_ip), "the head's processes must have been found"
+    assert simnet.ray_head_pids(sim.head_ip) == set()
