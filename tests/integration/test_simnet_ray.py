@@ -1,7 +1,8 @@
-"""A Ray node inside a simulated node's network namespace (netplugins/simnet.py): a head in the root
-namespace on the underlay bridge's address, one worker node joined from a node netns, and an actor
-pinned to that node (NodeAffinitySchedulingStrategy) that reports the namespace's own addresses and
-network namespace; ``stop_ray_node`` then stops that node alone, and ``stop_ray_head`` the head.
+"""A Ray node inside a simulated node's network namespace (netplugins/simnet.py, simnet_ray.py): a
+head in the root namespace on the underlay bridge's address, one worker node joined from a node
+netns, and an actor pinned to that node (NodeAffinitySchedulingStrategy) that reports the
+namespace's own addresses and network namespace; ``stop_ray_node`` then stops that node alone, and
+``stop_ray_head`` the head.
 
 This module runs its own Ray (``own_ray``): it stops the machine's Ray before and after, so run it
 under ``flock /tmp/raykube-heavy.lock``. The driver runs in a subprocess (with ``ray_env()``: Ray
@@ -19,7 +20,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from netplugins import simnet
+from netplugins import simnet, simnet_ray
 from netplugins.simnet import SimulatedNodes
 from tests import hostnet
 from tests.capabilities import require
@@ -76,14 +77,14 @@ def sim() -> Iterator[SimulatedNodes]:
 
 def test_actor_pinned_to_a_netns_node_sees_that_namespace(sim: SimulatedNodes) -> None:
     (node,) = sim.nodes
-    head = simnet.start_ray_head(sim.head_ip, free_port(sim.head_ip), num_cpus=1)
-    simnet.join_ray_node(node, head, num_cpus=1)
+    head = simnet_ray.start_ray_head(sim.head_ip, free_port(sim.head_ip), num_cpus=1)
+    simnet_ray.join_ray_node(node, head, num_cpus=1)
 
     proc = subprocess.run(
         [sys.executable, "-c", DRIVER, head, node.ip],
         capture_output=True,
         text=True,
-        env=simnet.ray_env(),
+        env=simnet_ray.ray_env(),
         timeout=300,
         check=False,
     )
@@ -91,21 +92,21 @@ def test_actor_pinned_to_a_netns_node_sees_that_namespace(sim: SimulatedNodes) -
     report = json.loads(proc.stdout.strip().splitlines()[-1])
 
     assert report["nodes"] == sorted([sim.head_ip, node.ip])
-    assert simnet.addresses_of(report["addrs"]) == {"127.0.0.1", node.ip}
+    assert simnet_ray.addresses_of(report["addrs"]) == {"127.0.0.1", node.ip}
     assert report["netns_inode"] == os.stat(f"/run/netns/{node.netns}").st_ino
 
-    stopped = simnet.stop_ray_node(node)
+    stopped = simnet_ray.stop_ray_node(node)
     assert stopped, "the node's raylet must have been running in its namespace"
     assert simnet.netns_pids(node.netns) == []
     head_alive = subprocess.run(
-        [str(simnet.RAY), "status", "--address", head],
+        [str(simnet_ray.RAY), "status", "--address", head],
         capture_output=True,
         text=True,
-        env=simnet.ray_env(),
+        env=simnet_ray.ray_env(),
         timeout=60,
         check=False,
     )
     assert head_alive.returncode == 0, f"stopping one node must leave the head running\n{head_alive.stderr}"
 
-    assert simnet.stop_ray_head(sim.head_ip), "the head's processes must have been found"
-    assert simnet.ray_head_pids(sim.head_ip) == set()
+    assert simnet_ray.stop_ray_head(sim.head_ip), "the head's processes must have been found"
+    assert simnet_ray.ray_head_pids(sim.head_ip) == set()

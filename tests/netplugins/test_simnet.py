@@ -12,7 +12,7 @@ from ipaddress import IPv4Network
 
 import pytest
 
-from netplugins import simnet
+from netplugins import simnet, simnet_ray
 from netplugins.simnet import SimNode, SimulatedNodes
 from tests import hostnet
 from tests.capabilities import require
@@ -206,11 +206,11 @@ def test_teardown_kills_processes_left_in_a_node(host_before: hostnet.Snapshot) 
     ],
 )
 def test_mentions_address_matches_whole_addresses(cmdline: str, found: bool) -> None:
-    assert simnet.mentions_address(cmdline, "10.250.3.1") is found
+    assert simnet_ray.mentions_address(cmdline, "10.250.3.1") is found
 
 
 def test_process_tree_collects_descendants_only() -> None:
     parents = {1: 0, 10: 1, 11: 10, 12: 11, 20: 1, 21: 20}
-    assert simnet.process_tree(parents, [10]) == {10, 11, 12}
-    assert simnet.process_tree(parents, [10, 21]) == {10, 11, 12, 21}
-    assert simnet.process_tree(parents, []) == set()
+    assert simnet_ray.process_tree(parents, [10]) == {10, 11, 12}
+    assert simnet_ray.process_tree(parents, [10, 21]) == {10, 11, 12, 21}
+    assert simnet_ray.process_tree(parents, []) == set()
