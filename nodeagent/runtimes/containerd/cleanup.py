@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -160,7 +161,9 @@ def unmount_under(root_dir: str) -> int:
     return n
 
 
-def _remove_hostport_chains(before: frozenset[str]) -> None:
+def remove_hostport_chains(before: frozenset[str] = frozenset()) -> None:
+    """Remove portmap's CNI-HOSTPORT-* nat chains not in ``before`` (and their jumps), unless a pod
+    still has hostPort rules in them. Also used by the bridge network plugin's purge."""
     present = nat_chains()
     ours = [c for c in HOSTPORT_CHAINS if c in present and c not in before]
     if not ours:
@@ -174,7 +177,8 @@ def _remove_hostport_chains(before: frozenset[str]) -> None:
             # The rules portmap adds carry a comment, so delete by listing the exact rule lines.
             for line in rules.splitlines():
                 if line.startswith(f"-A {parent} ") and f"-j {chain}" in line:
-                    _run("iptables", "-w", "-t", "nat", *line.replace("-A ", "-D ", 1).split())
+                    # shlex: the comment is quoted ("CNI portfwd requiring masquerade")
+                    _run("iptables", "-w", "-t", "nat", *shlex.split(line.replace("-A ", "-D ", 1)))
     for chain in ours:
         _run("iptables", "-w", "-t", "nat", "-F", chain)
     for chain in ours:
@@ -192,7 +196,7 @@ def cleanup(before: HostSnapshot, root_dir: str, socket_path: str, network_name:
         ("shim sockets", lambda: _remove_shim_sockets(before)),
         ("cni cache", lambda: _remove_cni_cache(before, network_name)),
         ("bridge", lambda: None if before.bridge_existed else _delete_link(bridge)),
-        ("hostport chains", lambda: _remove_hostport_chains(before.hostport_chains)),
+        ("hostport chains", lambda: remove_hostport_chains(before.hostport_chains)),
         ("ip_forward", lambda: _restore_ip_forward(before.ip_forward)),
     )
     for name, step in steps:
