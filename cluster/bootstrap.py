@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.util
 import json
 import logging
 import os
@@ -49,7 +50,7 @@ from cluster.controllers.registry import enabled as enabled_controllers
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
-from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
+from cluster.node_agents import AgentInfo, NodeAgentsConfig, bridge_name, deploy_node_agents
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
@@ -57,6 +58,11 @@ from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
+from netplugins.cni.plugin import PluginLoadError, load_plugin
+from nodeagent.actor import load_runtime
+
+CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
+NETWORK_BACKENDS = ("host-gw", "vxlan")  # across nodes; the first is the default
 
 PG_NAME = "raykube-store"
 RAY_MARKER = "ray-started-by-raykube"
@@ -71,6 +77,8 @@ class ClusterConfig:
     replicas: int
     namespace: str = DEFAULT_NAMESPACE
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # a cluster.json from before --cluster-cidr: the default
+    network: str | None = None  # --network; None: a cluster.json from before it (the default then)
+    network_backend: str | None = None
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -82,6 +90,8 @@ class ClusterConfig:
             replicas=int(raw["replicas"]),
             namespace=raw.get("namespace", DEFAULT_NAMESPACE),
             cluster_cidr=raw.get("cluster_cidr", DEFAULT_CLUSTER_CIDR),
+            network=raw.get("network"),
+            network_backend=raw.get("network_backend"),
         )
 
     def save(self, data_dir: Path) -> None:
@@ -89,7 +99,13 @@ class ClusterConfig:
         write_private(
             data_dir / "cluster.json",
             json.dumps(
-                {"replicas": self.replicas, "namespace": self.namespace, "cluster_cidr": self.cluster_cidr},
+                {
+                    "replicas": self.replicas,
+                    "namespace": self.namespace,
+                    "cluster_cidr": self.cluster_cidr,
+                    "network": self.network,
+                    "network_backend": self.network_backend,
+                },
                 indent=2,
             ),
         )
@@ -320,6 +336,8 @@ class UpConfig:
     timeout: float = 120.0
     controllers: tuple[str, ...] | None = None  # --controllers; None: $RAYKUBE_CONTROLLERS or "*"
     cluster_cidr: str | None = None  # --cluster-cidr; None: cluster.json's, else 10.244.0.0/16
+    network: str | None = None  # --network; None: cluster.json's, else default_network()
+    network_backend: str | None = None  # --network-backend; None: cluster.json's, else host-gw
 
 
 class UpRefused(ValueError):
@@ -393,6 +411,57 @@ def _cluster_cidr(config: UpConfig, existing: ClusterConfig | None) -> str:
     return cidr or (existing.cluster_cidr if existing else DEFAULT_CLUSTER_CIDR)
 
 
+def default_network() -> str:
+    """``bridge`` as root where the CNI reference plugins are installed (and the bridge plugin is
+    part of this raykube), else ``host``."""
+    has_bridge = importlib.util.find_spec("netplugins.bridge") is not None
+    if os.geteuid() == 0 and Path(CNI_BIN, "bridge").exists() and has_bridge:
+        return "bridge"
+    return "host"
+
+
+@dataclass(frozen=True, slots=True)
+class NetworkChoice:
+    plugin: str
+    backend: str
+
+
+def _network(config: UpConfig, existing: ClusterConfig | None) -> NetworkChoice:
+    """The network plugin and backend (what the data directory says unless asked, checked before Ray
+    starts): an unknown plugin or runtime, a different one than the cluster's, or containerd with
+    the ``host`` plugin is refused."""
+    if config.runtime != "none":
+        try:
+            load_runtime(config.runtime)
+        except PluginLoadError as err:
+            raise UpRefused(f"--runtime: {err}") from None
+    had_plugin = existing.network if existing else None
+    had_backend = existing.network_backend if existing else None
+    plugin = config.network or had_plugin or default_network()
+    backend = config.network_backend or had_backend or NETWORK_BACKENDS[0]
+    try:
+        cls = load_plugin(plugin)
+    except PluginLoadError as err:
+        raise UpRefused(f"--network: {err}") from None
+    if backend not in NETWORK_BACKENDS:
+        raise UpRefused(f"--network-backend must be one of {', '.join(NETWORK_BACKENDS)}, not {backend!r}")
+    for flag, asked, had in (
+        ("--network", config.network, had_plugin),
+        ("--network-backend", config.network_backend, had_backend),
+    ):
+        if asked and had and asked != had:
+            raise UpRefused(
+                f"the cluster in {config.data_dir} was created with {flag} {had}; "
+                f"`raykube down --purge` first to start over with {asked}."
+            )
+    if config.runtime == "containerd" and cls.NODE_NETWORK:
+        raise UpRefused(
+            f"--runtime containerd cannot use --network {plugin}: containerd always gives a pod a network "
+            "namespace of its own, which a node-network plugin does not wire; use --network bridge"
+        )
+    return NetworkChoice(plugin, backend)
+
+
 def up(config: UpConfig) -> Iterator[UpStep]:
     """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager
     and node agents, yielding each step as it completes (so the caller can show progress).
@@ -405,12 +474,19 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     existing = ClusterConfig.load(data_dir)
     replicas = _replicas(config, existing)
     cluster_cidr = _cluster_cidr(config, existing)
+    network = _network(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
     namespace = config.namespace or (existing.namespace if existing else None) or default_namespace()
     claim(namespace, data_dir)
-    ClusterConfig(replicas=replicas, namespace=namespace, cluster_cidr=cluster_cidr).save(data_dir)
+    ClusterConfig(
+        replicas=replicas,
+        namespace=namespace,
+        cluster_cidr=cluster_cidr,
+        network=network.plugin,
+        network_backend=network.backend,
+    ).save(data_dir)
     had = find_store(namespace)
     _, placement = deploy_store(replicas, data_dir, namespace)
     asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
@@ -425,6 +501,12 @@ def up(config: UpConfig) -> Iterator[UpStep]:
             apiserver_port=port,
             runtime=config.runtime,
             manifests_dir=config.manifests_dir,
+            network=network.plugin,
+            network_options={
+                "cluster_cidr": cluster_cidr,
+                "backend": network.backend,
+                "bridge": bridge_name(namespace),
+            },
         )
     # The controller manager follows Ray's membership from this (head) node's address and id.
     follow = agents and replace(

@@ -36,6 +36,7 @@ from cluster.naming import default_namespace
 from cluster.node_agents import stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
 from cluster.store.client import StoreClient, Unavailable
+from netplugins.actor import network_plugins
 from nodeagent.actor import runtime_limits
 
 # Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate); text
@@ -79,6 +80,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         controllers=tuple(args.controllers.split(",")) if args.controllers else None,
         cluster_cidr=args.cluster_cidr,
+        network=args.network,
+        network_backend=args.network_backend,
     )
     kubeconfig: Path | None = None
     try:
@@ -131,7 +134,7 @@ def cmd_down(args: argparse.Namespace) -> int:
         # Only ever the cluster of this data directory: another one's actors (and its Ray) stay up.
         foreign = _refuse_foreign(namespace, data_dir, "stopped nothing")
         if not foreign:
-            stopped = stop_node_agents(namespace, remove_pods=True)
+            stopped = stop_node_agents(namespace, remove_pods=True, purge=args.purge)
             if stopped:
                 console.print(f"stopped the pods and {len(stopped)} node actor(s)")
             killed = teardown(namespace)
@@ -187,6 +190,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     console.print(table)
     for node, version, limits in runtime_limits(namespace):
         console.print(f"node {node}: runtime {version}, resource limits {limits}", soft_wrap=True)
+    for node, plugin, readiness in network_plugins(namespace):
+        console.print(f"node {node}: network plugin {plugin}, {readiness}", soft_wrap=True)
     healthy = [r for r in rows if r.get("health") == "ok"]
     leaders = {r.get("leader") for r in healthy if r.get("leader")}
     return 0 if healthy and len(leaders) == 1 else 1
@@ -272,10 +277,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     up.add_argument(
         "--runtime",
-        choices=["process", "containerd", "none"],
         default="process",
         help="CRI runtime of the node agents: process (default, no root needed), containerd (root), "
-        "or none (control plane only)",
+        "none (control plane only), or pkg.module:Class (a class taking the runtime directory, with "
+        "async start() returning its CRI socket and async stop())",
+    )
+    up.add_argument(
+        "--network",
+        default=None,
+        help="pod network plugin: bridge (root; an IP per pod from the node's podCIDR), host (pods share "
+        "the node's network), or pkg.module:Class (a netplugins.cni.plugin.NetworkPlugin). Default: the "
+        "one in DATA_DIR/cluster.json, else bridge as root with /usr/lib/cni/bridge, else host",
+    )
+    up.add_argument(
+        "--network-backend",
+        default=None,
+        choices=["host-gw", "vxlan"],
+        help="how pod traffic crosses nodes: host-gw (routes, nodes on one L2 segment) or vxlan "
+        "(default: the one in DATA_DIR/cluster.json, else host-gw)",
     )
     up.add_argument(
         "--manifests-dir", default=None, help="static pod manifests (default: DATA_DIR/manifests)"

@@ -1,4 +1,6 @@
-"""Node agents on Ray nodes: on each one a CRI runtime actor and a node agent actor, pinned there.
+"""Node agents on Ray nodes: on each one a network plugin actor, a CRI runtime actor and a node
+agent actor, pinned there and started in that order (the runtime calls the plugin; the agent the
+runtime); they stop in the reverse order.
 
 Ray glue used by the bootstrap (``raykube up`` / ``down``) and by the controller manager, which
 follows Ray's membership with ``only_missing`` (so it lives apart from ``cluster.bootstrap``, which
@@ -9,9 +11,10 @@ a frozen value Ray pickles into the controller manager; each agent gets its ``No
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import tempfile
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ from cluster.apiserver.kubeconfig import kubeconfig_document
 from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.machinery.files import private_dir
 from cluster.naming import DEFAULT_NAMESPACE, node_names
+from netplugins.actor import NetworkActor, network_actor_name
 from nodeagent.actor import (
     NodeAgentActor,
     NodeAgentConfig,
@@ -38,11 +42,15 @@ class NodeAgentsConfig:
     """How to give Ray nodes their agents: the agents reach the API server at ``api_host`` (default:
     the deploying node's IP) on ``apiserver_port``; static pods come from ``manifests_dir`` (default
     ``data_dir/manifests``) and run on the head node only (``head_node_id``, default: the deploying
-    node)."""
+    node). ``network`` is the network plugin (``--network``: a built-in name or ``pkg.mod:Class``)
+    and ``network_options`` its ``PluginContext.options`` (``cluster_cidr``, ``backend``,
+    ``bridge``)."""
 
     data_dir: Path
     apiserver_port: int
     runtime: str = "process"
+    network: str = "host"
+    network_options: dict[str, Any] = field(default_factory=dict)
     manifests_dir: Path | None = None
     api_host: str | None = None
     head_node_id: str | None = None
@@ -62,16 +70,31 @@ def _alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
-def _cri_socket(namespace: str, node_name: str) -> str:
+def _socket(kind: str, namespace: str, node_name: str) -> str:
     # Unix socket paths are limited to 108 bytes: keep them short and out of deep data dirs.
     digest = uuid.uuid5(uuid.NAMESPACE_DNS, f"{namespace}/{node_name}").hex[:12]
-    return str(Path(tempfile.gettempdir()) / f"raykube-cri-{digest}.sock")
+    return str(Path(tempfile.gettempdir()) / f"raykube-{kind}-{digest}.sock")
+
+
+def _cri_socket(namespace: str, node_name: str) -> str:
+    return _socket("cri", namespace, node_name)
+
+
+def _cni_socket(namespace: str, node_name: str) -> str:
+    return _socket("cni", namespace, node_name)
+
+
+def bridge_name(namespace: str) -> str:
+    """The pods' bridge of the cluster in Ray ``namespace``: ``rk`` + 6 hex of its hash, so two
+    clusters on one host never share one (and it fits IFNAMSIZ)."""
+    return "rk" + hashlib.sha256(namespace.encode()).hexdigest()[:6]
 
 
 def deploy_node_agents(
     config: NodeAgentsConfig, namespace: str = DEFAULT_NAMESPACE, *, only_missing: bool = False
 ) -> list[AgentInfo]:
-    """On every alive Ray node: a CRI runtime actor and a node agent actor, pinned there.
+    """On every alive Ray node: a network plugin actor, a CRI runtime actor (given the plugin's
+    socket) and a node agent actor, pinned there.
 
     The agents reach the API server with a client certificate for ``system:node:<name>`` (group
     ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
@@ -98,14 +121,6 @@ def deploy_node_agents(
         ip = str(node.get("NodeManagerAddress") or api_host)
         pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
         node_dir = data_dir / "nodes" / name
-        runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
-            name=runtime_actor_name(name),
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=pin,
-        ).remote(config.runtime, str(node_dir / "runtime"), _cri_socket(namespace, name))
-        served = ray.get(runtime_actor.ready.remote(), timeout=config.timeout)
         cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
         kubeconfig = kubeconfig_document(
             server=f"https://{api_host}:{config.apiserver_port}",
@@ -116,11 +131,36 @@ def deploy_node_agents(
             client_certificate=cert_pem,
             client_key=key_pem,
         )
+        kubeconfig_text = yaml.safe_dump(kubeconfig, sort_keys=False)
+        network_actor = NetworkActor.options(  # type: ignore[attr-defined]
+            name=network_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(
+            config.network,
+            name,
+            str(node_dir / "network"),
+            _cni_socket(namespace, name),
+            [ip],
+            dict(config.network_options),
+            kubeconfig_text,
+        )
+        network = ray.get(network_actor.ready.remote(), timeout=config.timeout)
+        runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
+            name=runtime_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(config.runtime, str(node_dir / "runtime"), _cri_socket(namespace, name), network["socket"])
+        served = ray.get(runtime_actor.ready.remote(), timeout=config.timeout)
         agent_cert, agent_key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
         resources = node.get("Resources") or {}
         agent_config = NodeAgentConfig(
             data_dir=str(node_dir),
-            kubeconfig=yaml.safe_dump(kubeconfig, sort_keys=False),
+            kubeconfig=kubeconfig_text,
             ca_pem=pki.ca_cert.read_text(),
             cert_pem=agent_cert.read_text(),
             key_pem=agent_key.read_text(),
@@ -146,17 +186,25 @@ def deploy_node_agents(
     return out
 
 
-def stop_node_agents(namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True) -> list[str]:
-    """Stop every node agent, then every runtime (which stops the pods); returns the actors stopped."""
+def stop_node_agents(
+    namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True, purge: bool = False
+) -> list[str]:
+    """Stop every node agent, then every runtime (which stops the pods and DELs their networks), then
+    every network plugin (``purge``: it also removes its node-wide state, for ``raykube down
+    --purge``); returns the actors stopped."""
     stopped = []
     entries = ray.util.list_named_actors(all_namespaces=True)
-    for prefix, call in (("agent-", "shutdown"), ("runtime-", "shutdown")):
+    steps: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        (agent_actor_name(""), (remove_pods,)),
+        (runtime_actor_name(""), ()),
+        (network_actor_name(""), (purge,)),
+    )
+    for prefix, args in steps:
         for entry in entries:
             if entry["namespace"] != namespace or not entry["name"].startswith(prefix):
                 continue
             with contextlib.suppress(Exception):
                 actor = ray.get_actor(entry["name"], namespace=namespace)
-                args = (remove_pods,) if prefix == "agent-" else ()
-                ray.get(getattr(actor, call).remote(*args), timeout=60)
+                ray.get(actor.shutdown.remote(*args), timeout=60)
                 stopped.append(entry["name"])
     return stopped

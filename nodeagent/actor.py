@@ -3,10 +3,13 @@
 Both are thin wrappers, pinned to their Ray node by the caller (``cluster.node_agents.deploy_node_agents``):
 
 - ``RuntimeActor`` serves the CRI on a unix socket: the ``process`` runtime inside the actor's own
-  event loop, or a supervised ``containerd``. ``ready()`` returns the socket path and the runtime's
-  version string (``process://...`` / ``containerd://...``) and whether it enforces resource limits
-  (``limits``, from its ``ResourceLimits`` condition; ``runtime_limits`` collects it for
-  ``raykube status``); ``shutdown()`` stops every pod.
+  event loop (calling the node's network plugin on ``network_socket``), a supervised
+  ``containerd``, or any class named by import path (``--runtime pkg.mod:Class``): constructed with
+  the runtime's ``root_dir``, ``async start() -> CRI socket path``, ``async stop()``. ``ready()``
+  returns the socket path and the runtime's version string (``process://...`` /
+  ``containerd://...``) and whether it enforces resource limits (``limits``, from its
+  ``ResourceLimits`` condition; ``runtime_limits`` collects it for ``raykube status``);
+  ``shutdown()`` stops every pod.
 - ``NodeAgentActor`` runs a ``NodeAgent`` (Node registration, Lease, pod workers, probes, static pods)
   against the API server, plus the ``AgentServer`` that the API server proxies ``kubectl logs`` and
   ``kubectl exec`` to, over TLS that requires the cluster CA's client certificate.
@@ -27,11 +30,11 @@ import ray
 
 from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir, write_private
+from netplugins.cni.plugin import PluginLoadError, load_object
 from nodeagent import machine
 from nodeagent.agent.agent import NodeAgent
 from nodeagent.agent.api import RestAgentApi
 from nodeagent.cri.client import CRIClient
-from nodeagent.runtimes.containerd import ContainerdRuntime
 from nodeagent.runtimes.process import serve, stop_server
 from nodeagent.server.agent import AgentServer
 from nodeagent.server.tls import agent_ssl_context
@@ -39,6 +42,23 @@ from nodeagent.server.tls import agent_ssl_context
 log = logging.getLogger("raykube.nodeagent")
 
 RUNTIMES = ("process", "containerd")
+# Runtimes supervised by the actor: built-in names to import paths (``--runtime`` takes either).
+SUPERVISED = {"containerd": "nodeagent.runtimes.containerd:ContainerdRuntime"}
+
+
+def load_runtime(spec: str) -> type[Any] | None:
+    """The runtime class ``--runtime SPEC`` supervises (None for the in-actor ``process`` runtime);
+    raises ``PluginLoadError`` when SPEC names nothing usable."""
+    if spec == "process":
+        return None
+    cls = load_object(spec, {"process": "", **SUPERVISED}, "runtime")
+    if not (
+        isinstance(cls, type)
+        and callable(getattr(cls, "start", None))
+        and callable(getattr(cls, "stop", None))
+    ):
+        raise PluginLoadError(f"runtime {spec!r} is not a class with async start() and stop()")
+    return cls
 
 
 def runtime_actor_name(node_name: str) -> str:
@@ -100,13 +120,13 @@ class NodeAgentConfig:
 class RuntimeActor:
     """Serves the CRI for one node; see the module docstring."""
 
-    def __init__(self, kind: str, root_dir: str, socket_path: str) -> None:
+    def __init__(self, kind: str, root_dir: str, socket_path: str, network_socket: str | None = None) -> None:
         logging.basicConfig(level=logging.INFO)
-        if kind not in RUNTIMES:
-            raise ValueError(f"unknown runtime {kind!r} (choose from {', '.join(RUNTIMES)})")
+        self.runtime_cls = load_runtime(kind)
         self.kind = kind
         self.root_dir = root_dir
         self.socket_path = socket_path
+        self.network_socket = network_socket
         self._runtime: Any = None
         self._version = ""
         self._limits = ""
@@ -114,17 +134,18 @@ class RuntimeActor:
 
     async def _start(self) -> None:
         private_dir(self.root_dir)
-        if self.kind == "process":
+        if self.runtime_cls is None:
             Path(self.socket_path).unlink(missing_ok=True)
-            self._runtime = await serve(self.socket_path, self.root_dir)
+            self._runtime = await serve(self.socket_path, self.root_dir, network_socket=self.network_socket)
         else:
-            self._runtime = ContainerdRuntime(self.root_dir)
+            self._runtime = self.runtime_cls(self.root_dir)
             self.socket_path = await self._runtime.start()
         async with CRIClient(self.socket_path) as cri:
             await cri.wait_ready(timeout=30)
             version = await cri.version()
             self._limits = limits_summary(await cri.status())
-        self._version = f"{self.kind}://{version.runtime_version}"
+        scheme = self.kind if self.kind in RUNTIMES else version.runtime_name.removeprefix("raykube-")
+        self._version = f"{scheme}://{version.runtime_version}"
         log.info("%s runtime serving the CRI on %s (%s)", self.kind, self.socket_path, self._version)
 
     async def ready(self) -> dict[str, str]:
@@ -142,7 +163,7 @@ class RuntimeActor:
         """Stop the runtime and every pod it runs (``raykube down``)."""
         if self._runtime is None:
             return
-        if self.kind == "process":
+        if self.runtime_cls is None:
             await stop_server(self._runtime)
         else:
             await self._runtime.stop()

@@ -3,10 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from cluster.bootstrap import ClusterConfig, UpConfig, UpRefused, _cluster_cidr, up
+from cluster.bootstrap import (
+    ClusterConfig,
+    UpConfig,
+    UpRefused,
+    _cluster_cidr,
+    _network,
+    default_network,
+    up,
+)
+from netplugins.host.plugin import HostNetwork
 
 
 @pytest.mark.parametrize(
@@ -83,3 +93,85 @@ def test_cluster_json_keeps_the_cluster_cidr(tmp_path: Path) -> None:
     (tmp_path / "cluster.json").write_text('{"replicas": 1, "namespace": "ns"}')  # written before the flag
     loaded = ClusterConfig.load(tmp_path)
     assert loaded is not None and loaded.cluster_cidr == "10.244.0.0/16"
+
+
+@pytest.mark.parametrize(
+    ("existing", "config", "message"),
+    [
+        pytest.param(
+            None, {"network": "calico"}, "--network: unknown network plugin 'calico'", id="unknown-name"
+        ),
+        pytest.param(
+            None, {"network": "nosuch.module:Net"}, "cannot import network plugin module", id="bad-import"
+        ),
+        pytest.param(
+            None, {"network": "cluster.bootstrap:UpConfig"}, "not a NetworkPlugin", id="not-a-plugin"
+        ),
+        pytest.param(None, {"network_backend": "ipip"}, "--network-backend must be one of", id="bad-backend"),
+        pytest.param(None, {"runtime": "cri-o"}, "--runtime: unknown runtime 'cri-o'", id="unknown-runtime"),
+        pytest.param(None, {"runtime": "nosuch.module:Rt"}, "cannot import runtime module", id="bad-runtime"),
+        pytest.param(
+            None,
+            {"runtime": "containerd", "network": "host"},
+            "--runtime containerd cannot use --network host.*use --network bridge",
+            id="containerd-host",
+        ),
+        pytest.param(
+            "host",
+            {"network": "tests.cluster.test_bootstrap:Custom"},
+            "created with --network host",
+            id="changed",
+        ),
+    ],
+)
+def test_network_refused_before_ray(
+    tmp_path: Path, existing: str | None, config: dict[str, Any], message: str
+) -> None:
+    if existing is not None:
+        ClusterConfig(replicas=1, network=existing, network_backend="host-gw").save(tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UpRefused, match=message):
+        next(up(UpConfig(data_dir=tmp_path, **config)))
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+class Custom(HostNetwork):
+    NAME = "custom"
+
+
+@pytest.mark.parametrize(
+    ("existing", "config", "expected"),
+    [
+        pytest.param(None, {"network": "host"}, ("host", "host-gw"), id="asked"),
+        pytest.param(
+            None,
+            {"network": "tests.cluster.test_bootstrap:Custom", "network_backend": "vxlan"},
+            ("tests.cluster.test_bootstrap:Custom", "vxlan"),
+            id="import-path",
+        ),
+        pytest.param(("host", "vxlan"), {}, ("host", "vxlan"), id="kept-from-cluster-json"),
+        pytest.param(None, {}, (default_network(), "host-gw"), id="default"),
+    ],
+)
+def test_network_chosen(
+    tmp_path: Path, existing: tuple[str, str] | None, config: dict[str, Any], expected: tuple[str, str]
+) -> None:
+    old = ClusterConfig(replicas=1, network=existing[0], network_backend=existing[1]) if existing else None
+    choice = _network(UpConfig(data_dir=tmp_path, **config), old)
+    assert (choice.plugin, choice.backend) == expected
+
+
+def test_default_network_is_host_without_root_or_the_reference_plugins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    assert default_network() == "host"
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("cluster.bootstrap.CNI_BIN", "/nonexistent/cni")
+    assert default_network() == "host"
+
+
+def test_cluster_json_keeps_the_network(tmp_path: Path) -> None:
+    ClusterConfig(replicas=1, network="host", network_backend="vxlan").save(tmp_path)
+    loaded = ClusterConfig.load(tmp_path)
+    assert loaded is not None and (loaded.network, loaded.network_backend) == ("host", "vxlan")
