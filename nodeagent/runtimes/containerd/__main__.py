@@ -1,7 +1,9 @@
 """Run the containerd plugin alone, without Ray: `python -m nodeagent.runtimes.containerd --root D`.
 
-Starts containerd under D, prints the CRI socket path, and on SIGINT/SIGTERM removes the pods, stops
-containerd and cleans up the host (see cleanup.py). Exit code 2 when the machine cannot run it.
+Starts containerd under D (pods networked by its own bridge conflist, or with `--network-socket S`
+by the raykube network plugin serving S, through the raykube-cni shim), prints the CRI socket path,
+and on SIGINT/SIGTERM removes the pods, stops containerd and cleans up the host (see cleanup.py).
+Exit code 2 when the machine cannot run it.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from nodeagent.runtimes.containerd.supervisor import ContainerdRuntime, Containe
 
 
 async def _main(args: argparse.Namespace) -> int:
-    rt = ContainerdRuntime(args.root, pod_cidr=args.pod_cidr, bridge=args.bridge)
+    rt = ContainerdRuntime(
+        args.root, pod_cidr=args.pod_cidr, bridge=args.bridge, network_socket=args.network_socket
+    )
     try:
         socket_path = await rt.start()
     except ContainerdUnavailable as e:
@@ -38,6 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", required=True, help="directory for containerd's root, state and socket")
     parser.add_argument("--pod-cidr", default=DEFAULT_POD_CIDR)
     parser.add_argument("--bridge", default=DEFAULT_BRIDGE)
+    parser.add_argument(
+        "--network-socket",
+        help="a raykube network plugin's socket: pods get their network from it through the raykube-cni shim",
+    )
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO)

@@ -30,6 +30,7 @@ import shlex
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -185,20 +186,32 @@ def remove_hostport_chains(before: frozenset[str] = frozenset()) -> None:
         _run("iptables", "-w", "-t", "nat", "-X", chain)
 
 
-def cleanup(before: HostSnapshot, root_dir: str, socket_path: str, network_name: str, bridge: str) -> None:
+def cleanup(
+    before: HostSnapshot,
+    root_dir: str,
+    socket_path: str,
+    network_name: str,
+    bridge: str,
+    own_network: bool = True,
+) -> None:
     """Remove what our containerd left outside root_dir (see the module docstring). Idempotent.
 
-    Callers must have stopped containerd first; every step logs and continues on failure.
+    Callers must have stopped containerd first; every step logs and continues on failure. With
+    ``own_network=False`` (a raykube network plugin served the pods through the CNI shim) the bridge,
+    the hostPort chains and ip_forward are the plugin's and are left alone.
     """
-    steps = (
+    steps: list[tuple[str, Callable[[], object]]] = [
         ("shims", lambda: kill_shims(socket_path)),
         ("mounts", lambda: unmount_under(root_dir)),
         ("shim sockets", lambda: _remove_shim_sockets(before)),
         ("cni cache", lambda: _remove_cni_cache(before, network_name)),
-        ("bridge", lambda: None if before.bridge_existed else _delete_link(bridge)),
-        ("hostport chains", lambda: remove_hostport_chains(before.hostport_chains)),
-        ("ip_forward", lambda: _restore_ip_forward(before.ip_forward)),
-    )
+    ]
+    if own_network:
+        steps += [
+            ("bridge", lambda: None if before.bridge_existed else _delete_link(bridge)),
+            ("hostport chains", lambda: remove_hostport_chains(before.hostport_chains)),
+            ("ip_forward", lambda: _restore_ip_forward(before.ip_forward)),
+        ]
     for name, step in steps:
         try:
             step()

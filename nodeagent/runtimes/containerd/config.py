@@ -11,6 +11,11 @@ Invariants:
   fails every sandbox (CRI asks for oom_score_adj -998).
 - The CNI network name is derived from the bridge name (`raykube-<bridge>`), so the libcni cache
   entries in /var/lib/cni/results that this instance creates can be told apart from anyone else's.
+- Two ways to network pods: containerd's own bridge conflist (`render_conflist`, reference plugins
+  from /usr/lib/cni), or, when the node serves a raykube network plugin, one entry of type
+  `raykube-cni` naming the plugin's socket (`render_shim_conflist`); then containerd's single
+  `bin_dir` is `<root>/cni/bin`, holding the shim and a link to the `loopback` plugin that containerd
+  runs itself for every pod (`SHIM_BIN_LINKS`).
 """
 
 from __future__ import annotations
@@ -24,6 +29,9 @@ from typing import Any
 from nodeagent.images import PAUSE_IMAGE
 
 CNI_BIN_DIR = "/usr/lib/cni"
+SHIM_TYPE = "raykube-cni"  # the CNI shim executable's name (netplugins/cni/shim.py)
+# Reference plugins containerd itself runs besides the network's list (1.6 adds `lo` with loopback).
+SHIM_BIN_LINKS = ("loopback",)
 DEFAULT_POD_CIDR = "10.88.0.0/16"
 DEFAULT_BRIDGE = "rk-cni0"
 CRI_NAMESPACE = "k8s.io"
@@ -80,6 +88,11 @@ class ContainerdPaths:
         return self._p("cni", "net.d")
 
     @property
+    def cni_bin_dir(self) -> str:
+        """The CNI bin dir with the raykube-cni shim (used when a network plugin serves the pods)."""
+        return self._p("cni", "bin")
+
+    @property
     def ipam_data_dir(self) -> str:
         return self._p("cni", "ipam")
 
@@ -120,8 +133,10 @@ def render_config(
     sandbox_image: str = PAUSE_IMAGE,
     snapshotter: str = "overlayfs",
     runc_binary: str = "",
+    cni_bin_dir: str = CNI_BIN_DIR,
 ) -> str:
-    """containerd config.toml, version 2, for the instance rooted at `paths`."""
+    """containerd config.toml, version 2, for the instance rooted at `paths`; CNI plugins are looked up
+    in `cni_bin_dir` (containerd has one)."""
     cri = '[plugins."io.containerd.grpc.v1.cri"'
     runc_opts = [f"          Root = {_q(paths.runc_root)}", "          SystemdCgroup = false"]
     if runc_binary:
@@ -166,7 +181,7 @@ def render_config(
         f"        {cri}.containerd.runtimes.runc.options]",
         *runc_opts,
         f"    {cri}.cni]",
-        f"      bin_dir = {_q(CNI_BIN_DIR)}",
+        f"      bin_dir = {_q(cni_bin_dir)}",
         f"      conf_dir = {_q(paths.cni_conf_dir)}",
         "      max_conf_num = 1",
         "",
@@ -194,6 +209,18 @@ def render_conflist(net: NetworkSpec, paths: ContainerdPaths) -> dict[str, Any]:
                 },
             },
             {"type": "portmap", "capabilities": {"portMappings": True}},
+        ],
+    }
+
+
+def render_shim_conflist(net: NetworkSpec, network_socket: str) -> dict[str, Any]:
+    """The network list when a raykube network plugin serves the node: one `raykube-cni` entry (the
+    shim forwards to the plugin's socket), declaring portMappings so containerd passes hostPorts."""
+    return {
+        "cniVersion": "1.0.0",
+        "name": net.name,
+        "plugins": [
+            {"type": SHIM_TYPE, "socket": network_socket, "capabilities": {"portMappings": True}},
         ],
     }
 

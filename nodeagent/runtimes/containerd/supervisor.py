@@ -17,6 +17,10 @@ Lifecycle and invariants:
   hostPort rules go away), SIGTERMs containerd (SIGKILL after a grace period), then runs `cleanup.cleanup`
   for what lives outside root_dir. Idempotent; never raises for cleanup failures (they are logged).
 - `healthy()` is true while the process runs and its last readiness check passed.
+- Pod network: with `network_socket` (the node's raykube network plugin), containerd's conflist is
+  one `raykube-cni` entry naming that socket and its bin dir is `<root>/cni/bin` (the shim launcher,
+  written for this Python, and a link to `loopback`); the plugin owns the bridge, hostPort rules and
+  ip_forward, so cleanup leaves them alone. Without it, containerd's own bridge conflist as before.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import time
 from dataclasses import dataclass
 from typing import IO
@@ -42,11 +47,14 @@ from nodeagent.runtimes.containerd.config import (
     CRI_NAMESPACE,
     DEFAULT_BRIDGE,
     DEFAULT_POD_CIDR,
+    SHIM_BIN_LINKS,
+    SHIM_TYPE,
     ContainerdPaths,
     NetworkSpec,
     conflist_filename,
     render_config,
     render_conflist,
+    render_shim_conflist,
 )
 
 log = logging.getLogger(__name__)
@@ -104,6 +112,25 @@ def cri_plugin_ok(plugins_ls: str) -> bool:
     return False
 
 
+def write_shim_bin_dir(bin_dir: str, python: str = sys.executable) -> None:
+    """Fill a CNI bin dir for the raykube network plugin: the `raykube-cni` launcher (this Python
+    running netplugins.cni.shim) and links to the reference plugins containerd runs itself."""
+    from netplugins.cni.shim import launcher_script
+
+    private_dir(bin_dir)
+    shim = os.path.join(bin_dir, SHIM_TYPE)
+    tmp = shim + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(launcher_script(python))
+    os.chmod(tmp, 0o700)
+    os.replace(tmp, shim)
+    for name in SHIM_BIN_LINKS:
+        link = os.path.join(bin_dir, name)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(link)
+        os.symlink(os.path.join(CNI_BIN_DIR, name), link)
+
+
 class ContainerdRuntime:
     """One supervised containerd with its own root, state, socket and pod network. See module doc."""
 
@@ -118,8 +145,10 @@ class ContainerdRuntime:
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
         backoff: Backoff | None = None,
+        network_socket: str | None = None,
     ) -> None:
         self.paths = ContainerdPaths(os.path.abspath(root_dir))
+        self.network_socket = network_socket
         self.network = NetworkSpec(pod_cidr=pod_cidr, bridge=bridge)
         self.sandbox_image = sandbox_image
         self.busybox = busybox
@@ -188,9 +217,15 @@ class ContainerdRuntime:
             os.makedirs(d, mode=0o711, exist_ok=True)
         for d in (p.root_dir, p.cni_conf_dir, p.ipam_data_dir):
             private_dir(d)
-        write_private(p.config, render_config(p, sandbox_image=self.sandbox_image))
+        if self.network_socket:
+            bin_dir = p.cni_bin_dir
+            write_shim_bin_dir(bin_dir)
+            netconf = render_shim_conflist(self.network, self.network_socket)
+        else:
+            bin_dir, netconf = CNI_BIN_DIR, render_conflist(self.network, p)
+        write_private(p.config, render_config(p, sandbox_image=self.sandbox_image, cni_bin_dir=bin_dir))
         conflist = os.path.join(p.cni_conf_dir, conflist_filename(self.network))
-        write_private(conflist, json.dumps(render_conflist(self.network, p), indent=2))
+        write_private(conflist, json.dumps(netconf, indent=2))
         self._kill_stale()
         for stale in (p.socket, p.ttrpc_socket):
             with contextlib.suppress(FileNotFoundError):
@@ -349,6 +384,7 @@ class ContainerdRuntime:
                 self.paths.socket,
                 self.network.name,
                 self.network.bridge,
+                own_network=not self.network_socket,
             )
         if self._log is not None:
             self._log.close()

@@ -4,6 +4,7 @@ and the typed refusal when the machine cannot run containerd. No root, no contai
 from __future__ import annotations
 
 import asyncio
+import os
 import tomllib
 from typing import Any
 
@@ -17,8 +18,8 @@ from nodeagent.runtimes.containerd import (
     ContainerdUnavailable,
     NetworkSpec,
 )
-from nodeagent.runtimes.containerd.config import render_config, render_conflist
-from nodeagent.runtimes.containerd.supervisor import cri_plugin_ok
+from nodeagent.runtimes.containerd.config import render_config, render_conflist, render_shim_conflist
+from nodeagent.runtimes.containerd.supervisor import cri_plugin_ok, write_shim_bin_dir
 
 CRI = "io.containerd.grpc.v1.cri"
 
@@ -76,6 +77,35 @@ def test_conflist() -> None:
     assert bridge["ipam"]["ranges"] == [[{"subnet": "10.1.0.0/24"}]]
     assert bridge["ipam"]["dataDir"] == "/x/cni/ipam"
     assert portmap == {"type": "portmap", "capabilities": {"portMappings": True}}
+
+
+def test_shim_conflist_names_the_plugin_socket() -> None:
+    conf = render_shim_conflist(NetworkSpec(bridge="br-t"), "/run/rk/network.sock")
+    assert conf == {
+        "cniVersion": "1.0.0",
+        "name": "raykube-br-t",
+        "plugins": [
+            {"type": "raykube-cni", "socket": "/run/rk/network.sock", "capabilities": {"portMappings": True}}
+        ],
+    }
+
+
+def test_config_with_the_shim_bin_dir() -> None:
+    paths = ContainerdPaths("/r o/ot")
+    assert _config(cni_bin_dir=paths.cni_bin_dir)["plugins"][CRI]["cni"]["bin_dir"] == "/r o/ot/cni/bin"
+
+
+def test_shim_bin_dir(tmp_path: Any) -> None:
+    """The launcher runs netplugins.cni.shim with the given Python; loopback points at the reference one."""
+    d = tmp_path / "bin"
+    write_shim_bin_dir(str(d), python="/venv/bin/python")
+    write_shim_bin_dir(str(d), python="/venv/bin/python")  # rewriting is fine (every start does it)
+    shim = (d / "raykube-cni").read_text()
+    assert shim.startswith("#!/venv/bin/python\n")
+    assert "from netplugins.cni.shim import main" in shim
+    assert os.access(d / "raykube-cni", os.X_OK)
+    assert os.readlink(d / "loopback") == "/usr/lib/cni/loopback"
+    assert sorted(os.listdir(d)) == ["loopback", "raykube-cni"]
 
 
 @pytest.mark.parametrize(
