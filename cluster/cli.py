@@ -237,6 +237,7 @@ BENCH_SUITES = {
     "scheduling": "bench.scheduling",
     "startup": "bench.startup",
     "controllers": "bench.controllers",
+    "network": "bench.network",
 }
 
 

@@ -1,0 +1,422 @@
+"""Network benchmark: our gRPC bridge plugin and pod-to-pod traffic, each next to a peer measured in
+the same run (ratios, no thresholds).
+
+``raykube bench network [--quick] [--json FILE]`` (root) builds two simulated nodes
+(``netplugins.simnet``: node network namespaces on an underlay bridge) and serves the ``bridge``
+plugin in each (``python -m netplugins.bridge``, host-gw, a static peer list, podCIDRs
+``10.244.1.0/24`` and ``10.244.2.0/24``), then:
+
+1. **ADD / DEL per pod** on node 0 (``bench.network_cni``): N pods through our plugin's socket with
+   ``CNIClient``, interleaved pod by pod with N pods through the reference plugins executed directly
+   with the same configuration list (``netplugins.bridge.config.conflist`` on a bridge of their
+   own); p50, p99 and mean per side and the ratio ours / reference. Issue 12's goal: ADD within
+   1.2x.
+2. **Pod-to-pod TCP** (``bench.netperf``, the same program on every path): bulk-transfer MB/s and
+   1-byte ping-pong round trips between two pods on node 0 (same node: one bridge) and between a pod
+   on node 0 and one on node 1 (across nodes: bridge, host-gw route, underlay, route, bridge), next
+   to two bare network namespaces joined by one veth pair (the peer), and, for scale, node 0 to
+   node 1 over the underlay without pods. Issue 12's goal: pod-to-pod within 10% of bare.
+3. Everything made is removed at the end, also on failure: pods (DEL), the plugins (SIGTERM with
+   ``--purge-on-exit``), the node namespaces (simnet), pod and bare namespaces and links named
+   ``rkb<hex>...`` (``bench.network_paths.Scratch``), the state directory. The JSON's ``leftovers``
+   lists any of these names still present afterwards (it should be empty).
+
+See docs/bench-network.md. Entry point: ``main(argv)`` (``python -m bench.network``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.network_cni import reference_conflist
+from bench.network_paths import (
+    Endpoint,
+    NetPath,
+    Placement,
+    Scratch,
+    bare_pair,
+    latency_summary,
+    measure_paths,
+    path_summary,
+    ratio,
+)
+
+CLUSTER_CIDR = "10.244.0.0/16"
+NODE_CIDRS = ("10.244.1.0/24", "10.244.2.0/24")
+REFERENCE_CIDR = "10.244.201.0/24"  # the reference side's own bridge on node 0
+GOAL_ADD_RATIO = 1.2
+GOAL_POD_TO_POD = 0.10  # within 10% of bare namespaces
+PLUGIN_START_TIMEOUT_S = 60.0
+WARMUP_PAIRS = 2
+REQUIRED = ("/usr/sbin/ip", "/usr/sbin/nft", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local")
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    pods: int
+    rounds: int
+    seconds: float
+    round_trips: int
+
+
+FULL = Config(pods=100, rounds=3, seconds=2.0, round_trips=2000)
+QUICK = Config(pods=20, rounds=1, seconds=0.5, round_trips=500)
+
+
+def missing_capability() -> str | None:
+    """Why this machine cannot run the suite, or None."""
+    if os.geteuid() != 0:
+        return (
+            f"raykube bench network needs root (network namespaces, veths, bridges); euid is {os.geteuid()}"
+        )
+    absent = [p for p in REQUIRED if not os.path.exists(p)]
+    if absent:
+        return (
+            f"raykube bench network needs {', '.join(absent)} "
+            "(iproute2, nftables, containernetworking-plugins)"
+        )
+    return None
+
+
+# ------------------------------------------------------------------------------------ the shell
+
+
+@contextlib.contextmanager
+def plugin_process(node: Any, index: int, state: Path, bridge: str, peers_file: Path) -> Iterator[str]:
+    """Our bridge plugin serving inside ``node``'s namespace; yields its socket. On exit: SIGTERM
+    (the plugin purges what it made on the node), SIGKILL after a grace period."""
+    socket = state / f"node-{index}.sock"
+    argv = [
+        sys.executable, "-m", "netplugins.bridge", "--socket", str(socket),
+        "--root", str(state / f"node-{index}"), "--node", f"node-{index}", "--node-ip", node.ip,
+        "--pod-cidr", NODE_CIDRS[index], "--cluster-cidr", CLUSTER_CIDR, "--bridge", bridge,
+        "--peers", str(peers_file), "--purge-on-exit",
+    ]  # fmt: skip
+    log = open(state / f"node-{index}.log", "w")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen(node.command(argv), stdout=subprocess.PIPE, stderr=log, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        if not line.startswith("ready"):
+            proc.kill()
+            proc.wait(PLUGIN_START_TIMEOUT_S)
+            output = (state / f"node-{index}.log").read_text()[-2000:]
+            raise RuntimeError(f"bridge plugin on node {index} did not start: {output}")
+        yield str(socket)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(PLUGIN_START_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if proc.stdout:
+            proc.stdout.close()
+        log.close()
+
+
+def run_cni_latency(node: Any, socket: str, state: Path, scratch: Scratch, cfg: Config) -> dict[str, Any]:
+    """ADD/DEL latencies on node 0 from ``bench.network_cni`` run inside it (see that module)."""
+    ref_list = reference_conflist(scratch.name("r"), REFERENCE_CIDR, CLUSTER_CIDR, str(state / "reference"))
+    (state / "reference.json").write_text(json.dumps(ref_list))
+    pairs = [
+        [scratch.add_netns(f"-o{i:03d}"), scratch.add_netns(f"-r{i:03d}")]
+        for i in range(WARMUP_PAIRS + cfg.pods)
+    ]
+    (state / "pairs.json").write_text(json.dumps(pairs))
+    argv = [
+        sys.executable, "-m", "bench.network_cni", "--socket", socket,
+        "--reference-conflist", str(state / "reference.json"), "--pods", str(state / "pairs.json"),
+        "--warmup", str(WARMUP_PAIRS),
+    ]  # fmt: skip
+    proc = subprocess.run(node.command(argv), capture_output=True, text=True, timeout=600, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"CNI latency run failed: {proc.stderr.strip()[-2000:]}")
+    samples: dict[str, dict[str, list[float]]] = json.loads(proc.stdout)
+    return cni_summary(samples, ref_list, cfg.pods)
+
+
+def cni_summary(
+    samples: dict[str, dict[str, list[float]]], ref_list: dict[str, Any], pods: int
+) -> dict[str, Any]:
+    """Per side p50/p99/mean of ADD and DEL in ms, and ours / reference (pure)."""
+    sides = {side: {k: latency_summary(v) for k, v in s.items()} for side, s in samples.items()}
+    ours, ref = sides["ours"], sides["reference"]
+    ratios = {
+        f"{op}_{stat}": ratio(ours[f"{op}_ms"][stat], ref[f"{op}_ms"][stat])
+        for op in ("add", "del")
+        for stat in ("p50", "mean")
+    }
+    add_p50 = ratios["add_p50"]
+    return {
+        "pods": pods,
+        "warmup_pods": WARMUP_PAIRS,
+        "ours": ours,
+        "reference": ref,
+        "ratio": ratios,
+        "goal_add_ratio": GOAL_ADD_RATIO,
+        "meets_goal": add_p50 is not None and add_p50 <= GOAL_ADD_RATIO,
+        "reference_conflist": ref_list,
+    }
+
+
+class PodSet:
+    """Pods for the traffic paths, added through the plugins' sockets and deleted at the end."""
+
+    def __init__(self, scratch: Scratch) -> None:
+        self.scratch = scratch
+        self.added: list[tuple[str, Any]] = []
+
+    def add(self, socket: str, tail: str) -> Endpoint:
+        from netplugins.cni.client import CNIClient
+        from netplugins.cni.types import NetRequest
+
+        netns = self.scratch.add_netns(tail)
+        req = NetRequest(
+            container_id=f"rkbench{tail.strip('-')}",
+            netns=f"/run/netns/{netns}",
+            args={"K8S_POD_NAMESPACE": "bench", "K8S_POD_NAME": f"traffic{tail}"},
+        )
+
+        async def add() -> list[str]:
+            async with CNIClient(socket) as cni:
+                return (await cni.add(req)).pod_ips()
+
+        self.added.append((socket, req))
+        ips = asyncio.run(add())
+        return Endpoint(netns, ips[0])
+
+    def delete_all(self) -> list[str]:
+        from netplugins.cni.client import CNIClient
+
+        errors: list[str] = []
+
+        async def delete() -> None:
+            for socket, req in self.added:
+                try:
+                    async with CNIClient(socket) as cni:
+                        await cni.delete(req)
+                except Exception as e:
+                    errors.append(f"DEL {req.container_id}: {e}")
+
+        asyncio.run(delete())
+        self.added.clear()
+        return errors
+
+
+def traffic(
+    nodes: Any, sockets: list[str], scratch: Scratch, cfg: Config, stack: contextlib.ExitStack
+) -> dict[str, Any]:
+    pods = PodSet(scratch)
+    stack.callback(pods.delete_all)
+    a = pods.add(sockets[0], "-pa")
+    b = pods.add(sockets[0], "-pb")
+    c = pods.add(sockets[1], "-pc")
+    n0, n1 = nodes.nodes
+    paths = [
+        bare_pair(scratch),
+        NetPath("same node", a, b, "pod to pod on one node: veth, bridge, veth"),
+        NetPath(
+            "across nodes", a, c,
+            "pod to pod on two nodes: veth, bridge, host-gw route, underlay, route, bridge, veth",
+        ),
+        NetPath(
+            "node to node", Endpoint(n0.netns, n0.ip), Endpoint(n1.netns, n1.ip),
+            "the two node namespaces over the underlay (no pods): what 'across nodes' crosses anyway",
+        ),
+    ]  # fmt: skip
+    cpus = Placement.default()
+    samples = measure_paths(paths, cfg.rounds, cfg.seconds, cfg.round_trips, cpus)
+    results = [path_summary(s) for s in samples]
+    by_name = {r["path"]: r for r in results}
+    bare = by_name["bare veth pair"]
+    ratios = {
+        name: {
+            "throughput": ratio(by_name[name]["throughput_mb_s"], bare["throughput_mb_s"]),
+            "rtt_p50": ratio(by_name[name]["rtt_us"]["p50"], bare["rtt_us"]["p50"]),
+            "rtt_mean": ratio(by_name[name]["rtt_us"]["mean"], bare["rtt_us"]["mean"]),
+        }
+        for name in ("same node", "across nodes")
+    }
+    return {
+        "paths": results,
+        "ratio_to_bare": ratios,
+        "goal_within": GOAL_POD_TO_POD,
+        "meets_goal": {
+            name: r["throughput"] is not None
+            and r["throughput"] >= 1 - GOAL_POD_TO_POD
+            and r["rtt_p50"] is not None
+            and r["rtt_p50"] <= 1 + GOAL_POD_TO_POD
+            for name, r in ratios.items()
+        },
+        "transfer_seconds": cfg.seconds,
+        "rounds": cfg.rounds,
+        "cpus": {"sender": cpus.sender, "receiver": cpus.sink, "ping_pong_both_ends": cpus.ping},
+    }
+
+
+def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
+    """The whole suite (see the module docstring); the report, with ``leftovers`` after teardown."""
+    from netplugins.simnet import SimulatedNodes
+
+    t0 = time.monotonic()
+    scratch = Scratch()
+    state = Path(tempfile.mkdtemp(prefix=f"{scratch.prefix}-", dir="/tmp"))
+    doc: dict[str, Any] = {"suite": "network", "run_id": scratch.prefix}
+    nodes = SimulatedNodes(2)
+    try:
+        with contextlib.ExitStack() as stack:
+            stack.callback(shutil.rmtree, state, True)
+            stack.callback(scratch.close)
+            stack.callback(nodes.close)
+            say("building two simulated nodes and serving the bridge plugin in each")
+            nodes.start()
+            doc["names"] = [scratch.prefix, *nodes.names()]
+            peers = [
+                {"name": f"node-{i}", "podCIDR": NODE_CIDRS[i], "ip": n.ip} for i, n in enumerate(nodes.nodes)
+            ]
+            (state / "peers.json").write_text(json.dumps(peers))
+            bridge = scratch.name("o")
+            sockets = [
+                stack.enter_context(plugin_process(n, i, state, bridge, state / "peers.json"))
+                for i, n in enumerate(nodes.nodes)
+            ]
+            say(f"ADD/DEL: {cfg.pods} pods through our plugin, {cfg.pods} through the reference plugins")
+            doc["cni"] = run_cni_latency(nodes.nodes[0], sockets[0], state, scratch, cfg)
+            say(
+                f"pod-to-pod TCP: {cfg.rounds} round(s) of {cfg.seconds} s transfers "
+                f"and {cfg.round_trips} round trips per path"
+            )
+            doc["traffic"] = traffic(nodes, sockets, scratch, cfg, stack)
+    finally:
+        nodes_left = [] if nodes.plan is None else [n for n in nodes.plan.names() if _present(n)]
+        doc["leftovers"] = sorted(
+            set(scratch.leftovers() + nodes_left + ([str(state)] if state.exists() else []))
+        )
+        doc["wall_s"] = round(time.monotonic() - t0, 1)
+    return doc
+
+
+def _present(name: str) -> bool:
+    from bench.network_paths import link_names, netns_names
+
+    return name in netns_names() or name in link_names()
+
+
+# ------------------------------------------------------------------------------------ report
+
+
+def render(doc: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    cni = doc["cni"]
+    table = Table(title=f"CNI ADD/DEL per pod, ms ({cni['pods']} pods per side)")
+    for col in ("", "ADD p50", "ADD p99", "ADD mean", "DEL p50", "DEL p99", "DEL mean"):
+        table.add_column(col, justify="left" if not col else "right")
+    for side in ("ours", "reference"):
+        s = cni[side]
+        table.add_row(
+            side, *(f"{s[f'{op}_ms'][k]:.1f}" for op in ("add", "del") for k in ("p50", "p99", "mean"))
+        )
+    r = cni["ratio"]
+    table.add_row(
+        "ratio",
+        f"{r['add_p50']:.2f}",
+        "",
+        f"{r['add_mean']:.2f}",
+        f"{r['del_p50']:.2f}",
+        "",
+        f"{r['del_mean']:.2f}",
+    )
+    console.print(table)
+    console.print(
+        f"goal: ADD p50 ratio <= {cni['goal_add_ratio']}: {'met' if cni['meets_goal'] else 'not met'}"
+    )
+    traffic = doc["traffic"]
+    table = Table(title="TCP between two endpoints")
+    for col in ("path", "MB/s", "RTT p50 µs", "RTT p99 µs", "RTT mean µs", "MB/s ratio", "RTT p50 ratio"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for p in traffic["paths"]:
+        ratios = traffic["ratio_to_bare"].get(p["path"], {})
+        table.add_row(
+            p["path"], f"{p['throughput_mb_s']:.0f}", f"{p['rtt_us']['p50']:.1f}",
+            f"{p['rtt_us']['p99']:.1f}", f"{p['rtt_us']['mean']:.1f}",
+            _fmt(ratios.get("throughput")), _fmt(ratios.get("rtt_p50")),
+        )  # fmt: skip
+    console.print(table)
+    met = ", ".join(f"{k}: {'met' if v else 'not met'}" for k, v in traffic["meets_goal"].items())
+    console.print(f"goal: pod-to-pod within {traffic['goal_within']:.0%} of the bare veth pair ({met})")
+    if doc["leftovers"]:
+        console.print(f"[red]left behind:[/] {', '.join(doc['leftovers'])}")
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="raykube bench network", description=__doc__.split("\n\n")[0])
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"{QUICK.pods} pods, {QUICK.rounds} round of {QUICK.seconds} s transfers "
+        f"(default {FULL.pods} pods, {FULL.rounds} rounds of {FULL.seconds} s)",
+    )
+    p.add_argument("--json", default=None, help="also write the results to this file")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from rich.console import Console
+
+    args = build_parser().parse_args(argv)
+    cfg = QUICK if args.quick else FULL
+    err = Console(stderr=True)
+    missing = missing_capability()
+    if missing:
+        err.print(f"[red]error:[/] {missing}", highlight=False, soft_wrap=True)
+        return 2
+
+    def say(msg: str) -> None:
+        err.print(msg, highlight=False, soft_wrap=True)
+
+    try:
+        doc = run(cfg, say)
+    except KeyboardInterrupt:
+        err.print("interrupted; what the run made was removed")
+        return 130
+    except Exception as e:  # the run's teardown has run; say what failed
+        err.print(f"[red]bench network failed:[/] {type(e).__name__}: {e}", highlight=False, soft_wrap=True)
+        return 1
+    doc.update(
+        quick=args.quick,
+        machine={
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "loadavg_at_end": [round(x, 2) for x in os.getloadavg()],
+        },
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
+    print(json.dumps(doc, indent=2))
+    render(doc, err)
+    return 0 if not doc["leftovers"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
