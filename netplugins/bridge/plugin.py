@@ -121,6 +121,7 @@ class BridgeNetwork(NetworkPlugin):
         self._node_ready = False
         self._node_lock = asyncio.Lock()
         self._mtu = self.settings.mtu
+        self._last_failures: list[str] = []
 
     # ------------------------------------------------------------------------------------ lifecycle
 
@@ -328,10 +329,11 @@ class BridgeNetwork(NetworkPlugin):
             await self._publish_vtep_mac(own, device)
         have = await asyncio.to_thread(links.actual_state, device)
         todo = plan(desired(self.ctx.node_name, self.peers, self.settings.backend, device or ""), have)
-        if not todo.empty:
-            failures = await asyncio.to_thread(links.apply_plan, todo)
+        failures = await asyncio.to_thread(links.apply_plan, todo) if not todo.empty else []
+        if failures != self._last_failures:  # each sync retries; say it once per change
             for failure in failures:
                 log.warning("bridge plugin: %s", failure)
+            self._last_failures = failures
 
     def _setup_vxlan(self, device: str) -> None:
         assert self.pod_cidr
