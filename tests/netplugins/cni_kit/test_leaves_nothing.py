@@ -15,7 +15,8 @@ from netplugins.cni.plugin import PluginContext, load_plugin
 from netplugins.cni.server import serve
 from tests import hostnet
 from tests.capabilities import require
-from tests.netplugins.cni_kit.conftest import PLUGINS, PluginUnderTest, node_ip, root_missing
+from tests.netplugins.cni_kit.conftest import PLUGINS, PluginUnderTest, root_missing
+from tests.netplugins.cni_kit.support import node_ip
 
 
 def _tokens(options: dict[str, object]) -> list[str]:

@@ -40,7 +40,7 @@ from nodeagent.runtimes.process.network import PodNetwork
 from nodeagent.runtimes.process.runtime import ProcessRuntime
 from tests import hostnet
 from tests.capabilities import needs, require
-from tests.netplugins.cni_kit.conftest import LoopThread, free_subnet, node_ip
+from tests.netplugins.cni_kit.support import LoopThread, free_subnet, node_ip
 
 _MISSING = missing_prerequisites()
 pytestmark = needs("containerd", ("containerd unavailable: " + "; ".join(_MISSING)) if _MISSING else None)
