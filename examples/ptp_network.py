@@ -9,7 +9,8 @@ private directory, so CHECK, DEL and GC work without the runtime's cache and aft
 
 Use it (root; Debian's containernetworking-plugins in /usr/lib/cni)::
 
-    raykube up --network examples.ptp_network:PtpNetwork
+    # from the repository root, with it on the Ray nodes' Python path (examples/ is not installed):
+    PYTHONPATH=$PWD raykube up --network examples.ptp_network:PtpNetwork
     # or alone, with the conformance kit:
     python -m examples.ptp_network --socket /tmp/ptp.sock --subnet 10.99.0.0/28 &
     python -m netplugins.cni.kit --socket /tmp/ptp.sock --capacity 13
