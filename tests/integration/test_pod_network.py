@@ -6,7 +6,8 @@ reference plugins are installed (CI), else ``host``. Whichever it is, two pods o
 their podIP/hostIP in ``kubectl get pods -o wide`` and one must reach the other's podIP (with the
 bridge plugin: distinct addresses from the node's podCIDR; with ``host``: the node's address). Pods of
 the process runtime run the host's commands (docs/cri.md), so ``busybox httpd`` serves and ``busybox
-wget`` fetches. A private ``raykube up --network host`` cluster checks the host-port accounting.
+wget`` fetches (under ``timeout``: this busybox's own ``wget -T`` crashes). A private ``raykube up
+--network host`` cluster checks the host-port accounting.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def test_pods_get_ips_and_reach_each_other(
 
     def fetch() -> str | None:
         r = kubectl.run(
-            "exec", "client", "--", "busybox", "wget", "-q", "-T", "3", "-O", "-", url, check=False
+            "exec", "client", "--", "timeout", "5", "busybox", "wget", "-q", "-O", "-", url, check=False
         )
         return r.stdout if r.returncode == 0 else None
 
