@@ -42,13 +42,14 @@ COMPONENTS: dict[str, str] = {
     "nodeagent.cri": "cri",  # the generated CRI stubs and their client: what plugins are written against
     "nodeagent.actor": "node-glue",
     "netplugins": "netplugins",
+    "netplugins.cni": "cni",  # the CNI gRPC stubs, types, client and plugin base: what runtimes call
     "bench": "bench",
 }
 
 # Everything below the glue: what the bootstrap wires together.
 _PARTS = frozenset(
     {"machinery", "naming", "store", "client", "apiserver", "scheduler", "controllers", "cri", "nodeagent"}
-    | {"netplugins", "node-glue", "controller-glue"}
+    | {"netplugins", "cni", "node-glue", "controller-glue"}
 )
 # component -> the other components it may import. Directions point one way:
 # machinery <- store <- client <- {apiserver, scheduler, controllers, nodeagent, netplugins} <- glue.
@@ -56,14 +57,15 @@ ALLOWED: dict[str, frozenset[str]] = {
     "machinery": frozenset(),
     "naming": frozenset(),
     "cri": frozenset(),
+    "cni": frozenset({"machinery"}),  # machinery: the shared stub generator only
     "store": frozenset({"machinery"}),
     "client": frozenset({"machinery"}),
     "apiserver": frozenset({"machinery", "store", "client"}),
     "scheduler": frozenset({"machinery", "client"}),
     "controllers": frozenset({"machinery", "client"}),
-    "nodeagent": frozenset({"machinery", "client", "cri"}),
-    "netplugins": frozenset({"machinery", "client", "cri"}),
-    "node-glue": frozenset({"machinery", "client", "cri", "nodeagent"}),
+    "nodeagent": frozenset({"machinery", "client", "cri", "cni"}),
+    "netplugins": frozenset({"machinery", "client", "cri", "cni"}),
+    "node-glue": frozenset({"machinery", "client", "cri", "cni", "nodeagent"}),
     # the controller manager actor: the Ray side of the controllers (actor health, node agents to follow)
     "controller-glue": frozenset(
         {
