@@ -18,8 +18,9 @@ plugin in each (``python -m netplugins.bridge``, host-gw, a static peer list, po
    node 1 over the underlay without pods. Issue 12's goal: pod-to-pod within 10% of bare.
 3. Everything made is removed at the end, also on failure: pods (DEL), the plugins (SIGTERM with
    ``--purge-on-exit``), the node namespaces (simnet), pod and bare namespaces and links named
-   ``rkb<hex>...`` (``bench.network_paths.Scratch``), the state directory. The JSON's ``leftovers``
-   lists any of these names still present afterwards (it should be empty).
+   ``rkb<hex>...`` (``bench.network_paths.Scratch``), the state directory. The JSON's ``names``
+   are the run's names (its ``rkb<hex>`` prefix, the simulated nodes' names and subnets);
+   ``leftovers`` lists any of them still present afterwards (it should be empty).
 
 See docs/bench-network.md. Entry point: ``main(argv)`` (``python -m bench.network``).
 """
@@ -343,6 +344,10 @@ def render(doc: dict[str, Any], console: Any) -> None:
         f"{r['del_mean']:.2f}",
     )
     console.print(table)
+    rpc = cni["ours"]["version_rpc_ms"]
+    console.print(
+        f"in ours: the bare gRPC round trip (Version) p50 {rpc['p50']:.2f} ms, p99 {rpc['p99']:.2f} ms"
+    )
     console.print(
         f"goal: ADD p50 ratio <= {cni['goal_add_ratio']}: {'met' if cni['meets_goal'] else 'not met'}"
     )

@@ -19,7 +19,11 @@ for DEL, every pod still attached until then (so both bridges hold N pods at the
 The first ``--warmup`` pairs (their own namespaces) are added and deleted untimed: the first ADD
 creates the bridge and, on our side, the node's nft table.
 
-Prints ``{"ours": {"add_ms": [...], "del_ms": [...]}, "reference": {...}}``. Invariants: every pod
+Before the timed pairs, ``VERSION_CALLS`` Version RPCs are timed too: the plugin answers them without
+work, so they are the gRPC round trip alone, a part of our ADD's overhead.
+
+Prints ``{"ours": {"add_ms": [...], "del_ms": [...], "version_rpc_ms": [...]}, "reference":
+{"add_ms": [...], "del_ms": [...]}}``. Invariants: every pod
 the driver added is deleted before it exits, also when a call fails (then it exits non-zero).
 """
 
@@ -39,6 +43,7 @@ from netplugins.cni.execproto import run_conflist
 from netplugins.cni.types import NetRequest, Result
 
 SIDES = ("ours", "reference")
+VERSION_CALLS = 50  # the bare gRPC round trip to the plugin, for scale
 
 
 def reference_conflist(bridge: str, pod_cidr: str, cluster_cidr: str, root_dir: str) -> dict[str, Any]:
@@ -128,6 +133,10 @@ async def drive(
                 for s in order(i):
                     await sides.add(s, r[s])
                     await sides.delete(s, r[s])
+            for _ in range(VERSION_CALLS):
+                t0 = time.perf_counter_ns()
+                await client.version()
+                out["ours"].setdefault("version_rpc_ms", []).append((time.perf_counter_ns() - t0) / 1e6)
             measured = list(enumerate(reqs))[warmup:]
             for i, r in measured:
                 for s in order(i):
