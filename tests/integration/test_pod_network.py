@@ -18,6 +18,7 @@ import json
 import os
 import secrets
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -175,3 +176,44 @@ def test_host_plugin_gives_the_node_ip_and_refuses_a_taken_host_port(host_cluste
     message = wait_until(refused, "a FailedCreatePodSandBox event on pod b")
     assert want in message, message
     assert get("b")["status"].get("phase") == "Pending"
+
+
+def test_a_restarted_runtime_releases_what_its_pods_held(host_cluster: HostCluster) -> None:
+    """The runtime actor is killed and restarted by Ray: the new runtime kills the old pods and GCs
+    the plugin, so pod a's recreated sandbox gets its hostPort again (without GC the ledger would
+    still hold it for a's old sandbox and refuse it)."""
+    c = host_cluster
+    port = 20000 + secrets.randbelow(20000)
+    manifest = pod("a", "exec sleep 3600", ports=[{"containerPort": port, "hostPort": port}])
+    c.kubectl("apply", "-f", "-", input=json.dumps(manifest))
+
+    def get() -> dict[str, Any]:
+        return dict(json.loads(c.kubectl("get", "pod", "a", "-o", "json")))
+
+    first = wait_until(lambda: running(lambda _: get(), "a"), "pod a running")
+    node = first["spec"]["nodeName"]
+    namespace = c.env["RAYKUBE_NAMESPACE"]
+    script = (
+        "import ray; ray.init(address='auto', logging_level='ERROR');"
+        f"ray.kill(ray.get_actor('runtime-{node}', namespace={namespace!r}), no_restart=False)"
+    )
+    subprocess.run([sys.executable, "-c", script], env=c.env, check=True, timeout=120)
+
+    def events(reason: str) -> list[str]:
+        items = json.loads(c.kubectl("get", "events", "-o", "json"))["items"]
+        return [
+            str(e["message"]) for e in items if e["involvedObject"]["name"] == "a" and e["reason"] == reason
+        ]
+
+    def container_id(p: dict[str, Any]) -> str:
+        statuses = p["status"].get("containerStatuses") or [{}]
+        return str(statuses[0].get("containerID", "")) if statuses[0].get("ready") else ""
+
+    old = container_id(first)
+
+    def running_again() -> str | None:
+        new = container_id(get())
+        return new if new and new != old else None
+
+    wait_until(running_again, "pod a running again in a new sandbox after the runtime restart")
+    assert not [m for m in events("FailedCreatePodSandBox") if "hostPort" in m]
