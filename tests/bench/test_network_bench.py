@@ -19,7 +19,16 @@ from typing import Any
 import pytest
 
 from bench.network import cni_summary
-from bench.network_paths import Endpoint, NetPath, PathSamples, latency_summary, path_summary, percentile
+from bench.network_paths import (
+    Endpoint,
+    NetPath,
+    PathSamples,
+    latency_summary,
+    link_names,
+    netns_names,
+    path_summary,
+    percentile,
+)
 from tests import hostnet
 from tests.capabilities import require
 
@@ -126,3 +135,35 @@ def test_path_summary_takes_the_median_round_and_microseconds() -> None:
     assert doc["throughput_rounds_mb_s"] == [1000.0, 3000.0, 1000.0]
     assert doc["rtt_us"] == latency_summary([10.0, 20.0, 30.0], 1) == {"p50": 20.0, "p99": 30.0, "mean": 20.0}
     assert doc["round_trips"] == 3
+
+
+def test_a_run_failing_midway_removes_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The traffic step fails once the plugins, 40 pod namespaces and the traffic pods exist: the
+    teardown still removes the run's namespaces, links, plugin state and nodes."""
+    missing = hostnet.missing()
+    if missing is None and not Path("/usr/lib/cni/bridge").exists():
+        missing = "/usr/lib/cni/bridge is not installed"
+    require("netns", missing)
+    import bench.network as network
+
+    seen: dict[str, Any] = {}
+
+    def fail(paths: Any, *args: Any) -> Any:
+        seen["paths"] = [p.name for p in paths]
+        prefix = paths[0].client.netns[:9]  # rkb<hex>
+        node = paths[-1].client.netns[3:-2]  # rkn<hex>-0: the simulated nodes' suffix
+        seen["names"] = [prefix, f"rkn{node}", f"rkul{node}", f"rkv{node}"]
+        seen["present"] = sorted(n for n in netns_names() if n.startswith(prefix))
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(network, "measure_paths", fail)
+    before = hostnet.snapshot()
+    with pytest.raises(RuntimeError, match="injected failure"):
+        network.run(network.Config(pods=2, rounds=1, seconds=0.1, round_trips=10), lambda _: None)
+    after = hostnet.snapshot()
+    assert seen["paths"] == list(PATHS)
+    names = seen["names"]
+    assert len(seen["present"]) == 2 * (network.WARMUP_PAIRS + 2) + 2 + 3  # pairs, bare pair, 3 pods
+    assert [n for n in netns_names() | link_names() if n.startswith(tuple(names))] == []
+    assert hostnet.diff(before, after, only=names) == []
+    assert not [p for p in Path("/tmp").iterdir() if p.name.startswith(names[0])]
