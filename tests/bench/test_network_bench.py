@@ -70,7 +70,8 @@ def test_quick_run_reports_positive_figures_and_leaves_nothing(tmp_path: Path) -
     assert doc["suite"] == "network" and doc["quick"] is True
     assert doc["leftovers"] == []
     assert doc["names"][0] == doc["run_id"] and doc["run_id"].startswith("rkb")
-    assert hostnet.diff(before, after, only=doc["names"]) == []
+    # Names only: a subnet of ours may be taken by another engineer's run right after our teardown.
+    assert hostnet.diff(before, after, only=[n for n in doc["names"] if "/" not in n]) == []
 
     cni = doc["cni"]
     assert cni["pods"] == 20
