@@ -96,10 +96,9 @@ def loopback_conflist() -> dict[str, Any]:
     return {"cniVersion": CNI_VERSION, "name": NETWORK_NAME + "-lo", "plugins": [{"type": "loopback"}]}
 
 
-def masquerade_ruleset(table: str, cluster_cidr: str, bridge: str) -> str:
+def masquerade_ruleset(table: str, cluster_cidr: str) -> str:
     """An ``nft -f`` script (re)creating our table: pods' traffic leaving the cluster CIDR is
-    masqueraded, traffic inside it keeps its source; forwarding to and from the bridge is accepted
-    (an accept here does not override a drop in another table; see the plugin's FORWARD check)."""
+    masqueraded, traffic inside it keeps its source (pod-to-pod across nodes)."""
     return "\n".join(
         [
             f"table ip {table}",
@@ -109,12 +108,19 @@ def masquerade_ruleset(table: str, cluster_cidr: str, bridge: str) -> str:
             "    type nat hook postrouting priority srcnat; policy accept;",
             f"    ip saddr {cluster_cidr} ip daddr != {cluster_cidr} masquerade",
             "  }",
-            "  chain forward {",
-            "    type filter hook forward priority filter; policy accept;",
-            f'    iifname "{bridge}" accept',
-            f'    oifname "{bridge}" accept',
-            "  }",
             "}",
             "",
         ]
     )
+
+
+def forward_rules(cluster_cidr: str, bridge: str) -> list[list[str]]:
+    """iptables ``filter`` FORWARD rules accepting the cluster's traffic (as flannel adds): a host
+    whose FORWARD policy is DROP (Docker sets it) would otherwise drop pod traffic, also between pods
+    on one bridge, since br_netfilter passes bridged frames through iptables. They go into iptables,
+    not our nft table, because an accept in one table does not override a drop in another."""
+    comment = ["-m", "comment", "--comment", f"raykube {bridge}"]
+    return [
+        ["FORWARD", "-s", cluster_cidr, *comment, "-j", "ACCEPT"],
+        ["FORWARD", "-d", cluster_cidr, *comment, "-j", "ACCEPT"],
+    ]

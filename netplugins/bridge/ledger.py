@@ -6,8 +6,8 @@ run (result ``None``: an ADD in progress or interrupted) and removed only after 
 every attachment that may hold an address, a veth or a port rule of ours is in the ledger: DEL works
 without a prevResult and GC knows what exists, also after a crash.
 
-Invariants: writes are atomic (temporary file + rename); an unreadable entry is reported by
-``entries`` as missing its result rather than raising, so GC still deletes it.
+Invariants: writes are atomic (temporary file + rename), so an entry is either the old or the new
+one; ``get`` of an unreadable entry returns it without netns or result (DEL still runs by id).
 """
 
 from __future__ import annotations

@@ -11,11 +11,11 @@ only. Every removal tolerates the object being gone already.
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import json
 import logging
 import os
+import shutil
 import subprocess
 from typing import Any
 
@@ -108,11 +108,42 @@ def restore_ip_forward(record: str) -> None:
     os.unlink(record)
 
 
-def forward_policy_drops() -> bool:
-    """True when iptables' filter FORWARD chain drops by policy (Docker sets that)."""
-    with contextlib.suppress(FileNotFoundError):
-        return "-P FORWARD DROP" in run("iptables", "-w", "-S", "FORWARD", check=False)
-    return False
+def succeeds(*cmd: str) -> bool:
+    return subprocess.run(list(cmd), capture_output=True, check=False).returncode == 0
+
+
+def chain_filters(chain: str) -> bool:
+    """True when iptables' ``filter`` ``chain`` has rules or a policy other than ACCEPT. Listing
+    creates nothing (inserting a rule would create the table, so we only insert when it filters)."""
+    if shutil.which("iptables") is None:
+        return False
+    lines = run("iptables", "-w", "-S", chain, check=False).splitlines()
+    return any(line.strip() and line.strip() != f"-P {chain} ACCEPT" for line in lines)
+
+
+def ensure_iptables_rules(rules: list[list[str]]) -> None:
+    """Insert each ``[chain, *spec]`` at the top of ``filter`` unless present, when that chain
+    filters at all (``chain_filters``); no iptables: no-op."""
+    for chain, *spec in rules:
+        if not chain_filters(chain):
+            continue
+        if not succeeds("iptables", "-w", "-C", chain, *spec):
+            run("iptables", "-w", "-I", chain, "1", *spec)
+
+
+def iptables_rules_present(rules: list[list[str]]) -> bool:
+    """False when a rule ``ensure_iptables_rules`` would insert is missing."""
+    return all(
+        not chain_filters(chain) or succeeds("iptables", "-w", "-C", chain, *spec) for chain, *spec in rules
+    )
+
+
+def delete_iptables_rules(rules: list[list[str]]) -> None:
+    if shutil.which("iptables") is None:
+        return
+    for chain, *spec in rules:
+        while succeeds("iptables", "-w", "-D", chain, *spec):
+            pass
 
 
 # ---------------------------------------------------------------------------------------- nftables

@@ -33,6 +33,7 @@ from netplugins.bridge.config import (
     VXLAN_PORT,
     BridgeSettings,
     conflist,
+    forward_rules,
     ipam_dir,
     loopback_conflist,
     masquerade_ruleset,
@@ -276,16 +277,17 @@ class BridgeNetwork(NetworkPlugin):
                 await asyncio.to_thread(self._setup_node)
                 self._node_ready = True
 
+    def _node_intact(self) -> bool:
+        s = self.settings
+        return links.nft_table_exists(s.nft_table) and links.iptables_rules_present(
+            forward_rules(s.cluster_cidr, s.bridge)
+        )
+
     def _setup_node(self) -> None:
         links.enable_ip_forward(os.path.join(self.ctx.root_dir, "ip_forward.prev"))
         s = self.settings
-        links.apply_nft(masquerade_ruleset(s.nft_table, s.cluster_cidr, s.bridge))
-        if links.forward_policy_drops():
-            log.warning(
-                "iptables FORWARD policy is DROP: pod traffic through %s is dropped unless a rule "
-                "accepts it (our nft table's accept does not override another table's drop)",
-                s.bridge,
-            )
+        links.apply_nft(masquerade_ruleset(s.nft_table, s.cluster_cidr))
+        links.ensure_iptables_rules(forward_rules(s.cluster_cidr, s.bridge))
 
     # ------------------------------------------------------------------------------------ node sync
 
@@ -320,7 +322,7 @@ class BridgeNetwork(NetworkPlugin):
             self.node_ip = await asyncio.to_thread(links.default_ip)
         if not self.pod_cidr:
             return
-        if self._node_ready and not await asyncio.to_thread(links.nft_table_exists, self.settings.nft_table):
+        if self._node_ready and not await asyncio.to_thread(self._node_intact):
             self._node_ready = False
         await self._ensure_node()
         device = self.settings.vxlan_device if self.settings.backend == "vxlan" else None
@@ -379,6 +381,7 @@ class BridgeNetwork(NetworkPlugin):
             ("routes", links.delete_our_routes),
             ("vxlan device", lambda: links.delete_link(s.vxlan_device) if s.backend == "vxlan" else None),
             ("nft table", lambda: links.delete_nft_table(s.nft_table)),
+            ("forward rules", lambda: links.delete_iptables_rules(forward_rules(s.cluster_cidr, s.bridge))),
             ("hostport chains", remove_hostport_chains),
         ]
         if left:

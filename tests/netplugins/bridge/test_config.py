@@ -49,7 +49,7 @@ def test_conflist_shape() -> None:
 
 
 def test_masquerade_keeps_cluster_sources() -> None:
-    script = masquerade_ruleset("rk-rkx", "10.244.0.0/16", "rkx")
+    script = masquerade_ruleset("rk-rkx", "10.244.0.0/16")
     assert "ip saddr 10.244.0.0/16 ip daddr != 10.244.0.0/16 masquerade" in script
     assert script.startswith("table ip rk-rkx\ndelete table ip rk-rkx\n")  # re-applying replaces
 

@@ -77,6 +77,7 @@ def node_state(sim: SimulatedNodes, node: SimNode) -> dict[str, str]:
         "links": " ".join(sorted(link["ifname"] for link in json.loads(run("ip", "-j", "link")))),
         "routes": run("ip", "route", "show", "proto", "114"),
         "nft": run("nft", "list", "table", "ip", f"rk-{BRIDGE}"),
+        "forward": run("iptables", "-w", "-S", "FORWARD"),
     }
 
 
@@ -98,19 +99,26 @@ def test_pods_on_two_nodes_reach_each_other_and_the_outside(
 ) -> None:
     with SimulatedNodes(segments=segments) as sim:
         node_a = sim.nodes[0]
+        for n in sim.nodes:
+            # A Docker-like node: forwarding dropped by policy, and br_netfilter passes bridged
+            # frames (pod to pod on one bridge) through that FORWARD chain too.
+            assert sim.exec(n, ["iptables", "-w", "-P", "FORWARD", "DROP"]).returncode == 0
+            assert sim.exec(n, ["sysctl", "-n", "net.bridge.bridge-nf-call-iptables"]).stdout.strip() == "1"
         clean = [node_state(sim, n) for n in sim.nodes]
-        with node_plugins(sim, tmp_path, backend) as (sock_a, sock_b), pod_netns(2) as (pod_a, pod_b):
+        with node_plugins(sim, tmp_path, backend) as (sock_a, sock_b), pod_netns(3) as (pod_a, pod_a2, pod_b):
 
             async def main() -> None:
                 async with CNIClient(sock_a) as cni_a, CNIClient(sock_b) as cni_b:
-                    req_a, req_b = request(pod_a), request(pod_b)
-                    ip_a = (await cni_a.add(req_a)).pod_ips()[0]
-                    ip_b = (await cni_b.add(req_b)).pod_ips()[0]
+                    reqs = [(cni_a, request(pod_a)), (cni_a, request(pod_a2)), (cni_b, request(pod_b))]
+                    ip_a, ip_a2, ip_b = [(await cni.add(req)).pod_ips()[0] for cni, req in reqs]
                     assert ip_a.startswith("10.244.1.") and ip_b.startswith("10.244.2.")
                     try:
+                        with tcp_server(pod_a2, "0.0.0.0", 7100):
+                            seen = await asyncio.to_thread(tcp_client, pod_a, ip_a2, 7100)
+                        assert seen == ip_a, "pod-to-pod on one bridge keeps the source pod IP"
                         with tcp_server(pod_b, "0.0.0.0", 7100):
                             seen = await asyncio.to_thread(tcp_client, pod_a, ip_b, 7100)
-                        assert seen == ip_a, "pod-to-pod across nodes must keep the source pod IP"
+                        assert seen == ip_a, "pod-to-pod across nodes keeps the source pod IP"
                         outside = (
                             sim.head_ip
                         )  # the root namespace's underlay address, not in the cluster CIDR
@@ -119,8 +127,8 @@ def test_pods_on_two_nodes_reach_each_other_and_the_outside(
                             seen = await asyncio.to_thread(tcp_client, pod_a, outside, port)
                         assert seen == node_a.ip, "traffic leaving the cluster CIDR is masqueraded"
                     finally:
-                        await cni_a.delete(req_a)
-                        await cni_b.delete(req_b)
+                        for cni, req in reqs:
+                            await cni.delete(req)
 
             asyncio.run(main())
             assert "10.244.2.0/24 via" in node_state(sim, node_a)["routes"]
