@@ -50,6 +50,7 @@ from bench.network_paths import (
     Placement,
     Scratch,
     bare_pair,
+    first_line,
     latency_summary,
     measure_paths,
     path_summary,
@@ -110,7 +111,7 @@ def plugin_process(node: Any, index: int, state: Path, bridge: str, peers_file: 
     log = open(state / f"node-{index}.log", "w")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(node.command(argv), stdout=subprocess.PIPE, stderr=log, text=True)
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
+        line = first_line(proc, PLUGIN_START_TIMEOUT_S)
         if not line.startswith("ready"):
             proc.kill()
             proc.wait(PLUGIN_START_TIMEOUT_S)

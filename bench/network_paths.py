@@ -26,6 +26,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,16 @@ def netperf(*args: str) -> list[str]:
     return [sys.executable, "-m", "bench.netperf", *args]
 
 
+def first_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first line ``proc`` prints; it is killed if none comes within ``timeout`` seconds."""
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        return proc.stdout.readline() if proc.stdout else ""
+    finally:
+        timer.cancel()
+
+
 @contextlib.contextmanager
 def netperf_server(endpoint: Endpoint, cpus: Placement) -> Iterator[subprocess.Popen[str]]:
     """``bench.netperf serve`` in ``endpoint``'s namespace, up until the block exits."""
@@ -169,7 +180,7 @@ def netperf_server(endpoint: Endpoint, cpus: Placement) -> Iterator[subprocess.P
         text=True,
     )
     try:
-        line = proc.stdout.readline() if proc.stdout else ""
+        line = first_line(proc, SERVER_START_TIMEOUT_S)
         if line.strip() != "ready":
             proc.kill()
             _, err = proc.communicate(timeout=SERVER_START_TIMEOUT_S)
