@@ -138,7 +138,10 @@ class RuntimeActor:
             Path(self.socket_path).unlink(missing_ok=True)
             self._runtime = await serve(self.socket_path, self.root_dir, network_socket=self.network_socket)
         else:
-            self._runtime = self.runtime_cls(self.root_dir)
+            # A supervised runtime gets the node's network plugin as ``network_socket=`` (containerd
+            # reaches it through the raykube-cni shim); see docs/plugins.md.
+            extra = {"network_socket": self.network_socket} if self.network_socket else {}
+            self._runtime = self.runtime_cls(self.root_dir, **extra)
             self.socket_path = await self._runtime.start()
         async with CRIClient(self.socket_path) as cri:
             await cri.wait_ready(timeout=30)
