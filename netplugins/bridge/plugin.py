@@ -117,8 +117,10 @@ class BridgeNetwork(NetworkPlugin):
         peers = ctx.options.get("peers")
         self.static_peers: list[Peer] | None = parse_peers(peers) if peers is not None else None
         self.peers: list[Peer] = list(self.static_peers or [])
-        self._api: Any = None
-        self._loop_task: asyncio.Task[None] | None = None
+        self._api: Any = None  # cluster.client.rest.ApiClient when there is an API server
+        self._informer: Any = None  # cluster.client.informer.Informer of the Nodes
+        self._tasks: list[asyncio.Task[None]] = []
+        self._wake = asyncio.Event()  # a Node changed in a way the network cares about
         self._node_ready = False
         self._node_lock = asyncio.Lock()
         self._mtu = self.settings.mtu
@@ -129,17 +131,38 @@ class BridgeNetwork(NetworkPlugin):
     async def start(self) -> None:
         os.makedirs(self.ctx.root_dir, exist_ok=True)
         if self.ctx.kubeconfig:
-            from cluster.client.rest import ApiClient
-
-            self._api = ApiClient.from_kubeconfig(self.ctx.kubeconfig)
+            await self._watch_nodes(self.ctx.kubeconfig)
         await self._sync_safely()
         if self._api is not None or self.static_peers is not None:
-            self._loop_task = asyncio.create_task(self._sync_loop(), name=f"bridge-sync-{self.ctx.node_name}")
+            self._tasks.append(
+                asyncio.create_task(self._sync_loop(), name=f"bridge-sync-{self.ctx.node_name}")
+            )
+
+    async def _watch_nodes(self, kubeconfig: str) -> None:
+        from cluster.client.informer import Informer
+        from cluster.client.rest import ApiClient
+
+        self._api = ApiClient.from_kubeconfig(kubeconfig)
+        self._informer = Informer(self._api, "v1", "nodes")
+
+        def changed(old: dict[str, Any], new: dict[str, Any]) -> None:
+            if peer_of(old) != peer_of(new):  # not every status heartbeat
+                self._wake.set()
+
+        self._informer.add_handler(
+            on_add=lambda _: self._wake.set(), on_update=changed, on_delete=lambda _: self._wake.set()
+        )
+        self._tasks.append(
+            asyncio.create_task(self._informer.run(), name=f"bridge-nodes-{self.ctx.node_name}")
+        )
+        if not await self._informer.wait_synced(10):
+            log.warning("bridge plugin: the Node list did not arrive within 10s; serving as not ready")
 
     async def stop(self, purge: bool = False) -> None:
-        task, self._loop_task = self._loop_task, None
-        if task is not None:
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         if purge:
@@ -292,8 +315,11 @@ class BridgeNetwork(NetworkPlugin):
     # ------------------------------------------------------------------------------------ node sync
 
     async def _sync_loop(self) -> None:
+        """Reconcile when a Node changed, and every ``resync`` seconds (repairs what someone removed)."""
         while True:
-            await asyncio.sleep(self.resync)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.resync)
+            self._wake.clear()
             await self._sync_safely()
 
     async def _sync_safely(self) -> None:
@@ -307,8 +333,10 @@ class BridgeNetwork(NetworkPlugin):
     async def _sync(self) -> None:
         """Read the peers (API or static), learn our podCIDR and address, reconcile the node."""
         own: dict[str, Any] | None = None
-        if self._api is not None:
-            nodes = (await self._api.list_all("v1", "nodes")).get("items") or []
+        if self._informer is not None:
+            if not self._informer.has_synced:
+                return
+            nodes = self._informer.store.list()
             self.peers = [peer_of(n) for n in nodes]
             own = next(
                 (n for n in nodes if (n.get("metadata") or {}).get("name") == self.ctx.node_name), None

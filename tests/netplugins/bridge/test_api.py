@@ -124,9 +124,9 @@ async def _scenario(sim: SimulatedNodes, tmp: Path) -> None:
                 await asyncio.to_thread(proc.wait, 30)
         assert [p.returncode for p in procs] == [0, 0]
         # purge took our annotation off and removed the VXLAN device
-        for name, n in zip(names, sim.nodes, strict=True):
-            node = await api.get("v1", "nodes", name)
-            assert VTEP_MAC_ANNOTATION not in (node["metadata"].get("annotations") or {})
+        node = await api.get("v1", "nodes", names[0])  # (node-1 was deleted)
+        assert VTEP_MAC_ANNOTATION not in (node["metadata"].get("annotations") or {})
+        for n in sim.nodes:
             assert "rkvx1" not in sim.exec(n, ["ip", "link"]).stdout
 
 
@@ -175,3 +175,22 @@ async def _with_plugins(sim: SimulatedNodes, api: ApiClient, names: list[str], t
             finally:
                 await cni_a.delete(req_a)
                 await cni_b.delete(req_b)
+
+    # node-1 leaves the cluster: node-0 drops its route, neighbour and fdb entry, and nothing else
+    node_a = sim.nodes[0]
+    foreign = ["10.99.0.0/24", "via", str(sim.segments[0].gateway.ip)]  # someone else's route
+    assert sim.exec(node_a, ["ip", "route", "add", *foreign]).returncode == 0
+    await api.delete("v1", "nodes", names[1])
+
+    def overlay_of_a() -> str:
+        run = lambda *a: sim.exec(node_a, list(a)).stdout  # noqa: E731
+        return (
+            run("ip", "route")
+            + run("ip", "neigh", "show", "dev", "rkvx1")
+            + run("bridge", "fdb", "show", "dev", "rkvx1")
+        )
+
+    await eventually(
+        lambda: "10.244.2." not in overlay_of_a() and mac_b not in overlay_of_a(), "node-1 forgotten"
+    )
+    assert "10.99.0.0/24" in overlay_of_a()

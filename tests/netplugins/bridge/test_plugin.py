@@ -4,6 +4,7 @@ with real pod network namespaces and the CNI reference plugins."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import secrets
@@ -51,9 +52,12 @@ def options(pod_cidr: str | None, bridge: str) -> dict[str, Any]:
 Body = Callable[[CNIClient, NetworkServer], Awaitable[None]]
 
 
-def run_plugin(tmp_path: Path, pod_cidr: str | None, body: Body, *, purge: bool = True) -> str:
-    """Serve a BridgeNetwork with a fresh ``rk<hex>`` bridge, run ``body``, stop it (purging)."""
-    bridge = "rk" + secrets.token_hex(4)
+def run_plugin(
+    tmp_path: Path, pod_cidr: str | None, body: Body, *, purge: bool = True, bridge: str | None = None
+) -> str:
+    """Serve a BridgeNetwork (a fresh ``rk<hex>`` bridge unless given), run ``body``, stop it
+    (purging, unless told not to); the state is ``tmp_path/state``."""
+    bridge = bridge or "rk" + secrets.token_hex(4)
     ctx = PluginContext("node-a", str(tmp_path / "state"), options=options(pod_cidr, bridge))
     socket = str(tmp_path / "cni.sock")
 
@@ -234,3 +238,26 @@ def test_without_pod_cidr_status_is_unavailable_and_add_asks_to_retry(tmp_path: 
             assert links_in(ns) == ["lo"]
 
     run_plugin(tmp_path, None, body)
+
+
+def test_a_restarted_plugin_dels_and_gcs_what_the_previous_one_added(tmp_path: Path) -> None:
+    pod_cidr = free_pod_cidr()
+    with pod_netns(2) as (ns1, ns2):
+        req1, req2 = request(ns1), request(ns2)
+
+        async def first(cni: CNIClient, server: NetworkServer) -> None:
+            await cni.add(req1)
+            await cni.add(req2)
+
+        bridge = run_plugin(tmp_path, pod_cidr, first, purge=False)  # a node agent that died
+        assert links.link_exists(bridge)
+
+        async def second(cni: CNIClient, server: NetworkServer) -> None:
+            await cni.check(dataclasses.replace(req1, netns=""))  # netns and prevResult from the ledger
+            await cni.delete(dataclasses.replace(req1, netns=""))
+            assert "eth0" not in links_in(ns1)
+            await cni.gc([])
+            assert "eth0" not in links_in(ns2)
+            assert not [f for f in os.listdir(tmp_path / "state" / "ipam" / "raykube") if f[0].isdigit()]
+
+        run_plugin(tmp_path, pod_cidr, second, bridge=bridge)  # same state directory and bridge
