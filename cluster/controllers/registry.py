@@ -25,6 +25,7 @@ from cluster.controllers.nodeipam import NodeIpamController
 from cluster.controllers.podgc import PodGCController
 from cluster.controllers.replicaset import ReplicaSetController
 from cluster.controllers.runtime import Controller
+from cluster.controllers.service_lb import ServiceLBController
 from cluster.controllers.serviceaccount import ServiceAccountController
 from cluster.controllers.statefulset.controller import StatefulSetController
 from cluster.controllers.tainteviction import TaintEvictionController
@@ -49,6 +50,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     CronJobController.NAME: CronJobController,
     TTLAfterFinishedController.NAME: TTLAfterFinishedController,
     PodGCController.NAME: PodGCController,
+    ServiceLBController.NAME: ServiceLBController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
