@@ -32,9 +32,10 @@ from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir, write_private
 from netplugins.cni.plugin import PluginLoadError, load_object
 from nodeagent import machine
-from nodeagent.agent.agent import NodeAgent
+from nodeagent.agent.agent import AgentConfig, NodeAgent
 from nodeagent.agent.api import RestAgentApi
 from nodeagent.cri.client import CRIClient
+from nodeagent.kubelet.dns import DEFAULT_CLUSTER_DNS, DEFAULT_CLUSTER_DOMAIN, ClusterDns
 from nodeagent.runtimes.process import serve, stop_server
 from nodeagent.server.agent import AgentServer
 from nodeagent.server.tls import agent_ssl_context
@@ -93,6 +94,11 @@ def runtime_limits(namespace: str) -> list[tuple[str, str, str]]:
     return sorted(rows)
 
 
+def _servers(cluster_dns: str) -> tuple[str, ...]:
+    """``cluster_dns`` as the kubelet's clusterDNS list (comma separated; empty: no cluster DNS)."""
+    return tuple(s.strip() for s in cluster_dns.split(",") if s.strip())
+
+
 def agent_actor_name(node_name: str) -> str:
     return f"agent-{node_name}"
 
@@ -114,6 +120,8 @@ class NodeAgentConfig:
     manifests_dir: str | None = None
     ray_cpus: float | None = None
     ray_memory: float | None = None
+    cluster_dns: str = DEFAULT_CLUSTER_DNS  # the pods' nameserver (kube-dns's ClusterIP)
+    cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
@@ -214,6 +222,7 @@ class NodeAgentActor:
             str(node_dir),
             info,
             manifests_dir=cfg.manifests_dir,
+            config=AgentConfig(cluster_dns=ClusterDns(_servers(cfg.cluster_dns), cfg.cluster_domain)),
         )
         context = agent_ssl_context(pki / "ca.crt", pki / "agent.crt", pki / "agent.key")
         server = AgentServer(agent, CRIClient(cfg.runtime_socket), host="0.0.0.0", ssl_context=context)

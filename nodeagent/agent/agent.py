@@ -20,7 +20,7 @@ import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from nodeagent.cri.client import CRIClient, CRIError
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import static_pods as sp
 from nodeagent.kubelet.container_env import EnvSources
+from nodeagent.kubelet.dns import ClusterDns, ResolvConf, parse_resolv_conf, pod_dns
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
 from nodeagent.kubelet.restart import CrashLoopBackOff
 
@@ -59,6 +60,8 @@ class AgentConfig:
     node_tick: float = 1.0
     backoff_initial: timedelta = timedelta(seconds=10)
     backoff_max: timedelta = timedelta(minutes=5)
+    cluster_dns: ClusterDns = field(default_factory=ClusterDns)  # the kubelet's clusterDNS/clusterDomain
+    resolv_conf: str = "/etc/resolv.conf"  # the node's resolver (the kubelet's --resolv-conf)
 
 
 class NodeAgent:
@@ -121,7 +124,7 @@ class NodeAgent:
             node_name=self.node_name, logs_root=self.logs_root, scheme=scheme,
             host_ips=self.machine.internal_ips, fetch_env=self._fetch_env,
             write_status=self._write_status, delete_pod=self._delete_pod, events=self.events,
-            resync=self.config.resync,
+            resync=self.config.resync, dns=self._pod_dns,
         )  # fmt: skip
         await self.node.register()
         await self._report_limits()
@@ -231,6 +234,16 @@ class NodeAgent:
         if self.workers.get(worker.uid) is worker:
             del self.workers[worker.uid]
             self._relist_seen.pop(worker.uid, None)
+
+    def _pod_dns(self, pod: Mapping[str, Any]) -> ResolvConf:
+        """The pod's resolv.conf; the node's resolv.conf is read each time (as the kubelet does)."""
+        try:
+            with open(self.config.resolv_conf) as f:
+                node = parse_resolv_conf(f.read())
+        except OSError as err:
+            log.warning("cannot read %s (%s): pods get no node resolvers", self.config.resolv_conf, err)
+            node = ResolvConf()
+        return pod_dns(pod, node, self.config.cluster_dns)
 
     async def _fetch_env(self, pod: Mapping[str, Any]) -> EnvSources:
         namespace = (pod.get("metadata") or {}).get("namespace") or "default"

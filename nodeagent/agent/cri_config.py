@@ -1,6 +1,7 @@
 """CRI requests for a pod, and the runtime's answers read back as the cores' values.
 
-Pure builders: ``sandbox_config`` (hostname = pod name, log directory ``<logs>/<ns>_<name>_<uid>``,
+Pure builders: ``sandbox_config`` (hostname = pod name, the pod's DNS as ``dns_config``, log directory
+``<logs>/<ns>_<name>_<uid>``,
 labels ``io.kubernetes.pod.{name,namespace,uid}`` plus our node label, the pod's annotations) and
 ``container_config`` (argv/env/workingDir from ``container_env``, ``log_path`` =
 ``<container>/<attempt>.log`` relative to the sandbox's log directory as the kubelet writes it,
@@ -23,6 +24,7 @@ from nodeagent.cri import api_pb2
 from nodeagent.cri.client import CRIClient, NotFound
 from nodeagent.kubelet.container_env import ContainerCommand
 from nodeagent.kubelet.cri_logs import pod_log_dir
+from nodeagent.kubelet.dns import ResolvConf
 from nodeagent.kubelet.runtime_view import PodRuntimeView, RuntimeContainer, Sandbox, container_hash
 
 POD_NAME = "io.kubernetes.pod.name"
@@ -45,8 +47,10 @@ def log_directory(logs_root: str, pod: Mapping[str, Any]) -> str:
 
 
 def sandbox_config(
-    pod: Mapping[str, Any], attempt: int, logs_root: str, node_name: str
+    pod: Mapping[str, Any], attempt: int, logs_root: str, node_name: str, dns: ResolvConf | None = None
 ) -> api_pb2.PodSandboxConfig:
+    """``dns``: the pod's resolv.conf (``nodeagent.kubelet.dns.pod_dns``); None leaves ``dns_config``
+    unset (the runtime gives the node's)."""
     m = object_meta(pod)
     spec = pod.get("spec") or {}
     labels = {
@@ -67,6 +71,12 @@ def sandbox_config(
     )
     if spec.get("hostNetwork"):
         cfg.linux.security_context.namespace_options.network = api_pb2.NODE
+    if dns is not None:
+        cfg.dns_config.CopyFrom(
+            api_pb2.DNSConfig(
+                servers=list(dns.servers), searches=list(dns.searches), options=list(dns.options)
+            )
+        )
     return cfg
 
 

@@ -30,6 +30,7 @@ from nodeagent.cri.client import CRIClient, CRIError
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import probes as pr
 from nodeagent.kubelet.container_env import CreateContainerConfigError, EnvSources, container_command
+from nodeagent.kubelet.dns import ResolvConf
 from nodeagent.kubelet.pod_actions import compute_pod_actions
 from nodeagent.kubelet.pod_status import ProbeView, StatusInputs, Waiting, pod_status
 from nodeagent.kubelet.probe_exec import ProbeOutcome, run_probe
@@ -60,6 +61,7 @@ class WorkerContext:
     events: EventSink  # the kubelet's events (Pulled, Created, Started, Killing, Unhealthy, BackOff, ...)
     resync: timedelta = timedelta(seconds=5)
     pulled: set[str] = field(default_factory=set)
+    dns: Callable[[Mapping[str, Any]], ResolvConf | None] = lambda _pod: None  # the pod's resolv.conf
 
 
 def grace_seconds(pod: Mapping[str, Any]) -> int:
@@ -178,7 +180,9 @@ class PodWorker:
             if plan.sandbox_id:
                 self._record(pod, None, ev.NORMAL, ev.SANDBOX_CHANGED,
                              "Pod sandbox changed, it will be killed and re-created.")  # fmt: skip
-            cfg = cc.sandbox_config(pod, plan.attempt, self.ctx.logs_root, self.ctx.node_name)
+            cfg = cc.sandbox_config(
+                pod, plan.attempt, self.ctx.logs_root, self.ctx.node_name, self.ctx.dns(pod)
+            )
             try:
                 sandbox_id = await self.ctx.cri.run_pod_sandbox(cfg)
             except CRIError as err:
@@ -359,7 +363,11 @@ class PodWorker:
         attempt = latest.restart_count + 1 if latest is not None else 0
         cfg = cc.container_config(pod, spec, command, attempt)
         sandbox_cfg = cc.sandbox_config(
-            pod, self.view.sandbox.attempt if self.view.sandbox else 0, self.ctx.logs_root, self.ctx.node_name
+            pod,
+            self.view.sandbox.attempt if self.view.sandbox else 0,
+            self.ctx.logs_root,
+            self.ctx.node_name,
+            self.ctx.dns(pod),
         )
         try:
             cid = await self.ctx.cri.create_container(sandbox_id, cfg, sandbox_cfg)
