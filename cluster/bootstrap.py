@@ -41,6 +41,7 @@ from ray.util.scheduling_strategies import (
 
 from cluster.apiserver.actor import ACTOR_NAME as APISERVER_ACTOR
 from cluster.apiserver.actor import ApiServerActor
+from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
 from cluster.apiserver.kubeconfig import write_kubeconfig
 from cluster.apiserver.tls import ensure_pki
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
@@ -49,6 +50,7 @@ from cluster.controllers.registry import UnknownController
 from cluster.controllers.registry import enabled as enabled_controllers
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
+from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, bridge_name, deploy_node_agents
 from cluster.ownership import claim
@@ -63,6 +65,7 @@ from nodeagent.actor import load_runtime
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 NETWORK_BACKENDS = ("host-gw", "vxlan")  # across nodes; the first is the default
+HOST_SERVICE_CIDR = "127.96.0.0/16"  # the default Service CIDR with --network host (loopback)
 
 PG_NAME = "raykube-store"
 RAY_MARKER = "ray-started-by-raykube"
@@ -77,6 +80,8 @@ class ClusterConfig:
     replicas: int
     namespace: str = DEFAULT_NAMESPACE
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # a cluster.json from before --cluster-cidr: the default
+    service_cidr: str = str(SERVICE_CIDR)  # likewise for --service-cidr (ClusterIPs already given out)
+    lb_pool: str = DEFAULT_LB_POOL
     network: str | None = None  # --network; None: a cluster.json from before it (the default then)
     network_backend: str | None = None
 
@@ -90,6 +95,8 @@ class ClusterConfig:
             replicas=int(raw["replicas"]),
             namespace=raw.get("namespace", DEFAULT_NAMESPACE),
             cluster_cidr=raw.get("cluster_cidr", DEFAULT_CLUSTER_CIDR),
+            service_cidr=raw.get("service_cidr", str(SERVICE_CIDR)),
+            lb_pool=raw.get("lb_pool", DEFAULT_LB_POOL),
             network=raw.get("network"),
             network_backend=raw.get("network_backend"),
         )
@@ -103,6 +110,8 @@ class ClusterConfig:
                     "replicas": self.replicas,
                     "namespace": self.namespace,
                     "cluster_cidr": self.cluster_cidr,
+                    "service_cidr": self.service_cidr,
+                    "lb_pool": self.lb_pool,
                     "network": self.network,
                     "network_backend": self.network_backend,
                 },
@@ -222,9 +231,15 @@ async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
 
 
 def deploy_apiserver(
-    data_dir: Path, namespace: str = DEFAULT_NAMESPACE, *, host: str = "0.0.0.0", port: int = 6443
+    data_dir: Path,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    host: str = "0.0.0.0",
+    port: int = 6443,
+    service_cidr: str = str(SERVICE_CIDR),
 ) -> tuple[int, Path]:
-    """Create (or find) the API server actor on this node; write the kubeconfig. Returns (port, path)."""
+    """Create (or find) the API server actor on this node; write the kubeconfig. Returns (port, path).
+    ``service_cidr`` is where ClusterIPs come from (``--service-cidr``)."""
     node_ip = ray.util.get_node_ip_address()
     pki = ensure_pki(data_dir / "pki", hosts=[node_ip, socket.gethostname()])
     here = ray.get_runtime_context().get_node_id()
@@ -234,7 +249,7 @@ def deploy_apiserver(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(namespace, str(data_dir / "pki"), host, port)
+    ).remote(namespace, str(data_dir / "pki"), host, port, service_cidr)
     bound: int = ray.get(actor.ready.remote(), timeout=120)
     path = write_kubeconfig(data_dir / "kubeconfig", server=f"https://127.0.0.1:{bound}", pki=pki)
     return bound, path
@@ -265,13 +280,15 @@ def deploy_controller_manager(
     agents: NodeAgentsConfig | None = None,
     controllers: tuple[str, ...] | None = None,
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+    lb_pool: str = DEFAULT_LB_POOL,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
     ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
     ``agents`` makes it give Ray nodes that join later their runtime and node agent. ``controllers``
     is kube-controller-manager's ``--controllers`` list (default ``$RAYKUBE_CONTROLLERS`` or ``*``);
     an unknown name raises ``UpRefused`` before anything starts. ``cluster_cidr`` is what the node
-    IPAM controller carves into the Nodes' ``spec.podCIDR``."""
+    IPAM controller carves into the Nodes' ``spec.podCIDR``, ``lb_pool`` where the service-lb-controller
+    takes LoadBalancer addresses from."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
     spec = _controllers_spec(controllers)
     here = ray.get_runtime_context().get_node_id()
@@ -281,7 +298,7 @@ def deploy_controller_manager(
         get_if_exists=True,
         lifetime="detached",
         scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec, cluster_cidr)
+    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec, cluster_cidr, lb_pool)
     names: list[str] = ray.get(actor.ready.remote(), timeout=180)
     return names
 
@@ -336,6 +353,8 @@ class UpConfig:
     timeout: float = 120.0
     controllers: tuple[str, ...] | None = None  # --controllers; None: $RAYKUBE_CONTROLLERS or "*"
     cluster_cidr: str | None = None  # --cluster-cidr; None: cluster.json's, else 10.244.0.0/16
+    service_cidr: str | None = None  # --service-cidr; None: cluster.json's, else service_cidr_for()
+    lb_pool: str | None = None  # --lb-pool; None: cluster.json's, else 172.29.0.0/24
     network: str | None = None  # --network; None: cluster.json's, else default_network()
     network_backend: str | None = None  # --network-backend; None: cluster.json's, else host-gw
 
@@ -411,6 +430,40 @@ def _cluster_cidr(config: UpConfig, existing: ClusterConfig | None) -> str:
     return cidr or (existing.cluster_cidr if existing else DEFAULT_CLUSTER_CIDR)
 
 
+def service_cidr_for(plugin: str) -> str:
+    """The default Service CIDR: ``10.96.0.0/12``; with the ``host`` plugin a loopback range, since
+    there the userspace proxy listens on each ClusterIP, and only loopback addresses are local to
+    every node without adding addresses (which needs root)."""
+    return HOST_SERVICE_CIDR if plugin == "host" else str(SERVICE_CIDR)
+
+
+def _service_cidr(config: UpConfig, existing: ClusterConfig | None, plugin: str) -> str:
+    """The Service CIDR, normalized; a different one than the data directory's is refused (the
+    Services keep their ClusterIPs)."""
+    try:
+        asked = str(ServiceNetwork.parse(config.service_cidr).cidr) if config.service_cidr else None
+    except ValueError as err:
+        raise UpRefused(f"--service-cidr: {err}") from None
+    if existing and asked and asked != existing.service_cidr:
+        raise UpRefused(
+            f"the cluster in {config.data_dir} was created with --service-cidr {existing.service_cidr}; "
+            f"`raykube down --purge` first to start over with {asked}."
+        )
+    return asked or (existing.service_cidr if existing else service_cidr_for(plugin))
+
+
+def _lb_pool(config: UpConfig, existing: ClusterConfig | None) -> str:
+    """The LoadBalancer pool, normalized; it may change between runs (the controller moves Services
+    whose address left the pool)."""
+    if not config.lb_pool:
+        return existing.lb_pool if existing else DEFAULT_LB_POOL
+    try:
+        parse_pool(config.lb_pool)
+    except PoolError as err:
+        raise UpRefused(f"--lb-pool: {err}") from None
+    return ",".join(part.strip() for part in config.lb_pool.split(",") if part.strip())
+
+
 def default_network() -> str:
     """``bridge`` as root where the CNI reference plugins are installed (and the bridge plugin is
     part of this raykube), else ``host``."""
@@ -475,6 +528,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     replicas = _replicas(config, existing)
     cluster_cidr = _cluster_cidr(config, existing)
     network = _network(config, existing)
+    service_cidr = _service_cidr(config, existing, network.plugin)
+    lb_pool = _lb_pool(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
@@ -484,6 +539,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         replicas=replicas,
         namespace=namespace,
         cluster_cidr=cluster_cidr,
+        service_cidr=service_cidr,
+        lb_pool=lb_pool,
         network=network.plugin,
         network_backend=network.backend,
     ).save(data_dir)
@@ -491,7 +548,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     _, placement = deploy_store(replicas, data_dir, namespace)
     asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
     yield StoreUp(len(had) == replicas, placement)
-    port, kubeconfig = deploy_apiserver(data_dir, namespace, port=config.port)
+    port, kubeconfig = deploy_apiserver(data_dir, namespace, port=config.port, service_cidr=service_cidr)
     yield ApiServerUp(port, kubeconfig, time.monotonic() - t0)
     yield SchedulerUp(tuple(deploy_scheduler(data_dir, namespace)))
     agents = None
@@ -504,6 +561,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
             network=network.plugin,
             network_options={
                 "cluster_cidr": cluster_cidr,
+                "service_cidr": service_cidr,
+                "lb_pool": lb_pool,
                 "backend": network.backend,
                 "bridge": bridge_name(namespace),
             },
@@ -515,7 +574,12 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     yield ControllersUp(
         tuple(
             deploy_controller_manager(
-                data_dir, namespace, agents=follow, controllers=config.controllers, cluster_cidr=cluster_cidr
+                data_dir,
+                namespace,
+                agents=follow,
+                controllers=config.controllers,
+                cluster_cidr=cluster_cidr,
+                lb_pool=lb_pool,
             )
         )
     )

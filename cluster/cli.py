@@ -80,6 +80,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         controllers=tuple(args.controllers.split(",")) if args.controllers else None,
         cluster_cidr=args.cluster_cidr,
+        service_cidr=args.service_cidr,
+        lb_pool=args.lb_pool,
         network=args.network,
         network_backend=args.network_backend,
     )
@@ -311,6 +313,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="pod network, carved into one /24 (IPv6: /64) per node's spec.podCIDR; one CIDR or an "
         "IPv4,IPv6 pair (default: the one in DATA_DIR/cluster.json, else 10.244.0.0/16)",
+    )
+    up.add_argument(
+        "--service-cidr",
+        default=None,
+        help="ClusterIPs come from it; the kubernetes Service takes its first address, cluster DNS its "
+        "tenth (default: the one in DATA_DIR/cluster.json, else 10.96.0.0/12, or 127.96.0.0/16 with "
+        "--network host, where the userspace proxy listens on ClusterIPs as local loopback addresses)",
+    )
+    up.add_argument(
+        "--lb-pool",
+        default=None,
+        help="addresses for Services of type LoadBalancer: CIDRs and first-last ranges, comma separated "
+        "(default: the one in DATA_DIR/cluster.json, else 172.29.0.0/24)",
     )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)

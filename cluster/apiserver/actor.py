@@ -9,6 +9,7 @@ from typing import Any
 
 import ray
 
+from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
 from cluster.apiserver.server import run_server
 from cluster.apiserver.tls import Pki, server_ssl_context
 from cluster.store.client import StoreClient
@@ -20,9 +21,12 @@ ACTOR_NAME = "apiserver"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=10_000)
 class ApiServerActor:
-    def __init__(self, namespace: str, pki_dir: str, host: str, port: int) -> None:
+    def __init__(
+        self, namespace: str, pki_dir: str, host: str, port: int, service_cidr: str = str(SERVICE_CIDR)
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.namespace = namespace
+        self.services = ServiceNetwork.parse(service_cidr)
         self.pki = Pki.in_dir(Path(pki_dir))
         self.host, self.port = host, port
         self.bound: int | None = None
@@ -37,7 +41,13 @@ class ApiServerActor:
             self.bound = port
 
         self.runner = await run_server(
-            client, self.host, self.port, ctx, ready=ready, pki_dir=self.pki.ca_cert.parent
+            client,
+            self.host,
+            self.port,
+            ctx,
+            ready=ready,
+            pki_dir=self.pki.ca_cert.parent,
+            services=self.services,
         )
 
     async def ready(self) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from cluster.apiserver.admission.service_allocation import KUBERNETES_SERVICE_IP
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup
@@ -52,7 +51,7 @@ async def ensure_system_objects(registry: Registry) -> None:
                 "labels": {"component": "apiserver", "provider": "kubernetes"},
             },
             "spec": {
-                "clusterIP": KUBERNETES_SERVICE_IP,
+                "clusterIP": registry.services.kubernetes_ip,
                 "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 6443}],
             },
         },

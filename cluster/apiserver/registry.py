@@ -26,7 +26,11 @@ from cluster.apiserver import deletion
 from cluster.apiserver.admission.chain import FIELD_MANAGER_BASELINE, admission_chain
 from cluster.apiserver.admission.interfaces import Attributes, Operation, run
 from cluster.apiserver.admission.object_meta import drop_empty_metadata
-from cluster.apiserver.admission.service_allocation import release_keys
+from cluster.apiserver.admission.service_allocation import (
+    DEFAULT_SERVICE_NETWORK,
+    ServiceNetwork,
+    release_keys,
+)
 from cluster.apiserver.errors import (
     StatusError,
     already_exists,
@@ -78,11 +82,18 @@ def invalid(obj: dict[str, Any], causes: list[Any]) -> StatusError:
 
 
 class Registry:
-    def __init__(self, store: ObjectStore, clock: Clock = utcnow, cache: WatchCache | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        clock: Clock = utcnow,
+        cache: WatchCache | None = None,
+        services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.cache = cache  # when set, admission reads namespaces from it (live read on a miss)
-        self.admission = admission_chain(namespaces=self, keys=store)
+        self.services = services  # the Service CIDR (ClusterIP allocation, the kubernetes Service)
+        self.admission = admission_chain(namespaces=self, keys=store, services=services)
 
     # ------------------------------------------------------------------ helpers
 

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from cluster.apiserver import discovery, openapi
+from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
@@ -80,12 +81,17 @@ def _verb(request: web.Request, target: Target | None) -> str:
 
 class ApiServer:
     def __init__(
-        self, client: StoreClient, *, authorizer: Authorizer | None = None, pki_dir: Path | None = None
+        self,
+        client: StoreClient,
+        *,
+        authorizer: Authorizer | None = None,
+        pki_dir: Path | None = None,
+        services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
     ) -> None:
         self.client = client
         self.store = ObjectStore(client)
         self.cache = WatchCache(client)
-        self.registry = Registry(self.store, cache=self.cache)
+        self.registry = Registry(self.store, cache=self.cache, services=services)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
         self.authorizer: Authorizer = authorizer or AllowAll()
@@ -288,8 +294,9 @@ async def run_server(
     *,
     ready: Callable[[int], None] | None = None,
     pki_dir: Path | None = None,
+    services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
 ) -> web.AppRunner:
-    server = ApiServer(client, pki_dir=pki_dir)
+    server = ApiServer(client, pki_dir=pki_dir, services=services)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=1024)

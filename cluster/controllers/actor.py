@@ -26,6 +26,7 @@ from cluster.controllers.manager import ControllerManager
 from cluster.controllers.registry import enabled
 from cluster.controllers.runtime import ControllerOptions
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR
+from cluster.machinery.ippool import DEFAULT_LB_POOL
 from cluster.naming import node_names
 from cluster.node_agents import NodeAgentsConfig, deploy_node_agents
 from cluster.store.client import StoreClient
@@ -80,10 +81,12 @@ class ControllerManagerActor:
         agents: NodeAgentsConfig | None = None,
         controllers: tuple[str, ...] = ("*",),
         cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
+        lb_pool: str = DEFAULT_LB_POOL,
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
+        self.lb_pool = lb_pool
         self.manager: ControllerManager | None = None
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
@@ -97,7 +100,11 @@ class ControllerManagerActor:
         source = RayComponents(self.ray_namespace)
         options = ControllerOptions(
             node_monitor_grace=self.node_monitor_grace,
-            extra={"control_plane_source": source, "cluster_cidr": self.cluster_cidr},
+            extra={
+                "control_plane_source": source,
+                "cluster_cidr": self.cluster_cidr,
+                "lb_pool": self.lb_pool,
+            },
         )
         names = enabled(self.spec)
         manager = ControllerManager(client, names, options=options)

@@ -28,7 +28,12 @@ from cluster.apiserver.admission.job import JobSelector
 from cluster.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from cluster.apiserver.admission.object_meta import Defaulting, GenerationField, ObjectMetaSystemFields
 from cluster.apiserver.admission.pod import PodAdmissionDefaults, PodInitialStatus, PodSchedulingGated
-from cluster.apiserver.admission.service_allocation import ServiceAllocatedValues, ServiceAllocation
+from cluster.apiserver.admission.service_allocation import (
+    DEFAULT_SERVICE_NETWORK,
+    ServiceAllocatedValues,
+    ServiceAllocation,
+    ServiceNetwork,
+)
 
 FIELD_MANAGER_BASELINE = Defaulting.NAME
 
@@ -39,9 +44,11 @@ class AdmissionChain:
     after_validation: Sequence[Plugin]
 
 
-def admission_chain(namespaces: NamespaceLookup, keys: KeyLookup) -> AdmissionChain:
+def admission_chain(
+    namespaces: NamespaceLookup, keys: KeyLookup, services: ServiceNetwork = DEFAULT_SERVICE_NETWORK
+) -> AdmissionChain:
     """The chain for one registry: ``namespaces`` answers NamespaceLifecycle, ``keys`` tells
-    ServiceAllocation which IPs and ports are taken."""
+    ServiceAllocation which IPs and ports are taken, ``services`` is the Service CIDR."""
     return AdmissionChain(
         before_validation=(
             NamespaceLifecycle(namespaces),
@@ -56,6 +63,6 @@ def admission_chain(namespaces: NamespaceLookup, keys: KeyLookup) -> AdmissionCh
             ObjectMetaSystemFields(),
             PodSchedulingGated(),
             JobSelector(),
-            ServiceAllocation(keys),
+            ServiceAllocation(keys, services),
         ),
     )

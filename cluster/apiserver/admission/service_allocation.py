@@ -6,6 +6,11 @@ transaction as the Service, so two Services can never get the same one; released
 * ServiceAllocation (create, last before storage): picks free values or checks the requested ones
   and reserves their marker keys; runs after validation so an invalid Service reports its field
   errors first, and on dry runs too (dry runs allocate without storing, as before).
+
+The Service CIDR (kube-apiserver's ``--service-cluster-ip-range``) is a :class:`ServiceNetwork`
+given to the API server (``raykube up --service-cidr``); the constants below are its defaults. The
+``kubernetes`` Service takes its first address and cluster DNS its tenth, as kubeadm does; neither
+is ever handed out at random.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import copy
 import ipaddress
 import random
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from cluster.apiserver.admission.interfaces import Admitted, Attributes, KeyLookup, MutatingPlugin, Operation
@@ -27,6 +33,35 @@ IP_KEYS = "/registry/ranges/serviceips/"
 PORT_KEYS = "/registry/ranges/servicenodeports/"
 
 _rng = random.SystemRandom()
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceNetwork:
+    """The Service CIDR ClusterIPs come from, and the two well-known addresses in it."""
+
+    cidr: IPNetwork = field(default=SERVICE_CIDR)
+
+    @staticmethod
+    def parse(value: str) -> ServiceNetwork:
+        """``ValueError`` when ``value`` is not a CIDR or is too small to hold the DNS address and
+        some Services (kube needs at least 8 addresses; with the DNS at the tenth, 16 here)."""
+        cidr = ipaddress.ip_network(value.strip(), strict=True)
+        if cidr.num_addresses < 32:
+            raise ValueError(f"service CIDR {cidr} is too small: give at least a /{cidr.max_prefixlen - 5}")
+        return ServiceNetwork(cidr)
+
+    @property
+    def kubernetes_ip(self) -> str:
+        return str(self.cidr.network_address + 1)
+
+    @property
+    def dns_ip(self) -> str:
+        return str(self.cidr.network_address + 10)
+
+
+DEFAULT_SERVICE_NETWORK = ServiceNetwork()
 
 
 class ServiceAllocatedValues(MutatingPlugin):
@@ -55,31 +90,32 @@ class ServiceAllocation(MutatingPlugin):
     NAME: ClassVar[str] = "ServiceAllocation"
     OPERATIONS: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE})
 
-    def __init__(self, keys: KeyLookup) -> None:
+    def __init__(self, keys: KeyLookup, network: ServiceNetwork = DEFAULT_SERVICE_NETWORK) -> None:
         self._keys = keys
+        self._network = network
 
     async def admit(self, attrs: Attributes) -> Admitted:
         """The Service with its IP and node ports, and the marker keys to create with it."""
         obj = attrs.object
         if attrs.kind != ("", "Service"):
             return Admitted(obj)
-        return Admitted(obj, tuple(await _allocate(self._keys, obj)))
+        return Admitted(obj, tuple(await _allocate(self._keys, obj, self._network)))
 
 
-async def _allocate(keys: KeyLookup, obj: dict[str, Any]) -> list[str]:
+async def _allocate(keys: KeyLookup, obj: dict[str, Any], network: ServiceNetwork) -> list[str]:
     spec = obj.setdefault("spec", {})
     marked: list[str] = []
     stype = spec.get("type", "ClusterIP")
     if stype != "ExternalName" and spec.get("clusterIP") != "None":
         ip = spec.get("clusterIP") or ""
         if not ip:
-            ip = await _free_ip(keys)
-        elif ipaddress.ip_address(ip) not in SERVICE_CIDR:
+            ip = await _free_ip(keys, network)
+        elif ipaddress.ip_address(ip) not in network.cidr:
             raise _invalid_service(
                 obj,
                 "spec.clusterIPs",
                 ip,
-                f"provided IP is not in the valid range. The range of valid IPs is {SERVICE_CIDR}",
+                f"provided IP is not in the valid range. The range of valid IPs is {network.cidr}",
             )
         elif await keys.exists(IP_KEYS + ip):
             raise _invalid_service(obj, "spec.clusterIPs", ip, "provided IP is already allocated")
@@ -123,9 +159,9 @@ def _invalid_service(obj: dict[str, Any], field: str, value: Any, why: str) -> S
     )
 
 
-async def _free_ip(keys: KeyLookup) -> str:
-    reserved = {KUBERNETES_SERVICE_IP, DNS_SERVICE_IP}
-    first, size = int(SERVICE_CIDR.network_address), SERVICE_CIDR.num_addresses
+async def _free_ip(keys: KeyLookup, network: ServiceNetwork) -> str:
+    reserved = {network.kubernetes_ip, network.dns_ip}
+    first, size = int(network.cidr.network_address), network.cidr.num_addresses
     for _ in range(64):
         ip = str(ipaddress.ip_address(first + _rng.randrange(16, size - 1)))
         if ip not in reserved and not await keys.exists(IP_KEYS + ip):
