@@ -84,10 +84,12 @@ def _cni_socket(namespace: str, node_name: str) -> str:
     return _socket("cni", namespace, node_name)
 
 
-def bridge_name(namespace: str) -> str:
-    """The pods' bridge of the cluster in Ray ``namespace``: ``rk`` + 6 hex of its hash, so two
-    clusters on one host never share one (and it fits IFNAMSIZ)."""
-    return "rk" + hashlib.sha256(namespace.encode()).hexdigest()[:6]
+def bridge_name(namespace: str, node: str = "") -> str:
+    """The pods' bridge of ``node`` in the cluster of Ray ``namespace``: ``rk`` + 8 hex of a hash of
+    both, so neither two clusters nor two Ray nodes sharing one host (``ray.cluster_utils``, several
+    raylets in one network namespace) share a bridge, its podCIDR gateway or its nft table; it fits
+    IFNAMSIZ."""
+    return "rk" + hashlib.sha256(f"{namespace}/{node}".encode()).hexdigest()[:8]
 
 
 def deploy_node_agents(
@@ -144,7 +146,7 @@ def deploy_node_agents(
             str(node_dir / "network"),
             _cni_socket(namespace, name),
             [ip],
-            dict(config.network_options),
+            {**config.network_options, "bridge": bridge_name(namespace, name)},
             kubeconfig_text,
         )
         network = ray.get(network_actor.ready.remote(), timeout=config.timeout)
