@@ -29,8 +29,9 @@ def pod(policy: str | None = None, host_network: bool = False, dns_config: Any =
 
 
 def test_parse_resolv_conf() -> None:
-    assert NODE == ResolvConf(
-        ("192.0.2.53", "192.0.2.54"), ("corp.example", "lab.example"), ("edns0", "ndots:2")
+    assert (
+        ResolvConf(("192.0.2.53", "192.0.2.54"), ("corp.example", "lab.example"), ("edns0", "ndots:2"))
+        == NODE
     )
 
 
@@ -62,7 +63,7 @@ CLUSTER_FIRST = ResolvConf(("10.96.0.10",), (*OWN, "corp.example", "lab.example"
                     "searches": ["a.example"],
                     "options": [{"name": "ndots", "value": "1"}, {"name": "rotate"}],
                 },
-            ),  # fmt: skip
+            ),
             CLUSTER,
             ResolvConf(("1.1.1.1",), ("a.example",), ("ndots:1", "rotate")),
             id="none-only-dnsconfig",
@@ -74,7 +75,7 @@ CLUSTER_FIRST = ResolvConf(("10.96.0.10",), (*OWN, "corp.example", "lab.example"
                     "searches": ["cluster.local", "x.example"],
                     "options": [{"name": "ndots", "value": "2"}, {"name": "edns0"}],
                 }
-            ),  # fmt: skip
+            ),
             CLUSTER,
             ResolvConf(
                 ("10.96.0.10", "1.1.1.1"),
