@@ -29,6 +29,7 @@ CAPABILITIES: dict[str, str] = {
     "etcd": "the etcd binary (etcd-server), the store benchmark's peer",
     "busybox": "/bin/busybox (busybox-static), the built-in images' only binary",
     "netns": "root with iproute2, nftables and the CNI reference plugins in /usr/lib/cni (pod networks)",
+    "nginx": "Debian's nginx binary (nginx-light), the Ingress data path",
 }
 # How to get each one (the failure message says it).
 INSTALL: dict[str, str] = {
@@ -40,6 +41,7 @@ INSTALL: dict[str, str] = {
     "etcd": "scripts/setup --test as root (apt-get install etcd-server)",
     "busybox": "scripts/setup --test as root (apt-get install busybox-static)",
     "netns": "run as root after scripts/setup --test (iproute2, nftables, containernetworking-plugins)",
+    "nginx": "scripts/setup as root (apt-get install nginx-light)",
 }
 # Prefix of the skip reason of an opted-out test: the summary hook finds them by it.
 OPTED_OUT = "opted out via RAYKUBE_ALLOW_MISSING"
