@@ -367,3 +367,9 @@ def _merge(dicts: Iterable[Mapping[str, V]]) -> dict[str, V]:
 def render_table(table: ServiceTable, node: NodeInfo, opts: NftOptions) -> str:
     """The full script for ``table`` on ``node`` (start-up, tests)."""
     return full_ruleset(table_rules(table, node, opts), opts)
+
+
+def table_name(namespace: str) -> str:
+    """Our table for the cluster in Ray ``namespace``: ``rkproxy-`` + 6 hex of its hash (two clusters
+    on one host never share one; as the bridge's name)."""
+    return "rkproxy-" + hashlib.sha256(namespace.encode()).hexdigest()[:6]
