@@ -61,6 +61,8 @@ from cluster.store.client import StoreClient
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
+from netplugins.dns.actor import ACTOR_NAME as DNS_ACTOR
+from netplugins.dns.actor import DnsActor
 from nodeagent.actor import load_runtime
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -312,6 +314,24 @@ def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
     return spec
 
 
+def deploy_dns(data_dir: Path, namespace: str, cluster_ip: str, timeout: float = 120.0) -> DnsUp:
+    """Create (or find) the cluster DNS actor (``kube-dns``) on this node; it ensures the Service
+    ``kube-system/kube-dns`` at ``cluster_ip`` and the EndpointSlice pointing at itself. Killed with
+    the other actors by ``teardown``."""
+    here = ray.get_runtime_context().get_node_id()
+    host_ip = ray.util.get_node_ip_address()
+    options = {"cluster_ip": cluster_ip, "kubeconfig_dir": str(data_dir), "node_name": None}
+    actor = DnsActor.options(  # type: ignore[attr-defined]
+        name=DNS_ACTOR,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote((data_dir / "kubeconfig").read_text(), host_ip, 0, options)
+    info = ray.get(actor.ready.remote(), timeout=timeout)
+    return DnsUp(cluster_ip, f"{info['host']}:{info['port']}")
+
+
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]
@@ -398,7 +418,13 @@ class NodeAgentsUp:
     manifests_dir: Path
 
 
-UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | NodeAgentsUp
+@dataclass(frozen=True, slots=True)
+class DnsUp:
+    cluster_ip: str  # kube-system/kube-dns's ClusterIP, the pods' nameserver
+    address: str  # host:port the kube-dns actor serves on (the Service's endpoint)
+
+
+UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | DnsUp | NodeAgentsUp
 
 
 def _replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
@@ -516,8 +542,9 @@ def _network(config: UpConfig, existing: ClusterConfig | None) -> NetworkChoice:
 
 
 def up(config: UpConfig) -> Iterator[UpStep]:
-    """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager
-    and node agents, yielding each step as it completes (so the caller can show progress).
+    """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager,
+    cluster DNS and node agents (those two unless ``--runtime none``), yielding each step as it
+    completes (so the caller can show progress).
 
     Idempotent: what already runs is found, not started twice. Raises ``UpRefused`` before touching
     Ray, and ``cluster.ownership.NamespaceTaken`` after ``RayJoined`` when the namespace runs the
@@ -584,5 +611,6 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         )
     )
     if agents is not None:
+        yield deploy_dns(data_dir, namespace, ServiceNetwork.parse(service_cidr).dns_ip)
         started = deploy_node_agents(agents, namespace)
         yield NodeAgentsUp(tuple(started), config.manifests_dir or data_dir / "manifests")

@@ -20,6 +20,7 @@ from cluster.bootstrap import (
     ApiServerUp,
     ClusterConfig,
     ControllersUp,
+    DnsUp,
     NodeAgentsUp,
     RayJoined,
     SchedulerUp,
@@ -101,6 +102,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
                 case ControllersUp(controllers):
                     console.print(f"controller manager: running ({', '.join(controllers)})")
+                case DnsUp(cluster_ip, address):
+                    console.print(f"cluster DNS: {cluster_ip} (kube-system/kube-dns), served on {address}")
                 case NodeAgentsUp(agents, manifests_dir):
                     for agent in agents:
                         console.print(

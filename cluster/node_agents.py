@@ -22,6 +22,7 @@ import ray
 import yaml  # type: ignore[import-untyped]
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from cluster.apiserver.admission.service_allocation import ServiceNetwork
 from cluster.apiserver.kubeconfig import kubeconfig_document
 from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.machinery.files import private_dir
@@ -90,6 +91,11 @@ def bridge_name(namespace: str, node: str = "") -> str:
     raylets in one network namespace) share a bridge, its podCIDR gateway or its nft table; it fits
     IFNAMSIZ."""
     return "rk" + hashlib.sha256(f"{namespace}/{node}".encode()).hexdigest()[:8]
+
+
+def cluster_dns_ip(network_options: dict[str, Any]) -> str:
+    """The pods' nameserver: kube-dns's ClusterIP, the tenth address of the Service CIDR."""
+    return ServiceNetwork.parse(str(network_options.get("service_cidr") or "10.96.0.0/12")).dns_ip
 
 
 def deploy_node_agents(
@@ -172,6 +178,7 @@ def deploy_node_agents(
             manifests_dir=str(manifests) if node_id == head else None,
             ray_cpus=resources.get("CPU"),
             ray_memory=resources.get("memory"),
+            cluster_dns=cluster_dns_ip(config.network_options),
         )
         agent = NodeAgentActor.options(  # type: ignore[attr-defined]
             name=agent_actor_name(name),
