@@ -153,6 +153,10 @@ def render(model: IngressModel, s: NginxSettings) -> Rendered:
         *(f"  {k}_temp_path {p}/tmp/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")),
         "  server_names_hash_bucket_size 128;",
         "  server_tokens off;",
+        # Workers (nobody, when nginx starts as root) cannot reach the private prefix: never spool
+        # request or response bodies to temp files, stream them instead.
+        "  proxy_request_buffering off;",
+        "  proxy_max_temp_file_size 0;",
         "  proxy_http_version 1.1;",
         "  proxy_next_upstream error timeout;",
         '  map $http_upgrade $proxy_connection { default upgrade; "" ""; }',
