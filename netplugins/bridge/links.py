@@ -11,12 +11,15 @@ only. Every removal tolerates the object being gone already.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import ipaddress
 import json
 import logging
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from typing import Any
 
 from netplugins.bridge.config import ROUTE_PROTO
@@ -85,27 +88,60 @@ def read_ip_forward() -> str:
         return f.read().strip()
 
 
-def enable_ip_forward(record: str) -> None:
-    """Set ip_forward=1, keeping the first value seen in ``record`` (for ``restore_ip_forward``)."""
-    if not os.path.exists(record):
-        os.makedirs(os.path.dirname(record), exist_ok=True)
-        with open(record, "w") as f:
-            f.write(read_ip_forward() + "\n")
-    if read_ip_forward() != "1":
-        with open(IP_FORWARD, "w") as f:
-            f.write("1\n")
+IP_FORWARD_HOLDERS = "/run/raykube/ip_forward"
 
 
-def restore_ip_forward(record: str) -> None:
+@contextlib.contextmanager
+def _holders_of_this_netns() -> Iterator[str]:
+    """The directory recording who needs ip_forward in this network namespace (keyed by its inode:
+    several plugins, e.g. Ray nodes sharing a host, can run in one), locked while in use."""
+    path = os.path.join(IP_FORWARD_HOLDERS, str(os.stat("/proc/self/ns/net").st_ino))
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    fd = os.open(path, os.O_RDONLY)
     try:
-        with open(record) as f:
-            value = f.read().strip()
-    except FileNotFoundError:
-        return
-    if value in ("0", "1") and read_ip_forward() != value:
-        with open(IP_FORWARD, "w") as f:
-            f.write(value + "\n")
-    os.unlink(record)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield path
+    finally:
+        os.close(fd)
+
+
+def enable_ip_forward(holder: str) -> None:
+    """Set ip_forward=1 for ``holder`` (a stable name of one plugin instance); the value seen before
+    the first holder of this network namespace is kept for ``release_ip_forward``."""
+    with _holders_of_this_netns() as d:
+        prev = os.path.join(d, "prev")
+        if not os.path.exists(prev):
+            with open(prev, "w") as f:
+                f.write(read_ip_forward() + "\n")
+        open(os.path.join(d, f"holder-{holder}"), "w").close()
+        if read_ip_forward() != "1":
+            with open(IP_FORWARD, "w") as f:
+                f.write("1\n")
+
+
+def release_ip_forward(holder: str) -> None:
+    """``holder`` no longer needs forwarding; the last holder of the namespace restores the value
+    from before the first (so two plugins stopping in any order leave the host as it was)."""
+    with _holders_of_this_netns() as d:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(d, f"holder-{holder}"))
+        if any(name.startswith("holder-") for name in os.listdir(d)):
+            return
+        prev = os.path.join(d, "prev")
+        try:
+            with open(prev) as f:
+                value = f.read().strip()
+        except FileNotFoundError:
+            value = ""
+        if value in ("0", "1") and read_ip_forward() != value:
+            with open(IP_FORWARD, "w") as f:
+                f.write(value + "\n")
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(prev)
+        with contextlib.suppress(OSError):
+            os.rmdir(d)
+            os.rmdir(IP_FORWARD_HOLDERS)
+            os.rmdir(os.path.dirname(IP_FORWARD_HOLDERS))
 
 
 def succeeds(*cmd: str) -> bool:

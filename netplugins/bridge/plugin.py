@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hashlib
 import ipaddress
 import logging
 import os
@@ -124,6 +125,8 @@ class BridgeNetwork(NetworkPlugin):
         self._node_ready = False
         self._node_lock = asyncio.Lock()
         self._mtu = self.settings.mtu
+        # Who holds ip_forward=1 in this netns (links.enable_ip_forward): one name per state dir.
+        self._forward_holder = hashlib.sha256(os.path.abspath(ctx.root_dir).encode()).hexdigest()[:16]
         self._last_failures: list[str] = []
 
     # ------------------------------------------------------------------------------------ lifecycle
@@ -320,7 +323,7 @@ class BridgeNetwork(NetworkPlugin):
         )
 
     def _setup_node(self) -> None:
-        links.enable_ip_forward(os.path.join(self.ctx.root_dir, "ip_forward.prev"))
+        links.enable_ip_forward(self._forward_holder)
         s = self.settings
         links.apply_nft(masquerade_ruleset(s.nft_table, s.cluster_cidr))
         links.ensure_iptables_rules(forward_rules(s.cluster_cidr, s.bridge))
@@ -371,7 +374,9 @@ class BridgeNetwork(NetworkPlugin):
             await asyncio.to_thread(self._setup_vxlan, device)
             await self._publish_vtep_mac(own, device)
         have = await asyncio.to_thread(links.actual_state, device)
-        todo = plan(desired(self.ctx.node_name, self.peers, self.settings.backend, device or ""), have)
+        todo = plan(
+            desired(self.ctx.node_name, self.peers, self.settings.backend, device or "", self.node_ip), have
+        )
         failures = await asyncio.to_thread(links.apply_plan, todo) if not todo.empty else []
         if failures != self._last_failures:  # each sync retries; say it once per change
             for failure in failures:
@@ -432,7 +437,7 @@ class BridgeNetwork(NetworkPlugin):
                 ("bridge", lambda: links.delete_link(s.bridge) if not links.bridge_ports(s.bridge) else None),
                 (
                     "ip_forward",
-                    lambda: links.restore_ip_forward(os.path.join(self.ctx.root_dir, "ip_forward.prev")),
+                    lambda: links.release_ip_forward(self._forward_holder),
                 ),
                 ("state", lambda: shutil.rmtree(ipam_dir(self.ctx.root_dir), ignore_errors=True)),
                 ("ledger", lambda: shutil.rmtree(self.ledger.dir, ignore_errors=True)),

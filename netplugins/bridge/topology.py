@@ -140,13 +140,15 @@ def vtep_mac(node_name: str) -> str:
     return ":".join(f"{b:02x}" for b in (0x0A, *digest[:5]))
 
 
-def desired(own: str, peers: Iterable[Peer], backend: str, device: str) -> NetState:
-    """What node ``own`` needs to reach every other node's podCIDR with ``backend``."""
+def desired(own: str, peers: Iterable[Peer], backend: str, device: str, own_ip: str = "") -> NetState:
+    """What node ``own`` needs to reach every other node's podCIDR with ``backend``. A peer with
+    our own address (``own_ip``) shares our host and network namespace (several Ray nodes on one
+    machine): its bridge is local, so the kernel's connected route reaches its pods already."""
     routes: set[RouteEntry] = set()
     neighbours: set[NeighEntry] = set()
     fdb: set[FdbEntry] = set()
     for p in peers:
-        if p.name == own or not p.pod_cidr or not p.ip:
+        if p.name == own or not p.pod_cidr or not p.ip or p.ip == own_ip:
             continue
         if backend == "host-gw":
             routes.add(RouteEntry(p.pod_cidr, p.ip))

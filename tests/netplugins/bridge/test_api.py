@@ -147,9 +147,15 @@ async def _with_plugins(sim: SimulatedNodes, api: ApiClient, names: list[str], t
             await eventually(lambda: ready(cni_a), "node-0 ready")
             await eventually(lambda: ready(cni_b), "node-1 ready")
 
-            # each node publishes its VXLAN device's real MAC
+            # each node publishes its VXLAN device's real MAC (the device follows readiness: the
+            # podCIDR is learnt first, then the node is set up)
             for name, n in zip(names, sim.nodes, strict=True):
-                dev = json.loads(sim.exec(n, ["ip", "-j", "link", "show", "rkvx1"]).stdout)[0]
+
+                def device(n: Any = n) -> dict[str, Any] | None:
+                    out = sim.exec(n, ["ip", "-j", "link", "show", "rkvx1"]).stdout
+                    return json.loads(out)[0] if out.strip() else None
+
+                dev = await eventually(device, f"{name}'s VXLAN device")
 
                 async def published(name: str = name) -> str:
                     node = await api.get("v1", "nodes", name)

@@ -118,3 +118,13 @@ def test_parse_peers_defaults_the_mac_from_the_name_and_validates() -> None:
     assert p == Peer("b", "10.244.2.0/24", "10.0.0.2", vtep_mac("b"))
     with pytest.raises(ValueError):
         parse_peers([{"name": "b", "podCIDR": "10.244.2.1/24", "ip": "10.0.0.2"}])
+
+
+def test_a_peer_on_our_own_address_needs_no_route() -> None:
+    # Two Ray nodes sharing one host and network namespace: the other bridge is local.
+    peers = [*PEERS, Peer("twin", "10.244.9.0/24", "192.0.2.1", vtep_mac("twin"))]
+    own_ip = "192.0.2.1"
+    for backend, device in (("host-gw", ""), ("vxlan", "rkvx1")):
+        want = desired("a", peers, backend, device, own_ip)
+        assert all(not r.dst.startswith("10.244.9.") for r in want.routes), want
+        assert desired("a", peers, backend, device) != want  # without our address it routes to it
