@@ -64,6 +64,8 @@ class Container:
     # Set for images with a root filesystem (imported OCI layouts); empty: the host's filesystem.
     rootfs: str = ""
     state_dir: str = ""
+    # A host-filesystem container's resolv.conf to bind over /etc/resolv.conf (namespaced modes).
+    resolv_conf: str = ""
     image_entrypoint: tuple[str, ...] = ()
     image_cmd: tuple[str, ...] = ()
     image_working_dir: str = ""
@@ -174,6 +176,8 @@ async def launch(
         if isolation.namespaced:
             ready_r, ready_w = os.pipe()
         argv = rootfs.enter_argv(isolation.namespaced, c.rootfs, c.state_dir, c.working_dir, argv, ready_w)
+    elif c.resolv_conf and isolation.namespaced:
+        argv = rootfs.bind_resolv_argv(c.resolv_conf, argv)
     try:
         proc = await asyncio.create_subprocess_exec(
             *isolation.container_argv(holder_pid, argv),

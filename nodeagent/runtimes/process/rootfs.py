@@ -1,8 +1,11 @@
 """Running a container inside its image's root filesystem (images imported from OCI layouts).
 
 Role: ``prepare(state_dir, hostname)`` writes the per-container files CRI runtimes provide
-(``hosts``, ``hostname``, ``resolv.conf``); ``enter_argv`` wraps a command so that it runs chrooted
-into the image's root; ``exec_argv_suffix`` does the same for exec into a running container.
+(``hosts``, ``hostname``, ``resolv.conf``: the pod's DNS config when the sandbox has one, else the
+host's); ``enter_argv`` wraps a command so that it runs chrooted into the image's root;
+``exec_argv_suffix`` does the same for exec into a running container. Containers on the host's
+filesystem get the pod's resolv.conf too in the namespaced modes: ``bind_resolv_argv`` binds it over
+``/etc/resolv.conf`` inside their private mount namespace (in ``plain`` mode they see the host's).
 
 In the namespaced isolation modes the wrapper runs as PID 1 of the container's fresh mount
 namespace (``unshare --mount`` makes it private, so nothing leaks to the host): it mounts an overlay
@@ -22,6 +25,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 
 from cluster.machinery.files import private_dir
 from nodeagent.runtimes.process.oci_layout import resolve_in
@@ -74,8 +78,31 @@ def hosts_file(hostname: str, ip: str = "127.0.0.1") -> str:
     return HOSTS + (f"{ip}\t{hostname}\n" if hostname else "")
 
 
-def prepare(state_dir: str, hostname: str, resolv_conf: str = "/etc/resolv.conf") -> None:
-    """Write ``hosts``, ``hostname`` and ``resolv.conf`` (the host's copy) into ``state_dir``.
+def resolv_conf_text(servers: Sequence[str], searches: Sequence[str], options: Sequence[str]) -> str:
+    """A resolv.conf from the CRI's ``DNSConfig`` fields."""
+    lines = [f"nameserver {s}" for s in servers]
+    if searches:
+        lines.append("search " + " ".join(searches))
+    if options:
+        lines.append("options " + " ".join(options))
+    return "\n".join(lines) + "\n"
+
+
+def write_resolv_conf(state_dir: str, text: str) -> str:
+    """``text`` as ``<state_dir>/resolv.conf`` (0644 in a private directory); returns its path."""
+    private_dir(state_dir)
+    path = os.path.join(state_dir, "resolv.conf")
+    with open(path, "w") as f:
+        f.write(text)
+    os.chmod(path, 0o644)
+    return path
+
+
+def prepare(
+    state_dir: str, hostname: str, resolv_conf: str = "/etc/resolv.conf", resolv_text: str | None = None
+) -> None:
+    """Write ``hosts``, ``hostname`` and ``resolv.conf`` into ``state_dir``: ``resolv_text`` (the
+    pod's DNS config) or else a copy of the host's ``resolv_conf``.
 
     ``state_dir`` and its parents are private; the three files are 0644 like the kubelet's, since
     any user inside the container reads them (bind-mounted, so the 0700 parents do not matter).
@@ -85,10 +112,30 @@ def prepare(state_dir: str, hostname: str, resolv_conf: str = "/etc/resolv.conf"
         f.write(hosts_file(hostname))
     with open(os.path.join(state_dir, "hostname"), "w") as f:
         f.write(hostname + "\n")
+    if resolv_text is not None:
+        write_resolv_conf(state_dir, resolv_text)
+        return
     try:
         shutil.copyfile(resolv_conf, os.path.join(state_dir, "resolv.conf"))
     except OSError:
         open(os.path.join(state_dir, "resolv.conf"), "w").close()
+
+
+# $1 the pod's resolv.conf, then the command. Runs as the container's first process, inside its
+# private mount namespace (unshare --mount: propagation private), so the host's file is untouched.
+BIND_RESOLV_SCRIPT = r"""
+if ! mount --bind "$1" /etc/resolv.conf 2>/dev/null; then
+    echo "raykube: could not bind the pod's resolv.conf over /etc/resolv.conf; the host's applies" >&2
+fi
+shift
+exec "$@"
+"""
+
+
+def bind_resolv_argv(resolv_conf: str, cmd: list[str]) -> list[str]:
+    """``cmd`` (a host-filesystem container, namespaced modes) with the pod's resolv.conf bound over
+    ``/etc/resolv.conf`` first; the shell execs ``cmd``, so it keeps the PID."""
+    return ["/bin/sh", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", resolv_conf, *cmd]
 
 
 def enter_argv(

@@ -64,6 +64,15 @@ class NetworkSetupError(RuntimeError):
     """The network plugin refused or failed ADD (or DEL): the message carries the plugin's."""
 
 
+def pod_resolv_conf(config: api_pb2.PodSandboxConfig) -> str | None:
+    """The sandbox's resolv.conf from its ``dns_config``; None when the kubelet sent none (the
+    containers then see the host's, as before)."""
+    if not config.HasField("dns_config"):
+        return None
+    dns = config.dns_config
+    return rootfs.resolv_conf_text(list(dns.servers), list(dns.searches), list(dns.options))
+
+
 def _labels_match(labels: Mapping[str, str], selector: Mapping[str, str]) -> bool:
     return all(labels.get(k) == v for k, v in selector.items())
 
@@ -343,10 +352,14 @@ class ProcessRuntime:
         if s.config.log_directory and cfg.log_path:
             log_path = os.path.join(s.config.log_directory, cfg.log_path)
         cid = self._new_id()
-        state_dir = ""
+        state_dir = resolv_conf = ""
+        dns = pod_resolv_conf(s.config)
         if image.rootfs:
             state_dir = str(self.root / "containers" / cid)
-            rootfs.prepare(state_dir, s.config.hostname)
+            rootfs.prepare(state_dir, s.config.hostname, resolv_text=dns)
+        elif dns is not None and self.isolation.namespaced:
+            state_dir = str(self.root / "containers" / cid)
+            resolv_conf = rootfs.write_resolv_conf(state_dir, dns)
         c = ctr.Container(
             id=cid,
             sandbox_id=s.id,
@@ -358,6 +371,7 @@ class ProcessRuntime:
             created_at=self._clock_ns(),
             rootfs=image.rootfs,
             state_dir=state_dir,
+            resolv_conf=resolv_conf,
             image_entrypoint=image.entrypoint,
             image_cmd=image.cmd,
             image_working_dir=image.working_dir,
