@@ -10,6 +10,7 @@ fails when the committed stubs are stale.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,7 +43,26 @@ def generate(proto_rel: str, virtual_dir: str, out_root: Path, repo_root: Path =
     return [out_root / virtual_dir / name for name in generated_names(proto_rel)]
 
 
-def main(proto_rel: str, virtual_dir: str) -> int:
-    for f in generate(proto_rel, virtual_dir, REPO_ROOT):
-        print(f"wrote {f.relative_to(REPO_ROOT)}")
-    return 0
+@dataclass(frozen=True, slots=True)
+class Stubs:
+    """One stub package: ``proto_rel`` compiled into the Python package directory ``virtual_dir``."""
+
+    proto_rel: str
+    virtual_dir: str
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return generated_names(self.proto_rel)
+
+    @property
+    def committed_dir(self) -> Path:
+        return REPO_ROOT / self.virtual_dir
+
+    def generate(self, out_root: Path, repo_root: Path = REPO_ROOT) -> list[Path]:
+        return generate(self.proto_rel, self.virtual_dir, out_root, repo_root)
+
+    def main(self) -> int:
+        """Rewrite the committed stubs (``python -m <package>._generate``)."""
+        for f in self.generate(REPO_ROOT):
+            print(f"wrote {f.relative_to(REPO_ROOT)}")
+        return 0

@@ -1,25 +1,13 @@
 """Regenerate the committed CRI stubs: ``python -m nodeagent.cri._generate``.
 
-How: ``cluster.machinery.protogen``.
+How: cluster.machinery.protogen.
 """
 
-from __future__ import annotations
-
 import sys
-from pathlib import Path
 
-from cluster.machinery import protogen
+from cluster.machinery.protogen import Stubs
 
-PROTO_REL = "proto/cri/api.proto"
-VIRTUAL_DIR = "nodeagent/cri"
-REPO_ROOT = protogen.REPO_ROOT
-GENERATED = protogen.generated_names(PROTO_REL)
-
-
-def generate(out_root: Path, repo_root: Path = REPO_ROOT) -> list[Path]:
-    """Compile the proto into ``out_root/nodeagent/cri/``; return the generated files."""
-    return protogen.generate(PROTO_REL, VIRTUAL_DIR, out_root, repo_root)
-
+STUBS = Stubs("proto/cri/api.proto", "nodeagent/cri")
 
 if __name__ == "__main__":
-    sys.exit(protogen.main(PROTO_REL, VIRTUAL_DIR))
+    sys.exit(STUBS.main())

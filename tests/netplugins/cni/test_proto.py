@@ -5,20 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from netplugins.cni import _generate, cni_pb2
-from tests.nodeagent.cri.test_proto import _normalize
-
-COMMITTED_DIR = _generate.REPO_ROOT / "netplugins" / "cni"
+from tests.stubs import assert_fresh
 
 
 def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
-    fresh = _generate.generate(tmp_path)
-    assert [f.name for f in fresh] == list(_generate.GENERATED)
-    for f in fresh:
-        committed = COMMITTED_DIR / f.name
-        assert committed.exists(), f"{committed} missing: run python -m netplugins.cni._generate"
-        assert _normalize(committed.read_text()) == _normalize(f.read_text()), (
-            f"{committed.name} is stale relative to cni.proto: run python -m netplugins.cni._generate"
-        )
+    assert_fresh(_generate.STUBS, tmp_path)
 
 
 def test_service_and_methods() -> None:

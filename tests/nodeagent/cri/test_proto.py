@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
 
 from nodeagent.cri import _generate
+from tests.stubs import assert_fresh
 
-COMMITTED_DIR = _generate.REPO_ROOT / "nodeagent" / "cri"
-
-# Lines that only record which protoc / grpcio-tools produced the file.
-_VERSION_PATTERNS = [
-    (re.compile(r"^# Protobuf Python Version: .*$", re.M), "# Protobuf Python Version: X"),
-    (
-        re.compile(r"_runtime_version\.ValidateProtobufRuntimeVersion\(.*?\n\)", re.S),
-        "_runtime_version.ValidateProtobufRuntimeVersion(X)",
-    ),
-    (re.compile(r"^GRPC_GENERATED_VERSION = .*$", re.M), "GRPC_GENERATED_VERSION = X"),
-]
-
-
-def _normalize(text: str) -> str:
-    for pattern, repl in _VERSION_PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
+COMMITTED_DIR = _generate.STUBS.committed_dir
 
 
 def test_generated_stubs_are_fresh(tmp_path: Path) -> None:
-    fresh = _generate.generate(tmp_path)
-    assert [f.name for f in fresh] == list(_generate.GENERATED)
-    for f in fresh:
-        committed = COMMITTED_DIR / f.name
-        assert committed.exists(), f"{committed} missing: run python -m nodeagent.cri._generate"
-        assert _normalize(committed.read_text()) == _normalize(f.read_text()), (
-            f"{committed.name} is stale relative to api.proto: run python -m nodeagent.cri._generate"
-        )
+    assert_fresh(_generate.STUBS, tmp_path)
 
 
 def test_grpc_module_imports_by_package_path() -> None:
