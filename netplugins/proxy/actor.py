@@ -32,13 +32,24 @@ def proxy_actor_name(node_name: str) -> str:
     return f"{ACTOR_PREFIX}{node_name}"
 
 
+def ipv4_cidrs(value: str | None) -> str | None:
+    """``--cluster-cidr`` (comma-separated, maybe dual-stack) as an nft IPv4 match: one CIDR, an
+    anonymous set of several, or None."""
+    v4 = [c.strip() for c in (value or "").split(",") if c.strip() and ":" not in c]
+    if len(v4) > 1:
+        return "{ " + ", ".join(v4) + " }"
+    return v4[0] if v4 else None
+
+
 def make_backend(mode: str, options: dict[str, Any]) -> Any:
     """The backend for ``mode``; a clear error for an unknown mode or a missing userspace backend."""
     if mode == "nftables":
         from netplugins.proxy.nft_backend import NftablesBackend
         from netplugins.proxy.nftables import NftOptions
 
-        return NftablesBackend(NftOptions(table=options["table"], cluster_cidr=options.get("cluster_cidr")))
+        return NftablesBackend(
+            NftOptions(table=options["table"], cluster_cidr=ipv4_cidrs(options.get("cluster_cidr")))
+        )
     if mode == "userspace":
         try:
             from netplugins.proxy.userspace import UserspaceBackend  # type: ignore[import-not-found,unused-ignore]
@@ -67,7 +78,7 @@ class ProxyActor:
         self.node = NodeInfo(node_name, tuple(node_ips))
         self.root_dir = root_dir
         self.kubeconfig_text = kubeconfig_text
-        self.options = dict(options)
+        self.proxy_options = dict(options)
         self.mode = mode
         self._proxier: Proxier | None = None
         self._client: Any = None
@@ -76,7 +87,7 @@ class ProxyActor:
     async def _start(self) -> None:
         from cluster.client.rest import ApiClient
 
-        backend = make_backend(self.mode, self.options)
+        backend = make_backend(self.mode, self.proxy_options)
         root = private_dir(self.root_dir)
         kubeconfig = write_private(root / "kubeconfig", self.kubeconfig_text)
         self._client = ApiClient.from_kubeconfig(str(kubeconfig))
@@ -84,7 +95,7 @@ class ProxyActor:
             self._client,
             backend,
             self.node,
-            min_sync_interval=float(self.options.get("min_sync_interval", 0.25)),
+            min_sync_interval=float(self.proxy_options.get("min_sync_interval", 0.25)),
         )
         await self._proxier.start()
         log.info("service proxy (%s) for %s started", self.mode, self.node.name)

@@ -369,7 +369,8 @@ def render_table(table: ServiceTable, node: NodeInfo, opts: NftOptions) -> str:
     return full_ruleset(table_rules(table, node, opts), opts)
 
 
-def table_name(namespace: str) -> str:
-    """Our table for the cluster in Ray ``namespace``: ``rkproxy-`` + 6 hex of its hash (two clusters
-    on one host never share one; as the bridge's name)."""
-    return "rkproxy-" + hashlib.sha256(namespace.encode()).hexdigest()[:6]
+def table_name(namespace: str, node: str = "") -> str:
+    """Our table for ``node`` of the cluster in Ray ``namespace``: ``rkproxy-`` + 6 hex of a hash of
+    both (neither two clusters nor two Ray nodes sharing one network namespace share a table; as the
+    bridge's name)."""
+    return "rkproxy-" + hashlib.sha256(f"{namespace}/{node}".encode()).hexdigest()[:6]
