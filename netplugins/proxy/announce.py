@@ -9,7 +9,8 @@ no election; when the owner stops being Ready the next one takes over at its nex
 :class:`Announcer` reconciles the addresses of one node: :meth:`Announcer.sync` adds what is wanted
 and missing and removes what is ours and no longer wanted; it never touches an address it did not
 add. Ours are marked twice, so a lost marker does not leak: the IPv4 address label
-``<interface>:rklb`` (when it fits in the kernel's 15 characters), and the state file (when given)
+``<interface>:rk<4 hex digits of the node name's hash>`` (when it fits in the kernel's 15 characters;
+per node, since simulated nodes may share one network namespace), and the state file (when given)
 listing what was added. An address already present without our mark (configured by someone else) is
 neither added again nor removed. ``close(purge=True)`` removes all of ours; ``close(purge=False)``
 leaves them for the next Announcer, which adopts them.
@@ -20,6 +21,7 @@ No gratuitous ARP is sent: neighbours learn the new owner when their entry expir
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import logging
@@ -31,7 +33,7 @@ from typing import Any
 
 log = logging.getLogger("raykube.proxy.announce")
 
-LABEL = "rklb"
+LABEL_PREFIX = "rk"
 IFNAMSIZ = 15  # the kernel's limit for an interface name, and for an address label
 
 Runner = Callable[[Sequence[str]], str]
@@ -57,8 +59,10 @@ def plan(wanted: set[str], present: Present) -> tuple[list[str], list[str]]:
     return add, remove
 
 
-def label_for(interface: str) -> str | None:
-    label = f"{interface}:{LABEL}"
+def label_for(interface: str, node_name: str) -> str | None:
+    """The address label marking ``node_name``'s announcements (None when it would be too long)."""
+    digest = hashlib.sha1(node_name.encode()).hexdigest()[:4]
+    label = f"{interface}:{LABEL_PREFIX}{digest}"
     return label if len(label) <= IFNAMSIZ else None
 
 
@@ -112,7 +116,7 @@ class Announcer:
             self.state_path.write_text(json.dumps(sorted(ours)))
 
     def present(self, interface: str, links: list[dict[str, Any]]) -> Present:
-        recorded, label = self._state(), label_for(interface)
+        recorded, label = self._state(), label_for(interface, self.node_name)
         ours: set[str] = set()
         others: set[str] = set()
         for link in links:
@@ -141,7 +145,7 @@ class Announcer:
         present = self.present(interface, links)
         add, remove = plan(set(lb_ips) if am_owner else set(), present)
         ours = set(present.ours)
-        label = label_for(interface)
+        label = label_for(interface, self.node_name)
         for ip in add:
             labelled = ["label", label] if label and ipaddress.ip_address(ip).version == 4 else []
             ours.add(ip)

@@ -35,8 +35,9 @@ def test_plan() -> None:
 
 
 def test_label_fits_the_kernel_limit() -> None:
-    assert label_for("eth0") == "eth0:rklb"
-    assert label_for("a-very-long-if") is None
+    assert label_for("eth0", "node-a") == "eth0:rk0702"
+    assert label_for("eth0", "node-b") != "eth0:rk0702"  # per node: simulated nodes share a netns
+    assert label_for("a-long-ifname", "node-a") is None
 
 
 # -- on a real interface in a network namespace --------------------------------------------------------
@@ -81,8 +82,8 @@ def test_announcer_adds_removes_and_keeps_what_is_not_ours(netns: str, tmp_path:
         [],
     )
     assert addresses(netns) == {
-        "172.29.0.1": "rkup0:rklb",
-        "172.29.0.2": "rkup0:rklb",
+        "172.29.0.1": "rkup0:rk0702",
+        "172.29.0.2": "rkup0:rk0702",
         "10.201.0.77": "rkup0",
     }
     assert announcer.sync({"172.29.0.1", "172.29.0.2"}, am_owner=True) == ([], [])  # idempotent
@@ -108,4 +109,16 @@ def test_announcer_adds_removes_and_keeps_what_is_not_ours(netns: str, tmp_path:
 def test_announcer_without_the_node_ip_does_nothing(netns: str) -> None:
     announcer = Announcer("node-a", "10.201.9.9", ip_cmd=("ip", "-n", netns))
     assert announcer.sync({"172.29.0.1"}, am_owner=True) == ([], [])
+    assert addresses(netns) == {}
+
+
+def test_two_nodes_sharing_a_namespace_leave_each_other_alone(netns: str) -> None:
+    ip = ("ip", "-n", netns)
+    a = Announcer("node-a", "10.201.0.2", ip_cmd=ip)
+    b = Announcer("node-b", "10.201.0.2", ip_cmd=ip)
+    lb = {"172.29.0.1"}
+    assert a.sync(lb, am_owner=owner(["node-b", "node-a"]) == "node-a") == (["172.29.0.1"], [])
+    assert b.sync(lb, am_owner=owner(["node-b", "node-a"]) == "node-b") == ([], [])
+    assert set(addresses(netns)) == {"172.29.0.1"}  # b did not take a's address for its own
+    a.close(purge=True)
     assert addresses(netns) == {}
