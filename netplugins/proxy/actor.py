@@ -19,6 +19,7 @@ from typing import Any
 import ray
 
 from cluster.machinery.files import private_dir, write_private
+from netplugins.proxy.announcing import extend_backend
 from netplugins.proxy.model import NodeInfo
 from netplugins.proxy.proxier import Proxier
 
@@ -91,6 +92,8 @@ class ProxyActor:
         root = private_dir(self.root_dir)
         kubeconfig = write_private(root / "kubeconfig", self.kubeconfig_text)
         self._client = ApiClient.from_kubeconfig(str(kubeconfig))
+        # Events from the backend (FailedToBind) and, as root, LoadBalancer IPs announced by the owner
+        backend = extend_backend(backend, self.node, self._client, root, self.proxy_options)
         self._proxier = Proxier(
             self._client,
             backend,

@@ -12,8 +12,9 @@ add. Ours are marked twice, so a lost marker does not leak: the IPv4 address lab
 ``<interface>:rk<4 hex digits of the node name's hash>`` (when it fits in the kernel's 15 characters;
 per node, since simulated nodes may share one network namespace), and the state file (when given)
 listing what was added. An address already present without our mark (configured by someone else) is
-neither added again nor removed. ``close(purge=True)`` removes all of ours; ``close(purge=False)``
-leaves them for the next Announcer, which adopts them.
+neither added again nor removed. ``close`` withdraws all of ours (an address nobody serves must not
+be claimed on the network), ``purge`` also drops the state file; a proxy that crashes leaves them,
+and the next Announcer adopts them.
 
 :func:`plan` is the pure decision; the class runs ``ip`` (``ip_cmd``, e.g. ``("ip", "-n", ns)``).
 No gratuitous ARP is sent: neighbours learn the new owner when their entry expires.
@@ -161,9 +162,7 @@ class Announcer:
         return add, remove
 
     def close(self, purge: bool) -> None:
-        """``purge``: remove every address we added (and the state file); else leave them."""
-        if not purge:
-            return
+        """Remove every address we added; ``purge`` also removes the state file."""
         self.sync(set(), am_owner=False)
-        if self.state_path is not None:
+        if purge and self.state_path is not None:
             self.state_path.unlink(missing_ok=True)

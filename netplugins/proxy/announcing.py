@@ -6,10 +6,15 @@ node name, from its own Node informer) or none otherwise, then syncs ``inner`` (
 backend can then listen on an address just added). A change of some Node's readiness re-announces
 with the last table's IPs at once, without waiting for the proxier. Announcing and syncing never run
 concurrently. An announcement that fails (``ip`` refused) is logged and raised after ``inner`` was
-synced, so the proxier retries; ``close(purge)`` closes both (``purge`` removes our addresses).
+synced, so the proxier retries; ``close(purge)`` closes both (our addresses are withdrawn).
 
 Invariant: no decision is taken before the Node informer's first list (an empty list would make
 every node think nobody is Ready and withdraw its announcements).
+
+:func:`extend_backend` is what the proxy actor calls on its backend: it gives a backend that records
+Events (the userspace one: ``FailedToBind``) a recorder writing to the API server, and wraps it in
+an ``AnnouncingBackend`` (announcing only as root, when ``options["announce"]`` is not false and
+the node has an address; the announcer's state file lives in the proxy's directory).
 """
 
 from __future__ import annotations
@@ -17,9 +22,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+from cluster.client.event_recorder import ClientEventWriter, EventRecorder
 from cluster.client.informer import Informer
 from netplugins.proxy.announce import Announcer, owner
 from netplugins.proxy.backend import ProxyBackend
@@ -44,7 +53,16 @@ def lb_ips(table: ServiceTable) -> set[str]:
 
 
 class AnnouncingBackend:
-    def __init__(self, inner: ProxyBackend, announcer: Announcer, client: Any) -> None:
+    def __init__(
+        self,
+        inner: ProxyBackend,
+        announcer: Announcer | None,
+        client: Any,
+        *,
+        background: Iterable[asyncio.Task[Any]] = (),
+    ) -> None:
+        """``announcer`` None: pass every call through (and only own ``background``, tasks that
+        ``close`` cancels, e.g. an event recorder's)."""
         self.inner = inner
         self.announcer = announcer
         self.nodes = Informer(client, "v1", "nodes")
@@ -56,7 +74,7 @@ class AnnouncingBackend:
         self._informer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._last: tuple[set[str], NodeInfo] | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set(background)
 
     def status(self) -> dict[str, Any]:
         inner = self.inner.status() if hasattr(self.inner, "status") else {}
@@ -72,7 +90,7 @@ class AnnouncingBackend:
             raise TimeoutError("the Node informer did not list in time")
 
     async def _announce(self) -> None:
-        if self._last is None:
+        if self._last is None or self.announcer is None:
             return
         ips, node = self._last
         am_owner = owner(ready_names(self.nodes.store.list())) == node.name
@@ -98,6 +116,9 @@ class AnnouncingBackend:
         task.add_done_callback(self._tasks.discard)
 
     async def sync(self, table: ServiceTable, node: NodeInfo) -> None:
+        if self.announcer is None:
+            await self.inner.sync(table, node)
+            return
         async with self._lock:
             await self._started()
             self._last = (lb_ips(table), node)
@@ -118,6 +139,25 @@ class AnnouncingBackend:
                 await task
         async with self._lock:
             try:
-                await asyncio.to_thread(self.announcer.close, purge)
+                if self.announcer is not None:
+                    await asyncio.to_thread(self.announcer.close, purge)
             finally:
                 await self.inner.close(purge)
+
+
+def extend_backend(
+    backend: Any, node: NodeInfo, client: Any, root_dir: Path, options: Mapping[str, Any]
+) -> AnnouncingBackend:
+    """``backend`` with Events recorded (when it has an ``events`` sink) and LoadBalancer IPs
+    announced (see the module docstring). Call from the event loop that will run it."""
+    background: list[asyncio.Task[Any]] = []
+    if hasattr(backend, "events"):
+        recorder = EventRecorder(
+            ClientEventWriter(client), node.name, lambda: datetime.now(UTC), component="kube-proxy"
+        )
+        background.append(asyncio.get_running_loop().create_task(recorder.run(), name="proxy-events"))
+        backend.events = recorder
+    announcer = None
+    if os.geteuid() == 0 and options.get("announce", True) and node.ips:
+        announcer = Announcer(node.name, node.ips[0], state_path=Path(root_dir) / "announced.json")
+    return AnnouncingBackend(backend, announcer, client, background=background)

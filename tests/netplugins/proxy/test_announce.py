@@ -99,10 +99,12 @@ def test_announcer_adds_removes_and_keeps_what_is_not_ours(netns: str, tmp_path:
     # IPv6 carries no label: the state file alone marks it ours
     assert again.sync({"fd00:29::5", "172.29.0.3"}, am_owner=True) == (["172.29.0.3", "fd00:29::5"], [])
     assert json.loads(state.read_text()) == ["172.29.0.3", "fd00:29::5"]
-    again.close(purge=False)
-    assert set(addresses(netns)) == {"10.201.0.77", "172.29.0.3", "fd00:29::5"}
-    Announcer("node-a", "10.201.0.2", ip_cmd=ip, state_path=state).close(purge=True)
-    assert set(addresses(netns)) == {"10.201.0.77"}  # ours gone, the foreign one kept
+    # a restarted Announcer (after a crash) adopts the IPv6 one by the state file alone
+    restarted = Announcer("node-a", "10.201.0.2", ip_cmd=ip, state_path=state)
+    restarted.close(purge=False)
+    assert set(addresses(netns)) == {"10.201.0.77"}  # ours withdrawn, the foreign one kept
+    assert state.exists()
+    restarted.close(purge=True)
     assert not state.exists()
 
 
