@@ -63,6 +63,8 @@ from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
 from netplugins.dns.actor import ACTOR_NAME as DNS_ACTOR
 from netplugins.dns.actor import DnsActor
+from netplugins.ingress.actor import ACTOR_NAME as INGRESS_ACTOR
+from netplugins.ingress.actor import IngressActor
 from nodeagent.actor import load_runtime
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -332,6 +334,31 @@ def deploy_dns(data_dir: Path, namespace: str, cluster_ip: str, timeout: float =
     return DnsUp(cluster_ip, f"{info['host']}:{info['port']}")
 
 
+def deploy_ingress(data_dir: Path, namespace: str, timeout: float = 120.0) -> IngressUp:
+    """Create (or find) the Ingress controller actor on this node: our own nginx on this node's IP
+    (state in ``data_dir/ingress``); it ensures the IngressClass ``raykube`` and the LoadBalancer
+    Service ``kube-system/raykube-ingress``. ``teardown`` stops it (and nginx) first."""
+    here = ray.get_runtime_context().get_node_id()
+    host_ip = ray.util.get_node_ip_address()
+    actor = IngressActor.options(  # type: ignore[attr-defined]
+        name=INGRESS_ACTOR,
+        namespace=namespace,
+        get_if_exists=True,
+        lifetime="detached",
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
+    ).remote((data_dir / "kubeconfig").read_text(), host_ip, {"root_dir": str(data_dir / "ingress")})
+    info = ray.get(actor.ready.remote(), timeout=timeout)
+    return IngressUp(f"{host_ip}:{info['http_port']}", f"{host_ip}:{info['https_port']}")
+
+
+def stop_ingress(namespace: str) -> bool:
+    """Stop the Ingress controller's loop and its nginx gracefully (before ``teardown`` kills it)."""
+    try:
+        return bool(ray.get(ray.get_actor(INGRESS_ACTOR, namespace=namespace).shutdown.remote(), timeout=60))
+    except Exception:  # absent or already dead: its nginx got SIGTERM with it (PR_SET_PDEATHSIG)
+        return False
+
+
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]
@@ -343,6 +370,7 @@ def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
 def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """Kill every raykube actor in ``namespace`` and its placement group; returns what was killed."""
     killed = []
+    stop_ingress(namespace)
     for entry in ray.util.list_named_actors(all_namespaces=True):
         if entry["namespace"] != namespace:
             continue
@@ -424,7 +452,13 @@ class DnsUp:
     address: str  # host:port the kube-dns actor serves on (the Service's endpoint)
 
 
-UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | DnsUp | NodeAgentsUp
+@dataclass(frozen=True, slots=True)
+class IngressUp:
+    http: str  # host:port of the Ingress controller's nginx (kube-system/raykube-ingress port 80)
+    https: str  # and its TLS port (443)
+
+
+UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | IngressUp | DnsUp | NodeAgentsUp
 
 
 def _replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
@@ -610,6 +644,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
             )
         )
     )
+    if agents is not None:
+        yield deploy_ingress(data_dir, namespace)
     if agents is not None:
         yield deploy_dns(data_dir, namespace, ServiceNetwork.parse(service_cidr).dns_ip)
         started = deploy_node_agents(agents, namespace)

@@ -21,6 +21,7 @@ from cluster.bootstrap import (
     ClusterConfig,
     ControllersUp,
     DnsUp,
+    IngressUp,
     NodeAgentsUp,
     RayJoined,
     SchedulerUp,
@@ -102,6 +103,10 @@ def cmd_up(args: argparse.Namespace) -> int:
                     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
                 case ControllersUp(controllers):
                     console.print(f"controller manager: running ({', '.join(controllers)})")
+                case IngressUp(http, https):
+                    console.print(
+                        f"ingress: nginx on {http} (http), {https} (https), kube-system/raykube-ingress"
+                    )
                 case DnsUp(cluster_ip, address):
                     console.print(f"cluster DNS: {cluster_ip} (kube-system/kube-dns), served on {address}")
                 case NodeAgentsUp(agents, manifests_dir):

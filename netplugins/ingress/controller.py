@@ -47,7 +47,7 @@ log = logging.getLogger("raykube.ingress")
 CLASS_NAME = "raykube"
 SERVICE_NAMESPACE = "kube-system"
 SERVICE_NAME = "raykube-ingress"
-MANAGED_BY = "raykube.io/ingress"
+MANAGED_BY = "raykube-ingress-controller"  # a label value: no "/"
 NET = "networking.k8s.io/v1"
 
 

@@ -129,9 +129,11 @@ def backends(*names: str) -> Iterator[dict[str, Backend]]:
             b.close()
 
 
-def get(port: int, host: str, path: str, *, timeout: float = 30.0) -> tuple[int, str]:
-    """GET ``path`` from 127.0.0.1:``port`` with ``Host: host``."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def get(
+    port: int, host: str, path: str, *, timeout: float = 30.0, address: str = "127.0.0.1"
+) -> tuple[int, str]:
+    """GET ``path`` from ``address``:``port`` with ``Host: host``."""
+    conn = http.client.HTTPConnection(address, port, timeout=timeout)
     try:
         conn.request("GET", path, headers={"Host": host})
         resp = conn.getresponse()
