@@ -6,7 +6,7 @@ one rebuild) and hands it to a :class:`~netplugins.dns.server.DnsServer` listeni
 address, UDP and TCP, on a port of its own. Once serving it ensures the selector-less Service
 ``kube-system/kube-dns`` (the pinned ClusterIP, ports ``dns`` 53/UDP and ``dns-tcp`` 53/TCP with the
 server's port as targetPort) and its EndpointSlice ``kube-dns-raykube`` (managed by
-``raykube.io/dns``, one endpoint: the server's address and port), so the service proxy sends
+``dns.raykube.io``, one endpoint: the server's address and port), so the service proxy sends
 ClusterIP:53 to it. Both are rewritten on every start: a restarted actor may have another port.
 
 :class:`DnsActor` is the thin Ray shell (``max_restarts=-1``): ``ready()`` says where it serves,
@@ -37,7 +37,7 @@ ACTOR_NAME = "kube-dns"
 SERVICE_NAMESPACE = "kube-system"
 SERVICE_NAME = "kube-dns"
 SLICE_NAME = "kube-dns-raykube"
-MANAGED_BY = "raykube.io/dns"
+MANAGED_BY = "dns.raykube.io"  # a label value: no "/" allowed
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MANAGED_BY_LABEL = "endpointslice.kubernetes.io/managed-by"
 DISCOVERY = "discovery.k8s.io/v1"
