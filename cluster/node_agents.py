@@ -1,4 +1,5 @@
-"""Node agents on Ray nodes: on each one a network plugin actor, a CRI runtime actor and a node
+"""Node agents on Ray nodes: on each one a network plugin actor, a service proxy actor
+(``proxy-<node>``: nftables, or userspace with a node-network plugin), a CRI runtime actor and a node
 agent actor, pinned there and started in that order (the runtime calls the plugin; the agent the
 runtime); they stop in the reverse order.
 
@@ -28,6 +29,8 @@ from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.machinery.files import private_dir
 from cluster.naming import DEFAULT_NAMESPACE, node_names
 from netplugins.actor import NetworkActor, network_actor_name
+from netplugins.proxy.actor import ProxyActor, proxy_actor_name
+from netplugins.proxy.nftables import table_name as proxy_table_name
 from nodeagent.actor import (
     NodeAgentActor,
     NodeAgentConfig,
@@ -156,6 +159,21 @@ def deploy_node_agents(
             kubeconfig_text,
         )
         network = ray.get(network_actor.ready.remote(), timeout=config.timeout)
+        proxy_actor = ProxyActor.options(  # type: ignore[attr-defined]
+            name=proxy_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(
+            name,
+            str(node_dir / "proxy"),
+            kubeconfig_text,
+            [ip],
+            {**config.network_options, "table": proxy_table_name(namespace, name)},
+            "userspace" if network["node_network"] else "nftables",
+        )
+        ray.get(proxy_actor.ready.remote(), timeout=config.timeout)
         runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
             name=runtime_actor_name(name),
             namespace=namespace,
@@ -199,13 +217,14 @@ def stop_node_agents(
     namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True, purge: bool = False
 ) -> list[str]:
     """Stop every node agent, then every runtime (which stops the pods and DELs their networks), then
-    every network plugin (``purge``: it also removes its node-wide state, for ``raykube down
-    --purge``); returns the actors stopped."""
+    every service proxy and network plugin (``purge``: they also remove their node-wide state, for
+    ``raykube down --purge``); returns the actors stopped."""
     stopped = []
     entries = ray.util.list_named_actors(all_namespaces=True)
     steps: tuple[tuple[str, tuple[Any, ...]], ...] = (
         (agent_actor_name(""), (remove_pods,)),
         (runtime_actor_name(""), ()),
+        (proxy_actor_name(""), (purge,)),
         (network_actor_name(""), (purge,)),
     )
     for prefix, args in steps:
