@@ -5,6 +5,7 @@ becomes an Event and spares the other Services, and Services that go away."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import random
 import socket
 from collections.abc import AsyncIterator
@@ -14,8 +15,19 @@ from typing import Any
 import pytest
 
 from cluster.client.events import ObjectRef
+from netplugins.proxy.announcing import extend_backend
 from netplugins.proxy.model import Endpoint, NodeInfo, ServicePort, ServicePortName, ServiceTable
-from netplugins.proxy.userspace import FAILED_TO_BIND, Affinity, Route, UserspaceBackend, listen_plan, pick
+from netplugins.proxy.userspace import (
+    FAILED_TO_BIND,
+    Affinity,
+    Route,
+    UserspaceBackend,
+    _bind_advice,
+    listen_plan,
+    pick,
+)
+from tests.cluster.controllers.local_apiserver import local_apiserver
+from tests.cluster.controllers.test_nodeipam import eventually
 
 NODE = NodeInfo("n1", ("127.0.0.1",))
 
@@ -301,3 +313,32 @@ async def _not_local() -> None:
         assert "Service CIDR must be a loopback range" in event[3]
     finally:
         await backend.close(purge=True)
+
+
+def test_bind_advice_names_the_unprivileged_port_limit() -> None:
+    advice = _bind_advice(80, OSError(errno.EACCES, "Permission denied"))
+    assert "ports below 1024 need root" in advice  # 1024 on this machine (and the kernel's default)
+    assert _bind_advice(8080, OSError(errno.EACCES, "Permission denied")) == ""
+    assert "loopback range" in _bind_advice(8080, OSError(errno.EADDRNOTAVAIL, "Cannot assign"))
+
+
+def test_failed_to_bind_reaches_the_api_server_through_the_proxy_wiring(tmp_path: Any) -> None:
+    asyncio.run(_wired(tmp_path))
+
+
+async def _wired(tmp_path: Any) -> None:
+    async with local_apiserver() as client:
+        backend = extend_backend(UserspaceBackend(), NODE, client, tmp_path, {"announce": False})
+        assert backend.announcer is None
+        try:
+            await backend.sync(dict([entry("192.0.2.77", 8080, [Endpoint("127.0.0.1", 1)])]), NODE)
+
+            async def failed() -> list[Any]:
+                items = (await client.list("v1", "events", "default"))["items"]
+                return [e for e in items if e["reason"] == FAILED_TO_BIND]
+
+            (event,) = await eventually(failed, "a FailedToBind Event")
+            assert event["involvedObject"]["kind"] == "Service" and event["involvedObject"]["name"] == "web"
+            assert event["type"] == "Warning" and event["source"]["component"] == "kube-proxy"
+        finally:
+            await backend.close(purge=True)
