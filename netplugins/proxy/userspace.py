@@ -168,8 +168,8 @@ async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
 class UdpSession(asyncio.DatagramProtocol):
     """One client's datagrams to one endpoint; replies go back through the listener's transport."""
 
-    def __init__(self, listener: UdpListener, client: tuple[str, int]) -> None:
-        self.listener, self.client = listener, client
+    def __init__(self, listener: UdpListener, client: tuple[str, int], endpoint: Endpoint) -> None:
+        self.listener, self.client, self.endpoint = listener, client, endpoint
         self.transport: asyncio.DatagramTransport | None = None
         self.timer: asyncio.TimerHandle | None = None
 
@@ -225,7 +225,7 @@ class UdpListener(asyncio.DatagramProtocol):
             if endpoint is None:
                 return  # no endpoint: dropped
             loop = asyncio.get_running_loop()
-            session = UdpSession(self, client)
+            session = UdpSession(self, client, endpoint)
             await loop.create_datagram_endpoint(lambda: session, remote_addr=(endpoint.ip, endpoint.port))
             self.sessions[client] = session
             session.touch()
@@ -236,6 +236,14 @@ class UdpListener(asyncio.DatagramProtocol):
             log.debug("udp %s -> %s: %s", client, endpoint, err)
         finally:
             self.pending.pop(client, None)
+
+    def reroute(self, route: Route) -> None:
+        """Take ``route``; sessions to an endpoint that no longer takes traffic end (the client's
+        next datagram opens a new one), as kube-proxy clears UDP conntrack entries."""
+        self.route = route
+        for session in list(self.sessions.values()):
+            if session.endpoint not in route.endpoints:
+                session.close()
 
     def close(self) -> None:
         for session in list(self.sessions.values()):
@@ -336,6 +344,9 @@ class UserspaceBackend:
             del self.failed[key]
         for key, (route, optional) in plan.items():
             listener = self.listeners.get(key)
+            if isinstance(listener, UdpListener):
+                listener.reroute(route)
+                continue
             if listener is not None:
                 listener.route = route
                 continue
@@ -347,7 +358,8 @@ class UserspaceBackend:
         self._expire_affinity(table)
 
     def _expire_affinity(self, table: ServiceTable) -> None:
-        gone = [k for k in self.affinity.chosen if k[0] not in table]
+        now = self.affinity.clock()
+        gone = [k for k, (_, expires) in self.affinity.chosen.items() if k[0] not in table or expires <= now]
         for k in gone:
             del self.affinity.chosen[k]
 

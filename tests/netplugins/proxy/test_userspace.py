@@ -214,7 +214,8 @@ async def _refused() -> None:
 
 
 class UdpEcho(asyncio.DatagramProtocol):
-    def __init__(self) -> None:
+    def __init__(self, prefix: bytes = b"echo:") -> None:
+        self.prefix = prefix
         self.peers: set[tuple[str, int]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -222,7 +223,7 @@ class UdpEcho(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self.peers.add(addr)
-        self.transport.sendto(b"echo:" + data, addr)
+        self.transport.sendto(self.prefix + data, addr)
 
 
 class UdpClient(asyncio.DatagramProtocol):
@@ -262,6 +263,7 @@ async def _udp() -> None:
         client_transport.sendto(b"again", (ip, 5353))
         assert (await asyncio.wait_for(client.got.get(), 10))[0] == b"echo:again"
         assert len(echo.peers) == 2  # a new session, from a new source port
+
     finally:
         client_transport.close()
         echo_transport.close()
@@ -342,3 +344,36 @@ async def _wired(tmp_path: Any) -> None:
             assert event["type"] == "Warning" and event["source"]["component"] == "kube-proxy"
         finally:
             await backend.close(purge=True)
+
+
+def test_a_udp_session_ends_when_its_endpoint_leaves() -> None:
+    asyncio.run(_udp_reroute())
+
+
+async def _udp_reroute() -> None:
+    loop = asyncio.get_running_loop()
+    ip = cluster_ip()
+    first_transport, _ = await loop.create_datagram_endpoint(UdpEcho, local_addr=("127.0.0.1", 0))
+    other_transport, _ = await loop.create_datagram_endpoint(
+        lambda: UdpEcho(b"other:"), local_addr=("127.0.0.1", 0)
+    )
+    first = Endpoint("127.0.0.1", first_transport.get_extra_info("sockname")[1])
+    other = Endpoint("127.0.0.1", other_transport.get_extra_info("sockname")[1])
+    backend = UserspaceBackend({"udp_idle_timeout": 3600})
+    client_transport, client = await loop.create_datagram_endpoint(UdpClient, local_addr=("127.0.0.1", 0))
+    try:
+        await backend.sync(dict([entry(ip, 5353, [first], protocol="UDP")]), NODE)
+        client_transport.sendto(b"one", (ip, 5353))
+        assert (await asyncio.wait_for(client.got.get(), 10))[0] == b"echo:one"
+        (listener,) = backend.listeners.values()
+        assert len(listener.sessions) == 1  # type: ignore[union-attr]
+        await backend.sync(dict([entry(ip, 5353, [first, other], protocol="UDP")]), NODE)
+        assert len(listener.sessions) == 1  # type: ignore[union-attr]  # its endpoint is still there
+        await backend.sync(dict([entry(ip, 5353, [other], protocol="UDP")]), NODE)
+        assert not listener.sessions  # type: ignore[union-attr]
+        client_transport.sendto(b"two", (ip, 5353))
+        assert (await asyncio.wait_for(client.got.get(), 10))[0] == b"other:two"
+    finally:
+        for t in (client_transport, first_transport, other_transport):
+            t.close()
+        await backend.close(purge=True)
