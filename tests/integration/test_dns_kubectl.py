@@ -2,8 +2,9 @@
 Service kube-system/kube-dns at the Service CIDR's tenth address and its EndpointSlice pointing at
 itself; a pod's /etc/resolv.conf (written by the kubelet part and the process runtime) names that
 address with the cluster search path, and names resolve from inside the pod: the ``kubernetes``
-Service's full name, and a Service of the pod's namespace by its short name and ``<svc>.<ns>``
-(expanded through the pod's own search list).
+Service's full name, a Service of the pod's namespace by its short name and ``<svc>.<ns>``
+(expanded through the pod's own search list), a headless Service to its ready pod, and that pod by
+``<hostname>.<svc>`` (hostname/subdomain, as a StatefulSet's pods).
 
 Where the service proxy runs on the nodes (``proxy-<node>`` actors deployed by ``raykube up``), the
 pod resolves through its resolv.conf as any program does (``socket.gethostbyname``, busybox
@@ -66,16 +67,25 @@ def service(name: str, **spec: Any) -> dict[str, Any]:
     }
 
 
-def client_pod() -> dict[str, Any]:
+def sleeper(name: str, app: str, **spec: Any) -> dict[str, Any]:
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": "client"},
+        "metadata": {"name": name, "labels": {"app": app}},
         "spec": {
             "terminationGracePeriodSeconds": 1,
             "containers": [{"name": "c", "image": "busybox", "command": ["sleep", "3600"]}],
+            **spec,
         },
     }
+
+
+def running_ip(kubectl: Kubectl, name: str) -> str:
+    def probe() -> str | None:
+        status = kubectl.json("get", "pod", name)["status"]
+        return str(status["podIP"]) if status.get("phase") == "Running" and status.get("podIP") else None
+
+    return wait_until(probe, f"pod {name} running with an IP")
 
 
 def test_pods_resolve_services(raykube_cluster: RaykubeCluster, kubectl: Kubectl) -> None:
@@ -103,10 +113,12 @@ def test_pods_resolve_services(raykube_cluster: RaykubeCluster, kubectl: Kubectl
     kubernetes_ip = Kubectl(raykube_cluster, "1.33", "default").json("get", "service", "kubernetes")["spec"][
         "clusterIP"
     ]
-    kubectl.apply(json.dumps(client_pod()))
-    wait_until(
-        lambda: kubectl.json("get", "pod", "client")["status"].get("phase") == "Running", "pod client running"
-    )
+    # A StatefulSet-style pod: hostname + subdomain naming a headless Service.
+    kubectl.apply(json.dumps(service("db", clusterIP="None")))
+    kubectl.apply(json.dumps(sleeper("db-0", "db", hostname="db-0", subdomain="db")))
+    kubectl.apply(json.dumps(sleeper("client", "client")))
+    db_ip = running_ip(kubectl, "db-0")
+    running_ip(kubectl, "client")
 
     resolv = kubectl.out("exec", "client", "--", "cat", "/etc/resolv.conf").splitlines()
     assert f"nameserver {dns_ip}" in resolv
@@ -114,18 +126,25 @@ def test_pods_resolve_services(raykube_cluster: RaykubeCluster, kubectl: Kubectl
     assert search[:3] == [f"{ns}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
     assert "options ndots:5" in resolv
 
-    names = ["kubernetes.default.svc.cluster.local", "web", f"web.{ns}", "nope"]
+    names = ["kubernetes.default.svc.cluster.local", "web", f"web.{ns}", "db", "db-0.db", "nope"]
     want = {names[0]: kubernetes_ip, "web": web_ip, f"web.{ns}": web_ip, "nope": "NXDOMAIN"}
+    want |= {"db": db_ip, "db-0.db": db_ip}  # headless: the ready pod; its hostname under the Service
+
+    seen: list[dict[str, str]] = []
 
     def resolved() -> dict[str, str] | None:
         out = kubectl.out("exec", "client", "--", sys.executable, "-c", RESOLVE, host, str(port), *names)
-        got = dict(line.split() for line in out.splitlines())
-        return got if got == want else None  # the index follows the API within moments
+        seen.append(dict(line.split() for line in out.splitlines()))
+        return seen[-1] if seen[-1] == want else None  # the index follows the API within moments
 
-    assert wait_until(resolved, "names resolved by kube-dns from inside the pod") == want
+    try:
+        wait_until(resolved, "names resolved by kube-dns from inside the pod")
+    except AssertionError:
+        slices = kubectl.json("get", "endpointslices")["items"]
+        raise AssertionError(f"want {want}\ngot {seen[-1:]}\nslices {json.dumps(slices)}") from None
 
     if proxy_deployed():
-        through = names[:3]
+        through = names[:5]
         out = wait_until(
             lambda: kubectl.run(
                 "exec", "client", "--", sys.executable, "-c", GETHOSTBYNAME, *through, check=False
