@@ -1,13 +1,14 @@
 """The cluster DNS add-on as a Ray actor (``kube-dns``, one per cluster, pinned to the head node).
 
-:class:`KubeDns` (no Ray) watches Services, EndpointSlices and Pods through informers, rebuilds the
-:class:`~netplugins.dns.records.DnsIndex` whenever one of them changes (changes arriving together make
-one rebuild) and hands it to a :class:`~netplugins.dns.server.DnsServer` listening on the head node's
-address, UDP and TCP, on a port of its own. Once serving it ensures the selector-less Service
-``kube-system/kube-dns`` (the pinned ClusterIP, ports ``dns`` 53/UDP and ``dns-tcp`` 53/TCP with the
-server's port as targetPort) and its EndpointSlice ``kube-dns-raykube`` (managed by
-``dns.raykube.io``, one endpoint: the server's address and port), so the service proxy sends
-ClusterIP:53 to it. Both are rewritten on every start: a restarted actor may have another port.
+:class:`KubeDns` (no Ray) watches Services and EndpointSlices (and Pods, for ``pods: verified``)
+through informers, rebuilds the :class:`~netplugins.dns.records.DnsIndex` whenever one of them
+changes (changes arriving together make one rebuild) and hands it to a
+:class:`~netplugins.dns.server.DnsServer` listening on the head node's address, UDP and TCP, on a
+port of its own. Once serving it ensures the selector-less Service ``kube-system/kube-dns`` (the
+pinned ClusterIP, ports ``dns`` 53/UDP and ``dns-tcp`` 53/TCP with the server's port as targetPort)
+and its EndpointSlice ``kube-dns-raykube`` (managed by ``dns.raykube.io``, one endpoint: the
+server's address and port), so the service proxy sends ClusterIP:53 to it. Both are rewritten on
+every start: a restarted actor may have another port.
 
 :class:`DnsActor` is the thin Ray shell (``max_restarts=-1``): ``ready()`` says where it serves,
 ``shutdown()`` stops it.
@@ -137,8 +138,9 @@ class KubeDns:
         self.informers = {
             "services": Informer(client, "v1", "services"),
             "endpointslices": Informer(client, DISCOVERY, "endpointslices"),
-            "pods": Informer(client, "v1", "pods"),
         }
+        if options.pods == "verified":  # only then do pod records depend on the pods
+            self.informers["pods"] = Informer(client, "v1", "pods")
         self._dirty = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self.rebuilds = 0
@@ -174,7 +176,7 @@ class KubeDns:
         self.server.index = DnsIndex.build(
             self.informers["services"].store.list(),
             self.informers["endpointslices"].store.list(),
-            self.informers["pods"].store.list(),
+            self.informers["pods"].store.list() if "pods" in self.informers else [],
             self.options,
         )
         self.rebuilds += 1
