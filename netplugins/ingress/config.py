@@ -133,7 +133,14 @@ def _server(server: Server, s: NginxSettings, files: dict[str, bytes]) -> list[s
 
 def _upstream(u: Upstream) -> list[str]:
     servers = [f"    server {_addr(ip, port)} max_fails=0;" for ip, port in u.addresses]
-    return ["  upstream " + u.name + " {", *servers, "    keepalive 32;", "  }"]
+    # ingress-nginx's defaults: 320 idle kept-alive connections per worker, 10000 requests each.
+    return [
+        "  upstream " + u.name + " {",
+        *servers,
+        "    keepalive 320;",
+        "    keepalive_requests 10000;",
+        "  }",
+    ]
 
 
 def render(model: IngressModel, s: NginxSettings) -> Rendered:

@@ -145,6 +145,10 @@ class NginxProcess:
         down" as it closes its listening sockets) or is gone."""
         return bool(set(self._workers()) - old) and all(not _accepting(pid) for pid in old)
 
+    def workers(self) -> list[int]:
+        """The master's worker pids (those of a reload's old workers too, until they exit)."""
+        return self._workers()
+
     def _workers(self) -> list[int]:
         if self.pid is None:
             return []
