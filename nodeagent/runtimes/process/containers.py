@@ -177,7 +177,8 @@ async def launch(
             ready_r, ready_w = os.pipe()
         argv = rootfs.enter_argv(isolation.namespaced, c.rootfs, c.state_dir, c.working_dir, argv, ready_w)
     elif c.resolv_conf and isolation.namespaced:
-        argv = rootfs.bind_resolv_argv(c.resolv_conf, argv)
+        ready_r, ready_w = os.pipe()
+        argv = rootfs.bind_resolv_argv(c.resolv_conf, argv, ready_w)
     try:
         proc = await asyncio.create_subprocess_exec(
             *isolation.container_argv(holder_pid, argv),

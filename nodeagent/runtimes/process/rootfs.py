@@ -121,41 +121,26 @@ def prepare(
         open(os.path.join(state_dir, "resolv.conf"), "w").close()
 
 
-# $1 the pod's resolv.conf, then the command. Runs as the container's first process, inside its
-# private mount namespace (unshare --mount: propagation private), so the host's file is untouched.
+# $1 the pod's resolv.conf, $2 the fd to report "ready" on, then the command. Runs as the container's
+# first process, inside its private mount namespace (unshare --mount: propagation private), so the
+# host's file is untouched. bash: dash cannot redirect fds above 9.
 BIND_RESOLV_SCRIPT = r"""
 if ! mount --bind "$1" /etc/resolv.conf 2>/dev/null; then
     echo "raykube: could not bind the pod's resolv.conf over /etc/resolv.conf; the host's applies" >&2
 fi
-shift
+fd=$2
+shift 2
+echo ready >&"$fd"
+eval "exec $fd>&-"
 exec "$@"
 """
 
 
-def bind_resolv_argv(resolv_conf: str, cmd: list[str]) -> list[str]:
+def bind_resolv_argv(resolv_conf: str, cmd: list[str], ready_fd: int) -> list[str]:
     """``cmd`` (a host-filesystem container, namespaced modes) with the pod's resolv.conf bound over
-    ``/etc/resolv.conf`` first; the shell execs ``cmd``, so it keeps the PID."""
-    return ["/bin/sh", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", resolv_conf, *cmd]
-
-
-def enter_argv(
-    namespaced: bool, rootfs: str, state_dir: str, working_dir: str, cmd: list[str], ready_fd: int = -1
-) -> list[str]:
-    """``cmd`` run chrooted into ``rootfs`` (see the module docstring for both modes).
-
-    Namespaced: the wrapper writes ``ready`` to ``ready_fd`` (which it inherits and then closes) once
-    the root is mounted, so the caller can wait for it before an exec may enter the root; the fd
-    closes without ``ready`` when setting up fails."""
-    if namespaced:
-        args = [rootfs, state_dir, working_dir, str(ready_fd)]
-        return ["/bin/bash", "-c", ENTER_SCRIPT, "raykube-rootfs", *args, *cmd]
-    return ["unshare", f"--root={rootfs}", f"--wd={working_dir}", "--", *cmd]
-
-
-def exec_argv_suffix(namespaced: bool, rootfs: str, state_dir: str, working_dir: str) -> list[str]:
-    """What follows ``nsenter ... --`` (or stands alone in plain mode) to exec inside the root."""
-    root = os.path.join(state_dir, "merged") if namespaced else rootfs
-    return ["unshare", f"--root={root}", f"--wd={working_dir}", "--"]
+    ``/etc/resolv.conf`` first; the shell says ``ready`` on ``ready_fd`` once bound (so an exec does
+    not race the mount) and execs ``cmd``, which keeps the PID."""
+    return ["/bin/bash", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", resolv_conf, str(ready_fd), *cmd]
 
 
 def find_executable(rootfs: str, name: str, path_env: str) -> str | None:

@@ -64,4 +64,5 @@ def test_resolv_conf_text_and_image_root_files(tmp_path: Path) -> None:
     rootfs.prepare(str(tmp_path / "state"), "dnspod", resolv_text=WANT)
     path = tmp_path / "state" / "resolv.conf"
     assert path.read_text() == WANT and path.stat().st_mode & 0o777 == 0o644
-    assert rootfs.bind_resolv_argv("/x/resolv.conf", ["sleep", "1"])[-3:] == ["/x/resolv.conf", "sleep", "1"]
+    argv = rootfs.bind_resolv_argv("/x/resolv.conf", ["sleep", "1"], 7)
+    assert argv[-4:] == ["/x/resolv.conf", "7", "sleep", "1"]
