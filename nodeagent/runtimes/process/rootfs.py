@@ -143,6 +143,26 @@ def bind_resolv_argv(resolv_conf: str, cmd: list[str], ready_fd: int) -> list[st
     return ["/bin/bash", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", resolv_conf, str(ready_fd), *cmd]
 
 
+def enter_argv(
+    namespaced: bool, rootfs: str, state_dir: str, working_dir: str, cmd: list[str], ready_fd: int = -1
+) -> list[str]:
+    """``cmd`` run chrooted into ``rootfs`` (see the module docstring for both modes).
+
+    Namespaced: the wrapper writes ``ready`` to ``ready_fd`` (which it inherits and then closes) once
+    the root is mounted, so the caller can wait for it before an exec may enter the root; the fd
+    closes without ``ready`` when setting up fails."""
+    if namespaced:
+        args = [rootfs, state_dir, working_dir, str(ready_fd)]
+        return ["/bin/bash", "-c", ENTER_SCRIPT, "raykube-rootfs", *args, *cmd]
+    return ["unshare", f"--root={rootfs}", f"--wd={working_dir}", "--", *cmd]
+
+
+def exec_argv_suffix(namespaced: bool, rootfs: str, state_dir: str, working_dir: str) -> list[str]:
+    """What follows ``nsenter ... --`` (or stands alone in plain mode) to exec inside the root."""
+    root = os.path.join(state_dir, "merged") if namespaced else rootfs
+    return ["unshare", f"--root={root}", f"--wd={working_dir}", "--"]
+
+
 def find_executable(rootfs: str, name: str, path_env: str) -> str | None:
     """``name`` looked up like execvp inside ``rootfs``; the in-image path, or None."""
     candidates = [name] if "/" in name else [os.path.join(d or ".", name) for d in path_env.split(":")]
