@@ -6,10 +6,10 @@ Service's full name, a Service of the pod's namespace by its short name and ``<s
 (expanded through the pod's own search list), a headless Service to its ready pod, and that pod by
 ``<hostname>.<svc>`` (hostname/subdomain, as a StatefulSet's pods).
 
-Where the service proxy runs on the nodes (``proxy-<node>`` actors deployed by ``raykube up``), the
-pod resolves through its resolv.conf as any program does (``socket.gethostbyname``, busybox
-``nslookup``); the queries then go to the ClusterIP. Without it, the pod asks the actor's own
-address (from the EndpointSlice) directly, applying its resolv.conf's search list itself.
+The pod first asks the actor's own address (from the EndpointSlice) directly, applying its
+resolv.conf's search list itself (DNS alone), then resolves through its resolv.conf as any program
+does (``socket.gethostbyname``, busybox ``nslookup``): the queries go to the ClusterIP and the
+service proxy (``proxy-<node>``) takes them to the actor.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -50,12 +49,6 @@ for name in names:
 """
 
 GETHOSTBYNAME = "import socket, sys\nfor n in sys.argv[1:]:\n    print(n, socket.gethostbyname(n))\n"
-
-
-def proxy_deployed() -> bool:
-    """Whether `raykube up` deploys the service proxy on the nodes (netplugins/proxy has landed)."""
-    source = Path(__file__).resolve().parents[2] / "cluster" / "node_agents.py"
-    return "ProxyActor" in source.read_text()
 
 
 def service(name: str, **spec: Any) -> dict[str, Any]:
@@ -143,15 +136,15 @@ def test_pods_resolve_services(raykube_cluster: RaykubeCluster, kubectl: Kubectl
         slices = kubectl.json("get", "endpointslices")["items"]
         raise AssertionError(f"want {want}\ngot {seen[-1:]}\nslices {json.dumps(slices)}") from None
 
-    if proxy_deployed():
-        through = names[:5]
-        out = wait_until(
-            lambda: kubectl.run(
-                "exec", "client", "--", sys.executable, "-c", GETHOSTBYNAME, *through, check=False
-            ),
-            "gethostbyname through the kube-dns ClusterIP",
-        )
-        assert dict(line.split() for line in out.stdout.splitlines()) == {n: want[n] for n in through}
-        # busybox nslookup asks every search domain and exits 1 when any of them is NXDOMAIN
-        lookup = kubectl.run("exec", "client", "--", "busybox", "nslookup", "web", check=False).stdout
-        assert f"Name:\tweb.{ns}.svc.cluster.local\nAddress: {web_ip}" in lookup, lookup
+    # Through the ClusterIP and the service proxy, as any program in the pod resolves.
+    through = names[:5]
+
+    def through_cluster_ip() -> str | None:
+        proc = kubectl.run("exec", "client", "--", sys.executable, "-c", GETHOSTBYNAME, *through, check=False)
+        return proc.stdout if proc.returncode == 0 else None  # until the proxy has the kube-dns rules
+
+    out = wait_until(through_cluster_ip, "gethostbyname through the kube-dns ClusterIP")
+    assert dict(line.split() for line in out.splitlines()) == {n: want[n] for n in through}
+    # busybox nslookup asks every search domain and exits 1 when any of them is NXDOMAIN
+    lookup = kubectl.run("exec", "client", "--", "busybox", "nslookup", "web", check=False).stdout
+    assert f"Name:\tweb.{ns}.svc.cluster.local\nAddress: {web_ip}" in lookup, lookup
