@@ -1,8 +1,9 @@
 """Ingress end to end on the session cluster (`raykube up`: the ingress-controller actor and its
 nginx): two Deployments behind two Services, one Ingress routing two hosts and a path prefix to
-them, TLS for one host from a Secret made by `kubectl create secret tls`; requests go to the
-Ingress address (nginx, from the kube-system/raykube-ingress EndpointSlice) with Host/SNI set, as
-curl --resolve would."""
+them, TLS for one host from a Secret made by `kubectl create secret tls`; requests go to nginx
+(the kube-system/raykube-ingress EndpointSlice's address) and then to the Ingress address (the LB IP
+the service-lb-controller gave that Service, published in the Ingress status, forwarded to nginx by
+the service proxy), with Host/SNI set as curl --resolve would."""
 
 from __future__ import annotations
 
@@ -141,11 +142,23 @@ def test_ingress_routes_hosts_paths_and_tls(kubectl: Kubectl, tmp_path: Path) ->
     ca = tmp_path / "tls.crt"
     assert kit.get_tls(https, "b.example.test", "/api", str(ca), address=ip) == (200, "beta /api")
 
+    # The service-lb-controller gives kube-system/raykube-ingress an address from the LB pool; the
+    # controller publishes it on the Ingress, and the service proxy forwards <LB IP>:80/443 to nginx.
+    lb_ip = eventually(lambda: _lb_ip(kubectl), timeout=60)
+    eventually(lambda: _status_is(kubectl, lb_ip), timeout=30)
+    assert eventually(lambda: kit.get(80, "b.example.test", "/api/lb", address=lb_ip, timeout=5), 30) == (
+        200,
+        "beta /api/lb",
+    )
+    assert kit.get_tls(443, "b.example.test", "/api/lb", str(ca), address=lb_ip) == (200, "beta /api/lb")
+
+
+def _lb_ip(kubectl: Kubectl) -> str:
     svc = kubectl.json("get", "service", "raykube-ingress", "-n", "kube-system", namespaced=False)
     assert svc["spec"]["type"] == "LoadBalancer"
     lb = (svc.get("status") or {}).get("loadBalancer", {}).get("ingress")
-    if lb:  # the service-lb-controller assigned an address: the Ingress publishes it
-        eventually(lambda: _status_is(kubectl, lb[0]["ip"]), timeout=30)
+    assert lb, svc.get("status")
+    return str(lb[0]["ip"])
 
 
 def _status_is(kubectl: Kubectl, ip: str) -> None:
