@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from netplugins.ingress.config import NginxSettings, render
+from netplugins.ingress.config import NginxSettings, Rendered, render
 from netplugins.ingress.model import IngressModel, PathRule, Server, Upstream
 from netplugins.ingress.nginx import NginxProcess, nginx_binary
 
@@ -160,8 +160,6 @@ async def _start_backend(prefix: Path, port: int) -> NginxProcess:
         "http { access_log off; server { listen 127.0.0.1:%d; keepalive_requests 1000000;\n"
         '  location / { return 200 "hello\\n"; } } }\n' % port
     )
-    from netplugins.ingress.config import Rendered
-
     proc = NginxProcess(prefix)
     await proc.start(Rendered(conf, {}))
     return proc
