@@ -52,10 +52,15 @@ from bench.network_paths import (
     bare_pair,
     first_line,
     latency_summary,
+    link_names,
     measure_paths,
+    netns_names,
     path_summary,
     ratio,
 )
+from netplugins.cni.client import CNIClient
+from netplugins.cni.types import NetRequest
+from netplugins.simnet import SimulatedNodes
 
 CLUSTER_CIDR = "10.244.0.0/16"
 NODE_CIDRS = ("10.244.1.0/24", "10.244.2.0/24")
@@ -184,9 +189,6 @@ class PodSet:
         self.added: list[tuple[str, Any]] = []
 
     def add(self, socket: str, tail: str) -> Endpoint:
-        from netplugins.cni.client import CNIClient
-        from netplugins.cni.types import NetRequest
-
         netns = self.scratch.add_netns(tail)
         req = NetRequest(
             container_id=f"rkbench{tail.strip('-')}",
@@ -203,8 +205,6 @@ class PodSet:
         return Endpoint(netns, ips[0])
 
     def delete_all(self) -> list[str]:
-        from netplugins.cni.client import CNIClient
-
         errors: list[str] = []
 
         async def delete() -> None:
@@ -273,8 +273,6 @@ def traffic(
 
 def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
     """The whole suite (see the module docstring); the report, with ``leftovers`` after teardown."""
-    from netplugins.simnet import SimulatedNodes
-
     t0 = time.monotonic()
     scratch = Scratch()
     state = Path(tempfile.mkdtemp(prefix=f"{scratch.prefix}-", dir="/tmp"))
@@ -314,8 +312,6 @@ def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
 
 
 def _present(name: str) -> bool:
-    from bench.network_paths import link_names, netns_names
-
     return name in netns_names() or name in link_names()
 
 

@@ -27,6 +27,8 @@ import os
 import shutil
 from typing import Any
 
+from cluster.client.informer import Informer
+from cluster.client.rest import ApiClient
 from netplugins.bridge import links
 from netplugins.bridge.config import (
     NETWORK_NAME,
@@ -54,6 +56,7 @@ from netplugins.bridge.topology import (
 )
 from netplugins.cni.execproto import DEFAULT_CNI_PATH, run_conflist
 from netplugins.cni.plugin import NetworkPlugin, PluginContext
+from netplugins.cni.portmap import remove_hostport_chains
 from netplugins.cni.types import (
     Attachment,
     CNIError,
@@ -142,9 +145,6 @@ class BridgeNetwork(NetworkPlugin):
             )
 
     async def _watch_nodes(self, kubeconfig: str) -> None:
-        from cluster.client.informer import Informer
-        from cluster.client.rest import ApiClient
-
         self._api = ApiClient.from_kubeconfig(kubeconfig)
         self._informer = Informer(self._api, "v1", "nodes")
 
@@ -419,8 +419,6 @@ class BridgeNetwork(NetworkPlugin):
                 await self._api.patch("v1", "nodes", self.ctx.node_name, patch)
 
     def _purge_node(self) -> None:
-        from nodeagent.runtimes.containerd.cleanup import remove_hostport_chains
-
         s = self.settings
         left = self.ledger.entries()
         steps = [

@@ -18,10 +18,14 @@ from typing import Any
 
 import ray
 
+from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir, write_private
 from netplugins.proxy.announcing import extend_backend
 from netplugins.proxy.model import NodeInfo
+from netplugins.proxy.nft_backend import NftablesBackend
+from netplugins.proxy.nftables import NftOptions
 from netplugins.proxy.proxier import Proxier
+from netplugins.proxy.userspace import UserspaceBackend
 
 log = logging.getLogger("raykube.proxy")
 
@@ -45,19 +49,10 @@ def ipv4_cidrs(value: str | None) -> str | None:
 def make_backend(mode: str, options: dict[str, Any]) -> Any:
     """The backend for ``mode``; a clear error for an unknown mode or a missing userspace backend."""
     if mode == "nftables":
-        from netplugins.proxy.nft_backend import NftablesBackend
-        from netplugins.proxy.nftables import NftOptions
-
         return NftablesBackend(
             NftOptions(table=options["table"], cluster_cidr=ipv4_cidrs(options.get("cluster_cidr")))
         )
     if mode == "userspace":
-        try:
-            from netplugins.proxy.userspace import UserspaceBackend  # type: ignore[import-not-found,unused-ignore]
-        except ImportError as e:
-            raise RuntimeError(
-                f"service proxy mode 'userspace' needs netplugins.proxy.userspace.UserspaceBackend ({e})"
-            ) from e
         return UserspaceBackend(options)
     raise ValueError(f"unknown service proxy mode {mode!r} (one of {', '.join(MODES)})")
 
@@ -86,8 +81,6 @@ class ProxyActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        from cluster.client.rest import ApiClient
-
         backend = make_backend(self.mode, self.proxy_options)
         root = private_dir(self.root_dir)
         kubeconfig = write_private(root / "kubeconfig", self.kubeconfig_text)

@@ -26,12 +26,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shlex
-import shutil
 import signal
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from netplugins.cni.portmap import HOSTPORT_CHAINS, nat_chains, remove_hostport_chains
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,6 @@ NETNS_DIR = "/var/run/netns"
 CNI_CACHE = "/var/lib/cni"
 CNI_RESULTS = "/var/lib/cni/results"
 IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
-HOSTPORT_CHAINS = ("CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-SNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK")
-NAT_PARENTS = {"CNI-HOSTPORT-DNAT": ("PREROUTING", "OUTPUT"), "CNI-HOSTPORT-MASQ": ("POSTROUTING",)}
 
 
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
@@ -58,14 +56,6 @@ def _listdir(path: str) -> frozenset[str]:
 
 def link_exists(name: str) -> bool:
     return os.path.exists(f"/sys/class/net/{name}")
-
-
-def nat_chains() -> frozenset[str]:
-    """Names of the iptables `nat` chains (empty when iptables is missing)."""
-    if shutil.which("iptables") is None:
-        return frozenset()
-    out = _run("iptables", "-w", "-t", "nat", "-S").stdout
-    return frozenset(line.split()[1] for line in out.splitlines() if line.startswith("-N "))
 
 
 def _read_ip_forward() -> str:
@@ -160,30 +150,6 @@ def unmount_under(root_dir: str) -> int:
         if _run("umount", "-l", mp).returncode == 0:
             n += 1
     return n
-
-
-def remove_hostport_chains(before: frozenset[str] = frozenset()) -> None:
-    """Remove portmap's CNI-HOSTPORT-* nat chains not in ``before`` (and their jumps), unless a pod
-    still has hostPort rules in them. Also used by the bridge network plugin's purge."""
-    present = nat_chains()
-    ours = [c for c in HOSTPORT_CHAINS if c in present and c not in before]
-    if not ours:
-        return
-    rules = _run("iptables", "-w", "-t", "nat", "-S").stdout
-    if "-j CNI-DN-" in rules:
-        log.info("leaving CNI-HOSTPORT chains: a pod still has hostPort rules")
-        return
-    for chain in ours:
-        for parent in NAT_PARENTS.get(chain, ()):
-            # The rules portmap adds carry a comment, so delete by listing the exact rule lines.
-            for line in rules.splitlines():
-                if line.startswith(f"-A {parent} ") and f"-j {chain}" in line:
-                    # shlex: the comment is quoted ("CNI portfwd requiring masquerade")
-                    _run("iptables", "-w", "-t", "nat", *shlex.split(line.replace("-A ", "-D ", 1)))
-    for chain in ours:
-        _run("iptables", "-w", "-t", "nat", "-F", chain)
-    for chain in ours:
-        _run("iptables", "-w", "-t", "nat", "-X", chain)
 
 
 def cleanup(

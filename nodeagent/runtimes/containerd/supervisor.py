@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from typing import IO
 
 from cluster.machinery.files import open_private, private_dir, write_private
+from netplugins.cni.shim import launcher_script
 from nodeagent.cri.client import CRIClient
 from nodeagent.images import PAUSE_IMAGE, write_images
 from nodeagent.images.busybox import DEFAULT_BUSYBOX
@@ -115,8 +116,6 @@ def cri_plugin_ok(plugins_ls: str) -> bool:
 def write_shim_bin_dir(bin_dir: str, python: str = sys.executable) -> None:
     """Fill a CNI bin dir for the raykube network plugin: the `raykube-cni` launcher (this Python
     running netplugins.cni.shim) and links to the reference plugins containerd runs itself."""
-    from netplugins.cni.shim import launcher_script
-
     private_dir(bin_dir)
     shim = os.path.join(bin_dir, SHIM_TYPE)
     tmp = shim + ".tmp"

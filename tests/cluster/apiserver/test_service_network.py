@@ -57,7 +57,7 @@ async def _allocate() -> None:
             created = await client.create("v1", "services", svc, "default")
             ip = created["spec"]["clusterIP"]
             assert ipaddress.ip_address(ip) in network.cidr and ip not in ("127.96.0.1", "127.96.0.10")
-        with pytest.raises(ApiError, match="The range of valid IPs is 127.96.0.0/24"):
+        with pytest.raises(ApiError, match=r"The range of valid IPs is 127\.96\.0\.0/24"):
             await client.create(
                 "v1", "services", {"metadata": {"name": "out"}, "spec": {"clusterIP": "10.96.0.50",
                                                                          "ports": [{"port": 80}]}}, "default"
