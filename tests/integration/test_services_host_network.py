@@ -7,6 +7,8 @@ behind a NodePort Service; a client pod fetches through the ClusterIP and throug
 at the NodePort (both through the proxy's sockets: the pod's own port differs from the Service's).
 A LoadBalancer Service gets an address from ``--lb-pool``; as root the node announces it (adds it to
 the interface holding its address), so the client reaches it too; deleting the Service withdraws it.
+As root, the client also resolves names through the kube-dns ClusterIP 127.96.0.10 (the userspace
+proxy listening on port 53).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any
 import pytest
 
 from cluster.bootstrap import ClusterConfig
+from tests.capabilities import not_root, require
 from tests.integration import support
+from tests.integration.test_dns_kubectl import GETHOSTBYNAME
 from tests.integration.test_pod_network import HostCluster, pod, running
 
 wait_until = functools.partial(support.wait_until, timeout=120.0)
@@ -111,6 +115,25 @@ def test_cluster_ip_node_port_and_load_balancer_through_the_userspace_proxy(
     want = "hello through the service\n"
     assert wait_until(lambda: fetch(cluster_ip, svc_port), "the ClusterIP answering") == want
     assert wait_until(lambda: fetch(node_ip, node_port), "the NodePort answering") == want
+
+    # Cluster DNS through the userspace proxy: the pod's resolv.conf names the kube-dns ClusterIP
+    # 127.96.0.10, where the proxy listens on port 53 (UDP and TCP) and relays to the kube-dns actor.
+    # CI runs this as root; without root no port below 1024 binds (the proxy reports FailedToBind
+    # Events, covered by the unit tests), so there the names would not resolve: the test says so.
+    resolv = c.kubectl("exec", "client", "--", "cat", "/etc/resolv.conf").splitlines()
+    assert "nameserver 127.96.0.10" in resolv, resolv
+    names = ["kubernetes.default.svc.cluster.local", "web"]
+
+    def resolved() -> str | None:
+        r = subprocess.run(
+            [*support_kubectl(c), "exec", "client", "--", "/usr/bin/python3", "-c", GETHOSTBYNAME, *names],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        return r.stdout if r.returncode == 0 else None
+
+    require("root", not_root())
+    out = wait_until(resolved, "names resolved through 127.96.0.10:53")
+    assert dict(line.split() for line in out.splitlines()) == {names[0]: "127.96.0.1", "web": cluster_ip}
 
     c.kubectl("apply", "-f", "-", input=json.dumps(service("web-lb", "LoadBalancer", svc_port, web_port)))
 
