@@ -5,7 +5,8 @@ plus what CoreDNS's kubernetes plugin adds, for the cluster domain ``<zone>`` (`
 
 - ``<svc>.<ns>.svc.<zone>`` A/AAAA: a Service's ClusterIPs; for a headless Service the addresses of
   its *ready* endpoints (none ready: the name still exists, so the answer is empty, not NXDOMAIN);
-  for an ExternalName Service a CNAME to the external name (whatever type was asked);
+  for an ExternalName Service a CNAME to the external name (whatever type was asked), followed by
+  the target's records when the target is in the zone (a chain of them too, loops cut);
 - ``<hostname>.<svc>.<ns>.svc.<zone>`` A/AAAA for each ready endpoint of a headless Service, where the
   hostname is the endpoint's ``hostname`` (a StatefulSet pod's) or else its address with dashes
   (``10-244-1-5``, CoreDNS's system-assigned identifier);
@@ -315,16 +316,39 @@ class DnsIndex:
         if types is None:
             return Answer(NXDOMAIN, authority=(self.soa(),))
         if "CNAME" in types and qtype != "CNAME":
-            return Answer(NOERROR, self._rrset(name, "CNAME", types["CNAME"]))
-        answers = tuple(
+            return Answer(NOERROR, self._cname_chain(name, qtype))
+        answers = self._matching(name, types, qtype)
+        if not answers:
+            return Answer(NOERROR, authority=(self.soa(),))
+        return Answer(NOERROR, answers, additional=self._additional(answers))
+
+    def _cname_chain(self, name: str, qtype: str) -> tuple[Record, ...]:
+        """The CNAME at ``name`` and, while the target is in the zone, the target's own records of
+        ``qtype`` (another CNAME continues the chain), as CoreDNS completes an ExternalName pointing
+        into the cluster: a stub resolver does not chase a CNAME itself. The chain ends at a target
+        outside the zone (the server forwards that one), at a missing name, or at a loop."""
+        out: list[Record] = []
+        seen: set[str] = set()
+        while name not in seen:
+            seen.add(name)
+            types = self._owned(name) or {}
+            if "CNAME" not in types:
+                out.extend(self._matching(name, types, qtype))
+                break
+            out.extend(self._rrset(name, "CNAME", types["CNAME"]))
+            name = normalize(str(types["CNAME"][0]))
+            if not self.in_zone(name):
+                break
+        return tuple(out)
+
+    def _matching(self, name: str, types: Mapping[str, tuple[RData, ...]], qtype: str) -> tuple[Record, ...]:
+        """The records at ``name`` of type ``qtype`` (every type for ``ANY``)."""
+        return tuple(
             rr
             for rtype, values in types.items()
             if qtype in (rtype, "ANY")
             for rr in self._rrset(name, rtype, values)
         )
-        if not answers:
-            return Answer(NOERROR, authority=(self.soa(),))
-        return Answer(NOERROR, answers, additional=self._additional(answers))
 
     def _owned(self, name: str) -> Mapping[str, tuple[RData, ...]] | None:
         """The records at ``name`` ({} for a name that exists without any), None if it does not exist."""

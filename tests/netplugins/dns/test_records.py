@@ -164,6 +164,45 @@ def test_lookup(qname: str, qtype: str, want: tuple[int, list[Any]] | None) -> N
     assert data(qname, qtype) == want
 
 
+def test_externalname_into_the_zone_is_completed() -> None:
+    """A CNAME whose target is in the zone comes with the target's records (a stub resolver does not
+    chase CNAMEs): through a chain, up to an outside target (forwarded by the server) or a loop."""
+    k8s = f"kubernetes.default.svc.{Z}"
+    services = [
+        *SERVICES,
+        service("in", "t", type="ExternalName", externalName=k8s + "."),
+        service("chain", "t", type="ExternalName", externalName=f"IN.t.svc.{Z}"),
+        service("out", "t", type="ExternalName", externalName=f"ext.default.svc.{Z}"),
+        service("gone", "t", type="ExternalName", externalName=f"nope.t.svc.{Z}"),
+        service("loop-a", "t", type="ExternalName", externalName=f"loop-b.t.svc.{Z}"),
+        service("loop-b", "t", type="ExternalName", externalName=f"loop-a.t.svc.{Z}"),
+    ]
+    index = DnsIndex.build(services, SLICES)
+
+    def chain(name: str, qtype: str = "A") -> list[tuple[str, str, Any]]:
+        answer = index.lookup(f"{name}.t.svc.{Z}", qtype)
+        assert answer is not None and answer.rcode == NOERROR
+        return [(rr.name, rr.rtype, rr.data) for rr in answer.answers]
+
+    assert chain("in") == [(f"in.t.svc.{Z}", "CNAME", k8s), (k8s, "A", "10.96.0.1")]
+    assert chain("in", "AAAA") == [(f"in.t.svc.{Z}", "CNAME", k8s)]  # the target has no AAAA
+    assert chain("in", "CNAME") == [(f"in.t.svc.{Z}", "CNAME", k8s)]  # asked for the CNAME itself
+    assert chain("chain") == [
+        (f"chain.t.svc.{Z}", "CNAME", f"in.t.svc.{Z}"),
+        (f"in.t.svc.{Z}", "CNAME", k8s),
+        (k8s, "A", "10.96.0.1"),
+    ]
+    assert chain("out") == [
+        (f"out.t.svc.{Z}", "CNAME", f"ext.default.svc.{Z}"),
+        (f"ext.default.svc.{Z}", "CNAME", "www.example.com"),  # last: the server forwards it
+    ]
+    assert chain("gone") == [(f"gone.t.svc.{Z}", "CNAME", f"nope.t.svc.{Z}")]
+    assert chain("loop-a") == [
+        (f"loop-a.t.svc.{Z}", "CNAME", f"loop-b.t.svc.{Z}"),
+        (f"loop-b.t.svc.{Z}", "CNAME", f"loop-a.t.svc.{Z}"),
+    ]
+
+
 def test_negative_answers_carry_the_soa_and_ttl_is_an_option() -> None:
     index = DnsIndex.build(SERVICES, SLICES, options=DnsOptions(ttl=5))
     nx = index.lookup(f"nope.default.svc.{Z}", "A")
