@@ -36,7 +36,7 @@ import orjson
 import yarl
 
 from cluster.client.errors import ApiError, TransportError
-from cluster.client.kubeconfig import load_client_certificate, load_kubeconfig
+from cluster.client.kubeconfig import ConnectionSettings, load_client_certificate, load_kubeconfig
 
 __all__ = ["PATCH_CONTENT_TYPES", "ApiClient", "ApiError", "TransportError", "resource_path"]
 
@@ -130,7 +130,11 @@ class ApiClient:
     @classmethod
     def from_kubeconfig(cls, path: str, context: str | None = None) -> ApiClient:
         """Connect as ``context`` (default: the current context) of the kubeconfig at ``path``."""
-        s = load_kubeconfig(path, context)
+        return cls.from_settings(load_kubeconfig(path, context))
+
+    @classmethod
+    def from_settings(cls, s: ConnectionSettings) -> ApiClient:
+        """Connect with resolved kubeconfig settings (``cluster.client.kubeconfig``)."""
         client = cls(
             s.server,
             ca_file=s.ca_file,

@@ -216,19 +216,7 @@ class KubeDns:
 
 
 def client_from_kubeconfig_text(text: str, base_dir: str = ".") -> ApiClient:
-    settings = settings_from_config(yaml.safe_load(text) or {}, base_dir)
-    client = ApiClient(
-        settings.server,
-        ca_file=settings.ca_file,
-        cert_file=settings.cert_file,
-        key_file=settings.key_file,
-        ca_data=settings.ca_data,
-        cert_data=settings.cert_data,
-        key_data=settings.key_data,
-        token=settings.token,
-        insecure_skip_tls_verify=settings.insecure_skip_tls_verify,
-    )
-    return client
+    return ApiClient.from_settings(settings_from_config(yaml.safe_load(text) or {}, base_dir))
 
 
 def node_upstreams(resolv_conf: str, skip: Sequence[str]) -> list[str]:
