@@ -1,5 +1,5 @@
-"""Network benchmark: our gRPC bridge plugin and pod-to-pod traffic, each next to a peer measured in
-the same run (ratios, no thresholds).
+"""Network benchmark: our gRPC bridge plugin, pod-to-pod traffic, the service proxy, cluster DNS and
+the Ingress, each next to a peer measured in the same run (ratios, no thresholds).
 
 ``raykube bench network [--quick] [--json FILE]`` (root) builds two simulated nodes
 (``netplugins.simnet``: node network namespaces on an underlay bridge) and serves the ``bridge``
@@ -16,9 +16,18 @@ plugin in each (``python -m netplugins.bridge``, host-gw, a static peer list, po
    on node 0 and one on node 1 (across nodes: bridge, host-gw route, underlay, route, bridge), next
    to two bare network namespaces joined by one veth pair (the peer), and, for scale, node 0 to
    node 1 over the underlay without pods. Issue 12's goal: pod-to-pod within 10% of bare.
-3. Everything made is removed at the end, also on failure: pods (DEL), the plugins (SIGTERM with
-   ``--purge-on-exit``), the node namespaces (simnet), pod and bare namespaces and links named
-   ``rkb<hex>...`` (``bench.network_paths.Scratch``), the state directory. The JSON's ``names``
+3. **Services, DNS, Ingress** (issue 13; ``bench.network_svcrun`` run inside a node namespace of
+   its own, ``rkb<hex>-sn``, joined by a veth pair to a pod namespace ``rkb<hex>-sp`` serving HTTP
+   with nginx): the time to program ``services`` Services of 10 endpoints with the real
+   ``NftablesBackend`` and the time one endpoint change takes to be programmed at that size (p50/p99
+   of ``changes`` changes), next to kube-proxy's iptables layout through ``iptables-nft-restore``;
+   DNS queries per second and latency of our ``DnsServer`` next to ``dnsmasq`` answering the same
+   names; HTTP GET latency to the pod directly, through its ClusterIP (our DNAT) and through the
+   Ingress (our nginx). Figures by ``bench.network_services``.
+4. Everything made is removed at the end, also on failure: pods (DEL), the plugins (SIGTERM with
+   ``--purge-on-exit``), the node namespaces (simnet), pod, bare and Service namespaces (with the
+   processes still in them: nginx, dnsmasq, our DNS server) and links named ``rkb<hex>...``
+   (``bench.network_paths.Scratch``), the state directory. The JSON's ``names``
    are the run's names (its ``rkb<hex>`` prefix, the simulated nodes' names and subnets);
    ``leftovers`` lists any of them still present afterwards (it should be empty).
 
@@ -58,6 +67,8 @@ from bench.network_paths import (
     path_summary,
     ratio,
 )
+from bench.network_paths import run as run_cmd
+from bench.network_services import dns_summary, http_summary, programming_summary
 from netplugins.cni.client import CNIClient
 from netplugins.cni.types import NetRequest
 from netplugins.simnet import SimulatedNodes
@@ -69,7 +80,17 @@ GOAL_ADD_RATIO = 1.2
 GOAL_POD_TO_POD = 0.10  # within 10% of bare namespaces
 PLUGIN_START_TIMEOUT_S = 60.0
 WARMUP_PAIRS = 2
-REQUIRED = ("/usr/sbin/ip", "/usr/sbin/nft", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local")
+REQUIRED = (
+    "/usr/sbin/ip", "/usr/sbin/nft", "/usr/lib/cni/bridge", "/usr/lib/cni/host-local",
+    "/usr/sbin/nginx", "/usr/sbin/dnsmasq",
+)  # fmt: skip
+IPTABLES_RESTORE = "/usr/sbin/iptables-nft-restore"  # the programming peer; optional
+SVC_CIDR = "10.244.250.0/24"  # the Service part's node and pod namespaces (private to them)
+SVC_NODE_IP = "10.244.250.1"
+SVC_POD_IP = "10.244.250.2"
+WEB_CLUSTER_IP = "10.99.0.80"  # bench-web/web: the ClusterIP in front of the pod
+SERVICE_CIDR = "10.96.0.0/12"
+SVC_DRIVER_TIMEOUT_S = 1500
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,9 +99,19 @@ class Config:
     rounds: int
     seconds: float
     round_trips: int
+    services: int = 100
+    changes: int = 20
+    full_syncs: int = 1
+    dns_seconds: float = 1.0
+    dns_concurrency: int = 16
+    http_requests: int = 200
+    svc_rounds: int = 1
 
 
-FULL = Config(pods=100, rounds=3, seconds=2.0, round_trips=2000)
+FULL = Config(
+    pods=100, rounds=3, seconds=2.0, round_trips=2000,
+    services=1000, changes=20, full_syncs=3, dns_seconds=3.0, http_requests=1000, svc_rounds=3,
+)  # fmt: skip
 QUICK = Config(pods=20, rounds=1, seconds=0.5, round_trips=500)
 
 
@@ -94,7 +125,7 @@ def missing_capability() -> str | None:
     if absent:
         return (
             f"raykube bench network needs {', '.join(absent)} "
-            "(iproute2, nftables, containernetworking-plugins)"
+            "(iproute2, nftables, containernetworking-plugins, nginx-light, dnsmasq-base)"
         )
     return None
 
@@ -271,6 +302,66 @@ def traffic(
     }
 
 
+def service_namespaces(scratch: Scratch) -> tuple[str, str]:
+    """The Service part's node and pod namespaces, one veth pair between them; the node routes the
+    service CIDR to the pod side (only DNAT makes those addresses reachable)."""
+    node, pod = scratch.add_netns("-sn"), scratch.add_netns("-sp")
+    vn, vp = scratch.own_link("sn"), scratch.own_link("sp")
+    run_cmd(["ip", "link", "add", vn, "type", "veth", "peer", "name", vp])
+    for ns, dev, ip in ((node, vn, SVC_NODE_IP), (pod, vp, SVC_POD_IP)):
+        run_cmd(["ip", "link", "set", dev, "netns", ns])
+        run_cmd(["ip", "netns", "exec", ns, "ip", "addr", "add", f"{ip}/24", "dev", dev])
+        run_cmd(["ip", "netns", "exec", ns, "ip", "link", "set", dev, "up"])
+    run_cmd(["ip", "netns", "exec", pod, "ip", "route", "add", "default", "via", SVC_NODE_IP])
+    run_cmd(["ip", "netns", "exec", node, "ip", "route", "add", SERVICE_CIDR, "dev", vn])
+    return node, pod
+
+
+def service_plan(cfg: Config, scratch: Scratch, state: Path, pod: str) -> dict[str, Any]:
+    return {
+        "state": str(state),
+        "table": f"{scratch.prefix}-proxy",
+        "cluster_cidr": "10.244.0.0/16",
+        "node_ip": SVC_NODE_IP,
+        "pod_ip": SVC_POD_IP,
+        "pod_netns": pod,
+        "web_cluster_ip": WEB_CLUSTER_IP,
+        "services": cfg.services,
+        "changes": cfg.changes,
+        "full_syncs": cfg.full_syncs,
+        "iptables_peer": os.path.exists(IPTABLES_RESTORE),
+        "dns_seconds": cfg.dns_seconds,
+        "dns_concurrency": cfg.dns_concurrency,
+        "http_requests": cfg.http_requests,
+        "rounds": cfg.svc_rounds,
+    }
+
+
+def run_services(cfg: Config, scratch: Scratch, state: Path) -> dict[str, Any]:
+    """Issue 13's part (``bench.network_svcrun`` in the Service node namespace); its figures."""
+    node, pod = service_namespaces(scratch)
+    svc_state = state / "services"
+    svc_state.mkdir()
+    plan = service_plan(cfg, scratch, svc_state, pod)
+    (state / "services-plan.json").write_text(json.dumps(plan))
+    argv = [
+        "ip", "netns", "exec", node, sys.executable, "-m", "bench.network_svcrun",
+        "--plan", str(state / "services-plan.json"),
+    ]  # fmt: skip
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=SVC_DRIVER_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"Service/DNS/Ingress run failed: {proc.stderr.strip()[-3000:]}")
+    return summarize_services(json.loads(proc.stdout))
+
+
+def summarize_services(raw: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "services": programming_summary(raw["programming"]),
+        "dns": dns_summary(raw["dns"]),
+        "http": http_summary(raw["http"]),
+    }
+
+
 def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
     """The whole suite (see the module docstring); the report, with ``leftovers`` after teardown."""
     t0 = time.monotonic()
@@ -302,6 +393,12 @@ def run(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
                 f"and {cfg.round_trips} round trips per path"
             )
             doc["traffic"] = traffic(nodes, sockets, scratch, cfg, stack)
+            say(
+                f"Services: programming {cfg.services} Services x 10 endpoints and {cfg.changes} "
+                f"endpoint changes; DNS {cfg.svc_rounds} x {cfg.dns_seconds} s per server; "
+                f"HTTP {cfg.svc_rounds} x {cfg.http_requests} GETs per path and mode"
+            )
+            doc.update(run_services(cfg, scratch, state))
     finally:
         nodes_left = [] if nodes.plan is None else [n for n in nodes.plan.names() if _present(n)]
         doc["leftovers"] = sorted(
@@ -362,8 +459,69 @@ def render(doc: dict[str, Any], console: Any) -> None:
     console.print(table)
     met = ", ".join(f"{k}: {'met' if v else 'not met'}" for k, v in traffic["meets_goal"].items())
     console.print(f"goal: pod-to-pod within {traffic['goal_within']:.0%} of the bare veth pair ({met})")
+    if "services" in doc:
+        render_services(doc, console)
     if doc["leftovers"]:
         console.print(f"[red]left behind:[/] {', '.join(doc['leftovers'])}")
+
+
+def render_services(doc: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    svc = doc["services"]
+    ours, peer = svc["ours"], svc["peer"]
+    table = Table(
+        title=f"Service programming, {svc['services']} Services x {svc['endpoints_per_service']} endpoints"
+    )
+    for col in ("", "whole table ms", "rules/lines", "change p50 ms", "change p99 ms", "change lines"):
+        table.add_column(col, justify="left" if not col else "right")
+    table.add_row("ours (nftables)", *_programming_row(ours, str(ours["full_script_lines"])))
+    if peer:
+        table.add_row("iptables-nft peer", *_programming_row(peer, str(peer["rules"])))
+        r = svc["ratio"]
+        table.add_row("ratio", _fmt(r["full_median"]), "", _fmt(r["change_p50"]), _fmt(r["change_p99"]), "")
+    console.print(table)
+    console.print(
+        f"of one change: nft p50 {ours['change_nft_ms']['p50']:.1f} ms, build_table p50 "
+        f"{ours['build_table_ms']['p50']:.1f} ms; table verified: {ours['verified']}; "
+        f"kube-proxy's SLO (p99 <= {svc['slo_p99_s']:.0f} s): {'met' if svc['meets_slo'] else 'not met'}"
+    )
+    dns = doc["dns"]
+    table = Table(title=f"DNS, {dns['services']} Services, {dns['concurrency']} queries outstanding")
+    for col in ("server", "qps", "p50 µs", "p99 µs", "lost", "errors"):
+        table.add_column(col, justify="left" if col == "server" else "right")
+    for side in ("ours", "baseline"):
+        d = dns[side]
+        table.add_row(
+            side, f"{d['qps']:.0f}", f"{d['latency_us']['p50']:.0f}", f"{d['latency_us']['p99']:.0f}",
+            str(d["lost"]), str(d["errors"]),
+        )  # fmt: skip
+    table.add_row("ratio", _fmt(dns["ratio"]["qps"]), "", _fmt(dns["ratio"]["p99"]), "", "")
+    console.print(table)
+    console.print(f"baseline: {dns['baseline_what']}; same answers: {dns['same_answers']}")
+    http = doc["http"]
+    table = Table(title=f"HTTP GET latency µs ({http['requests_per_mode']} per path and mode)")
+    for col in ("path", "keep-alive p50", "p99", "ratio p50", "new conn p50", "p99", "ratio p50"):
+        table.add_column(col, justify="left" if col == "path" else "right")
+    for path, lat in http["latency_us"].items():
+        r = http["ratio_to_direct"].get(path, {})
+        cells = [
+            cell
+            for mode in ("keepalive", "new_connection")
+            for cell in (f"{lat[mode]['p50']:.0f}", f"{lat[mode]['p99']:.0f}", _fmt(r.get(f"{mode}_p50")))
+        ]
+        table.add_row(path, *cells)
+    console.print(table)
+
+
+def _programming_row(side: dict[str, Any], size: str) -> list[str]:
+    return [
+        ", ".join(f"{v:.0f}" for v in side["full_ms"]),
+        size,
+        f"{side['change_ms']['p50']:.1f}",
+        f"{side['change_ms']['p99']:.1f}",
+        str(side["change_script_lines"]),
+    ]
 
 
 def _fmt(value: float | None) -> str:
@@ -375,8 +533,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--quick",
         action="store_true",
-        help=f"{QUICK.pods} pods, {QUICK.rounds} round of {QUICK.seconds} s transfers "
-        f"(default {FULL.pods} pods, {FULL.rounds} rounds of {FULL.seconds} s)",
+        help=f"{QUICK.pods} pods, {QUICK.rounds} round of {QUICK.seconds} s transfers, "
+        f"{QUICK.services} Services (default {FULL.pods} pods, {FULL.rounds} rounds of "
+        f"{FULL.seconds} s, {FULL.services} Services)",
     )
     p.add_argument("--json", default=None, help="also write the results to this file")
     return p
