@@ -65,6 +65,7 @@ from netplugins.dns.actor import ACTOR_NAME as DNS_ACTOR
 from netplugins.dns.actor import DnsActor
 from netplugins.ingress.actor import ACTOR_NAME as INGRESS_ACTOR
 from netplugins.ingress.actor import IngressActor
+from netplugins.ingress.nginx import nginx_binary
 from nodeagent.actor import load_runtime
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -456,6 +457,7 @@ class DnsUp:
 class IngressUp:
     http: str  # host:port of the Ingress controller's nginx (kube-system/raykube-ingress port 80)
     https: str  # and its TLS port (443)
+    missing: str = ""  # why no Ingress controller runs (no nginx on this node); "" when it does
 
 
 UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | IngressUp | DnsUp | NodeAgentsUp
@@ -644,7 +646,12 @@ def up(config: UpConfig) -> Iterator[UpStep]:
             )
         )
     )
-    if agents is not None:
+    if agents is not None and nginx_binary() is None:
+        # Ingress is the one part that needs a program raykube does not ship: the cluster still
+        # comes up (as a kube cluster without an ingress controller), and says so.
+        missing = "nginx not found (apt-get install nginx-light): Ingresses are not served"
+        yield IngressUp("", "", missing=missing)
+    elif agents is not None:
         yield deploy_ingress(data_dir, namespace)
     if agents is not None:
         yield deploy_dns(data_dir, namespace, ServiceNetwork.parse(service_cidr).dns_ip)

@@ -103,6 +103,8 @@ def cmd_up(args: argparse.Namespace) -> int:
                     console.print(f"scheduler: running (profiles: {', '.join(profiles)})")
                 case ControllersUp(controllers):
                     console.print(f"controller manager: running ({', '.join(controllers)})")
+                case IngressUp(_, _, missing) if missing:
+                    console.print(f"ingress: not started: {missing}", soft_wrap=True)
                 case IngressUp(http, https):
                     console.print(
                         f"ingress: nginx on {http} (http), {https} (https), kube-system/raykube-ingress"

@@ -19,6 +19,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from cluster.machinery.files import write_private
 from netplugins.cni.types import Attachment, Result
 
 
@@ -68,14 +69,8 @@ class Ledger:
         self.dir = os.path.join(root_dir, "attachments")
 
     def put(self, entry: Entry) -> None:
-        os.makedirs(self.dir, exist_ok=True)
-        path = os.path.join(self.dir, _file_name(entry.attachment))
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(entry.to_json(), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        """Write the entry durably (fsynced, atomic) and privately (0600 in a 0700 directory)."""
+        write_private(os.path.join(self.dir, _file_name(entry.attachment)), json.dumps(entry.to_json()))
 
     def get(self, a: Attachment) -> Entry | None:
         try:

@@ -29,6 +29,7 @@ from typing import Any
 
 from cluster.client.informer import Informer
 from cluster.client.rest import ApiClient
+from cluster.machinery.files import private_dir
 from netplugins.bridge import links
 from netplugins.bridge.config import (
     NETWORK_NAME,
@@ -135,7 +136,8 @@ class BridgeNetwork(NetworkPlugin):
     # ------------------------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        os.makedirs(self.ctx.root_dir, exist_ok=True)
+        # Private: the ledger (pods, netns paths) and host-local's reservations live here.
+        private_dir(ipam_dir(self.ctx.root_dir))
         if self.ctx.kubeconfig:
             await self._watch_nodes(self.ctx.kubeconfig)
         await self._sync_safely()

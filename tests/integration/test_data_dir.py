@@ -50,6 +50,11 @@ EXCEPTIONS = (
     ),
     ("nodes/*/runtime/containers/*/work*", "overlayfs' work directory, made by the kernel"),
     ("nodes/*/runtime/containers/*/merged*", "the mounted container root: the image's modes"),
+    (
+        "nodes/*/network/state/ipam/*",
+        "the CNI reference host-local plugin's reservations, with the modes it gives them; the ipam "
+        "directory above them is 0700",
+    ),
 )
 # With --runtime containerd, what containerd, runc and the CNI plugins create themselves.
 CONTAINERD_EXCEPTIONS = (
