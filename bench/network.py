@@ -488,15 +488,15 @@ def render_services(doc: dict[str, Any], console: Any) -> None:
     )
     dns = doc["dns"]
     table = Table(title=f"DNS, {dns['services']} Services, {dns['concurrency']} queries outstanding")
-    for col in ("server", "qps", "p50 µs", "p99 µs", "lost", "errors"):
+    for col in ("server", "qps", "p50 µs", "p99 µs", "lost", "errors", "client CPU"):
         table.add_column(col, justify="left" if col == "server" else "right")
     for side in ("ours", "baseline"):
         d = dns[side]
         table.add_row(
             side, f"{d['qps']:.0f}", f"{d['latency_us']['p50']:.0f}", f"{d['latency_us']['p99']:.0f}",
-            str(d["lost"]), str(d["errors"]),
+            str(d["lost"]), str(d["errors"]), f"{d['client_cpu_share']:.0%}",
         )  # fmt: skip
-    table.add_row("ratio", _fmt(dns["ratio"]["qps"]), "", _fmt(dns["ratio"]["p99"]), "", "")
+    table.add_row("ratio", _fmt(dns["ratio"]["qps"]), "", _fmt(dns["ratio"]["p99"]), "", "", "")
     console.print(table)
     console.print(f"baseline: {dns['baseline_what']}; same answers: {dns['same_answers']}")
     http = doc["http"]

@@ -254,6 +254,10 @@ def dns_summary(raw: Mapping[str, Any]) -> dict[str, Any]:
             ],
             "latency_us": latency_summary([ns / 1000 for r in rounds for ns in r["latency_ns"]], 1),
             "answered": answered,
+            # the load generator's CPU time over the wall time: near 1.0, the client was the limit
+            "client_cpu_share": round(sum(r["client_cpu_s"] for r in rounds) / seconds, 2)
+            if seconds > 0
+            else 0.0,
             "lost": sum(r["lost"] for r in rounds),
             "errors": sum(r["errors"] for r in rounds),
         }

@@ -296,6 +296,7 @@ def udp_load(
         sock.send(struct.pack("!H", next_id) + tmpl[2:])
         next_id = (next_id + 1) & 0xFFFF
 
+    cpu0 = time.process_time()
     start = now()
     end = start + int(seconds * 1e9)
     last = start
@@ -335,6 +336,7 @@ def udp_load(
     return {
         "answered": len(latency),
         "seconds": (last - start) / 1e9,
+        "client_cpu_s": time.process_time() - cpu0,
         "latency_ns": latency,
         "lost": lost,
         "errors": errors,
@@ -439,8 +441,8 @@ def http_get(addr: tuple[str, int], host: str, sock: socket.socket | None) -> so
             raise RuntimeError(f"{addr}: connection closed mid-response")
         data += chunk
     head, _, body = data.partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 200"):
-        raise RuntimeError(f"{addr}: {head.splitlines()[0]!r}")
+    if not head.startswith(b"HTTP/1.1 200") or b"chunked" in head.lower():
+        raise RuntimeError(f"{addr}: not a 200 with a Content-Length: {head!r}")
     length = next(
         (
             int(line.split(b":")[1])

@@ -280,12 +280,13 @@ def test_service_summaries_are_ours_over_the_peer() -> None:
 
     def rounds(answered: int, seconds: float, latency_us: int) -> list[dict[str, Any]]:
         return [{"answered": answered, "seconds": seconds, "latency_ns": [latency_us * 1000] * 3, "lost": 0,
-                 "errors": 0}]  # fmt: skip
+                 "errors": 0, "client_cpu_s": 0.5}]  # fmt: skip
 
     raw = {"services": 2, "concurrency": 4, "seconds": 1.0, "baseline_what": "b", "same_answers": True}
     dns = dns_summary({**raw, "ours": rounds(1000, 1.0, 300), "baseline": rounds(4000, 1.0, 100)})
     assert dns["ours"]["qps"] == 1000.0 and dns["baseline"]["qps"] == 4000.0
     assert dns["ratio"] == {"qps": 0.25, "p99": 3.0}
+    assert dns["ours"]["client_cpu_share"] == 0.5
 
     samples = {
         path: {mode: [k * 1000 * (2 if mode == "new_connection" else 1)] for mode in HTTP_MODES}
