@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cluster.machinery.files import write_private
+
 log = logging.getLogger("raykube.proxy.announce")
 
 LABEL_PREFIX = "rk"
@@ -113,8 +115,7 @@ class Announcer:
 
     def _save(self, ours: set[str]) -> None:
         if self.state_path is not None:
-            self.state_path.parent.mkdir(parents=True, exist_ok=True)
-            self.state_path.write_text(json.dumps(sorted(ours)))
+            write_private(self.state_path, json.dumps(sorted(ours)))
 
     def present(self, interface: str, links: list[dict[str, Any]]) -> Present:
         recorded, label = self._state(), label_for(interface, self.node_name)

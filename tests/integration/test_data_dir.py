@@ -55,6 +55,11 @@ EXCEPTIONS = (
         "the CNI reference host-local plugin's reservations, with the modes it gives them; the ipam "
         "directory above them is 0700",
     ),
+    (
+        "ingress/nginx/nginx.pid",
+        "nginx writes its pid file 0644 itself; the nginx prefix directory above it is 0700",
+    ),
+    ("ingress/nginx/logs/*", "nginx opens its logs with its own modes; logs/ and its parents are 0700"),
 )
 # With --runtime containerd, what containerd, runc and the CNI plugins create themselves.
 CONTAINERD_EXCEPTIONS = (
