@@ -8,6 +8,9 @@ IP (no masquerade inside the cluster CIDR); a pod reaches an address outside the
 masquerade (the receiver sees the node's address); a hostPort answers on its node's address; and
 after the pods are deleted and `raykube down --purge` ran, no link, address, route, netns, nft
 table or rule of ours is left (compared with a snapshot taken before the run).
+And across nodes for Services (issue 13): a pod reaches a Service whose only endpoint is on another
+node by ClusterIP and by DNS name (kube-dns on a third node), with its own pod IP as the source,
+and the NodePort answers on every node's address.
 
 Runs its own Ray (``own_ray``): the machine's Ray is stopped before and after.
 """
@@ -46,6 +49,7 @@ SERVER = (
     "while True:\n"
     "    c, a = s.accept(); c.sendall(a[0].encode()); c.close()\n"
 )
+RESOLVE = "import socket, sys\nprint(socket.gethostbyname(sys.argv[1]))\n"
 CLIENT = (
     "import socket, sys\n"
     "c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)\n"
@@ -93,7 +97,7 @@ def pod(name: str, node: str, *, host_port: int | None = None) -> dict[str, Any]
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": "podnet"}},
+        "metadata": {"name": name, "namespace": "default", "labels": {"app": "podnet", "role": name}},
         "spec": {
             "nodeName": node,
             "terminationGracePeriodSeconds": 1,
@@ -233,11 +237,39 @@ def test_pods_reach_each_other_across_simulated_nodes(
         with socket.create_connection((sim.nodes[1].ip, 18080), timeout=10) as c:
             assert c.recv(100).decode()  # the pod answered (with the address it saw)
 
+        # A Service in front of b1 (second worker), reached from a1 on the first worker by its
+        # ClusterIP and its DNS name (kube-dns runs on the head: a third node), keeping a1's pod
+        # IP as the source; its NodePort answers on every node's address.
+        service = {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "to-b1", "namespace": "default"},
+            "spec": {
+                "type": "NodePort",
+                "selector": {"role": "b1"},
+                "ports": [{"port": 80, "targetPort": PORT}],
+            },
+        }
+        cluster.kubectl("apply", "-f", "-", input=json.dumps(service))
+        svc = cluster.json("get", "service", "to-b1")
+        cluster_ip, node_port = svc["spec"]["clusterIP"], svc["spec"]["ports"][0]["nodePort"]
+        assert (
+            wait(lambda: _try(lambda: ask(cluster, "a1", cluster_ip, 80)), "to-b1 by ClusterIP", timeout=60)
+            == ips["a1"]
+        )
+        resolved = cluster.kubectl("exec", "a1", "--", "/usr/bin/python3", "-c", RESOLVE, "to-b1").strip()
+        assert resolved == cluster_ip
+        assert ask(cluster, "a1", "to-b1.default.svc.cluster.local", 80) == ips["a1"]
+        for n in ready:
+            with socket.create_connection((n["ip"], node_port), timeout=10) as c:
+                assert c.recv(100).decode(), n  # b1 answered through this node's NodePort
+
         # `kubectl get pods -o wide` shows the IPs and nodes.
         wide = cluster.kubectl("get", "pods", "-o", "wide")
         for name in placement:
             assert ips[name] in wide and placement[name] in wide
 
+        cluster.kubectl("delete", "service", "to-b1")
         cluster.kubectl("delete", "pods", "-l", "app=podnet", "--wait=true", "--timeout=120s")
     finally:
         outside.close()
@@ -245,6 +277,14 @@ def test_pods_reach_each_other_across_simulated_nodes(
     after = hostnet.snapshot()
     ours = hostnet.diff(before, after)
     assert ours == [], "left behind on the host:\n" + "\n".join(ours)
+
+
+def _try(probe: Any) -> Any:
+    """``probe()``, or None while it raises (a Service's rules and endpoints take a moment)."""
+    try:
+        return probe()
+    except AssertionError:
+        return None
 
 
 def _ready_nodes(cluster: Cluster, count: int) -> list[dict[str, str]] | None:
