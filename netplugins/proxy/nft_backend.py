@@ -39,32 +39,36 @@ class NftablesBackend:
         self.options = options
         self.command_prefix = tuple(command_prefix)
         self._applied: dict[ServicePortName, ServiceRules] | None = None  # None: rebuild next time
+        self._applied_from: tuple[ServiceTable, NodeInfo] | None = None  # the inputs of _applied
         self.full_syncs = 0
         self.partial_syncs = 0
         self.last_script_lines = 0
         self.last_error = ""
 
     async def sync(self, table: ServiceTable, node: NodeInfo) -> None:
-        new = table_rules(table, node, self.options)
+        reuse = None
+        if self._applied is not None and self._applied_from is not None and self._applied_from[1] == node:
+            reuse = (self._applied_from[0], self._applied)
+        new = table_rules(table, node, self.options, reuse)
         if self._applied is not None:
             script = incremental_ruleset(self._applied, new, self.options)
             try:
                 await self._apply(script)
                 self.partial_syncs += 1
-                self._applied = new
+                self._applied, self._applied_from = new, (dict(table), node)
                 return
             except NftError as e:
                 log.warning("incremental nft update failed, rebuilding the table: %s", e)
-                self._applied = None
+                self._applied = self._applied_from = None
         await self._apply(full_ruleset(new, self.options))
         self.full_syncs += 1
-        self._applied = new
+        self._applied, self._applied_from = new, (dict(table), node)
 
     async def close(self, purge: bool) -> None:
         if purge:
             t = f"ip {self.options.table}"
             await self._apply(f"add table {t}\ndelete table {t}\n")
-        self._applied = None
+        self._applied = self._applied_from = None
 
     def status(self) -> dict[str, Any]:
         return {

@@ -236,9 +236,24 @@ def _external_chain(port: ServicePort, svc_chain: str, local_chain: str, opts: N
     return tuple(rules)
 
 
-def table_rules(table: ServiceTable, node: NodeInfo, opts: NftOptions) -> dict[ServicePortName, ServiceRules]:
-    """``service_rules`` for every Service port in the table."""
-    return {name: service_rules(port, eps, node, opts) for name, (port, eps) in sorted(table.items())}
+def table_rules(
+    table: ServiceTable,
+    node: NodeInfo,
+    opts: NftOptions,
+    reuse: tuple[ServiceTable, Mapping[ServicePortName, ServiceRules]] | None = None,
+) -> dict[ServicePortName, ServiceRules]:
+    """``service_rules`` for every Service port in the table. ``reuse``: the table and rules of the
+    previous sync on the same node; a Service port whose entry is unchanged keeps its rules instead
+    of being rendered again, so one changed Service costs one rendering, not one per Service."""
+    old_table, old_rules = reuse or ({}, {})
+    out: dict[ServicePortName, ServiceRules] = {}
+    for name, entry in sorted(table.items()):
+        kept = old_rules.get(name)
+        if kept is not None and old_table.get(name) == entry:
+            out[name] = kept
+        else:
+            out[name] = service_rules(entry[0], entry[1], node, opts)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------

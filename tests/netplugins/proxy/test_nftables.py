@@ -158,6 +158,20 @@ def test_incremental_touches_only_the_changed_service() -> None:
     assert incremental_ruleset(new, new, OPTS) == ""
 
 
+def test_unchanged_service_ports_reuse_their_rules_and_changed_ones_are_rendered() -> None:
+    other = ServicePortName("default", "other", "", "UDP")
+    table: ServiceTable = {
+        WEB: (web(), (E1, E2)),
+        other: (ServicePort(other, ("10.96.0.30",), 53), (Endpoint("10.244.0.3", 53, "n1"),)),
+    }
+    old = table_rules(table, NODE, OPTS)
+    changed = {**table, WEB: (web(), (E1,))}
+    new = table_rules(changed, NODE, OPTS, reuse=(table, old))
+    assert new == table_rules(changed, NODE, OPTS)  # the same rules as rendering everything
+    assert new[other] is old[other]  # unchanged: kept, not rendered again
+    assert new[WEB] != old[WEB]
+
+
 def test_removed_service_loses_elements_before_its_chains() -> None:
     old = table_rules({WEB: (web(), (E1,))}, NODE, OPTS)
     lines = incremental_ruleset(old, {}, OPTS).splitlines()
