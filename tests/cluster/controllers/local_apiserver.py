@@ -16,8 +16,16 @@ from aiohttp.test_utils import TestServer
 
 from cluster.apiserver.server import ApiServer
 from cluster.client.rest import ApiClient
+from cluster.controllers.runtime import (
+    Controller,
+    ControllerContext,
+    ControllerOptions,
+    SharedInformers,
+    SystemClock,
+)
 from cluster.store.client import WatchResponse
 from tests.cluster.apiserver.faulty_store import FaultyStore
+from tests.cluster.controllers.fakes import FakeRecorder
 
 POLL = 0.01
 
@@ -51,3 +59,25 @@ async def local_apiserver() -> AsyncIterator[ApiClient]:
     finally:
         await client.close()
         await server.close()
+
+
+class RunningController:
+    """One controller on its own shared informers against ``client``, started as the manager starts
+    it (informers synced first); ``recorder`` collects its Events. ``async with`` stops both."""
+
+    def __init__(self, client: Any, controller: type[Controller], extra: dict[str, Any]) -> None:
+        self.recorder = FakeRecorder()
+        self.informers = SharedInformers(client)
+        options = ControllerOptions(extra=extra)
+        ctx = ControllerContext(client, self.informers, SystemClock(), lambda _: self.recorder, options)
+        self.controller = controller(ctx)
+
+    async def __aenter__(self) -> RunningController:
+        self.informers.start()
+        assert await self.informers.wait_synced(10) == []
+        self.controller.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.controller.stop()
+        await self.informers.stop()

@@ -26,7 +26,7 @@ from cluster.controllers.runtime import ControllerContext, ControllerOptions, Sh
 from cluster.machinery.cidrset import CidrSetFull, parse_cluster_cidrs
 from tests.cluster.controllers.fake_client import FakeClient
 from tests.cluster.controllers.fakes import FakeRecorder
-from tests.cluster.controllers.local_apiserver import local_apiserver
+from tests.cluster.controllers.local_apiserver import RunningController, local_apiserver
 
 
 def cidrs(value: str, *masks: int) -> NodeCidrs:
@@ -157,25 +157,11 @@ async def eventually(probe: Callable[[], Any], what: str, timeout: float = 20.0)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
 
 
-class Running:
+class Running(RunningController):
     """A NodeIpamController on shared informers, started as the manager starts it."""
 
     def __init__(self, client: Any, cluster_cidr: str) -> None:
-        self.recorder = FakeRecorder()
-        self.informers = SharedInformers(client)
-        options = ControllerOptions(extra={"cluster_cidr": cluster_cidr})
-        ctx = ControllerContext(client, self.informers, SystemClock(), lambda _: self.recorder, options)
-        self.controller = NodeIpamController(ctx)
-
-    async def __aenter__(self) -> Running:
-        self.informers.start()
-        assert await self.informers.wait_synced(10) == []
-        self.controller.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.controller.stop()
-        await self.informers.stop()
+        super().__init__(client, NodeIpamController, {"cluster_cidr": cluster_cidr})
 
     def events(self, reason: str) -> list[tuple[str, str]]:
         return [(key, message) for _, r, message, key in self.recorder.events if r == reason]

@@ -7,7 +7,6 @@ import asyncio
 from typing import Any
 
 from cluster.controllers.registry import CONTROLLERS, enabled
-from cluster.controllers.runtime import ControllerContext, ControllerOptions, SharedInformers, SystemClock
 from cluster.controllers.service_lb import (
     ALLOCATION_FAILED,
     ServiceLBController,
@@ -15,8 +14,7 @@ from cluster.controllers.service_lb import (
     is_ours,
     status_patch,
 )
-from tests.cluster.controllers.fakes import FakeRecorder
-from tests.cluster.controllers.local_apiserver import local_apiserver
+from tests.cluster.controllers.local_apiserver import RunningController, local_apiserver
 from tests.cluster.controllers.test_nodeipam import eventually
 
 POOL = "10.77.0.0/30"  # two addresses: .1 and .2
@@ -46,23 +44,9 @@ def test_registered_and_enabled_by_default() -> None:
     assert "service-lb-controller" in enabled(["*"])
 
 
-class Running:
+class Running(RunningController):
     def __init__(self, client: Any, pool: str = POOL) -> None:
-        self.recorder = FakeRecorder()
-        self.informers = SharedInformers(client)
-        options = ControllerOptions(extra={"lb_pool": pool})
-        ctx = ControllerContext(client, self.informers, SystemClock(), lambda _: self.recorder, options)
-        self.controller = ServiceLBController(ctx)
-
-    async def __aenter__(self) -> Running:
-        self.informers.start()
-        assert await self.informers.wait_synced(10) == []
-        self.controller.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.controller.stop()
-        await self.informers.stop()
+        super().__init__(client, ServiceLBController, {"lb_pool": pool})
 
     def failures(self) -> list[str]:
         return [key for _, r, _, key in self.recorder.events if r == ALLOCATION_FAILED]
