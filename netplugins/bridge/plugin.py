@@ -30,6 +30,7 @@ from typing import Any
 from cluster.client.informer import Informer
 from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir
+from cluster.machinery.tasks import cancel_and_wait
 from netplugins.bridge import links
 from netplugins.bridge.config import (
     NETWORK_NAME,
@@ -165,11 +166,7 @@ class BridgeNetwork(NetworkPlugin):
 
     async def stop(self, purge: bool = False) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
         if purge:
             await self._purge()
         if self._api is not None:

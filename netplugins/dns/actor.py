@@ -17,7 +17,6 @@ every start: a restarted actor may have another port.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ import yaml  # type: ignore[import-untyped]
 from cluster.client.informer import Informer
 from cluster.client.kubeconfig import settings_from_config
 from cluster.client.rest import ApiClient, ApiError
+from cluster.machinery.tasks import cancel_and_wait
 from netplugins.dns.records import DnsIndex, DnsOptions
 from netplugins.dns.server import DnsServer, upstreams_from_resolv_conf
 
@@ -206,12 +206,8 @@ class KubeDns:
         await _create_or_replace(self.client, DISCOVERY, "endpointslices", body)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         await self.server.close()
 
 

@@ -21,7 +21,6 @@ failing reconcile is logged and retried after ``retry`` seconds; the loop never 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +30,7 @@ from cluster.client.errors import ApiError
 from cluster.client.event_recorder import EventSink
 from cluster.client.informer import Informer
 from cluster.client.rest import ApiClient
+from cluster.machinery.tasks import cancel_and_wait
 from netplugins.ingress.config import NginxSettings, Rendered, render
 from netplugins.ingress.model import (
     CONTROLLER,
@@ -173,12 +173,8 @@ class IngressController:
         self._tasks.append(asyncio.create_task(self._loop()))
 
     async def stop(self) -> None:
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
-        self._tasks.clear()
+        tasks, self._tasks = self._tasks, []
+        await cancel_and_wait(tasks)
         await self.nginx.stop()
 
     async def _loop(self) -> None:

@@ -20,6 +20,7 @@ import time
 from typing import Any
 
 from cluster.client.informer import Informer
+from cluster.machinery.tasks import cancel_and_wait
 from netplugins.proxy.backend import ProxyBackend
 from netplugins.proxy.model import NodeInfo, build_table
 
@@ -73,11 +74,7 @@ class Proxier:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)
 
     def status(self) -> dict[str, Any]:
         return {
