@@ -22,16 +22,15 @@ Invariants: everything here is deterministic and touches nothing outside its arg
 
 from __future__ import annotations
 
-import base64
 import copy
-import hashlib
 import ipaddress
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from bench.network_paths import latency_summary, ratio
-from netplugins.proxy.model import ServicePortName, ServiceTable, select_endpoints
+from netplugins.proxy.iptables import chain_hash, port_text, restore_section
+from netplugins.proxy.model import ServiceTable, select_endpoints
 
 NAMESPACE = "bench"
 ZONE = "cluster.local"
@@ -118,14 +117,6 @@ def hosts_file(services: Sequence[Mapping[str, Any]]) -> str:
 # -------------------------------------------------------------------------- the iptables peer
 
 
-def _chain_hash(text: str) -> str:
-    return base64.b32encode(hashlib.sha256(text.encode()).digest()).decode()[:16]
-
-
-def _port_text(name: ServicePortName) -> str:
-    return f"{name.namespace}/{name.name}:{name.port_name}"
-
-
 def iptables_chains(table: ServiceTable, cluster_cidr: str) -> dict[str, list[str]]:
     """Every ``nat`` chain of ours (name -> its rules, as ``-A`` lines) for ``table``: the layout of
     kube-proxy's iptables mode for ClusterIP Services (no NodePorts, affinity or policies here)."""
@@ -139,8 +130,8 @@ def iptables_chains(table: ServiceTable, cluster_cidr: str) -> dict[str, list[st
     for name in sorted(table):
         port, endpoints = table[name]
         proto = name.protocol.lower()
-        text = _port_text(name)
-        svc = f"KUBE-SVC-{_chain_hash(text)}"
+        text = port_text(name)
+        svc = f"KUBE-SVC-{chain_hash(text)}"
         ready = select_endpoints(endpoints)
         rules = chains.setdefault(svc, [])
         for ip in port.cluster_ips:
@@ -150,7 +141,7 @@ def iptables_chains(table: ServiceTable, cluster_cidr: str) -> dict[str, list[st
             )
             rules.append(f"-A {svc} ! -s {cluster_cidr} {match} -j KUBE-MARK-MASQ")
         for i, ep in enumerate(ready):
-            sep = f"KUBE-SEP-{_chain_hash(f'{text}:{ep.ip}:{ep.port}')}"
+            sep = f"KUBE-SEP-{chain_hash(f'{text}:{ep.ip}:{ep.port}')}"
             left = len(ready) - i
             pick = "" if left == 1 else f"-m statistic --mode random --probability {1 / left:.11f} "
             rules.append(f'-A {svc} -m comment --comment "{text} -> {ep.ip}:{ep.port}" {pick}-j {sep}')
@@ -162,8 +153,7 @@ def iptables_chains(table: ServiceTable, cluster_cidr: str) -> dict[str, list[st
 
 
 def _restore(declare: Sequence[str], rules: Sequence[str], delete: Sequence[str] = ()) -> str:
-    lines = ["*nat", *(f":{c} - [0:0]" for c in declare), *rules, *(f"-X {c}" for c in delete), "COMMIT"]
-    return "\n".join(lines) + "\n"
+    return restore_section("nat", [c for c in declare if c not in delete], rules, delete)
 
 
 def iptables_full(chains: Mapping[str, Sequence[str]]) -> str:

@@ -2,7 +2,9 @@
 
 ``deploy_node_agents`` starts one per Ray node, pinned there, after the node's network actor, with
 the node's kubeconfig. ``mode`` picks the backend: ``nftables`` (``NftablesBackend``, table
-``options["table"]``, masquerade decisions from ``options["cluster_cidr"]``) or ``userspace``
+``options["table"]``, masquerade decisions from ``options["cluster_cidr"]``; falls back to
+``iptables`` — ``IptablesBackend``, chains named from the same table name — when the node has no
+``nft`` binary), ``iptables`` explicitly, or ``userspace``
 (``netplugins.proxy.userspace.UserspaceBackend(options)``, imported only when asked for).
 ``ready()`` waits for the first sync; ``shutdown(purge)`` stops it (``purge``: the backend removes
 everything it programmed, for ``raykube down --purge``). Restarts forever: a restarted proxy
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,8 @@ import ray
 from cluster.client.rest import ApiClient
 from cluster.machinery.files import private_dir, write_private
 from netplugins.proxy.announcing import extend_backend
+from netplugins.proxy.ipt_backend import IptablesBackend
+from netplugins.proxy.iptables import IptOptions
 from netplugins.proxy.model import NodeInfo
 from netplugins.proxy.nft_backend import NftablesBackend
 from netplugins.proxy.nftables import NftOptions
@@ -30,7 +35,7 @@ from netplugins.proxy.userspace import UserspaceBackend
 log = logging.getLogger("raykube.proxy")
 
 ACTOR_PREFIX = "proxy-"
-MODES = ("nftables", "userspace")
+MODES = ("nftables", "iptables", "userspace")
 
 
 def proxy_actor_name(node_name: str) -> str:
@@ -48,6 +53,13 @@ def ipv4_cidrs(value: str | None) -> str | None:
 
 def make_backend(mode: str, options: dict[str, Any]) -> Any:
     """The backend for ``mode``; a clear error for an unknown mode or a missing userspace backend."""
+    if mode == "nftables" and shutil.which("nft") is None:
+        log.warning("service proxy: no nft binary on this node, falling back to the iptables backend")
+        mode = "iptables"
+    if mode == "iptables":
+        # iptables cannot negate a list of sources: the first IPv4 cluster CIDR
+        v4 = [c.strip() for c in (options.get("cluster_cidr") or "").split(",") if c.strip() and ":" not in c]
+        return IptablesBackend(IptOptions(table=options["table"], cluster_cidr=v4[0] if v4 else None))
     if mode == "nftables":
         return NftablesBackend(
             NftOptions(table=options["table"], cluster_cidr=ipv4_cidrs(options.get("cluster_cidr")))
