@@ -39,6 +39,7 @@ from ray.util.scheduling_strategies import (
     PlacementGroupSchedulingStrategy,
 )
 
+from cluster.addons import DnsUp, IngressUp, deploy_dns, deploy_ingress, stop_ingress
 from cluster.apiserver.actor import ACTOR_NAME as APISERVER_ACTOR
 from cluster.apiserver.actor import ApiServerActor
 from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
@@ -52,7 +53,7 @@ from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_clu
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
-from cluster.node_agents import AgentInfo, NodeAgentsConfig, bridge_name, deploy_node_agents
+from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
@@ -61,11 +62,6 @@ from cluster.store.client import StoreClient
 from cluster.store.membership import cluster_created, record_cluster
 from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
-from netplugins.dns.actor import ACTOR_NAME as DNS_ACTOR
-from netplugins.dns.actor import DnsActor
-from netplugins.ingress.actor import ACTOR_NAME as INGRESS_ACTOR
-from netplugins.ingress.actor import IngressActor
-from netplugins.ingress.nginx import nginx_binary
 from nodeagent.actor import load_runtime
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
@@ -317,49 +313,6 @@ def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
     return spec
 
 
-def deploy_dns(data_dir: Path, namespace: str, cluster_ip: str, timeout: float = 120.0) -> DnsUp:
-    """Create (or find) the cluster DNS actor (``kube-dns``) on this node; it ensures the Service
-    ``kube-system/kube-dns`` at ``cluster_ip`` and the EndpointSlice pointing at itself. Killed with
-    the other actors by ``teardown``."""
-    here = ray.get_runtime_context().get_node_id()
-    host_ip = ray.util.get_node_ip_address()
-    options = {"cluster_ip": cluster_ip, "kubeconfig_dir": str(data_dir), "node_name": None}
-    actor = DnsActor.options(  # type: ignore[attr-defined]
-        name=DNS_ACTOR,
-        namespace=namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote((data_dir / "kubeconfig").read_text(), host_ip, 0, options)
-    info = ray.get(actor.ready.remote(), timeout=timeout)
-    return DnsUp(cluster_ip, f"{info['host']}:{info['port']}")
-
-
-def deploy_ingress(data_dir: Path, namespace: str, timeout: float = 120.0) -> IngressUp:
-    """Create (or find) the Ingress controller actor on this node: our own nginx on this node's IP
-    (state in ``data_dir/ingress``); it ensures the IngressClass ``raykube`` and the LoadBalancer
-    Service ``kube-system/raykube-ingress``. ``teardown`` stops it (and nginx) first."""
-    here = ray.get_runtime_context().get_node_id()
-    host_ip = ray.util.get_node_ip_address()
-    actor = IngressActor.options(  # type: ignore[attr-defined]
-        name=INGRESS_ACTOR,
-        namespace=namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote((data_dir / "kubeconfig").read_text(), host_ip, {"root_dir": str(data_dir / "ingress")})
-    info = ray.get(actor.ready.remote(), timeout=timeout)
-    return IngressUp(f"{host_ip}:{info['http_port']}", f"{host_ip}:{info['https_port']}")
-
-
-def stop_ingress(namespace: str) -> bool:
-    """Stop the Ingress controller's loop and its nginx gracefully (before ``teardown`` kills it)."""
-    try:
-        return bool(ray.get(ray.get_actor(INGRESS_ACTOR, namespace=namespace).shutdown.remote(), timeout=60))
-    except Exception:  # absent or already dead: its nginx got SIGTERM with it (PR_SET_PDEATHSIG)
-        return False
-
-
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]
@@ -445,19 +398,6 @@ class ControllersUp:
 class NodeAgentsUp:
     agents: tuple[AgentInfo, ...]
     manifests_dir: Path
-
-
-@dataclass(frozen=True, slots=True)
-class DnsUp:
-    cluster_ip: str  # kube-system/kube-dns's ClusterIP, the pods' nameserver
-    address: str  # host:port the kube-dns actor serves on (the Service's endpoint)
-
-
-@dataclass(frozen=True, slots=True)
-class IngressUp:
-    http: str  # host:port of the Ingress controller's nginx (kube-system/raykube-ingress port 80)
-    https: str  # and its TLS port (443)
-    missing: str = ""  # why no Ingress controller runs (no nginx on this node); "" when it does
 
 
 UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | IngressUp | DnsUp | NodeAgentsUp
@@ -627,7 +567,6 @@ def up(config: UpConfig) -> Iterator[UpStep]:
                 "service_cidr": service_cidr,
                 "lb_pool": lb_pool,
                 "backend": network.backend,
-                "bridge": bridge_name(namespace),
             },
         )
     # The controller manager follows Ray's membership from this (head) node's address and id.
@@ -646,12 +585,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
             )
         )
     )
-    if agents is not None and nginx_binary() is None:
-        # Ingress is the one part that needs a program raykube does not ship: the cluster still
-        # comes up (as a kube cluster without an ingress controller), and says so.
-        missing = "nginx not found (apt-get install nginx-light): Ingresses are not served"
-        yield IngressUp("", "", missing=missing)
-    elif agents is not None:
+    if agents is not None:
         yield deploy_ingress(data_dir, namespace)
     if agents is not None:
         yield deploy_dns(data_dir, namespace, ServiceNetwork.parse(service_cidr).dns_ip)

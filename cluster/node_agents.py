@@ -47,8 +47,8 @@ class NodeAgentsConfig:
     the deploying node's IP) on ``apiserver_port``; static pods come from ``manifests_dir`` (default
     ``data_dir/manifests``) and run on the head node only (``head_node_id``, default: the deploying
     node). ``network`` is the network plugin (``--network``: a built-in name or ``pkg.mod:Class``)
-    and ``network_options`` its ``PluginContext.options`` (``cluster_cidr``, ``backend``,
-    ``bridge``)."""
+    and ``network_options`` its ``PluginContext.options`` (``cluster_cidr``, ``service_cidr``,
+    ``lb_pool``, ``backend``; each node's ``bridge`` name is added per node, ``bridge_name``)."""
 
     data_dir: Path
     apiserver_port: int

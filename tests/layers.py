@@ -88,6 +88,7 @@ ALLOWED: dict[str, frozenset[str]] = {
 # Modules that may import ray or an actor module (fnmatch patterns over dotted names).
 RAY_GLUE: tuple[str, ...] = (
     "cluster.bootstrap",
+    "cluster.addons",  # the DNS and Ingress actors on the head node
     "cluster.ownership",
     "cluster.cli",
     "cluster.node_agents",  # places one runtime + agent actor pair on every Ray node
