@@ -313,6 +313,25 @@ def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
     return spec
 
 
+def control_plane_nodes(namespace: str = DEFAULT_NAMESPACE, *, first: str | None = None) -> list[str]:
+    """The Ray node ids of the control plane: ``first`` (default: this process's node, the one
+    running ``up``), then each distinct node hosting a store replica that answers ``status`` (in
+    replica order). Replicated control-plane actors (API servers, schedulers, controller managers)
+    run one instance per entry. Blocking (Ray calls); from async code run it in a thread."""
+    nodes = [first or ray.get_runtime_context().get_node_id()]
+    for name in find_store(namespace):
+        try:
+            status: dict[str, Any] = ray.get(
+                ray.get_actor(name, namespace=namespace).status.remote(), timeout=5
+            )
+        except Exception:  # a replica that is gone or unreachable hosts nothing we can use
+            continue
+        node = status.get("node_id")
+        if node and node not in nodes:
+            nodes.append(node)
+    return nodes
+
+
 def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     return sorted(
         e["name"]
