@@ -65,7 +65,8 @@ def elector(client: ApiClient, clock: ManualClock, node: str, **kwargs: Any) -> 
 
 
 async def lease(client: ApiClient) -> dict[str, Any]:
-    return (await client.get(GROUP_VERSION, "leases", NAME, NS))["spec"]
+    spec: dict[str, Any] = (await client.get(GROUP_VERSION, "leases", NAME, NS))["spec"]
+    return spec
 
 
 def run(test: Callable[[ApiClient], Awaitable[None]]) -> None:
