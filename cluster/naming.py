@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 DEFAULT_NAMESPACE = "raykube"
+HEAD_RESOURCE = "node:__internal_head__"  # a resource only Ray's head node has
 
 
 def default_namespace() -> str:
@@ -21,9 +22,11 @@ def default_namespace() -> str:
 
 
 def node_names(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
-    """Ray node id -> Kubernetes node name: the host name, made unique with the Ray node id's first
-    eight characters when several Ray nodes share a host (``ray.cluster_utils`` test clusters).
-    ``nodes`` are ``ray.nodes()`` entries (``NodeID``, ``NodeManagerHostname``)."""
+    """Ray node id -> Kubernetes node name: the host name, made unique with a short node id when
+    several Ray nodes share a host (test clusters: ``ray.cluster_utils``, Ray's fake multi-node
+    provider). Ray's head keeps the plain host name even then, so its Node keeps its name when a node
+    joins on its host (the fake provider starts workers next to a head that was alone).
+    ``nodes`` are ``ray.nodes()`` entries (``NodeID``, ``NodeManagerHostname``, ``Resources``)."""
     nodes = list(nodes)
     hosts: dict[str, int] = {}
     for node in nodes:
@@ -32,5 +35,13 @@ def node_names(nodes: Iterable[Mapping[str, Any]]) -> dict[str, str]:
     names = {}
     for node in nodes:
         host = str(node.get("NodeManagerHostname") or socket.gethostname()).lower()
-        names[node["NodeID"]] = host if hosts[host] == 1 else f"{host}-{node['NodeID'][:8]}"
+        alone = hosts[host] == 1 or HEAD_RESOURCE in (node.get("Resources") or {})
+        names[node["NodeID"]] = host if alone else f"{host}-{short_node_id(node['NodeID'])}"
     return names
+
+
+def short_node_id(node_id: str) -> str:
+    """Eight characters that tell Ray node ids apart: the first eight, except for ids Ray makes for
+    tests (``RAY_OVERRIDE_NODE_ID_FOR_TESTING``, the fake provider's ``fff...f0000<n>``), padded with
+    ``f`` in front, whose last eight differ."""
+    return node_id[-8:] if node_id.startswith("ffffffff") else node_id[:8]

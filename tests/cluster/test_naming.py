@@ -26,6 +26,31 @@ from cluster.naming import DEFAULT_NAMESPACE, default_namespace, node_names
             {"aaaaaaaa11": "vm-aaaaaaaa", "bbbbbbbb22": "vm-bbbbbbbb", "cccccccc33": "other"},
             id="shared-host-gets-node-id-prefix",
         ),
+        pytest.param(
+            [
+                {
+                    "NodeID": "aaaaaaaa11",
+                    "NodeManagerHostname": "vm",
+                    "Resources": {"node:__internal_head__": 1},
+                },
+                {"NodeID": "bbbbbbbb22", "NodeManagerHostname": "vm"},
+            ],
+            {"aaaaaaaa11": "vm", "bbbbbbbb22": "vm-bbbbbbbb"},
+            id="the-head-keeps-the-host-name",
+        ),
+        pytest.param(
+            [
+                {
+                    "NodeID": "f" * 51 + "00000",
+                    "NodeManagerHostname": "vm",
+                    "Resources": {"node:__internal_head__": 1},
+                },
+                {"NodeID": "f" * 51 + "00001", "NodeManagerHostname": "vm"},
+                {"NodeID": "f" * 51 + "00002", "NodeManagerHostname": "vm"},
+            ],
+            {"f" * 51 + "00000": "vm", "f" * 51 + "00001": "vm-fff00001", "f" * 51 + "00002": "vm-fff00002"},
+            id="fake-provider-ids-differ-at-the-end",
+        ),
         pytest.param([{"NodeID": "x1"}], {"x1": socket.gethostname().lower()}, id="no-host-is-this-host"),
     ],
 )
