@@ -8,14 +8,19 @@ import asyncio
 import importlib
 import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import ray
+from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
+from cluster.apiserver.kubeconfig import write_kubeconfig
+from cluster.apiserver.tls import Pki
 from cluster.bootstrap import (
     ApiServerUp,
     ClusterConfig,
@@ -34,6 +39,7 @@ from cluster.bootstrap import (
     teardown,
     up,
 )
+from cluster.machinery.pki import certificate_hosts, normalize_host
 from cluster.naming import default_namespace
 from cluster.node_agents import stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
@@ -128,11 +134,40 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_kubeconfig(args: argparse.Namespace) -> int:
-    path = _data_dir(args) / "kubeconfig"
+    data_dir = _data_dir(args)
+    path = data_dir / "kubeconfig"
     if not path.exists():
         console.print("no kubeconfig yet: run `raykube up` first")
         return 1
-    print(path)
+    if args.server is None:
+        print(path)
+        return 0
+    return _kubeconfig_for_server(data_dir, args.server, Path(args.out).expanduser() if args.out else None)
+
+
+def _kubeconfig_for_server(data_dir: Path, server: str, out: Path | None) -> int:
+    """An admin kubeconfig naming ``server`` (e.g. the head's public address, for a laptop), written
+    to ``out`` (0600) or printed. The data directory's own kubeconfig keeps naming 127.0.0.1."""
+    url = urlsplit(server)
+    if url.scheme != "https" or not url.hostname:
+        console.print(
+            f"error: --server takes the API server's URL, such as https://203.0.113.7:6443 (got {server!r})"
+        )
+        return 2
+    pki = Pki.in_dir(data_dir / "pki")
+    names = certificate_hosts(x509.load_pem_x509_certificate(pki.server_cert.read_bytes()))
+    if normalize_host(url.hostname) not in names:
+        print(
+            f"warning: the API server's certificate names {', '.join(sorted(names))}, not {url.hostname}: "
+            f"kubectl will refuse it. Add `--tls-san {url.hostname}` to `raykube up` (in deploy/*.yaml, the "
+            "head's last start command) and run it again",
+            file=sys.stderr,
+        )
+    if out is not None:
+        print(write_kubeconfig(out, server=server, pki=pki))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="raykube-kubeconfig-") as tmp:  # 0700, removed at once
+        sys.stdout.write(write_kubeconfig(Path(tmp) / "kubeconfig", server=server, pki=pki).read_text())
     return 0
 
 
@@ -348,8 +383,18 @@ def build_parser() -> argparse.ArgumentParser:
     store.add_argument("key")
     store.add_argument("value", nargs="?", default="")
     store.add_argument("--prefix", action="store_true")
-    kc = sub.add_parser("kubeconfig", help="print the path of the admin kubeconfig")
+    kc = sub.add_parser(
+        "kubeconfig",
+        help="print the path of the admin kubeconfig; with --server, an admin kubeconfig for that URL",
+    )
     common(kc)
+    kc.add_argument(
+        "--server",
+        default=None,
+        help="the API server's URL as another machine reaches it, e.g. https://PUBLIC_IP:6443 (the "
+        "certificate must name that host: raykube up --tls-san); prints the kubeconfig, or writes --out",
+    )
+    kc.add_argument("--out", default=None, help="with --server: write the kubeconfig here (mode 0600)")
     bench = sub.add_parser("bench", help="run a benchmark suite (store)", add_help=False)
     bench.add_argument("suite")
     return p
