@@ -26,6 +26,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from cluster.apiserver.admission.service_allocation import ServiceNetwork
 from cluster.apiserver.kubeconfig import kubeconfig_document
 from cluster.apiserver.tls import Pki, issue_client_cert
+from cluster.autoscaler.marks import is_marked_releasing
 from cluster.machinery.files import private_dir
 from cluster.naming import DEFAULT_NAMESPACE, node_names
 from netplugins.actor import NetworkActor, network_actor_name
@@ -111,7 +112,7 @@ def deploy_node_agents(
     ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
     (see ``NodeAgentsConfig``). With ``only_missing`` nodes that already have an agent are skipped
     (the controller manager calls it so to follow Ray's membership). Returns once those Nodes are
-    registered.
+    registered. With ``only_missing`` a node the autoscaler is releasing is skipped too.
     """
     data_dir = config.data_dir
     pki = Pki.in_dir(data_dir / "pki")
@@ -127,7 +128,7 @@ def deploy_node_agents(
     started = []
     for node in nodes:
         node_id, name = node["NodeID"], names[node["NodeID"]]
-        if only_missing and agent_actor_name(name) in existing:
+        if only_missing and (agent_actor_name(name) in existing or is_marked_releasing(namespace, name)):
             continue
         ip = str(node.get("NodeManagerAddress") or api_host)
         pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
