@@ -18,6 +18,7 @@ from typing import Any
 import yaml  # type: ignore[import-untyped]
 
 from cluster.apiserver.tls import Pki
+from cluster.client.kubeconfig import servers_extension
 from cluster.machinery.files import private_dir, write_file_atomic
 
 _KUBECONFIG_MODE = 0o600
@@ -41,8 +42,11 @@ def kubeconfig_document(
     client_certificate: Credential,
     client_key: Credential,
     namespace: str | None = None,
+    servers: list[str] | None = None,
 ) -> dict[str, Any]:
-    """A kubeconfig as a dict: bytes are embedded (``*-data``), paths referenced."""
+    """A kubeconfig as a dict: bytes are embedded (``*-data``), paths referenced. ``servers``, when
+    more than ``server`` alone, go into the cluster's ``raykube.io/servers`` extension: kubectl uses
+    ``server``, our client fails over between all of them."""
     context_body: dict[str, str] = {"cluster": cluster_name, "user": user}
     if namespace:
         context_body["namespace"] = namespace
@@ -56,6 +60,11 @@ def kubeconfig_document(
                 "cluster": {
                     "server": server,
                     **_credential("certificate-authority", certificate_authority),
+                    **(
+                        {"extensions": [servers_extension(servers)]}
+                        if servers and [server] != servers
+                        else {}
+                    ),
                 },
             }
         ],
@@ -89,6 +98,7 @@ def write_kubeconfig(
     user: str = "raykube-admin",
     context: str = "raykube",
     embed: bool = True,
+    servers: list[str] | None = None,
 ) -> Path:
     """Write an admin kubeconfig for ``server`` (e.g. ``https://127.0.0.1:6443``) and return ``path``.
 
@@ -109,6 +119,7 @@ def write_kubeconfig(
         certificate_authority=ca,
         client_certificate=cert,
         client_key=key,
+        servers=servers,
     )
     return _write(path, document)
 

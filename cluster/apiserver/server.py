@@ -11,6 +11,7 @@ stack trace.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import platform
@@ -25,6 +26,7 @@ from aiohttp import web
 from cluster.apiserver import discovery, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
+from cluster.apiserver.endpoint_reconciler import EndpointReconciler
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.registry import Registry
@@ -33,6 +35,7 @@ from cluster.apiserver.storage import ObjectStore, status_for_store_error
 from cluster.apiserver.subresources import Subresources
 from cluster.apiserver.tls import peer_identity
 from cluster.apiserver.watchcache import WatchCache
+from cluster.machinery.tasks import cancel_and_wait
 from cluster.store.client import StoreClient
 
 log = logging.getLogger("raykube.apiserver")
@@ -96,6 +99,14 @@ class ApiServer:
         self.subresources = Subresources(self.api, pki_dir)
         self.authorizer: Authorizer = authorizer or AllowAll()
         self.started = time.time()
+        self.endpoints: EndpointReconciler | None = None
+        self._endpoints_task: asyncio.Task[None] | None = None
+
+    def advertise(self, node: str, ip: str, port: int) -> None:
+        """Keep ``ip:port`` in the ``kubernetes`` Service's Endpoints while this server runs
+        (``cluster.apiserver.endpoint_reconciler``; ``node`` names this instance)."""
+        self.endpoints = EndpointReconciler(self.registry, node, ip, port)
+        self._endpoints_task = asyncio.get_running_loop().create_task(self.endpoints.run())
 
     # ------------------------------------------------------------------ middleware
 
@@ -277,6 +288,12 @@ class ApiServer:
         await ensure_system_objects(self.registry)
 
     async def _on_cleanup(self, app: web.Application) -> None:
+        if self._endpoints_task is not None and self.endpoints is not None:
+            await cancel_and_wait([self._endpoints_task])
+            try:
+                await asyncio.wait_for(self.endpoints.stop(), 5.0)
+            except Exception as err:  # the store may be gone too; the Lease then expires on its own
+                log.warning("could not withdraw this API server from the kubernetes Endpoints: %s", err)
         await self.cache.stop()
 
 
@@ -295,15 +312,25 @@ async def run_server(
     ready: Callable[[int], None] | None = None,
     pki_dir: Path | None = None,
     services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
+    reuse_port: bool = False,
+    advertise: tuple[str, str] | None = None,
 ) -> web.AppRunner:
+    """Serve on ``host:port`` (0: any free port; ``ready`` gets the bound one). With ``reuse_port``
+    the socket has SO_REUSEPORT, so several API servers on one host (Ray nodes of a test cluster)
+    share the port and the kernel spreads connections over the live ones. ``advertise`` is
+    ``(node name, IP)``: this instance then keeps ``IP:<bound port>`` in the ``kubernetes`` Endpoints."""
     server = ApiServer(client, pki_dir=pki_dir, services=services)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, reuse_address=True, backlog=1024)
+    site = web.TCPSite(
+        runner, host, port, ssl_context=ssl_context, reuse_address=True, reuse_port=reuse_port, backlog=1024
+    )
     await site.start()
     bound = port
     if port == 0 and site._server is not None:
         bound = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
+    if advertise is not None:
+        server.advertise(advertise[0], advertise[1], bound)
     if ready:
         ready(bound)
     log.info("API server listening on %s:%d (pid %d)", host, bound, os.getpid())

@@ -23,6 +23,7 @@ current UTC time but every entry point takes ``now`` so tests can pin it.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -77,8 +78,26 @@ class SslObjectLike(Protocol):
     def getpeercert(self) -> Any: ...
 
 
-def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None) -> Pki:
+def serving_hosts(nodes: Iterable[tuple[str, str]], service_ip: str, extra: Iterable[str] = ()) -> list[str]:
+    """The names the serving certificate must carry besides ``DEFAULT_SERVER_HOSTS``: each
+    control-plane node's (IP, host name), the ``kubernetes`` Service's ClusterIP (the first Service
+    address, which pods use) and the operator's ``--tls-san`` names (public addresses, DNS names,
+    load balancers). In order, without repeats or blanks."""
+    out: list[str] = []
+    for host in [*(h for node in nodes for h in node), service_ip, *extra]:
+        host = host.strip()
+        if host and host not in out:
+            out.append(host)
+    return out
+
+
+def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None, exact: bool = False) -> Pki:
     """Create or reuse the CA, server and admin certificates under ``pki_dir``; return their paths.
+
+    The serving certificate names ``DEFAULT_SERVER_HOSTS`` and ``hosts``. By default a host it already
+    names is kept when re-issuing (adding a host never drops another); with ``exact`` it names exactly
+    those and is re-issued whenever the set differs (``raykube up``: a removed ``--tls-san`` or a
+    control-plane node that left is dropped). The CA is kept either way.
 
     Idempotent and safe to call on every start. Not safe to run concurrently against the same
     directory from two processes (both may re-issue; the last rename wins, leaving a consistent
@@ -97,15 +116,17 @@ def ensure_pki(pki_dir: Path, *, hosts: list[str], now: datetime | None = None) 
 
     wanted_hosts = [*DEFAULT_SERVER_HOSTS, *hosts]
     server = certutil.load_pair(pki.server_cert, pki.server_key)
+    wanted = {certutil.normalize_host(h) for h in wanted_hosts if h}
+    have = certutil.certificate_hosts(server[0]) if server is not None else set()
     if (
         server is None
         or not certutil.signed_by(server[0], ca_cert)
         or not certutil.fresh(server[0], now)
-        or not {certutil.normalize_host(h) for h in wanted_hosts if h}
-        <= certutil.certificate_hosts(server[0])
+        or not wanted <= have
+        or (exact and wanted != have)
     ):
-        # Keep the SANs the old certificate had, so adding a host never drops another one.
-        old_hosts = sorted(certutil.certificate_hosts(server[0])) if server is not None else []
+        # Unless exact, keep the SANs the old certificate had, so adding a host never drops another.
+        old_hosts = sorted(have) if not exact else []
         cert, key = certutil.issue_leaf(
             ca_cert,
             ca_key,

@@ -2,7 +2,9 @@
 
 Certificate fields may be paths (relative paths resolve against the kubeconfig's directory, as
 kubectl does) or inline base64 ``-data`` fields, which stay in memory: parsing writes nothing.
-``token`` and ``tokenFile`` give a bearer token. Returns plain values; opening connections is
+``token`` and ``tokenFile`` give a bearer token. A cluster may list more API servers than its one
+``server`` in the ``raykube.io/servers`` extension (``SERVERS_EXTENSION``; kubectl keeps reading
+``server`` and ignores it): our client fails over between them. Returns plain values; opening connections is
 :class:`cluster.client.rest.ApiClient`'s job, and :func:`load_client_certificate` is how it loads an
 in-memory key pair (``ssl`` only reads key pairs from files, so they pass through a private
 directory that is gone before the function returns).
@@ -19,6 +21,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
+
+SERVERS_EXTENSION = "raykube.io/servers"
+
+
+def servers_extension(servers: list[str]) -> dict[str, Any]:
+    """The cluster ``extensions`` entry listing every API server (``server`` stays the one kubectl uses)."""
+    return {"name": SERVERS_EXTENSION, "extension": {"servers": list(servers)}}
 
 
 class KubeconfigError(ValueError):
@@ -38,6 +47,8 @@ class ConnectionSettings:
     ca_data: bytes | None = None
     cert_data: bytes | None = None
     key_data: bytes | None = None
+    # Every API server to try, ``server`` first (``SERVERS_EXTENSION``); empty: ``server`` alone.
+    servers: tuple[str, ...] = ()
 
 
 def _named(entries: list[Mapping[str, Any]] | None, name: str, what: str) -> Mapping[str, Any]:
@@ -59,6 +70,21 @@ def _resolve(section: Mapping[str, Any], field: str, base_dir: str) -> tuple[str
     if not path:
         return None, None
     return (path if os.path.isabs(path) else os.path.join(base_dir, path)), None
+
+
+def _servers(cluster: Mapping[str, Any], server: str) -> tuple[str, ...]:
+    """``server`` then the other servers of the cluster's ``SERVERS_EXTENSION``, without repeats."""
+    out = [server]
+    for entry in cluster.get("extensions") or []:
+        if not isinstance(entry, Mapping) or entry.get("name") != SERVERS_EXTENSION:
+            continue
+        listed = (entry.get("extension") or {}).get("servers") or []
+        if not isinstance(listed, list):
+            raise KubeconfigError(f"extension {SERVERS_EXTENSION}: servers must be a list of URLs")
+        for url in listed:
+            if str(url).rstrip("/") not in out:
+                out.append(str(url).rstrip("/"))
+    return tuple(out) if len(out) > 1 else ()
 
 
 def load_client_certificate(
@@ -126,6 +152,7 @@ def settings_from_config(
     key_file, key_data = _resolve(user, "client-key", base_dir)
     return ConnectionSettings(
         server=server.rstrip("/"),
+        servers=_servers(cluster, server.rstrip("/")),
         ca_file=ca_file,
         cert_file=cert_file,
         key_file=key_file,

@@ -15,7 +15,12 @@ Invariants:
 * a 429 (or a 5xx with ``Retry-After``) is resent after the advertised wait, up to ``max_retries``
   times, since the server did not act on it; other errors are returned at once;
 * with ``qps_limit`` every request, watches included, first takes a token from a bucket of
-  ``qps_limit`` per second (burst ``max(1, qps_limit)``), like client-go's client-side limiter.
+  ``qps_limit`` per second (burst ``max(1, qps_limit)``), like client-go's client-side limiter;
+* with several ``servers`` (one API server per control-plane node) requests go to the current one;
+  a failure to talk to it (never an HTTP error: any server's answer is the cluster's answer) makes
+  the next one current. The request is resent to it when it cannot have been acted on: the
+  connection was never made, or it is a read (GET). A watch that fails before its first event moves
+  on the same way; one that breaks later raises, and the caller's re-watch goes to the next server.
 
 The session is created lazily on first use inside the running loop; call :meth:`ApiClient.close`.
 """
@@ -27,7 +32,7 @@ import builtins
 import math
 import ssl
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -87,12 +92,14 @@ def resource_path(
 
 
 class ApiClient:
-    """One connection pool to one API server; safe to share between tasks of one event loop."""
+    """One connection pool to the API servers (``server``, then ``servers``); safe to share between
+    tasks of one event loop."""
 
     def __init__(
         self,
-        server: str,
+        server: str | None = None,
         *,
+        servers: Sequence[str] = (),
         ca_file: str | None = None,
         cert_file: str | None = None,
         key_file: str | None = None,
@@ -106,10 +113,16 @@ class ApiClient:
         max_connections: int = 100,
         max_retries: int = 3,
     ) -> None:
-        self.server = server.rstrip("/")
+        self.servers: list[str] = []
+        for url in [server, *servers] if server else servers:
+            if url.rstrip("/") not in self.servers:
+                self.servers.append(url.rstrip("/"))
+        if not self.servers:
+            raise ValueError("ApiClient needs a server URL (server= or servers=)")
+        self._current = 0
         self.default_namespace = "default"
         self._ssl: ssl.SSLContext | bool = True
-        if self.server.startswith("https://"):
+        if any(url.startswith("https://") for url in self.servers):
             ctx = ssl.create_default_context(cafile=ca_file, cadata=ca_data.decode() if ca_data else None)
             if insecure_skip_tls_verify:
                 ctx.check_hostname = False
@@ -137,6 +150,7 @@ class ApiClient:
         """Connect with resolved kubeconfig settings (``cluster.client.kubeconfig``)."""
         client = cls(
             s.server,
+            servers=s.servers,
             ca_file=s.ca_file,
             cert_file=s.cert_file,
             key_file=s.key_file,
@@ -159,9 +173,43 @@ class ApiClient:
             )
         return self._session
 
-    def _url(self, path: str, params: Mapping[str, str | None]) -> yarl.URL:
+    @property
+    def server(self) -> str:
+        """The API server requests go to now."""
+        return self.servers[self._current]
+
+    def _url(self, path: str, params: Mapping[str, str | None], server: str | None = None) -> yarl.URL:
         query = {k: v for k, v in params.items() if v is not None}
-        return yarl.URL(self.server + path, encoded=True).with_query(query)
+        return yarl.URL((server or self.server) + path, encoded=True).with_query(query)
+
+    def _rotation(self) -> list[str]:
+        """The servers in the order to try them: the current one first."""
+        n = len(self.servers)
+        return [self.servers[(self._current + i) % n] for i in range(n)]
+
+    def _failed(self, server: str) -> None:
+        """``server`` did not answer: make the next one current (unless another task already did)."""
+        if self.server == server and len(self.servers) > 1:
+            self._current = (self._current + 1) % len(self.servers)
+
+    async def _send(
+        self, method: str, server: str, path: str, params: Mapping[str, str | None], data: Any, headers: Any
+    ) -> tuple[int, bytes]:
+        """One request to ``server``, resent after a Retry-After the server asked for."""
+        url = self._url(path, params, server)
+        for attempt in range(self._max_retries + 1):
+            async with self._get_session().request(
+                method, url, data=data, headers=headers, timeout=self._timeout
+            ) as resp:
+                raw = await resp.read()
+                status = resp.status
+                retry_after = _retry_after(status, resp.headers.get("Retry-After"))
+            if retry_after is None or attempt == self._max_retries:
+                break
+            # The server asked us to come back (429, or a 5xx with Retry-After) and did not act on the
+            # request, so any verb may be resent, as client-go does.
+            await asyncio.sleep(retry_after)
+        return status, raw
 
     async def _request(
         self,
@@ -178,22 +226,16 @@ class ApiClient:
         if body is not None:
             data = orjson.dumps(body)
             headers["Content-Type"] = content_type
-        url = self._url(path, params or {})
-        for attempt in range(self._max_retries + 1):
+        servers = self._rotation()
+        for i, server in enumerate(servers):
             try:
-                async with self._get_session().request(
-                    method, url, data=data, headers=headers, timeout=self._timeout
-                ) as resp:
-                    raw = await resp.read()
-                    status = resp.status
-                    retry_after = _retry_after(status, resp.headers.get("Retry-After"))
-            except (TimeoutError, aiohttp.ClientError) as err:
-                raise TransportError(f"{method} {path}: {type(err).__name__}: {err}") from err
-            if retry_after is None or attempt == self._max_retries:
+                status, raw = await self._send(method, server, path, params or {}, data, headers)
                 break
-            # The server asked us to come back (429, or a 5xx with Retry-After) and did not act on the
-            # request, so any verb may be resent, as client-go does.
-            await asyncio.sleep(retry_after)
+            except (TimeoutError, aiohttp.ClientError) as err:
+                self._failed(server)
+                if i + 1 == len(servers) or not _may_resend(method, err):
+                    where = f" ({server})" if len(servers) > 1 else ""
+                    raise TransportError(f"{method} {path}{where}: {type(err).__name__}: {err}") from err
         if status >= 400:
             raise ApiError.from_response(status, raw)
         if not raw:
@@ -412,27 +454,34 @@ class ApiClient:
         # No total timeout: the server ends the stream after timeoutSeconds; a silent socket for much
         # longer than that means the connection is dead.
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=timeout_seconds + 60)
-        try:
-            async with self._get_session().get(self._url(path, params), timeout=timeout) as resp:
-                if resp.status >= 400:
-                    raise ApiError.from_response(resp.status, await resp.read())
-                # Events are newline-delimited JSON; one event may span many chunks, so only the new
-                # bytes are scanned for a newline (no quadratic rescans of a large object).
-                buffer = bytearray()
-                async for chunk in resp.content.iter_any():
-                    scan_from = len(buffer)
-                    buffer.extend(chunk)
-                    start = 0
-                    while (end := buffer.find(b"\n", scan_from)) >= 0:
-                        line = bytes(buffer[start:end])
-                        start = scan_from = end + 1
-                        if line.strip():
-                            yield _decode_event(line)
-                    del buffer[:start]
-                if buffer.strip():
-                    yield _decode_event(bytes(buffer))
-        except (TimeoutError, aiohttp.ClientError) as err:
-            raise TransportError(f"watch {path}: {type(err).__name__}: {err}") from err
+        servers = self._rotation()
+        for i, server in enumerate(servers):
+            started = False
+            try:
+                async with self._get_session().get(self._url(path, params, server), timeout=timeout) as resp:
+                    if resp.status >= 400:
+                        raise ApiError.from_response(resp.status, await resp.read())
+                    # Events are newline-delimited JSON; one event may span many chunks, so only the
+                    # new bytes are scanned for a newline (no quadratic rescans of a large object).
+                    buffer = bytearray()
+                    async for chunk in resp.content.iter_any():
+                        scan_from = len(buffer)
+                        buffer.extend(chunk)
+                        start = 0
+                        while (end := buffer.find(b"\n", scan_from)) >= 0:
+                            line = bytes(buffer[start:end])
+                            start = scan_from = end + 1
+                            if line.strip():
+                                started = True
+                                yield _decode_event(line)
+                        del buffer[:start]
+                    if buffer.strip():
+                        yield _decode_event(bytes(buffer))
+                return
+            except (TimeoutError, aiohttp.ClientError) as err:
+                self._failed(server)
+                if started or i + 1 == len(servers):
+                    raise TransportError(f"watch {path}: {type(err).__name__}: {err}") from err
 
     async def bind_many(
         self, bindings: builtins.list[tuple[str, str, str]], *, concurrency: int = 32
@@ -458,6 +507,12 @@ class ApiClient:
             return None
 
         return await asyncio.gather(*(bind(ns, pod, node) for ns, pod, node in bindings))
+
+
+def _may_resend(method: str, err: BaseException) -> bool:
+    """Whether a request that failed in transport may go to another server: when the connection was
+    never made (nothing reached a server) or it only reads."""
+    return isinstance(err, aiohttp.ClientConnectorError) or method in ("GET", "HEAD")
 
 
 def _retry_after(status: int, header: str | None) -> float | None:
