@@ -1,0 +1,315 @@
+"""The autoscaler loop the elected controller manager runs: Kubernetes demand in, Ray's autoscaler out.
+
+Each pass (every ``period`` seconds) reads Nodes and Pods from the API server and Ray's membership,
+then applies ``cluster.autoscaler.planning``'s decisions: the scale-up request
+(``ray.autoscaler.sdk.request_resources``, sent only when it changed, with a ``TriggeredScaleUp``
+event on each pod it is first made for), the nodes to release (taint and cordon, ``ScaleDown`` event),
+and, for every node being released, the next step: evict its pods through the Eviction API (a
+PodDisruptionBudget that refuses, 429, is retried next pass), and once only pods that stay are left,
+stop and kill the node's agent, runtime, proxy and network plugin actors (``stop_node_actors``), after
+which Ray finds the node idle and its autoscaler removes it after ``idle_timeout_minutes``. The Node
+object goes when Ray has forgotten the node (the controller manager's membership follower).
+
+Everything it decides from is re-read each pass (the taint marks a node being released), so a new
+leader carries on where the last one stopped. A node being released is also marked in Ray's GCS
+(``cluster.autoscaler.marks``) before its actors stop, so the membership follower does not give it new
+ones; the mark goes once Ray no longer lists the node alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+
+from cluster.autoscaler import planning
+from cluster.autoscaler.marks import mark_releasing, marked_releasing, unmark_releasing
+from cluster.client import events as ev
+from cluster.client.errors import ApiError
+from cluster.client.event_recorder import ClientEventWriter, EventRecorder
+from cluster.client.rest import ApiClient
+from cluster.naming import node_names
+from netplugins.actor import network_actor_name
+from netplugins.proxy.actor import proxy_actor_name
+from nodeagent.actor import agent_actor_name, runtime_actor_name
+
+log = logging.getLogger("raykube.autoscaler")
+
+DEFAULT_UNNEEDED = 600.0  # cluster-autoscaler's --scale-down-unneeded-time (10 min)
+AUTOSCALE_ENV = "RAYKUBE_AUTOSCALE"  # 1: on, 0: off, unset: on when Ray has an autoscaler
+UNNEEDED_ENV = "RAYKUBE_SCALE_DOWN_UNNEEDED"
+HEAD_RESOURCE = "node:__internal_head__"
+
+
+@dataclass(frozen=True, slots=True)
+class AutoscalingOptions:
+    """``enabled``: ``None`` runs the loop only while Ray has an autoscaler (``ray_has_autoscaler``);
+    ``unneeded``: seconds a node stays unneeded before it is released; ``period``: seconds between passes."""
+
+    enabled: bool | None = None
+    unneeded: float = DEFAULT_UNNEEDED
+    period: float = 5.0
+
+    @classmethod
+    def from_env(cls, enabled: bool | None = None, unneeded: float | None = None) -> AutoscalingOptions:
+        """What ``raykube up`` was given, else ``$RAYKUBE_AUTOSCALE`` / ``$RAYKUBE_SCALE_DOWN_UNNEEDED``."""
+        if enabled is None and os.environ.get(AUTOSCALE_ENV, "") != "":
+            enabled = os.environ[AUTOSCALE_ENV].lower() in ("1", "true", "on", "yes")
+        if unneeded is None:
+            unneeded = float(os.environ.get(UNNEEDED_ENV, DEFAULT_UNNEEDED))
+        return cls(enabled=enabled, unneeded=unneeded)
+
+
+def ray_has_autoscaler() -> bool:
+    """Whether Ray's cluster runs an autoscaler that can add nodes. Every Ray head runs the monitor;
+    without ``--autoscaling-config`` (``ray start`` by hand, ``ray.cluster_utils``) its autoscaler is
+    read-only and names each node type ``node_<node id>``. A configured one (``ray up``, KubeRay, the
+    fake multi-node provider) reports the node types of its config in ``__autoscaling_status``; the
+    v2 autoscaler sets its own flag in the GCS. Blocking (GCS calls)."""
+    from ray.autoscaler.v2.utils import is_autoscaler_v2
+    from ray.experimental.internal_kv import _internal_kv_get
+
+    with contextlib.suppress(Exception):
+        if is_autoscaler_v2(fetch_from_server=True):
+            return True
+    raw = _internal_kv_get("__autoscaling_status")
+    if not raw:
+        return False
+    report = json.loads(raw).get("autoscaler_report") or {}
+    mapping: Mapping[str, str] = report.get("node_type_mapping") or {}
+    return any(node_type != f"node_{node}" for node, node_type in mapping.items())
+
+
+def request_resources(bundles: list[planning.Bundle]) -> None:
+    """Replace Ray's autoscaler's standing request with ``bundles`` (none: clear it). Blocking."""
+    from ray.autoscaler.sdk import request_resources as ray_request
+
+    ray_request(
+        bundles=[dict(b.resources) for b in bundles],
+        bundle_label_selectors=[dict(b.label_selector) for b in bundles],
+    )
+
+
+def stop_node_actors(node: str, namespace: str) -> list[str]:
+    """Stop ``node``'s agent (removing its pods), runtime, proxy and network plugin, in that order
+    (the reverse of their start), then kill them: a live actor, even one using no CPU, keeps Ray
+    from finding the node idle. Returns the actors killed. Blocking; idempotent."""
+    steps: tuple[tuple[str, tuple[Any, ...]], ...] = (
+        (agent_actor_name(node), (True,)),
+        (runtime_actor_name(node), ()),
+        (proxy_actor_name(node), (True,)),
+        (network_actor_name(node), (True,)),
+    )
+    killed = []
+    for name, args in steps:
+        try:
+            actor = ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            continue  # already gone
+        with contextlib.suppress(Exception):
+            ray.get(actor.shutdown.remote(*args), timeout=60)
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
+            killed.append(name)
+    return killed
+
+
+def _ray_view() -> tuple[dict[str, str], set[str]]:
+    """Node name -> Ray node id of the alive nodes, and the name of Ray's head. Names come from
+    every node Ray remembers, dead ones included, as the node-agent deployment names them."""
+    everything = ray.nodes()  # type: ignore[no-untyped-call]
+    alive = [n for n in everything if n.get("Alive")]
+    names = node_names(everything)
+    ids = {names[n["NodeID"]]: n["NodeID"] for n in alive}
+    head = {names[n["NodeID"]] for n in alive if HEAD_RESOURCE in (n.get("Resources") or {})}
+    return ids, head
+
+
+def _control_plane_ids(namespace: str) -> list[str]:
+    from cluster.bootstrap import control_plane_nodes  # the bootstrap imports the controller manager
+
+    return control_plane_nodes(namespace)
+
+
+def _ref(obj: Mapping[str, Any], kind: str) -> ev.ObjectRef:
+    meta = obj.get("metadata") or {}
+    return ev.ObjectRef(
+        kind, str(meta.get("name", "")), str(meta.get("namespace") or ""), str(meta.get("uid", ""))
+    )
+
+
+class RayAutoscaler:
+    """The loop (see the module docstring); ``run`` until cancelled. ``clock`` is monotonic seconds."""
+
+    def __init__(
+        self,
+        client: ApiClient,
+        ray_namespace: str,
+        options: AutoscalingOptions,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        detect: Callable[[], bool] = ray_has_autoscaler,
+    ) -> None:
+        self.client = client
+        self.ray_namespace = ray_namespace
+        self.options = options
+        self.clock = clock
+        self.detect = detect
+        self.releasing: set[str] = set()
+        self.requested: list[planning.Bundle] | None = None  # what Ray was last asked for
+        self._unneeded_since: dict[str, float] = {}
+        self._triggered: set[str] = set()  # pod uids that got TriggeredScaleUp
+        self._stopped: set[str] = set()  # nodes whose actors this loop killed
+        self._control_plane: tuple[float, set[str]] = (float("-inf"), set())
+        self._enabled: tuple[float, bool] = (float("-inf"), False)
+        self.events = EventRecorder(
+            ClientEventWriter(client), "", lambda: datetime.now(UTC), component="cluster-autoscaler"
+        )
+
+    async def run(self) -> None:
+        sender = asyncio.get_running_loop().create_task(self.events.run())
+        try:
+            while True:
+                try:
+                    if await self._is_enabled():
+                        await self.step()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("autoscaler pass failed; retrying in %.0fs", self.options.period)
+                await asyncio.sleep(self.options.period)
+        finally:
+            sender.cancel()
+
+    async def _is_enabled(self) -> bool:
+        if self.options.enabled is not None:
+            return self.options.enabled
+        checked, enabled = self._enabled
+        if self.clock() - checked >= 60.0:  # Ray's autoscaler does not come and go often
+            was, enabled = enabled, await asyncio.to_thread(self.detect)
+            self._enabled = (self.clock(), enabled)
+            if enabled != was:
+                log.info(
+                    "Ray autoscaler %s", "found: autoscaling on" if enabled else "not found: autoscaling off"
+                )
+        return enabled
+
+    async def _protected(self, head: set[str], ids: Mapping[str, str]) -> set[str]:
+        checked, names = self._control_plane
+        if self.clock() - checked >= 30.0:
+            by_id = {v: k for k, v in ids.items()}
+            cp = await asyncio.to_thread(_control_plane_ids, self.ray_namespace)
+            names = {by_id[i] for i in cp if i in by_id}
+            self._control_plane = (self.clock(), names)
+        return names | head
+
+    async def step(self) -> None:
+        """One pass: read, decide, act (see the module docstring)."""
+        nodes: list[dict[str, Any]] = (await self.client.list_all("v1", "nodes")).get("items") or []
+        pods: list[dict[str, Any]] = (await self.client.list_all("v1", "pods")).get("items") or []
+        ids, head = await asyncio.to_thread(_ray_view)
+        self.releasing = {n["metadata"]["name"] for n in nodes if planning.is_releasing(n)}
+        for gone in await asyncio.to_thread(marked_releasing, self.ray_namespace) - ids.keys():
+            await asyncio.to_thread(unmark_releasing, self.ray_namespace, gone)  # Ray let it go
+            self._stopped.discard(gone)
+        await self._scale_up(pods, ids)
+        protected = await self._protected(head, ids)
+        plan = planning.plan_scale_down(
+            nodes,
+            pods,
+            protected=protected,
+            unneeded_since=self._unneeded_since,
+            now=self.clock(),
+            unneeded=self.options.unneeded,
+        )
+        self._unneeded_since = plan.unneeded_since
+        by_name = {n["metadata"]["name"]: n for n in nodes}
+        for name in plan.release:
+            await self._mark(by_name[name])
+        for name in sorted(self.releasing & ids.keys()):  # the rest Ray has let go already
+            await self._release(name, pods)
+
+    async def _scale_up(self, pods: list[dict[str, Any]], ids: Mapping[str, str]) -> None:
+        bundles = planning.scale_up_request(pods, ids)
+        if bundles != self.requested:
+            await asyncio.to_thread(request_resources, bundles)
+            log.info(
+                "asked Ray's autoscaler for %d bundle(s)%s", len(bundles), "" if bundles else " (cleared)"
+            )
+            self.requested = bundles
+        waiting = planning.triggering_pods(pods)
+        for pod in waiting:
+            uid = str(pod["metadata"].get("uid", ""))
+            if uid in self._triggered:
+                continue
+            self._triggered.add(uid)
+            self.events.event(
+                _ref(pod, "Pod"),
+                "Normal",
+                "TriggeredScaleUp",
+                f"pod triggered scale-up: asked Ray's autoscaler for {dict(planning.ray_resources(pod))}"
+                + (
+                    f" on nodes with {dict(planning.label_selector(pod))}"
+                    if planning.label_selector(pod)
+                    else ""
+                ),
+            )
+        self._triggered &= {str(p["metadata"].get("uid", "")) for p in waiting}
+
+    async def _mark(self, node: dict[str, Any]) -> None:
+        name = node["metadata"]["name"]
+        await asyncio.to_thread(mark_releasing, self.ray_namespace, name)
+        patch = planning.release_patch(node, int(time.time()))
+        await self.client.patch("v1", "nodes", name, patch)
+        self.releasing.add(name)
+        log.info("node %s unneeded for %.0fs: cordoned and tainted for release", name, self.options.unneeded)
+        self.events.event(
+            _ref(node, "Node"), "Normal", "ScaleDown", "marked the node as toBeDeleted/unschedulable"
+        )
+
+    async def _release(self, node: str, pods: list[dict[str, Any]]) -> None:
+        """Drain ``node``, then stop its actors once nothing but pods that stay is left on it."""
+        if node in self._stopped:
+            return
+        for pod in planning.pods_to_evict(node, pods):
+            meta = pod["metadata"]
+            body = {
+                "apiVersion": "policy/v1",
+                "kind": "Eviction",
+                "metadata": {"name": meta["name"], "namespace": meta.get("namespace")},
+            }
+            try:
+                await self.client.create("v1", "pods", body, meta.get("namespace"), subresource="eviction")
+            except ApiError as err:
+                if err.status == 429:  # a PodDisruptionBudget says not now
+                    log.info(
+                        "node %s: evicting %s refused (%s); retrying",
+                        node,
+                        planning.pod_ref(pod),
+                        err.message,
+                    )
+                elif err.status != 404:
+                    raise
+                continue
+            self.events.event(_ref(pod, "Pod"), "Normal", "ScaleDown", "deleting pod for node scale down")
+        if any(p["spec"].get("nodeName") == node and not planning.stays_on_node(p) for p in pods):
+            return  # still draining (evictions pending or pods terminating)
+        await asyncio.to_thread(mark_releasing, self.ray_namespace, node)  # marked by a former leader?
+        killed = await asyncio.to_thread(stop_node_actors, node, self.ray_namespace)
+        self._stopped.add(node)
+        log.info("node %s drained; stopped %s so Ray can release it", node, ", ".join(killed) or "nothing")
+        self.events.event(
+            ev.ObjectRef("Node", node),
+            "Normal",
+            "ScaleDown",
+            "node drained; its agent stopped for Ray to remove it",
+        )
