@@ -19,9 +19,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.util
+import ipaddress
 import json
 import logging
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -40,11 +42,11 @@ from ray.util.scheduling_strategies import (
 )
 
 from cluster.addons import DnsUp, IngressUp, deploy_dns, deploy_ingress, stop_ingress
-from cluster.apiserver.actor import ACTOR_NAME as APISERVER_ACTOR
-from cluster.apiserver.actor import ApiServerActor
+from cluster.apiserver.actor import ApiServerActor, instance_name
 from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
 from cluster.apiserver.kubeconfig import write_kubeconfig
-from cluster.apiserver.tls import ensure_pki
+from cluster.apiserver.tls import ensure_pki, serving_hosts
+from cluster.apiserver.tokens import signing_key
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
 from cluster.controllers.registry import UnknownController
@@ -52,7 +54,7 @@ from cluster.controllers.registry import enabled as enabled_controllers
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
-from cluster.naming import DEFAULT_NAMESPACE, default_namespace
+from cluster.naming import DEFAULT_NAMESPACE, default_namespace, node_names
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
@@ -85,6 +87,7 @@ class ClusterConfig:
     lb_pool: str = DEFAULT_LB_POOL
     network: str | None = None  # --network; None: a cluster.json from before it (the default then)
     network_backend: str | None = None
+    tls_sans: tuple[str, ...] = ()  # --tls-san: extra names in the API server certificate
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -100,6 +103,7 @@ class ClusterConfig:
             lb_pool=raw.get("lb_pool", DEFAULT_LB_POOL),
             network=raw.get("network"),
             network_backend=raw.get("network_backend"),
+            tls_sans=tuple(raw.get("tls_sans") or ()),
         )
 
     def save(self, data_dir: Path) -> None:
@@ -115,6 +119,7 @@ class ClusterConfig:
                     "lb_pool": self.lb_pool,
                     "network": self.network,
                     "network_backend": self.network_backend,
+                    "tls_sans": list(self.tls_sans),
                 },
                 indent=2,
             ),
@@ -238,22 +243,64 @@ def deploy_apiserver(
     host: str = "0.0.0.0",
     port: int = 6443,
     service_cidr: str = str(SERVICE_CIDR),
+    tls_sans: tuple[str, ...] = (),
 ) -> tuple[int, Path]:
-    """Create (or find) the API server actor on this node; write the kubeconfig. Returns (port, path).
-    ``service_cidr`` is where ClusterIPs come from (``--service-cidr``)."""
-    node_ip = ray.util.get_node_ip_address()
-    pki = ensure_pki(data_dir / "pki", hosts=[node_ip, socket.gethostname()])
-    here = ray.get_runtime_context().get_node_id()
-    actor = ApiServerActor.options(  # type: ignore[attr-defined]
-        name=APISERVER_ACTOR,
-        namespace=namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(namespace, str(data_dir / "pki"), host, port, service_cidr)
-    bound: int = ray.get(actor.ready.remote(), timeout=120)
-    path = write_kubeconfig(data_dir / "kubeconfig", server=f"https://127.0.0.1:{bound}", pki=pki)
+    """Create (or find) one API server per control-plane node (``control_plane_nodes``): ``apiserver``
+    on this node, ``apiserver-<node name>`` on the others, all on the same port of their node (this
+    node's instance picks it when ``port`` is 0); write the kubeconfig. Returns (port, path).
+
+    The serving certificate names every control-plane node's IP and host name, the ``kubernetes``
+    Service's ClusterIP and ``tls_sans`` (``--tls-san``); when that set changed it is re-issued
+    (same CA) and the running instances switch to it. The kubeconfig's ``server`` is this node's
+    loopback (kubectl reads that one); its ``raykube.io/servers`` extension lists every instance,
+    for our client's failover. ``service_cidr`` is where ClusterIPs come from (``--service-cidr``)."""
+    alive = {n["NodeID"]: n for n in _alive_nodes()}
+    names = node_names(alive.values())
+    nodes = [n for n in control_plane_nodes(namespace) if n in alive]
+    addresses = [str(alive[n].get("NodeManagerAddress") or "") for n in nodes]
+    hosts = serving_hosts(
+        [(ip, str(alive[n].get("NodeManagerHostname") or "")) for n, ip in zip(nodes, addresses, strict=True)]
+        + [(ray.util.get_node_ip_address(), socket.gethostname())],
+        ServiceNetwork.parse(service_cidr).kubernetes_ip,
+        tls_sans,
+    )
+    pki_dir = data_dir / "pki"
+    cert = pki_dir / "apiserver.crt"
+    before = cert.read_bytes() if cert.exists() else b""
+    pki = ensure_pki(pki_dir, hosts=hosts, exact=True)
+    signing_key(pki_dir)  # one service-account key for every instance: made here, shipped below
+    reissued = bool(before) and before != pki.server_cert.read_bytes()
+    files = {p.name: p.read_bytes() for p in sorted(pki_dir.iterdir()) if p.is_file()}
+    bound = port
+    for i, node in enumerate(nodes):
+        first = i == 0
+        actor = ApiServerActor.options(  # type: ignore[attr-defined]
+            name=instance_name(names[node], first=first),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
+        ).remote(
+            namespace, str(pki_dir), host, bound, service_cidr,
+            node=names[node], reuse_port=True, claim_port=first, pki_files=None if first else files,
+        )  # fmt: skip
+        served: int = ray.get(actor.ready.remote(), timeout=120)
+        if first:
+            bound = served
+        if reissued:
+            ray.get(actor.reload_certificate.remote(None if first else files), timeout=30)
+    urls = [f"https://127.0.0.1:{bound}"] + [f"https://{ip}:{bound}" for ip in addresses if ip]
+    servers = list(dict.fromkeys(urls))
+    path = write_kubeconfig(data_dir / "kubeconfig", server=servers[0], pki=pki, servers=servers)
     return bound, path
+
+
+def apiserver_hosts(namespace: str = DEFAULT_NAMESPACE) -> tuple[str, ...]:
+    """The IPs of the control-plane nodes, where the API servers listen (``NodeAgentsConfig.api_host``)."""
+    alive = {n["NodeID"]: n for n in _alive_nodes()}
+    nodes = [n for n in control_plane_nodes(namespace) if n in alive]
+    ips = [str(alive[n].get("NodeManagerAddress") or "") for n in nodes]
+    return tuple(dict.fromkeys(ip for ip in ips if ip))
 
 
 def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
@@ -321,9 +368,7 @@ def control_plane_nodes(namespace: str = DEFAULT_NAMESPACE, *, first: str | None
     nodes = [first or ray.get_runtime_context().get_node_id()]
     for name in find_store(namespace):
         try:
-            status: dict[str, Any] = ray.get(
-                ray.get_actor(name, namespace=namespace).status.remote(), timeout=5
-            )
+            status: Any = ray.get(ray.get_actor(name, namespace=namespace).status.remote(), timeout=5)
         except Exception:  # a replica that is gone or unreachable hosts nothing we can use
             continue
         node = status.get("node_id")
@@ -378,6 +423,7 @@ class UpConfig:
     lb_pool: str | None = None  # --lb-pool; None: cluster.json's, else 172.29.0.0/24
     network: str | None = None  # --network; None: cluster.json's, else default_network()
     network_backend: str | None = None  # --network-backend; None: cluster.json's, else host-gw
+    tls_sans: tuple[str, ...] | None = None  # --tls-san (repeatable); None: cluster.json's, else none
 
 
 class UpRefused(ValueError):
@@ -485,6 +531,23 @@ def _lb_pool(config: UpConfig, existing: ClusterConfig | None) -> str:
     return ",".join(part.strip() for part in config.lb_pool.split(",") if part.strip())
 
 
+def _tls_sans(config: UpConfig, existing: ClusterConfig | None) -> tuple[str, ...]:
+    """The extra names of the API server certificate: as asked (``--tls-san``, replacing the recorded
+    ones), else what ``cluster.json`` recorded. Each must be an IP address or a DNS name."""
+    asked = config.tls_sans if config.tls_sans is not None else (existing.tls_sans if existing else ())
+    names = tuple(dict.fromkeys(name.strip().lower() for name in asked if name.strip()))
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ipaddress.ip_address(name)
+            continue
+        if not _DNS_NAME.fullmatch(name):
+            raise UpRefused(f"--tls-san {name!r}: give an IP address or a DNS name (e.g. api.example.com)")
+    return names
+
+
+_DNS_NAME = re.compile(r"(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+
+
 def default_network() -> str:
     """``bridge`` as root where the CNI reference plugins are installed (and the bridge plugin is
     part of this raykube), else ``host``."""
@@ -552,6 +615,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     network = _network(config, existing)
     service_cidr = _service_cidr(config, existing, network.plugin)
     lb_pool = _lb_pool(config, existing)
+    tls_sans = _tls_sans(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
@@ -565,12 +629,15 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         lb_pool=lb_pool,
         network=network.plugin,
         network_backend=network.backend,
+        tls_sans=tls_sans,
     ).save(data_dir)
     had = find_store(namespace)
     _, placement = deploy_store(replicas, data_dir, namespace)
     asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
     yield StoreUp(len(had) == replicas, placement)
-    port, kubeconfig = deploy_apiserver(data_dir, namespace, port=config.port, service_cidr=service_cidr)
+    port, kubeconfig = deploy_apiserver(
+        data_dir, namespace, port=config.port, service_cidr=service_cidr, tls_sans=tls_sans
+    )
     yield ApiServerUp(port, kubeconfig, time.monotonic() - t0)
     yield SchedulerUp(tuple(deploy_scheduler(data_dir, namespace)))
     agents = None
@@ -578,6 +645,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         agents = NodeAgentsConfig(
             data_dir=data_dir,
             apiserver_port=port,
+            api_host=apiserver_hosts(namespace),
             runtime=config.runtime,
             manifests_dir=config.manifests_dir,
             network=network.plugin,
@@ -588,10 +656,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
                 "backend": network.backend,
             },
         )
-    # The controller manager follows Ray's membership from this (head) node's address and id.
-    follow = agents and replace(
-        agents, api_host=ray.util.get_node_ip_address(), head_node_id=ray.get_runtime_context().get_node_id()
-    )
+    # The controller manager follows Ray's membership from this (head) node's id.
+    follow = agents and replace(agents, head_node_id=ray.get_runtime_context().get_node_id())
     yield ControllersUp(
         tuple(
             deploy_controller_manager(

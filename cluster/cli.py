@@ -92,6 +92,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         lb_pool=args.lb_pool,
         network=args.network,
         network_backend=args.network_backend,
+        tls_sans=tuple(args.tls_san) if args.tls_san else None,
     )
     kubeconfig: Path | None = None
     try:
@@ -371,6 +372,16 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="addresses for Services of type LoadBalancer: CIDRs and first-last ranges, comma separated "
         "(default: the one in DATA_DIR/cluster.json, else 172.29.0.0/24)",
+    )
+    up.add_argument(
+        "--tls-san",
+        action="append",
+        default=None,
+        metavar="NAME_OR_IP",
+        help="another name or address for the API server certificate (repeatable), e.g. the head's "
+        "public IP or a DNS name in front of it; recorded in DATA_DIR/cluster.json, so a later `up` "
+        "keeps them until given --tls-san again (every control-plane node's IP and host name are "
+        "always in it)",
     )
     down = sub.add_parser("down", help="stop the control plane (and the local Ray head raykube started)")
     common(down)

@@ -44,8 +44,9 @@ from nodeagent.server.tls import ensure_agent_cert
 
 @dataclass(frozen=True, slots=True)
 class NodeAgentsConfig:
-    """How to give Ray nodes their agents: the agents reach the API server at ``api_host`` (default:
-    the deploying node's IP) on ``apiserver_port``; static pods come from ``manifests_dir`` (default
+    """How to give Ray nodes their agents: the agents reach the API server at ``api_host`` (one
+    address, or every API server's in a tuple: their client fails over; default: the deploying
+    node's IP) on ``apiserver_port``; static pods come from ``manifests_dir`` (default
     ``data_dir/manifests``) and run on the head node only (``head_node_id``, default: the deploying
     node). ``network`` is the network plugin (``--network``: a built-in name or ``pkg.mod:Class``)
     and ``network_options`` its ``PluginContext.options`` (``cluster_cidr``, ``service_cidr``,
@@ -57,7 +58,7 @@ class NodeAgentsConfig:
     network: str = "host"
     network_options: dict[str, Any] = field(default_factory=dict)
     manifests_dir: Path | None = None
-    api_host: str | None = None
+    api_host: str | tuple[str, ...] | None = None
     head_node_id: str | None = None
     timeout: float = 120.0
 
@@ -73,6 +74,10 @@ class AgentInfo:
 
 def _alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
+
+
+def _https(host: str, port: int) -> str:
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def _socket(kind: str, namespace: str, node_name: str) -> str:
@@ -116,7 +121,9 @@ def deploy_node_agents(
     """
     data_dir = config.data_dir
     pki = Pki.in_dir(data_dir / "pki")
-    api_host = config.api_host or ray.util.get_node_ip_address()
+    api_hosts = [config.api_host] if isinstance(config.api_host, str) else list(config.api_host or ())
+    api_host = api_hosts[0] if api_hosts else ray.util.get_node_ip_address()
+    api_servers = [_https(host, config.apiserver_port) for host in api_hosts or [api_host]]
     manifests = config.manifests_dir or data_dir / "manifests"
     private_dir(manifests)  # a folder the user made keeps its mode
     nodes = _alive_nodes()
@@ -135,7 +142,8 @@ def deploy_node_agents(
         node_dir = data_dir / "nodes" / name
         cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
         kubeconfig = kubeconfig_document(
-            server=f"https://{api_host}:{config.apiserver_port}",
+            server=api_servers[0],
+            servers=api_servers,
             cluster_name="raykube",
             user=f"system:node:{name}",
             context="raykube",
