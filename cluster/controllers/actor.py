@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 import ray
 
+from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, RayAutoscaler
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
     CONTROL_PLANE_ACTORS,
@@ -91,6 +92,7 @@ class ControllerManagerActor:
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
         self._follow: asyncio.Task[None] | None = None
+        self._autoscale: asyncio.Task[None] | None = None
         self.kubeconfig_path = kubeconfig_path
         self.node_monitor_grace = node_monitor_grace
         self._started = asyncio.get_event_loop().create_task(self._start())
@@ -112,6 +114,9 @@ class ControllerManagerActor:
         self.manager = manager
         if self.agents is not None:
             self._follow = asyncio.get_event_loop().create_task(self._follow_ray_nodes(self.agents))
+            # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
+            autoscaler = RayAutoscaler(client, self.ray_namespace, AutoscalingOptions.from_env())
+            self._autoscale = asyncio.get_event_loop().create_task(autoscaler.run())
         log.info("controllers running: %s (grace %.0fs)", ", ".join(self.running()), self.node_monitor_grace)
 
     def running(self) -> list[str]:
@@ -139,5 +144,7 @@ class ControllerManagerActor:
     async def shutdown(self) -> None:
         if self._follow is not None:
             self._follow.cancel()
+        if self._autoscale is not None:
+            self._autoscale.cancel()
         if self.manager is not None:
             await self.manager.stop()

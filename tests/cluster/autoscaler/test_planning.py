@@ -57,10 +57,14 @@ def pod(
 
 
 def node(
-    name: str, *, ready: bool = True, taints: list[dict[str, str]] | None = None, **annotations: str
+    name: str,
+    *,
+    ready: bool = True,
+    taints: list[dict[str, str]] | None = None,
+    annotations: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "annotations": annotations},
+        "metadata": {"name": name, "annotations": annotations or {}},
         "spec": {"taints": taints or []},
         "status": {"conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
     }
@@ -242,7 +246,7 @@ def test_pods_that_stay_do_not_keep_a_node(pods: list[dict[str, Any]]) -> None:
         ),
         pytest.param([node("w1", ready=False)], [], id="not-ready"),
         pytest.param(
-            [node("w1", **{"cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"})],
+            [node("w1", annotations={"cluster-autoscaler.kubernetes.io/scale-down-disabled": "true"})],
             [],
             id="scale-down-disabled",
         ),
