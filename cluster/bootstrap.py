@@ -303,21 +303,46 @@ def apiserver_hosts(namespace: str = DEFAULT_NAMESPACE) -> tuple[str, ...]:
     return tuple(dict.fromkeys(ip for ip in ips if ip))
 
 
+@dataclass(frozen=True, slots=True)
+class Instance:
+    """Where one instance of a replicated control-plane actor runs, and its actor name."""
+
+    actor: str  # ``<base>`` on the node running ``up``, ``<base>-<node name>`` elsewhere
+    node_id: str
+    node_name: str
+
+
+def control_plane_instances(base: str, namespace: str = DEFAULT_NAMESPACE) -> list[Instance]:
+    """One instance of ``base`` per control-plane node (``control_plane_nodes``), this node's first.
+    Blocking (Ray calls)."""
+    names = node_names(_alive_nodes())
+    nodes = control_plane_nodes(namespace)
+    return [
+        Instance(base if i == 0 else f"{base}-{names[node]}", node, names[node])
+        for i, node in enumerate(nodes)
+        if node in names
+    ]
+
+
 def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """Create (or find) the scheduler actor on this node, talking to the API server through
-    ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is its
-    KubeSchedulerConfiguration. Returns the profiles' scheduler names once it has synced."""
+    """Create (or find) one scheduler per control-plane node, each talking to the API server through
+    ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is their
+    KubeSchedulerConfiguration. They elect a leader (Lease ``kube-system/kube-scheduler``); only it
+    schedules. Returns the profiles' scheduler names once every instance campaigns (and, when this
+    node's instance leads, once it has synced)."""
     config = data_dir / "scheduler-config.yaml"
-    here = ray.get_runtime_context().get_node_id()
-    actor = SchedulerActor.options(  # type: ignore[attr-defined]
-        name=SCHEDULER_ACTOR,
-        namespace=namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), str(config) if config.exists() else None)
-    profiles: list[str] = ray.get(actor.ready.remote(), timeout=120)
-    return profiles
+    actors = [
+        SchedulerActor.options(  # type: ignore[attr-defined]
+            name=instance.actor,
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(instance.node_id, soft=False),
+        ).remote(str(data_dir / "kubeconfig"), str(config) if config.exists() else None, instance.node_name)
+        for instance in control_plane_instances(SCHEDULER_ACTOR, namespace)
+    ]
+    profiles: list[list[str]] = ray.get([a.ready.remote() for a in actors], timeout=120)
+    return profiles[0]
 
 
 def deploy_controller_manager(
@@ -339,16 +364,30 @@ def deploy_controller_manager(
     takes LoadBalancer addresses from."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
     spec = _controllers_spec(controllers)
-    here = ray.get_runtime_context().get_node_id()
-    actor = ControllerManagerActor.options(  # type: ignore[attr-defined]
-        name=CONTROLLER_MANAGER_ACTOR,
-        namespace=namespace,
-        get_if_exists=True,
-        lifetime="detached",
-        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=False),
-    ).remote(str(data_dir / "kubeconfig"), grace, namespace, agents, spec, cluster_cidr, lb_pool)
-    names: list[str] = ray.get(actor.ready.remote(), timeout=180)
-    return names
+    instances = control_plane_instances(CONTROLLER_MANAGER_ACTOR, namespace)
+    home = instances[0].node_name
+    actors = [
+        ControllerManagerActor.options(  # type: ignore[attr-defined]
+            name=instance.actor,
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=NodeAffinitySchedulingStrategy(instance.node_id, soft=False),
+        ).remote(
+            str(data_dir / "kubeconfig"),
+            grace,
+            namespace,
+            agents,
+            spec,
+            cluster_cidr,
+            lb_pool,
+            node_name=instance.node_name,
+            home=home,
+        )
+        for instance in instances
+    ]
+    names: list[list[str]] = ray.get([a.ready.remote() for a in actors], timeout=180)
+    return names[0]
 
 
 def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
@@ -389,6 +428,7 @@ def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """Kill every raykube actor in ``namespace`` and its placement group; returns what was killed."""
     killed = []
     stop_ingress(namespace)
+    _release_leases(namespace)
     for entry in ray.util.list_named_actors(all_namespaces=True):
         if entry["namespace"] != namespace:
             continue
@@ -398,6 +438,20 @@ def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     with contextlib.suppress(ValueError):
         remove_placement_group(ray.util.get_placement_group(f"{PG_NAME}-{namespace}"))
     return killed
+
+
+def _release_leases(namespace: str, timeout: float = 10.0) -> None:
+    """Let every scheduler and controller manager stop and release its Lease while the store and
+    API server still run, so the next ``up`` does not wait out a 15 s lease held by the dead."""
+    bases = (SCHEDULER_ACTOR, CONTROLLER_MANAGER_ACTOR)
+    pending: list[Any] = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"]
+        if entry["namespace"] == namespace and any(name == b or name.startswith(f"{b}-") for b in bases):
+            with contextlib.suppress(Exception):
+                pending.append(ray.get_actor(name, namespace=namespace).shutdown.remote())
+    if pending:
+        ray.wait(pending, num_returns=len(pending), timeout=timeout)
 
 
 # ---------------------------------------------------------------------- raykube up

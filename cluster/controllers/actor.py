@@ -1,22 +1,31 @@
-"""The controller manager as a detached, named Ray actor (``controller-manager``): a thin wrapper that
-runs :class:`~cluster.controllers.manager.ControllerManager` (the controllers ``--controllers``
-enables, on shared informers) against the API server.
+"""The controller manager as a detached, named Ray actor (``controller-manager``,
+``controller-manager-<node>``): a thin wrapper that runs
+:class:`~cluster.controllers.manager.ControllerManager` (the controllers ``--controllers`` enables,
+on shared informers) against the API server while it holds the ``kube-system/kube-controller-manager``
+Lease.
 
-It connects with the kubeconfig at ``kubeconfig_path``; all logic lives in the controller modules so
-it can be tested without Ray. What needs Ray stays here: ``RayComponents`` (where the control-plane
-actors run, for the kube-system pods) and following Ray's membership with node agents
-(``cluster.node_agents``). A failed start is retried by ``ready``.
+Every control-plane node runs one instance; all connect with the kubeconfig at ``kubeconfig_path``
+and campaign (``cluster.client.leaderelection``, Kubernetes' 15 s / 10 s / 2 s). Only the leader
+runs the controllers and the Ray-aware cluster loops (following Ray's membership with node agents,
+and the objects ``_cluster_loops`` builds); a term that ends (a missed renewal, another holder) stops
+all of them before the instance campaigns again, and ``shutdown`` releases the Lease. All controller
+logic lives in the controller modules so it can be tested without Ray. What needs Ray stays here:
+``RayComponents`` (where the control-plane actors run, for the kube-system pods) and the loops. A
+failed start is retried by ``ready``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
+from typing import Any
 
 import ray
 
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, RayAutoscaler
+from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
     CONTROL_PLANE_ACTORS,
@@ -35,18 +44,33 @@ from cluster.store.client import StoreClient
 log = logging.getLogger("raykube.controllers")
 
 ACTOR_NAME = "controller-manager"
+LEASE_NAMESPACE = "kube-system"
+LEASE_NAME = "kube-controller-manager"
 
 
 class RayComponents:
-    """The control-plane actors of ``ray_namespace`` as Ray reports them (``ControlPlanePods``' source)."""
+    """The control-plane actors of ``ray_namespace`` as Ray reports them (``ControlPlanePods``' source):
+    every instance of each (``<base>`` on ``home``, the node that ran ``raykube up``, and
+    ``<base>-<node>`` on the others). ``self_name`` is the asking actor's own name."""
 
-    def __init__(self, ray_namespace: str) -> None:
+    def __init__(self, ray_namespace: str, home: str = "", self_name: str = ACTOR_NAME) -> None:
         self.ray_namespace = ray_namespace
+        self.home = home
+        self.self_name = self_name
         self.started = datetime.now(UTC)
         self._store: StoreClient | None = None  # one for every pass (it refreshes its replica handles)
 
+    def _instances(self) -> list[str]:
+        bases = [actor for _, actor in CONTROL_PLANE_ACTORS]
+        named = [
+            e["name"]
+            for e in ray.util.list_named_actors(all_namespaces=True)
+            if e["namespace"] == self.ray_namespace
+        ]
+        return bases + [n for n in named if any(n.startswith(f"{b}-") for b in bases)]
+
     async def _answers(self, actor_name: str) -> bool:
-        if actor_name == ACTOR_NAME:
+        if actor_name == self.self_name:
             return True  # this actor: it is answering
         try:
             handle = ray.get_actor(actor_name, namespace=self.ray_namespace)
@@ -59,8 +83,8 @@ class RayComponents:
         alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
         names = node_names(alive)
         ips = {names[n["NodeID"]]: str(n.get("NodeManagerAddress") or "") for n in alive}
-        here = names.get(ray.get_runtime_context().get_node_id(), "")
-        answering = {actor: await self._answers(actor) for _, actor in CONTROL_PLANE_ACTORS}
+        here = self.home or names.get(ray.get_runtime_context().get_node_id(), "")
+        answering = {actor: await self._answers(actor) for actor in self._instances()}
         if self._store is None:
             self._store = await StoreClient.connect(self.ray_namespace)
         replicas = await self._store.status()
@@ -83,7 +107,11 @@ class ControllerManagerActor:
         controllers: tuple[str, ...] = ("*",),
         cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
         lb_pool: str = DEFAULT_LB_POOL,
+        node_name: str = "",
+        home: str = "",
     ) -> None:
+        """``node_name``: this instance's node (its Lease identity); ``home``: the node that ran
+        ``raykube up``, where the base-named control-plane actors run."""
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
@@ -91,15 +119,74 @@ class ControllerManagerActor:
         self.manager: ControllerManager | None = None
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
-        self._follow: asyncio.Task[None] | None = None
-        self._autoscale: asyncio.Task[None] | None = None
         self.kubeconfig_path = kubeconfig_path
         self.node_monitor_grace = node_monitor_grace
+        self.node_name = node_name or "controller-manager"
+        self.home = home
+        self.client: ApiClient | None = None
+        self.elector: LeaderElector | None = None
+        self._campaign: asyncio.Task[None] | None = None
+        self._working = asyncio.Event()  # set once this term's controllers run
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        client = ApiClient.from_kubeconfig(self.kubeconfig_path)
-        source = RayComponents(self.ray_namespace)
+        if self.client is None:
+            self.client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+        await self.client.get_path("/version")  # connected: a standby is ready from here on
+        if self._campaign is None:
+            identity = new_identity(self.node_name)
+            self.elector = LeaderElector(
+                self.client, LeaderElectionConfig(LEASE_NAMESPACE, LEASE_NAME, identity), lead=self._lead
+            )
+            self._campaign = asyncio.get_event_loop().create_task(self._campaign_forever(self.elector))
+            log.info("controller manager %s campaigning for %s/%s", identity, LEASE_NAMESPACE, LEASE_NAME)
+
+    async def _campaign_forever(self, elector: LeaderElector) -> None:
+        """Term after term: a lost lease stops the controllers (``run`` returns); campaign again."""
+        while True:
+            try:
+                await elector.run()
+            except Exception:
+                log.exception("leader election failed; campaigning again")
+            await asyncio.sleep(elector.config.retry_period)
+
+    def _cluster_loops(self) -> list[Any]:
+        """The Ray-aware loops only the leader runs, built fresh for each term: objects with
+        ``async def run(self) -> None`` that loop forever and survive their own errors."""
+        loops: list[Any] = []
+        if self.agents is not None and self.client is not None:
+            # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
+            loops.append(RayAutoscaler(self.client, self.ray_namespace, AutoscalingOptions.from_env()))
+        return loops
+
+    async def _lead(self) -> None:
+        """One term's work: the controllers and the cluster loops, all stopped when the elector
+        cancels this task (the lease is lost or the actor shuts down)."""
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            await self._start_controllers()
+            if self.agents is not None:
+                tasks.append(asyncio.create_task(self._follow_ray_nodes(self.agents)))
+            tasks += [asyncio.create_task(loop.run()) for loop in self._cluster_loops()]
+            self._working.set()
+            await asyncio.Event().wait()
+        finally:
+            self._working.clear()
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            manager, self.manager = self.manager, None
+            if manager is not None:
+                await manager.stop()
+            log.info("controllers stopped: no longer leading")
+
+    async def _start_controllers(self) -> None:
+        assert self.client is not None
+        client = self.client
+        self_name = ray.get_runtime_context().get_actor_name() or ACTOR_NAME
+        source = RayComponents(self.ray_namespace, self.home, self_name)
         options = ControllerOptions(
             node_monitor_grace=self.node_monitor_grace,
             extra={
@@ -110,23 +197,37 @@ class ControllerManagerActor:
         )
         names = enabled(self.spec)
         manager = ControllerManager(client, names, options=options)
+        self.manager = manager  # stopped by _lead's finally even when start is cancelled midway
         await manager.start()
-        self.manager = manager
-        if self.agents is not None:
-            self._follow = asyncio.get_event_loop().create_task(self._follow_ray_nodes(self.agents))
-            # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
-            autoscaler = RayAutoscaler(client, self.ray_namespace, AutoscalingOptions.from_env())
-            self._autoscale = asyncio.get_event_loop().create_task(autoscaler.run())
         log.info("controllers running: %s (grace %.0fs)", ", ".join(self.running()), self.node_monitor_grace)
 
     def running(self) -> list[str]:
         return list(self.manager.controllers) if self.manager else []
 
     async def ready(self) -> list[str]:
+        """The controllers this instance runs (leading) or would run (standby), once connected and
+        campaigning; when it won its first attempt, once its controllers run (so ``raykube up``
+        returns with a working control plane)."""
         if self._started.done() and self._started.exception() is not None:
             self._started = asyncio.get_event_loop().create_task(self._start())
         await asyncio.shield(self._started)
-        return self.running()
+        assert self.elector is not None
+        while self.elector.observed is None and not self._campaign_done():
+            await asyncio.sleep(0.05)  # the first attempt: who holds the Lease
+        while self.elector.is_leader() and not self._working.is_set() and not self._campaign_done():
+            await asyncio.sleep(0.05)
+        return self.running() if self._working.is_set() else list(enabled(self.spec))
+
+    def _campaign_done(self) -> bool:
+        return self._campaign is None or self._campaign.done()
+
+    async def leading(self) -> bool:
+        """Whether this instance holds the Lease and its controllers run."""
+        return self._working.is_set() and self.elector is not None and self.elector.is_leader()
+
+    async def leader(self) -> str:
+        """The holderIdentity this instance last observed ('' when none)."""
+        return self.elector.leader if self.elector is not None else ""
 
     async def _follow_ray_nodes(self, agents: NodeAgentsConfig, period: float = 15.0) -> None:
         """Give every Ray node that joins later (``ray up``, the autoscaler) its runtime and agent."""
@@ -142,9 +243,11 @@ class ControllerManagerActor:
                 log.exception("deploying node agents for new Ray nodes failed")
 
     async def shutdown(self) -> None:
-        if self._follow is not None:
-            self._follow.cancel()
-        if self._autoscale is not None:
-            self._autoscale.cancel()
-        if self.manager is not None:
-            await self.manager.stop()
+        """Stop the controllers and loops and release the Lease (a standby takes over at its next
+        retry)."""
+        if self._campaign is not None:
+            self._campaign.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._campaign
+        if self.client is not None:
+            await self.client.close()

@@ -3,11 +3,13 @@
 raykube's control plane runs as Ray actors, not as containers, so the node agents cannot run it as
 static pods. Instead this controller (in the controller manager) keeps one pod per component in
 ``kube-system``: ``kube-apiserver-<node>``, ``kube-scheduler-<node>``,
-``kube-controller-manager-<node>`` and ``etcd-<node>`` per store replica (``etcd-<id>-<node>`` when
-replicas share a node). Each carries the annotation ``raykube.io/ray-actor: <actor name>`` (node agents
-leave such pods alone), ``spec.nodeName`` of the Ray node hosting the actor, and a status that reflects
-a health check of the actor every ``interval`` (Running and Ready when it answers). A deleted pod comes
-back at once, like a mirror pod.
+``kube-controller-manager-<node>`` per instance (``<actor>`` on the node that ran ``raykube up``,
+``<actor>-<node>`` on each other control-plane node) and ``etcd-<node>`` per store replica
+(``etcd-<id>-<node>`` when replicas share a node). Each carries the annotation
+``raykube.io/ray-actor: <actor name>`` (node agents leave such pods alone), ``spec.nodeName`` of the
+Ray node hosting the actor, and a status that reflects a health check of the actor every
+``interval`` (Running and Ready when it answers). A deleted pod comes back at once, like a mirror
+pod.
 
 ``component_pod`` and ``pod_status`` are pure; ``ControlPlanePods`` (a controller of the runtime,
 ``controlplanepods``: one key requeued every ``interval``) does the writes, from what a
@@ -111,7 +113,8 @@ def pod_status(c: Component, previous: dict[str, Any] | None, now: datetime) -> 
     }
 
 
-# (component, Ray actor) of the singletons; the store's replicas are ``etcd`` pods, one per replica.
+# (component, Ray actor base name) of the replicated components: the instance on the node that ran
+# ``raykube up`` has the base name, the others ``<base>-<node>``; the store's replicas are ``etcd`` pods.
 CONTROL_PLANE_ACTORS = (
     ("kube-apiserver", "apiserver"),
     ("kube-scheduler", "scheduler"),
@@ -127,21 +130,30 @@ def components_of(
     ips: Mapping[str, str],
     started: datetime,
 ) -> list[Component]:
-    """The components from what Ray reports: ``here`` is the node running the singletons,
-    ``answering`` actor name -> whether it answered its health check, ``replicas`` the store's
-    status rows, ``names`` Ray node id -> node name and ``ips`` node name -> address."""
-    found = [
-        Component(
-            component,
-            actor,
-            here,
-            answering.get(actor, False),
-            started,
-            f"{component}-{here}",
-            ips.get(here, ""),
-        )
-        for component, actor in CONTROL_PLANE_ACTORS
-    ]
+    """The components from what Ray reports: ``here`` is the node that ran ``raykube up`` (its
+    instances have the base names), ``answering`` actor name -> whether it answered its health check
+    (an instance ``<base>-<node>`` for a known node name gets a pod on that node), ``replicas`` the
+    store's status rows, ``names`` Ray node id -> node name and ``ips`` node name -> address."""
+    known = set(names.values())
+    found = []
+    for component, base in CONTROL_PLANE_ACTORS:
+        nodes = {base: here}
+        for actor in answering:
+            node = actor.removeprefix(f"{base}-")
+            if node != actor and node in known and node != here:
+                nodes[actor] = node
+        for actor, node in nodes.items():
+            found.append(
+                Component(
+                    component,
+                    actor,
+                    node,
+                    answering.get(actor, False),
+                    started,
+                    f"{component}-{node}",
+                    ips.get(node, ""),
+                )
+            )
     per_node: dict[str, int] = {}
     for replica in replicas:
         node = names.get(str(replica.get("node_id", "")), here)

@@ -91,6 +91,30 @@ def test_components_from_what_ray_reports(
     assert all(c.host_ip == ips[c.node_name] and c.started == T0 for c in found)
 
 
+def test_every_instance_of_a_replicated_component_gets_a_pod_on_its_node() -> None:
+    names = {"n1": "vm", "n2": "vm2", "n3": "vm3"}
+    ips = {"vm": "10.0.0.1", "vm2": "10.0.0.2", "vm3": "10.0.0.3"}
+    answering = {
+        "apiserver": True,
+        "scheduler": True,
+        "scheduler-vm2": True,
+        "scheduler-vm3": False,  # its node is gone: the pod stays, not ready
+        "controller-manager": True,
+        "controller-manager-vm3": True,
+        "scheduler-elsewhere": True,  # not a node of this cluster: no pod
+    }
+    found = components_of("vm", answering, [], names, ips, T0)
+    pods = {c.pod_name: (c.actor, c.node_name, c.healthy, c.host_ip) for c in found}
+    assert pods == {
+        "kube-apiserver-vm": ("apiserver", "vm", True, "10.0.0.1"),
+        "kube-scheduler-vm": ("scheduler", "vm", True, "10.0.0.1"),
+        "kube-scheduler-vm2": ("scheduler-vm2", "vm2", True, "10.0.0.2"),
+        "kube-scheduler-vm3": ("scheduler-vm3", "vm3", False, "10.0.0.3"),
+        "kube-controller-manager-vm": ("controller-manager", "vm", True, "10.0.0.1"),
+        "kube-controller-manager-vm3": ("controller-manager-vm3", "vm3", True, "10.0.0.3"),
+    }
+
+
 class FixedSource:
     """A ``ComponentSource`` that reports a fixed list (what Ray would say) and records ``close``."""
 
