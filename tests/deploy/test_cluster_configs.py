@@ -420,3 +420,19 @@ def test_wait_counts_alive_nodes_offering_the_resource() -> None:
     ]
     assert nodes_with(nodes, CONTROL_PLANE_RESOURCE) == ["head", "cp-2"]
     assert nodes_with([], CONTROL_PLANE_RESOURCE) == []
+
+
+def test_the_guides_security_group_example_passes_rays_validation() -> None:
+    """docs/deploy.md's extra inbound rule for the API server, merged into deploy/aws.yaml."""
+    guide = (ROOT / "docs" / "deploy.md").read_text()
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", guide, re.S) if "security_group" in b]
+    example = yaml.safe_load(block.replace("  ...\n", ""))
+    config = load("aws")
+    config["provider"].update(example["provider"])
+    rule = ray_validate(config)["provider"]["security_group"]["IpPermissions"][0]
+    assert (rule["FromPort"], rule["ToPort"]) == (6443, 6443)
+    config["provider"]["security_group"]["IpPermission"] = config["provider"]["security_group"].pop(
+        "IpPermissions"
+    )
+    with pytest.raises(jsonschema.ValidationError, match="Additional properties are not allowed"):
+        ray_validate(config)
