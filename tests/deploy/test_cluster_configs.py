@@ -27,6 +27,7 @@ import yaml  # type: ignore[import-untyped]
 from click.exceptions import ClickException
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
+from ray.autoscaler._private.commands import _bootstrap_config
 from ray.autoscaler._private.util import prepare_config, validate_config
 
 from cluster.cli import build_parser
@@ -186,6 +187,15 @@ def test_passes_rays_validation(path: Path) -> None:
         for command in commands(prepared, key):
             checked = subprocess.run(["bash", "-n", "-c", command], capture_output=True, text=True)
             assert checked.returncode == 0, f"{path.name} {key}: {command}\n{checked.stderr}"
+
+
+def test_the_local_config_passes_ray_ups_whole_bootstrap() -> None:
+    """For the local provider `ray up`'s bootstrap needs no cloud (for AWS, GCP and Azure it calls the
+    cloud's SDK and API, so those stop at prepare_config + validate_config above)."""
+    bootstrapped = _bootstrap_config(load("local"), no_config_cache=True)
+    (node_type,) = bootstrapped["available_node_types"].values()
+    workers = len(bootstrapped["provider"]["worker_ips"])
+    assert (node_type["min_workers"], node_type["max_workers"]) == (workers, workers)
 
 
 def test_a_misspelled_top_level_key_is_rejected() -> None:
