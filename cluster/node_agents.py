@@ -6,13 +6,21 @@ runtime); they stop in the reverse order.
 Ray glue used by the bootstrap (``raykube up`` / ``down``) and by the controller manager, which
 follows Ray's membership with ``only_missing`` (so it lives apart from ``cluster.bootstrap``, which
 deploys the controller manager itself). What a deployment needs travels as ``NodeAgentsConfig``,
-a frozen value Ray pickles into the controller manager; each agent gets its ``NodeAgentConfig``.
+a frozen value Ray pickles into the controller manager; each agent gets its ``NodeAgentConfig``,
+with its Node's labels and capacity from Ray's view of the node (``cluster.node_facts``).
+
+Node names come from every node Ray remembers, dead ones included (``ray_node_names``): with several
+Ray nodes on one host (test clusters) the survivors keep their names when one of them dies, instead
+of one falling back to the bare host name and getting a second set of actors.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
+import logging
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass, field
@@ -29,6 +37,7 @@ from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.autoscaler.marks import is_marked_releasing
 from cluster.machinery.files import private_dir
 from cluster.naming import DEFAULT_NAMESPACE, node_names
+from cluster.node_facts import ray_node_facts
 from netplugins.actor import NetworkActor, network_actor_name
 from netplugins.proxy.actor import ProxyActor, proxy_actor_name
 from netplugins.proxy.nftables import table_name as proxy_table_name
@@ -41,6 +50,10 @@ from nodeagent.actor import (
 )
 from nodeagent.server.tls import ensure_agent_cert
 
+log = logging.getLogger("raykube.node_agents")
+
+DELETE_DELAY_ENV = "RAYKUBE_NODE_DELETE_DELAY"
+
 
 @dataclass(frozen=True, slots=True)
 class NodeAgentsConfig:
@@ -50,7 +63,9 @@ class NodeAgentsConfig:
     ``data_dir/manifests``) and run on the head node only (``head_node_id``, default: the deploying
     node). ``network`` is the network plugin (``--network``: a built-in name or ``pkg.mod:Class``)
     and ``network_options`` its ``PluginContext.options`` (``cluster_cidr``, ``service_cidr``,
-    ``lb_pool``, ``backend``; each node's ``bridge`` name is added per node, ``bridge_name``)."""
+    ``lb_pool``, ``backend``; each node's ``bridge`` name is added per node, ``bridge_name``).
+    ``node_delete_delay``: how long the Node of a Ray node that died stays before the controller
+    manager deletes it (``--node-delete-delay``, ``$RAYKUBE_NODE_DELETE_DELAY``, 300 s)."""
 
     data_dir: Path
     apiserver_port: int
@@ -61,6 +76,7 @@ class NodeAgentsConfig:
     api_host: str | tuple[str, ...] | None = None
     head_node_id: str | None = None
     timeout: float = 120.0
+    node_delete_delay: float = field(default_factory=lambda: float(os.environ.get(DELETE_DELAY_ENV, "300")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,8 +88,36 @@ class AgentInfo:
     runtime: str
 
 
-def _alive_nodes() -> list[dict[str, Any]]:
-    return [n for n in ray.nodes() if n.get("Alive")]
+def ray_node_names(nodes: list[dict[str, Any]] | None = None) -> dict[str, str]:
+    """Ray node id -> Node name for every node Ray remembers (``ray.nodes()``, dead ones included);
+    see the module docstring."""
+    return node_names(ray.nodes() if nodes is None else nodes)  # type: ignore[no-untyped-call]
+
+
+def node_actor_names(node_name: str) -> tuple[str, ...]:
+    """The named actors a node gets, in start order: network plugin, proxy, runtime, agent."""
+    return (
+        network_actor_name(node_name),
+        proxy_actor_name(node_name),
+        runtime_actor_name(node_name),
+        agent_actor_name(node_name),
+    )
+
+
+def remove_node_actors(node_name: str, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Kill (for good) the actors of a node that left, agent first: pinned to a node that no longer
+    exists they can never run again, and their names would make a later node of the same name look
+    served. Returns the names killed; missing ones are skipped."""
+    killed = []
+    for name in reversed(node_actor_names(node_name)):
+        try:
+            actor = ray.get_actor(name, namespace=namespace)
+        except ValueError:
+            continue
+        with contextlib.suppress(Exception):
+            ray.kill(actor, no_restart=True)
+            killed.append(name)
+    return killed
 
 
 def _https(host: str, port: int) -> str:
@@ -107,8 +151,27 @@ def cluster_dns_ip(network_options: dict[str, Any]) -> str:
     return ServiceNetwork.parse(str(network_options.get("service_cidr") or "10.96.0.0/12")).dns_ip
 
 
+def _serving_pair(pki: Pki, node_dir: Path, name: str, ip: str) -> tuple[str, str]:
+    """The agent's serving certificate and key (PEM), issued or reused under an exclusive lock on
+    the node's directory: ``raykube up`` and the controller manager's membership follower may deploy
+    the same node at once, and two processes issuing a pair at the same time could leave one's
+    certificate next to the other's key."""
+    private_dir(node_dir)
+    fd = os.open(node_dir / ".serving.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        cert, key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
+        return cert.read_text(), key.read_text()
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def deploy_node_agents(
-    config: NodeAgentsConfig, namespace: str = DEFAULT_NAMESPACE, *, only_missing: bool = False
+    config: NodeAgentsConfig,
+    namespace: str = DEFAULT_NAMESPACE,
+    *,
+    only_missing: bool = False,
+    node_ids: frozenset[str] | None = None,
 ) -> list[AgentInfo]:
     """On every alive Ray node: a network plugin actor, a CRI runtime actor (given the plugin's
     socket) and a node agent actor, pinned there.
@@ -116,7 +179,8 @@ def deploy_node_agents(
     The agents reach the API server with a client certificate for ``system:node:<name>`` (group
     ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
     (see ``NodeAgentsConfig``). With ``only_missing`` nodes that already have an agent are skipped
-    (the controller manager calls it so to follow Ray's membership). Returns once those Nodes are
+    (the controller manager calls it so to follow Ray's membership); with ``node_ids`` only those
+    Ray nodes are looked at (one new node is not held up by another). Returns once those Nodes are
     registered. With ``only_missing`` a node the autoscaler is releasing is skipped too.
     """
     data_dir = config.data_dir
@@ -126,8 +190,9 @@ def deploy_node_agents(
     api_servers = [_https(host, config.apiserver_port) for host in api_hosts or [api_host]]
     manifests = config.manifests_dir or data_dir / "manifests"
     private_dir(manifests)  # a folder the user made keeps its mode
-    nodes = _alive_nodes()
-    names = node_names(nodes)
+    everything = ray.nodes()  # type: ignore[no-untyped-call]
+    names = ray_node_names(everything)
+    nodes = [n for n in everything if n.get("Alive") and (node_ids is None or n["NodeID"] in node_ids)]
     existing = {
         e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == namespace
     }
@@ -191,21 +256,26 @@ def deploy_node_agents(
             scheduling_strategy=pin,
         ).remote(config.runtime, str(node_dir / "runtime"), _cri_socket(namespace, name), network["socket"])
         served = ray.get(runtime_actor.ready.remote(), timeout=config.timeout)
-        agent_cert, agent_key = ensure_agent_cert(pki, node_dir / "serving", name, [ip])
-        resources = node.get("Resources") or {}
+        cert_pem, key_pem = _serving_pair(pki, node_dir, name, ip)
+        facts = ray_node_facts(node)
+        if facts.skipped_labels:
+            log.info("node %s: Ray labels not valid as Node labels, skipped: %s", name, facts.skipped_labels)
         agent_config = NodeAgentConfig(
             data_dir=str(node_dir),
             kubeconfig=kubeconfig_text,
             ca_pem=pki.ca_cert.read_text(),
-            cert_pem=agent_cert.read_text(),
-            key_pem=agent_key.read_text(),
+            cert_pem=cert_pem,
+            key_pem=key_pem,
             internal_ips=(ip,),
             runtime_socket=served["socket"],
             runtime_version=served["version"],
             manifests_dir=str(manifests) if node_id == head else None,
-            ray_cpus=resources.get("CPU"),
-            ray_memory=resources.get("memory"),
+            ray_cpus=facts.cpus,
+            ray_memory=facts.memory,
             cluster_dns=cluster_dns_ip(config.network_options),
+            labels=tuple(sorted(facts.labels.items())),
+            instance_type=facts.instance_type,
+            extended_resources=tuple(sorted(facts.extended_resources().items())),
         )
         agent = NodeAgentActor.options(  # type: ignore[attr-defined]
             name=agent_actor_name(name),

@@ -107,7 +107,9 @@ def agent_actor_name(node_name: str) -> str:
 class NodeAgentConfig:
     """What one node agent needs, as text so it crosses to any Ray node: its directory, kubeconfig
     (credentials embedded), the cluster CA and its serving pair (PEM), its addresses, the runtime's
-    socket and version, the static pods' directory (head node only) and Ray's view of its resources."""
+    socket and version, the static pods' directory (head node only) and Ray's view of the node: its
+    resources, and the labels, instance type and extended resources (``nvidia.com/gpu``) its Node
+    carries (``cluster.node_facts``; pairs, so the value stays hashable)."""
 
     data_dir: str
     kubeconfig: str
@@ -122,6 +124,9 @@ class NodeAgentConfig:
     ray_memory: float | None = None
     cluster_dns: str = DEFAULT_CLUSTER_DNS  # the pods' nameserver (kube-dns's ClusterIP)
     cluster_domain: str = DEFAULT_CLUSTER_DOMAIN
+    labels: tuple[tuple[str, str], ...] = ()
+    instance_type: str = ""
+    extended_resources: tuple[tuple[str, str], ...] = ()
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
@@ -214,6 +219,9 @@ class NodeAgentActor:
             runtime_version=cfg.runtime_version,
             ray_cpus=cfg.ray_cpus,
             ray_memory=cfg.ray_memory,
+            extra_labels=dict(cfg.labels),
+            instance_type=cfg.instance_type,
+            extended_resources=dict(cfg.extended_resources),
         )
         agent = NodeAgent(
             RestAgentApi(client),

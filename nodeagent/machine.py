@@ -60,6 +60,8 @@ def gather(
     ray_cpus: float | None = None,
     ray_memory: float | None = None,
     extra_labels: dict[str, str] | None = None,
+    instance_type: str = "",
+    extended_resources: dict[str, str] | None = None,
 ) -> MachineInfo:
     """This machine's ``MachineInfo`` for ``node_name`` (see the module docstring)."""
     os_image = parse_os_release(_read("/etc/os-release"))
@@ -83,5 +85,7 @@ def gather(
         system_uuid=_read("/sys/class/dmi/id/product_uuid"),
         container_runtime_version=runtime_version,
         kubelet_version=KUBELET_VERSION,
+        instance_type=instance_type,
         extra_labels=dict(extra_labels or {}),
+        extended_resources=dict(extended_resources or {}),
     )

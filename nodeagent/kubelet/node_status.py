@@ -51,6 +51,7 @@ class MachineInfo:
     max_pods: int = DEFAULT_MAX_PODS
     kubelet_port: int = 10250
     extra_labels: Mapping[str, str] = field(default_factory=dict)
+    extended_resources: Mapping[str, str] = field(default_factory=dict)  # nvidia.com/gpu from Ray's GPUs
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +100,8 @@ def _quantity_text(value: Fraction) -> str:
 
 
 def capacity(machine: MachineInfo) -> dict[str, str]:
-    """The node's capacity in the kubelet's units (memory in Ki, storage in bytes)."""
+    """The node's capacity in the kubelet's units (memory in Ki, storage in bytes), with the
+    extended resources (device plugins' in the kubelet; Ray's GPUs here) after the built-in ones."""
     return {
         "cpu": _quantity_text(Fraction(parse_quantity(machine.cpu))),
         "ephemeral-storage": _kib(machine.ephemeral_storage_bytes),
@@ -107,6 +109,7 @@ def capacity(machine: MachineInfo) -> dict[str, str]:
         "hugepages-2Mi": "0",
         "memory": _kib(machine.memory_bytes),
         "pods": str(machine.max_pods),
+        **machine.extended_resources,
     }
 
 

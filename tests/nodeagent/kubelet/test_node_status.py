@@ -57,6 +57,13 @@ def test_capacity_and_allocatable() -> None:
     )
 
 
+def test_extended_resources_in_capacity_and_allocatable() -> None:
+    machine = MachineInfo("n", (), "n", "2", GiB, GiB, extended_resources={"nvidia.com/gpu": "4"})
+    assert capacity(machine)["nvidia.com/gpu"] == "4"
+    assert allocatable(machine)["nvidia.com/gpu"] == "4"
+    assert "nvidia.com/gpu" not in capacity(M)
+
+
 def test_fractional_ray_cpu() -> None:
     assert capacity(MachineInfo("n", (), "n", "1.5", GiB, GiB))["cpu"] == "1500m"
 
