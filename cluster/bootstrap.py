@@ -45,6 +45,7 @@ from cluster.addons import DnsUp, IngressUp, deploy_dns, deploy_ingress, stop_in
 from cluster.apiserver.actor import ApiServerActor, instance_name
 from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
 from cluster.apiserver.kubeconfig import write_kubeconfig
+from cluster.apiserver.proxy import ensure_kubelet_client_cert
 from cluster.apiserver.tls import ensure_pki, serving_hosts
 from cluster.apiserver.tokens import signing_key
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
@@ -269,6 +270,7 @@ def deploy_apiserver(
     before = cert.read_bytes() if cert.exists() else b""
     pki = ensure_pki(pki_dir, hosts=hosts, exact=True)
     signing_key(pki_dir)  # one service-account key for every instance: made here, shipped below
+    ensure_kubelet_client_cert(pki_dir)  # likewise, so no two instances issue it at once
     reissued = bool(before) and before != pki.server_cert.read_bytes()
     files = {p.name: p.read_bytes() for p in sorted(pki_dir.iterdir()) if p.is_file()}
     bound = port

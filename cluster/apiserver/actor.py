@@ -112,7 +112,11 @@ class ApiServerActor:
 
         advertise = None
         if self.node is not None:
-            advertise = (self.node, str(ray.util.get_node_ip_address()))  # type: ignore[no-untyped-call]
+            # Where clients reach it: the address it binds, or this node's when it binds them all.
+            ip = self.host
+            if ip in ("", "0.0.0.0", "::"):
+                ip = ray.util.get_node_ip_address()  # type: ignore[no-untyped-call]
+            advertise = (self.node, str(ip))
         self.runner = await run_server(
             client,
             self.host,
