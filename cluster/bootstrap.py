@@ -48,6 +48,7 @@ from cluster.apiserver.kubeconfig import write_kubeconfig
 from cluster.apiserver.proxy import ensure_kubelet_client_cert
 from cluster.apiserver.tls import ensure_pki, serving_hosts
 from cluster.apiserver.tokens import signing_key
+from cluster.autoscaler.ray_autoscaler import autoscaling_settings
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
 from cluster.controllers.registry import UnknownController
@@ -356,6 +357,8 @@ def deploy_controller_manager(
     controllers: tuple[str, ...] | None = None,
     cluster_cidr: str = DEFAULT_CLUSTER_CIDR,
     lb_pool: str = DEFAULT_LB_POOL,
+    autoscale: bool | None = None,
+    scale_down_unneeded: float | None = None,
 ) -> list[str]:
     """Create (or find) the controller manager on this node; returns the controllers it runs.
     ``node_monitor_grace`` defaults to ``$RAYKUBE_NODE_MONITOR_GRACE`` or 40 s (Kubernetes' default).
@@ -363,8 +366,11 @@ def deploy_controller_manager(
     is kube-controller-manager's ``--controllers`` list (default ``$RAYKUBE_CONTROLLERS`` or ``*``);
     an unknown name raises ``UpRefused`` before anything starts. ``cluster_cidr`` is what the node
     IPAM controller carves into the Nodes' ``spec.podCIDR``, ``lb_pool`` where the service-lb-controller
-    takes LoadBalancer addresses from."""
+    takes LoadBalancer addresses from. ``autoscale`` (default ``$RAYKUBE_AUTOSCALE``, else on when Ray has
+    an autoscaler) and ``scale_down_unneeded`` (seconds, default ``$RAYKUBE_SCALE_DOWN_UNNEEDED``, else
+    600) are for its autoscaler loop (docs/autoscaling.md)."""
     grace = node_monitor_grace or float(os.environ.get("RAYKUBE_NODE_MONITOR_GRACE", "40"))
+    autoscaling = autoscaling_settings(autoscale, scale_down_unneeded)
     spec = _controllers_spec(controllers)
     instances = control_plane_instances(CONTROLLER_MANAGER_ACTOR, namespace)
     home = instances[0].node_name
@@ -385,6 +391,7 @@ def deploy_controller_manager(
             lb_pool,
             node_name=instance.node_name,
             home=home,
+            autoscaling=autoscaling,
         )
         for instance in instances
     ]
@@ -479,6 +486,8 @@ class UpConfig:
     lb_pool: str | None = None  # --lb-pool; None: cluster.json's, else 172.29.0.0/24
     network: str | None = None  # --network; None: cluster.json's, else default_network()
     network_backend: str | None = None  # --network-backend; None: cluster.json's, else host-gw
+    autoscale: bool | None = None  # --autoscale / --no-autoscale; None: $RAYKUBE_AUTOSCALE, else detect
+    scale_down_unneeded: float | None = None  # --scale-down-unneeded-time; None: $RAYKUBE_SCALE_DOWN_UNNEEDED
     tls_sans: tuple[str, ...] | None = None  # --tls-san (repeatable); None: cluster.json's, else none
 
 
@@ -723,6 +732,8 @@ def up(config: UpConfig) -> Iterator[UpStep]:
                 controllers=config.controllers,
                 cluster_cidr=cluster_cidr,
                 lb_pool=lb_pool,
+                autoscale=config.autoscale,
+                scale_down_unneeded=config.scale_down_unneeded,
             )
         )
     )

@@ -92,6 +92,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         lb_pool=args.lb_pool,
         network=args.network,
         network_backend=args.network_backend,
+        autoscale=args.autoscale,
+        scale_down_unneeded=args.scale_down_unneeded_time,
         tls_sans=tuple(args.tls_san) if args.tls_san else None,
     )
     kubeconfig: Path | None = None
@@ -353,6 +355,21 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="controllers to run, as kube-controller-manager's flag: '*' (all, the default), 'name' turns "
         "one on, '-name' off, comma separated, e.g. '*,-cronjob' (default: $RAYKUBE_CONTROLLERS or '*')",
+    )
+    up.add_argument(
+        "--autoscale",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ask Ray's autoscaler for nodes for pods that fit nowhere and release idle nodes (default: "
+        "$RAYKUBE_AUTOSCALE, else on when Ray runs an autoscaler: ray up, KubeRay, --autoscaling-config)",
+    )
+    up.add_argument(
+        "--scale-down-unneeded-time",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long a node runs no pods (but DaemonSet, static and control-plane ones) before it is "
+        "cordoned, drained and handed back to Ray (default: $RAYKUBE_SCALE_DOWN_UNNEEDED, else 600)",
     )
     up.add_argument(
         "--cluster-cidr",

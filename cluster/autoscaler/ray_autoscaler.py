@@ -51,6 +51,29 @@ HEAD_RESOURCE = "node:__internal_head__"
 
 
 @dataclass(frozen=True, slots=True)
+class AutoscalingSettings:
+    """What ``raykube up`` was told (``--autoscale``/``--no-autoscale``, ``--scale-down-unneeded-time``,
+    else its own environment); ``None`` leaves the choice to the controller manager's environment."""
+
+    enabled: bool | None = None
+    unneeded: float | None = None
+
+
+def _env_flag(name: str) -> bool | None:
+    value = os.environ.get(name, "")
+    return None if value == "" else value.lower() in ("1", "true", "on", "yes")
+
+
+def autoscaling_settings(enabled: bool | None = None, unneeded: float | None = None) -> AutoscalingSettings:
+    """The given values, else this process's ``$RAYKUBE_AUTOSCALE`` / ``$RAYKUBE_SCALE_DOWN_UNNEEDED``."""
+    if enabled is None:
+        enabled = _env_flag(AUTOSCALE_ENV)
+    if unneeded is None and os.environ.get(UNNEEDED_ENV):
+        unneeded = float(os.environ[UNNEEDED_ENV])
+    return AutoscalingSettings(enabled, unneeded)
+
+
+@dataclass(frozen=True, slots=True)
 class AutoscalingOptions:
     """``enabled``: ``None`` runs the loop only while Ray has an autoscaler (``ray_has_autoscaler``);
     ``unneeded``: seconds a node stays unneeded before it is released; ``period``: seconds between passes."""
@@ -61,12 +84,12 @@ class AutoscalingOptions:
 
     @classmethod
     def from_env(cls, enabled: bool | None = None, unneeded: float | None = None) -> AutoscalingOptions:
-        """What ``raykube up`` was given, else ``$RAYKUBE_AUTOSCALE`` / ``$RAYKUBE_SCALE_DOWN_UNNEEDED``."""
-        if enabled is None and os.environ.get(AUTOSCALE_ENV, "") != "":
-            enabled = os.environ[AUTOSCALE_ENV].lower() in ("1", "true", "on", "yes")
-        if unneeded is None:
-            unneeded = float(os.environ.get(UNNEEDED_ENV, DEFAULT_UNNEEDED))
-        return cls(enabled=enabled, unneeded=unneeded)
+        """What ``raykube up`` was given, else this process's ``$RAYKUBE_AUTOSCALE`` /
+        ``$RAYKUBE_SCALE_DOWN_UNNEEDED``, else the defaults (detect; 600 s)."""
+        given = autoscaling_settings(enabled, unneeded)
+        return cls(
+            enabled=given.enabled, unneeded=DEFAULT_UNNEEDED if given.unneeded is None else given.unneeded
+        )
 
 
 def ray_has_autoscaler() -> bool:

@@ -24,7 +24,7 @@ from typing import Any
 
 import ray
 
-from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, RayAutoscaler
+from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, AutoscalingSettings, RayAutoscaler
 from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
@@ -109,6 +109,7 @@ class ControllerManagerActor:
         lb_pool: str = DEFAULT_LB_POOL,
         node_name: str = "",
         home: str = "",
+        autoscaling: AutoscalingSettings | None = None,
     ) -> None:
         """``node_name``: this instance's node (its Lease identity); ``home``: the node that ran
         ``raykube up``, where the base-named control-plane actors run."""
@@ -116,6 +117,7 @@ class ControllerManagerActor:
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
         self.lb_pool = lb_pool
+        self.autoscaling = autoscaling or AutoscalingSettings()
         self.manager: ControllerManager | None = None
         self.ray_namespace = ray_namespace
         self.agents = agents  # how to deploy node agents, to follow Ray's membership (None: don't)
@@ -156,7 +158,8 @@ class ControllerManagerActor:
         loops: list[Any] = []
         if self.agents is not None and self.client is not None:
             # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
-            loops.append(RayAutoscaler(self.client, self.ray_namespace, AutoscalingOptions.from_env()))
+            options = AutoscalingOptions.from_env(self.autoscaling.enabled, self.autoscaling.unneeded)
+            loops.append(RayAutoscaler(self.client, self.ray_namespace, options))
         return loops
 
     async def _lead(self) -> None:

@@ -3,13 +3,14 @@ node goes back.
 
 The head starts as ``ray start`` would on a cloud head (``RAY_FAKE_CLUSTER=1 ray start --head
 --autoscaling-config=fake_cluster.yaml``: a 1-CPU head, a worker type of 2 CPUs, min 0), with its own
-temp dir; ``raykube up`` joins it, and the controller manager finds Ray's autoscaler on its own. A
-Deployment of two pods of 1500m CPU fits nowhere (the head's Node has 1 CPU): the scheduler marks
-them Unschedulable, the autoscaler loop asks Ray for their bundles (``TriggeredScaleUp``), Ray's
-monitor starts two workers, the membership follower gives each its agent, the Nodes turn Ready and
-the pods run there. Scaled to 0, the workers are unneeded; after 15 s each is tainted
-``ToBeDeletedByClusterAutoscaler`` and cordoned (``ScaleDown``), its agents stop, Ray finds it idle
-and removes it after ``idle_timeout_minutes`` (15 s), and its Node is deleted.
+temp dir; ``raykube up --scale-down-unneeded-time 15`` joins it, and the controller manager finds
+Ray's autoscaler on its own. A Deployment of two pods of 1500m CPU fits nowhere (the head's Node
+has 1 CPU): the scheduler marks them Unschedulable, the autoscaler loop asks Ray for their bundles
+(``TriggeredScaleUp``), Ray's monitor starts two workers, the membership follower gives each its
+agent, the Nodes turn Ready and the pods run there. Scaled to 0, the workers are unneeded; after
+15 s each is tainted ``ToBeDeletedByClusterAutoscaler`` and cordoned (``ScaleDown``), its agents
+stop, Ray finds it idle and removes it after ``idle_timeout_minutes`` (15 s), and its Node is
+deleted.
 
 The phases' durations are printed (``-s``) as ``autoscaling timings: ...``.
 """
@@ -69,8 +70,6 @@ def _start_fake_head(temp_dir: str) -> str:
         RAY_USAGE_STATS_ENABLED="0",
         # `ray start --head` turns token auth on when ~/.ray/auth_token exists; drivers here do not send it.
         RAY_AUTH_MODE="disabled",
-        # The controller manager reads these where it runs: on the head, in Ray's environment.
-        RAYKUBE_SCALE_DOWN_UNNEEDED="15",
     )
     subprocess.run(
         [
@@ -97,7 +96,9 @@ def test_pending_pods_bring_a_node_and_an_idle_node_goes(
     try:
         t0 = time.monotonic()
         address = _start_fake_head(temp_dir)
-        run_cli("up", "--address", address, data_dir=data_dir, timeout=400)
+        run_cli(
+            "up", "--address", address, "--scale-down-unneeded-time", "15", data_dir=data_dir, timeout=400
+        )
         timings["head+up"] = time.monotonic() - t0
         ray.init(address=address, namespace=NAMESPACE, logging_level="WARNING")
         kubeconfig = str(data_dir / "kubeconfig")
