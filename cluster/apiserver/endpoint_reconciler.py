@@ -12,8 +12,9 @@ runs an :class:`EndpointReconciler`:
   ``renewTime`` is never compared with the local clock, so skew between hosts does not matter);
   a Lease unchanged for that long is expired and deleted (with its resourceVersion as precondition,
   so a holder that renewed meanwhile keeps it);
-* it writes ``default/kubernetes`` Endpoints with one address per live Lease, sorted, only when that
-  differs from what is stored. Instances agree on the result, so they converge instead of fighting.
+* it writes ``default/kubernetes`` Endpoints with one address per live Lease, sorted, and the
+  ``kubernetes`` EndpointSlice (what service proxies read) with the same endpoints, each only when
+  it differs from what is stored. Instances agree on the result, so they converge, not fight.
 
 On a clean stop an instance deletes its own Lease and rewrites the Endpoints without itself, so a
 rolling restart does not leave a dead address behind for a whole lease.
@@ -46,6 +47,8 @@ IDENTITY_VALUE = "kube-apiserver"
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 ADDRESS_ANNOTATION = "raykube.io/apiserver-address"  # "<ip>:<port>"
 NODE_ANNOTATION = "raykube.io/apiserver-node"
+SERVICE_NAME = "kubernetes.io/service-name"
+SKIP_MIRROR = "endpointslice.kubernetes.io/skip-mirror"
 LEASE_SECONDS = 15  # kube-apiserver's --endpoint-reconciler lease TTL
 PERIOD = 5.0
 
@@ -85,6 +88,7 @@ class EndpointReconciler:
     def __post_init__(self) -> None:
         self.leases = _info("coordination.k8s.io", "leases")
         self.endpoints = _info("", "endpoints")
+        self.slices = _info("discovery.k8s.io", "endpointslices")
         self.name = lease_name(self.node)
 
     async def run(self) -> None:
@@ -182,26 +186,60 @@ class EndpointReconciler:
             subsets.append(
                 {"addresses": addresses, "ports": [{"name": "https", "port": port, "protocol": "TCP"}]}
             )
+        await self._put(
+            self.endpoints,
+            {
+                "apiVersion": "v1",
+                "kind": "Endpoints",
+                "metadata": {"name": "kubernetes", "namespace": "default", "labels": {SKIP_MIRROR: "true"}},
+                "subsets": subsets,
+            },
+            ("subsets",),
+        )
+        # The EndpointSlice is what service proxies read: pods reach the API at the kubernetes ClusterIP.
+        # One slice has one port; instances all serve the same one (the first, should they differ).
+        port = entries[0][1] if entries else 0
+        ipv6 = any(":" in ip for ip, _, _ in entries)
+        endpoints = [
+            {"addresses": [ip], "conditions": {"ready": True}, **({"nodeName": node} if node else {})}
+            for ip, p, node in entries
+            if p == port and (":" in ip) == ipv6
+        ]
+        await self._put(
+            self.slices,
+            {
+                "apiVersion": "discovery.k8s.io/v1",
+                "kind": "EndpointSlice",
+                "metadata": {
+                    "name": "kubernetes",
+                    "namespace": "default",
+                    "labels": {SERVICE_NAME: "kubernetes"},
+                },
+                "addressType": "IPv6" if ipv6 else "IPv4",
+                "endpoints": endpoints,
+                "ports": [{"name": "https", "port": port, "protocol": "TCP"}] if endpoints else [],
+            },
+            ("addressType", "endpoints", "ports"),
+        )
+
+    async def _put(self, info: ResourceInfo, body: dict[str, Any], fields: tuple[str, ...]) -> None:
+        """Create ``default/kubernetes`` of ``info`` as ``body``, or update it when one of ``fields``
+        differs (a stale read gives 409: another instance wrote first, the next pass converges)."""
         try:
-            current: dict[str, Any] | None = await self.registry.get(self.endpoints, "default", "kubernetes")
+            current: dict[str, Any] | None = await self.registry.get(info, "default", "kubernetes")
         except StatusError as err:
             if err.code != 404:
                 raise
             current = None
-        if current is not None and (current.get("subsets") or []) == subsets:
-            return
-        body: dict[str, Any] = {
-            "apiVersion": "v1",
-            "kind": "Endpoints",
-            "metadata": {"name": "kubernetes", "namespace": "default"},
-            "subsets": subsets,
-        }
         if current is None:
-            await self.registry.create(self.endpoints, "default", body)
+            await self.registry.create(info, "default", body)
+            return
+        if all((current.get(f) or []) == (body.get(f) or []) for f in fields):
             return
         meta = current["metadata"]
-        body["metadata"] = {**meta, "resourceVersion": meta["resourceVersion"]}
-        await self.registry.update(self.endpoints, "default", "kubernetes", body)
+        labels = {**(meta.get("labels") or {}), **body["metadata"]["labels"]}
+        body["metadata"] = {**meta, "labels": labels, "resourceVersion": meta["resourceVersion"]}
+        await self.registry.update(info, "default", "kubernetes", body)
 
 
 def _address(lease: dict[str, Any]) -> tuple[str, int]:

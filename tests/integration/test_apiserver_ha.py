@@ -1,10 +1,10 @@
 """One API server per control-plane node, and losing one keeps the API up. A ``ray.cluster_utils``
 head and two workers (one host, so the three instances share one port through SO_REUSEPORT),
 ``raykube up --replicas 3 --runtime none``: an API server actor on each of the three nodes, and the
-``kubernetes`` Endpoints list three addresses (one per instance, by node). A worker hosting an API
-server (and a store follower) is removed: kubectl through the shared port keeps creating and
-reading, our ApiClient with the kubeconfig's server list keeps working, and once the dead
-instance's Lease expires the Endpoints list two.
+``kubernetes`` Endpoints and EndpointSlice list three addresses (one per instance, by node). A
+worker hosting an API server (and a store follower) is removed: kubectl through the shared port
+keeps creating and reading, our ApiClient with the kubeconfig's server list keeps working, and once
+the dead instance's Lease expires the Endpoints and the EndpointSlice list two.
 """
 
 from __future__ import annotations
@@ -82,10 +82,15 @@ def test_losing_a_node_keeps_the_api_up(data_dir: Path, monkeypatch: pytest.Monk
                 for a in s["addresses"]
             )
 
+        def slice_nodes() -> list[str]:
+            obj = json.loads(kubectl("get", "endpointslices.discovery.k8s.io", "kubernetes", "-o", "json"))
+            return sorted(e.get("nodeName", "") for e in obj.get("endpoints") or [])
+
         three = wait_until(
             lambda: (eps := endpoints()) and len(eps) == 3 and eps, "three API server endpoints"
         )
         assert len({node for _, node, _ in three}) == 3
+        assert slice_nodes() == sorted(node for _, node, _ in three)
         leases = json.loads(kubectl("-n", "kube-system", "get", "leases", "-l", IDENTITY, "-o", "json"))[
             "items"
         ]
@@ -127,6 +132,7 @@ def test_losing_a_node_keeps_the_api_up(data_dir: Path, monkeypatch: pytest.Monk
         # The dead instance's Lease expires (15 s unchanged) and its address leaves the Endpoints.
         two = wait_until(lambda: (eps := endpoints()) and len(eps) == 2 and eps, "the dead endpoint dropped")
         assert dead_name not in {node for _, node, _ in two}
+        wait_until(lambda: slice_nodes() == sorted(node for _, node, _ in two), "the EndpointSlice following")
         remaining = json.loads(kubectl("-n", "kube-system", "get", "leases", "-l", IDENTITY, "-o", "json"))
         assert len(remaining["items"]) == 2
     finally:

@@ -42,6 +42,15 @@ async def _endpoints(registry: Registry) -> list[Any]:
     ]
 
 
+async def _slice(registry: Registry) -> list[Any]:
+    info = lookup("discovery.k8s.io", "v1", "endpointslices")
+    assert info is not None
+    obj = await registry.get(info, "default", "kubernetes")
+    assert obj["metadata"]["labels"]["kubernetes.io/service-name"] == "kubernetes"
+    ports = [p["port"] for p in obj["ports"]]
+    return [(e["addresses"][0], e.get("nodeName"), ports) for e in obj["endpoints"]]
+
+
 async def _leases(registry: Registry) -> list[str]:
     info = lookup("coordination.k8s.io", "v1", "leases")
     assert info is not None
@@ -59,6 +68,7 @@ def test_every_live_instance_is_listed_and_a_silent_one_drops_after_its_lease() 
         assert await b.reconcile() == ["10.0.0.1", "10.0.0.2"]
         await a.reconcile()
         assert await _endpoints(registry) == [("10.0.0.1", "node-a", 6443), ("10.0.0.2", "node-b", 6443)]
+        assert await _slice(registry) == [("10.0.0.1", "node-a", [6443]), ("10.0.0.2", "node-b", [6443])]
         assert await _leases(registry) == sorted([lease_name("node-a"), lease_name("node-b")])
         # b stops renewing (its host died); a keeps going. Within the lease b still counts.
         clock.now += 10
@@ -66,6 +76,7 @@ def test_every_live_instance_is_listed_and_a_silent_one_drops_after_its_lease() 
         clock.now += 10  # b's record unchanged for 20 s > 15 s, as a observed it
         assert await a.reconcile() == ["10.0.0.1"]
         assert await _endpoints(registry) == [("10.0.0.1", "node-a", 6443)]
+        assert await _slice(registry) == [("10.0.0.1", "node-a", [6443])]
         assert await _leases(registry) == [lease_name("node-a")]
         # b comes back: renewing puts it back.
         await b.reconcile()
@@ -100,7 +111,11 @@ def test_a_clean_stop_withdraws_at_once() -> None:
         assert await _endpoints(registry) == [("10.0.0.1", "node-a", 6443), ("10.0.0.1", "node-b", 6443)]
         await b.stop()
         assert await _endpoints(registry) == [("10.0.0.1", "node-a", 6443)]
-        assert await _leases(registry) == [lease_name("node-a")]
+        assert await _slice(registry) == [("10.0.0.1", "node-a", [6443])]
+        await a.stop()
+        assert await _endpoints(registry) == []
+        assert await _slice(registry) == []
+        assert await _leases(registry) == []
 
     asyncio.run(scenario())
 
