@@ -59,6 +59,20 @@ def check_port_free(host: str, port: int) -> None:
             ) from None
 
 
+async def _wait_port_free(host: str, port: int, timeout: float = 10.0) -> None:
+    """``check_port_free``, allowing a few seconds for the API server of a cluster just taken down
+    (``raykube down``; ``ray.kill`` does not wait for the process to go) to release the port."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        try:
+            check_port_free(host, port)
+            return
+        except PortTaken:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+        await asyncio.sleep(0.25)
+
+
 def install_pki(pki_dir: Path, files: dict[str, bytes]) -> None:
     """Write the cluster's PKI files (from the node that ran ``up``) where this node lacks them or
     has other contents: an API server on another host has no copy of that node's data directory."""
@@ -103,7 +117,7 @@ class ApiServerActor:
 
     async def _start(self) -> None:
         if self.claim_port:
-            check_port_free(self.host, self.port)
+            await _wait_port_free(self.host, self.port)
         client = await StoreClient.connect(self.namespace)
         ctx = self.ssl = server_ssl_context(self.pki)
 
