@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import shutil
 import sys
 import tempfile
@@ -41,7 +42,7 @@ from cluster.bootstrap import (
 )
 from cluster.machinery.pki import certificate_hosts, normalize_host
 from cluster.naming import default_namespace
-from cluster.node_agents import stop_node_agents
+from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
 from cluster.store.client import StoreClient, Unavailable
 from netplugins.actor import network_plugins
@@ -77,6 +78,8 @@ def _print_foreign(e: NamespaceTaken, data_dir: Path, doing: str) -> None:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    if args.node_delete_delay is not None:  # the controller manager gets it with the node agents' config
+        os.environ[DELETE_DELAY_ENV] = str(args.node_delete_delay)
     config = UpConfig(
         data_dir=_data_dir(args),
         address=args.address,
@@ -288,6 +291,7 @@ BENCH_SUITES = {
     "startup": "bench.startup",
     "controllers": "bench.controllers",
     "network": "bench.network",
+    "join": "bench.join",
 }
 
 
@@ -339,6 +343,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="pod network plugin: bridge (root; an IP per pod from the node's podCIDR), host (pods share "
         "the node's network), or pkg.module:Class (a netplugins.cni.plugin.NetworkPlugin). Default: the "
         "one in DATA_DIR/cluster.json, else bridge as root with /usr/lib/cni/bridge, else host",
+    )
+    up.add_argument(
+        "--node-delete-delay",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="how long the Node of a Ray node that died stays before it is deleted "
+        "(default: $RAYKUBE_NODE_DELETE_DELAY, else 300)",
     )
     up.add_argument(
         "--network-backend",

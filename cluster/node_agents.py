@@ -151,6 +151,18 @@ def cluster_dns_ip(network_options: dict[str, Any]) -> str:
     return ServiceNetwork.parse(str(network_options.get("service_cidr") or "10.96.0.0/12")).dns_ip
 
 
+def remove_node_sockets(node_name: str, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
+    """Unlink the CNI and CRI sockets of a node that died, when they are on this host (several Ray
+    nodes sharing a host, as in test clusters): a killed node leaves them behind, and their paths are
+    unique to the node's name in this namespace. Returns the paths removed."""
+    removed = []
+    for path in (_cni_socket(namespace, node_name), _cri_socket(namespace, node_name)):
+        with contextlib.suppress(FileNotFoundError):
+            Path(path).unlink()
+            removed.append(path)
+    return removed
+
+
 def _serving_pair(pki: Pki, node_dir: Path, name: str, ip: str) -> tuple[str, str]:
     """The agent's serving certificate and key (PEM), issued or reused under an exclusive lock on
     the node's directory: ``raykube up`` and the controller manager's membership follower may deploy

@@ -92,6 +92,7 @@ RAY_GLUE: tuple[str, ...] = (
     "cluster.ownership",
     "cluster.cli",
     "cluster.node_agents",  # places one runtime + agent actor pair on every Ray node
+    "cluster.membership",  # follows ray.nodes(): agents for nodes that join, Nodes of nodes that leave
     "cluster.store.client",  # the store client's transport is Ray calls to the replica actors
     "*.actor",
     "nodeagent.actor",

@@ -37,8 +37,8 @@ from cluster.controllers.registry import enabled
 from cluster.controllers.runtime import ControllerOptions
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR
 from cluster.machinery.ippool import DEFAULT_LB_POOL
-from cluster.naming import node_names
-from cluster.node_agents import NodeAgentsConfig, deploy_node_agents
+from cluster.membership import RayNodeFollower
+from cluster.node_agents import NodeAgentsConfig, ray_node_names
 from cluster.store.client import StoreClient
 
 log = logging.getLogger("raykube.controllers")
@@ -80,8 +80,9 @@ class RayComponents:
         return True
 
     async def components(self) -> list[Component]:
-        alive = [n for n in ray.nodes() if n.get("Alive")]  # type: ignore[no-untyped-call]
-        names = node_names(alive)
+        everything = ray.nodes()  # type: ignore[no-untyped-call]
+        alive = [n for n in everything if n.get("Alive")]
+        names = ray_node_names(everything)  # the Node names the agents registered under
         ips = {names[n["NodeID"]]: str(n.get("NodeManagerAddress") or "") for n in alive}
         here = self.home or names.get(ray.get_runtime_context().get_node_id(), "")
         answering = {actor: await self._answers(actor) for actor in self._instances()}
@@ -232,18 +233,15 @@ class ControllerManagerActor:
         """The holderIdentity this instance last observed ('' when none)."""
         return self.elector.leader if self.elector is not None else ""
 
-    async def _follow_ray_nodes(self, agents: NodeAgentsConfig, period: float = 15.0) -> None:
-        """Give every Ray node that joins later (``ray up``, the autoscaler) its runtime and agent."""
-        while True:
-            await asyncio.sleep(period)
-            try:
-                added = await asyncio.to_thread(
-                    deploy_node_agents, agents, self.ray_namespace, only_missing=True
-                )
-                for agent in added:
-                    log.info("node %s joined: agent on port %s", agent.node, agent.port)
-            except Exception:
-                log.exception("deploying node agents for new Ray nodes failed")
+    async def _follow_ray_nodes(self, agents: NodeAgentsConfig) -> None:
+        """Follow Ray's membership (``cluster.membership``): a node that joins (``ray up``, the
+        autoscaler) gets its network plugin, proxy, runtime and agent within about a second; the Node
+        of one that dies turns Unknown at once and is deleted after ``agents.node_delete_delay``."""
+        client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+        try:
+            await RayNodeFollower(agents, self.ray_namespace, client).run()
+        finally:
+            await client.close()
 
     async def shutdown(self) -> None:
         """Stop the controllers and loops and release the Lease (a standby takes over at its next
