@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import ray
 
@@ -35,7 +35,7 @@ from cluster.autoscaler import planning
 from cluster.autoscaler.marks import mark_releasing, marked_releasing, unmark_releasing
 from cluster.client import events as ev
 from cluster.client.errors import ApiError
-from cluster.client.event_recorder import ClientEventWriter, EventRecorder
+from cluster.client.event_recorder import ClientEventWriter, EventRecorder, EventSink
 from cluster.client.rest import ApiClient
 from cluster.naming import node_names
 from netplugins.actor import network_actor_name
@@ -163,6 +163,60 @@ def _control_plane_ids(namespace: str) -> list[str]:
     return control_plane_nodes(namespace)
 
 
+class RaySide(Protocol):
+    """What the loop asks of Ray (blocking calls; the loop runs them in threads). ``RayGlue`` is the
+    real one; unit tests give a fake."""
+
+    def has_autoscaler(self) -> bool: ...
+
+    def view(self) -> tuple[dict[str, str], set[str]]:
+        """Node name -> Ray node id of the alive nodes, and the names of Ray's head."""
+        ...
+
+    def control_plane(self) -> list[str]: ...
+
+    def request(self, bundles: list[planning.Bundle]) -> None: ...
+
+    def stop(self, node: str) -> list[str]: ...
+
+    def mark(self, node: str) -> None: ...
+
+    def marked(self) -> set[str]: ...
+
+    def unmark(self, node: str) -> None: ...
+
+
+class RayGlue:
+    """``RaySide`` against the Ray this process is connected to, for the cluster of ``ray_namespace``."""
+
+    def __init__(self, ray_namespace: str) -> None:
+        self.ray_namespace = ray_namespace
+
+    def has_autoscaler(self) -> bool:
+        return ray_has_autoscaler()
+
+    def view(self) -> tuple[dict[str, str], set[str]]:
+        return _ray_view()
+
+    def control_plane(self) -> list[str]:
+        return _control_plane_ids(self.ray_namespace)
+
+    def request(self, bundles: list[planning.Bundle]) -> None:
+        request_resources(bundles)
+
+    def stop(self, node: str) -> list[str]:
+        return stop_node_actors(node, self.ray_namespace)
+
+    def mark(self, node: str) -> None:
+        mark_releasing(self.ray_namespace, node)
+
+    def marked(self) -> set[str]:
+        return marked_releasing(self.ray_namespace)
+
+    def unmark(self, node: str) -> None:
+        unmark_releasing(self.ray_namespace, node)
+
+
 def _ref(obj: Mapping[str, Any], kind: str) -> ev.ObjectRef:
     meta = obj.get("metadata") or {}
     return ev.ObjectRef(
@@ -171,7 +225,9 @@ def _ref(obj: Mapping[str, Any], kind: str) -> ev.ObjectRef:
 
 
 class RayAutoscaler:
-    """The loop (see the module docstring); ``run`` until cancelled. ``clock`` is monotonic seconds."""
+    """The loop (see the module docstring); ``run`` until cancelled. ``clock`` is monotonic seconds;
+    ``ray`` (default ``RayGlue``) and ``events`` (default: an ``EventRecorder`` that ``run`` drives)
+    are seams for tests."""
 
     def __init__(
         self,
@@ -180,13 +236,14 @@ class RayAutoscaler:
         options: AutoscalingOptions,
         *,
         clock: Callable[[], float] = time.monotonic,
-        detect: Callable[[], bool] = ray_has_autoscaler,
+        ray_side: RaySide | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.client = client
         self.ray_namespace = ray_namespace
         self.options = options
         self.clock = clock
-        self.detect = detect
+        self.ray = ray_side or RayGlue(ray_namespace)
         self.releasing: set[str] = set()
         self.requested: list[planning.Bundle] | None = None  # what Ray was last asked for
         self._unneeded_since: dict[str, float] = {}
@@ -194,12 +251,14 @@ class RayAutoscaler:
         self._stopped: set[str] = set()  # nodes whose actors this loop killed
         self._control_plane: tuple[float, set[str]] = (float("-inf"), set())
         self._enabled: tuple[float, bool] = (float("-inf"), False)
-        self.events = EventRecorder(
+        self.events: EventSink = events or EventRecorder(
             ClientEventWriter(client), "", lambda: datetime.now(UTC), component="cluster-autoscaler"
         )
 
     async def run(self) -> None:
-        sender = asyncio.get_running_loop().create_task(self.events.run())
+        sender = None
+        if isinstance(self.events, EventRecorder):
+            sender = asyncio.get_running_loop().create_task(self.events.run())
         try:
             while True:
                 try:
@@ -211,14 +270,15 @@ class RayAutoscaler:
                     log.exception("autoscaler pass failed; retrying in %.0fs", self.options.period)
                 await asyncio.sleep(self.options.period)
         finally:
-            sender.cancel()
+            if sender is not None:
+                sender.cancel()
 
     async def _is_enabled(self) -> bool:
         if self.options.enabled is not None:
             return self.options.enabled
         checked, enabled = self._enabled
         if self.clock() - checked >= 60.0:  # Ray's autoscaler does not come and go often
-            was, enabled = enabled, await asyncio.to_thread(self.detect)
+            was, enabled = enabled, await asyncio.to_thread(self.ray.has_autoscaler)
             self._enabled = (self.clock(), enabled)
             if enabled != was:
                 log.info(
@@ -230,7 +290,7 @@ class RayAutoscaler:
         checked, names = self._control_plane
         if self.clock() - checked >= 30.0:
             by_id = {v: k for k, v in ids.items()}
-            cp = await asyncio.to_thread(_control_plane_ids, self.ray_namespace)
+            cp = await asyncio.to_thread(self.ray.control_plane)
             names = {by_id[i] for i in cp if i in by_id}
             self._control_plane = (self.clock(), names)
         return names | head
@@ -239,10 +299,10 @@ class RayAutoscaler:
         """One pass: read, decide, act (see the module docstring)."""
         nodes: list[dict[str, Any]] = (await self.client.list_all("v1", "nodes")).get("items") or []
         pods: list[dict[str, Any]] = (await self.client.list_all("v1", "pods")).get("items") or []
-        ids, head = await asyncio.to_thread(_ray_view)
+        ids, head = await asyncio.to_thread(self.ray.view)
         self.releasing = {n["metadata"]["name"] for n in nodes if planning.is_releasing(n)}
-        for gone in await asyncio.to_thread(marked_releasing, self.ray_namespace) - ids.keys():
-            await asyncio.to_thread(unmark_releasing, self.ray_namespace, gone)  # Ray let it go
+        for gone in await asyncio.to_thread(self.ray.marked) - ids.keys():
+            await asyncio.to_thread(self.ray.unmark, gone)  # Ray let it go
             self._stopped.discard(gone)
         await self._scale_up(pods, ids)
         protected = await self._protected(head, ids)
@@ -264,7 +324,7 @@ class RayAutoscaler:
     async def _scale_up(self, pods: list[dict[str, Any]], ids: Mapping[str, str]) -> None:
         bundles = planning.scale_up_request(pods, ids)
         if bundles != self.requested:
-            await asyncio.to_thread(request_resources, bundles)
+            await asyncio.to_thread(self.ray.request, bundles)
             log.info(
                 "asked Ray's autoscaler for %d bundle(s)%s", len(bundles), "" if bundles else " (cleared)"
             )
@@ -290,7 +350,7 @@ class RayAutoscaler:
 
     async def _mark(self, node: dict[str, Any]) -> None:
         name = node["metadata"]["name"]
-        await asyncio.to_thread(mark_releasing, self.ray_namespace, name)
+        await asyncio.to_thread(self.ray.mark, name)
         patch = planning.release_patch(node, int(time.time()))
         await self.client.patch("v1", "nodes", name, patch)
         self.releasing.add(name)
@@ -326,8 +386,8 @@ class RayAutoscaler:
             self.events.event(_ref(pod, "Pod"), "Normal", "ScaleDown", "deleting pod for node scale down")
         if any(p["spec"].get("nodeName") == node and not planning.stays_on_node(p) for p in pods):
             return  # still draining (evictions pending or pods terminating)
-        await asyncio.to_thread(mark_releasing, self.ray_namespace, node)  # marked by a former leader?
-        killed = await asyncio.to_thread(stop_node_actors, node, self.ray_namespace)
+        await asyncio.to_thread(self.ray.mark, node)  # a former leader may have tainted it unmarked
+        killed = await asyncio.to_thread(self.ray.stop, node)
         self._stopped.add(node)
         log.info("node %s drained; stopped %s so Ray can release it", node, ", ".join(killed) or "nothing")
         self.events.event(
