@@ -112,6 +112,16 @@ class StoreClient:
 
         self._handles = await asyncio.to_thread(lookup)
 
+    def _submit(self, rid: int, handle: Any, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Submit an actor call. Ray refuses the submission itself (a plain Exception) when the actor
+        was killed for good, as a removed store member is: forget that replica and report it as
+        unavailable, so the caller tries another one (and the next lookup finds any new member)."""
+        try:
+            return getattr(handle, method).remote(*args, **kwargs)
+        except Exception as e:
+            self._handles.pop(rid, None)
+            raise ray.exceptions.ActorUnavailableError(f"store-{rid}: {e}", None) from e
+
     def _candidates(self) -> list[int]:
         ids = sorted(self._handles)
         if self._leader in self._handles:
@@ -134,7 +144,7 @@ class StoreClient:
                 await asyncio.sleep(0.05)
                 continue
             try:
-                ref = getattr(handle, method).remote(*args, **kwargs)
+                ref = self._submit(rid, handle, method, *args, **kwargs)
                 result = await asyncio.wait_for(ref, self.request_timeout)
             except (TimeoutError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError) as e:
                 last_error = e
@@ -255,9 +265,12 @@ class StoreClient:
                 await asyncio.sleep(0.1)
                 continue
             rid = ids[next(order) % len(ids)] if self._leader == 0 else self._leader
-            handle = self._handles[rid]
+            handle = self._handles.get(rid)
+            if handle is None:  # forgotten meanwhile (a removed member)
+                self._leader = 0
+                continue
             try:
-                ref = handle.wait_events.remote(key, range_end, next_rev, poll_timeout)
+                ref = self._submit(rid, handle, "wait_events", key, range_end, next_rev, poll_timeout)
                 result = await asyncio.wait_for(ref, poll_timeout + self.request_timeout)
             except (TimeoutError, ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError):
                 self._leader = 0

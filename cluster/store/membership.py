@@ -90,3 +90,21 @@ def record_cluster(store_dir: Path, voters: list[int]) -> None:
     """Mark the store directory as holding a created cluster (after its replicas started)."""
     if not cluster_created(store_dir):
         write_marker(store_dir, CLUSTER_MARKER, {"voters": voters})
+
+
+def recorded_members(store_dir: Path) -> tuple[list[int], int] | None:
+    """The voters the cluster marker records and the highest replica id ever used (ids are never
+    reused), or None before the cluster was created. ``raykube up`` recreates exactly these ids."""
+    marker = read_marker(store_dir, CLUSTER_MARKER)
+    if marker is None or not marker.get("voters"):
+        return None
+    voters = sorted(int(v) for v in marker["voters"])
+    return voters, max(int(marker.get("max_id", 0)), *voters)
+
+
+def record_members(store_dir: Path, voters: list[int], max_id: int) -> None:
+    """Rewrite the cluster marker after a membership change, so that the next ``raykube up`` finds
+    (or recreates) the current members and not removed ones. Only where the cluster was created: a
+    node that never held the marker must not start to look like one that did."""
+    if cluster_created(store_dir):
+        write_marker(store_dir, CLUSTER_MARKER, {"voters": sorted(voters), "max_id": max(max_id, *voters)})

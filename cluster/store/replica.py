@@ -289,6 +289,8 @@ class Replica:
             "wal_fsyncs": self.wal.syncs,
             "pid": os.getpid(),
             "state": f"failed: {self.failed}" if self.failed else self.awaiting or "ok",
+            # A leader with a membership change proposed but not yet applied refuses another one.
+            "pending_conf": self.node.raft.pending_conf_index > self.applied,
         }
 
     def kv_hash(self) -> tuple[int, int, int]:
