@@ -200,9 +200,12 @@ class RayNodeFollower:
         known: set[str] = set()
         now = self.clock()
         if self.tracker.last_resync is None or now - self.tracker.last_resync >= self.tracker.resync:
-            objects = await self._ray_node_objects()
-            known = {o["metadata"]["labels"][RAY_NODE_ID_LABEL] for o in objects}
-            await self._clear_shutdown(objects)
+            try:  # an API server that does not answer must not hold up the agents of new nodes
+                objects = await self._ray_node_objects()
+                known = {o["metadata"]["labels"][RAY_NODE_ID_LABEL] for o in objects}
+                await self._clear_shutdown(objects)
+            except Exception as err:
+                log.warning("listing the Nodes of Ray nodes failed (%s); retrying at the next resync", err)
         plan = self.tracker.observe(nodes, now, known=known)
         for node_id in plan.deploy - self._deploying.keys():
             self._deploying[node_id] = asyncio.get_running_loop().create_task(self._deploy(node_id))
