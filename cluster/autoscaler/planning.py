@@ -272,3 +272,9 @@ def release_patch(node: Mapping[str, Any], now_epoch: int) -> dict[str, Any]:
     taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != TO_BE_DELETED_TAINT]
     taints.append({"key": TO_BE_DELETED_TAINT, "value": str(now_epoch), "effect": "NoSchedule"})
     return {"spec": {"unschedulable": True, "taints": taints}}
+
+
+def restore_patch(node: Mapping[str, Any]) -> dict[str, Any]:
+    """The merge patch that undoes ``release_patch``: the taint goes, the node is schedulable again."""
+    taints = [t for t in (node.get("spec") or {}).get("taints") or [] if t.get("key") != TO_BE_DELETED_TAINT]
+    return {"spec": {"unschedulable": None, "taints": taints or None}}

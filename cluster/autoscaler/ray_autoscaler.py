@@ -8,12 +8,15 @@ and, for every node being released, the next step: evict its pods through the Ev
 PodDisruptionBudget that refuses, 429, is retried next pass), and once only pods that stay are left,
 stop and kill the node's agent, runtime, proxy and network plugin actors (``stop_node_actors``), after
 which Ray finds the node idle and its autoscaler removes it after ``idle_timeout_minutes``. The Node
-object goes when Ray has forgotten the node (the controller manager's membership follower).
+object goes when Ray has forgotten the node (the controller manager's membership follower). A node
+Ray keeps alive ``give_back`` seconds after its actors stopped (its node type's ``min_workers``) is
+restored and not released again (``ScaleDownFailed``).
 
 Everything it decides from is re-read each pass (the taint marks a node being released), so a new
 leader carries on where the last one stopped. A node being released is also marked in Ray's GCS
 (``cluster.autoscaler.marks``) before its actors stop, so the membership follower does not give it new
-ones; the mark goes once Ray no longer lists the node alive.
+ones; the mark goes once Ray no longer lists the node alive (or its Node is not tainted: a leader stopped
+between mark and taint, or ``raykube down`` and ``up`` again in the same Ray).
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ from nodeagent.actor import agent_actor_name, runtime_actor_name
 log = logging.getLogger("raykube.autoscaler")
 
 DEFAULT_UNNEEDED = 600.0  # cluster-autoscaler's --scale-down-unneeded-time (10 min)
+DEFAULT_GIVE_BACK = 600.0  # twice Ray's default idle_timeout_minutes (5)
 AUTOSCALE_ENV = "RAYKUBE_AUTOSCALE"  # 1: on, 0: off, unset: on when Ray has an autoscaler
 UNNEEDED_ENV = "RAYKUBE_SCALE_DOWN_UNNEEDED"
 HEAD_RESOURCE = "node:__internal_head__"
@@ -76,11 +80,14 @@ def autoscaling_settings(enabled: bool | None = None, unneeded: float | None = N
 @dataclass(frozen=True, slots=True)
 class AutoscalingOptions:
     """``enabled``: ``None`` runs the loop only while Ray has an autoscaler (``ray_has_autoscaler``);
-    ``unneeded``: seconds a node stays unneeded before it is released; ``period``: seconds between passes."""
+    ``unneeded``: seconds a node stays unneeded before it is released; ``period``: seconds between passes;
+    ``give_back``: seconds Ray may keep a released node alive (its node type's ``min_workers``, which
+    raykube cannot see) before the node is restored: untainted, uncordoned, agents back."""
 
     enabled: bool | None = None
     unneeded: float = DEFAULT_UNNEEDED
     period: float = 5.0
+    give_back: float = DEFAULT_GIVE_BACK
 
     @classmethod
     def from_env(cls, enabled: bool | None = None, unneeded: float | None = None) -> AutoscalingOptions:
@@ -248,7 +255,8 @@ class RayAutoscaler:
         self.requested: list[planning.Bundle] | None = None  # what Ray was last asked for
         self._unneeded_since: dict[str, float] = {}
         self._triggered: set[str] = set()  # pod uids that got TriggeredScaleUp
-        self._stopped: set[str] = set()  # nodes whose actors this loop killed
+        self._stopped: dict[str, float] = {}  # nodes whose actors this loop killed, and when
+        self._kept: set[str] = set()  # nodes Ray kept after their release: never released again
         self._control_plane: tuple[float, set[str]] = (float("-inf"), set())
         self._enabled: tuple[float, bool] = (float("-inf"), False)
         self.events: EventSink = events or EventRecorder(
@@ -301,11 +309,12 @@ class RayAutoscaler:
         pods: list[dict[str, Any]] = (await self.client.list_all("v1", "pods")).get("items") or []
         ids, head = await asyncio.to_thread(self.ray.view)
         self.releasing = {n["metadata"]["name"] for n in nodes if planning.is_releasing(n)}
-        for gone in await asyncio.to_thread(self.ray.marked) - ids.keys():
-            await asyncio.to_thread(self.ray.unmark, gone)  # Ray let it go
-            self._stopped.discard(gone)
+        for stale in await asyncio.to_thread(self.ray.marked) - (ids.keys() & self.releasing):
+            # Ray let it go, or it is not being released (a leader stopped between mark and taint)
+            await asyncio.to_thread(self.ray.unmark, stale)
+            self._stopped.pop(stale, None)
         await self._scale_up(pods, ids)
-        protected = await self._protected(head, ids)
+        protected = await self._protected(head, ids) | self._kept
         plan = planning.plan_scale_down(
             nodes,
             pods,
@@ -319,7 +328,10 @@ class RayAutoscaler:
         for name in plan.release:
             await self._mark(by_name[name])
         for name in sorted(self.releasing & ids.keys()):  # the rest Ray has let go already
-            await self._release(name, pods)
+            if self.clock() - self._stopped.get(name, float("inf")) >= self.options.give_back:
+                await self._restore(by_name[name])
+            else:
+                await self._release(name, pods)
 
     async def _scale_up(self, pods: list[dict[str, Any]], ids: Mapping[str, str]) -> None:
         bundles = planning.scale_up_request(pods, ids)
@@ -388,11 +400,31 @@ class RayAutoscaler:
             return  # still draining (evictions pending or pods terminating)
         await asyncio.to_thread(self.ray.mark, node)  # a former leader may have tainted it unmarked
         killed = await asyncio.to_thread(self.ray.stop, node)
-        self._stopped.add(node)
+        self._stopped[node] = self.clock()
         log.info("node %s drained; stopped %s so Ray can release it", node, ", ".join(killed) or "nothing")
         self.events.event(
             ev.ObjectRef("Node", node),
             "Normal",
             "ScaleDown",
             "node drained; its agent stopped for Ray to remove it",
+        )
+
+    async def _restore(self, node: dict[str, Any]) -> None:
+        """Ray kept ``node`` (its type's ``min_workers``): take it back into service."""
+        name = node["metadata"]["name"]
+        await self.client.patch("v1", "nodes", name, planning.restore_patch(node))
+        await asyncio.to_thread(self.ray.unmark, name)  # the membership follower gives it agents again
+        self._stopped.pop(name, None)
+        self._kept.add(name)
+        self.releasing.discard(name)
+        log.warning(
+            "node %s: Ray kept it %.0fs after its agents stopped (min_workers of its node type?): restored",
+            name,
+            self.options.give_back,
+        )
+        self.events.event(
+            _ref(node, "Node"),
+            "Warning",
+            "ScaleDownFailed",
+            "Ray's autoscaler kept the node (its node type's min_workers?); uncordoned, agents restored",
         )

@@ -16,6 +16,7 @@ from cluster.autoscaler.planning import (
     pods_to_evict,
     ray_resources,
     release_patch,
+    restore_patch,
     scale_up_request,
 )
 
@@ -293,3 +294,13 @@ def test_release_patch_cordons_and_taints_keeping_other_taints() -> None:
     n["spec"] = patch["spec"]
     assert is_releasing(n)
     assert release_patch(n, 1700000001)["spec"]["taints"][-1]["value"] == "1700000001"
+
+
+def test_restore_patch_undoes_the_release() -> None:
+    kept = {"key": "dedicated", "value": "x", "effect": "NoSchedule"}
+    n = node("w1", taints=[kept])
+    n["spec"] = release_patch(n, 1)["spec"]
+    assert restore_patch(n) == {"spec": {"unschedulable": None, "taints": [kept]}}
+    assert restore_patch(node("w2", taints=[{"key": TO_BE_DELETED_TAINT, "effect": "NoSchedule"}])) == {
+        "spec": {"unschedulable": None, "taints": None}
+    }

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from cluster.autoscaler.planning import TO_BE_DELETED_TAINT, Bundle
+from cluster.autoscaler.planning import SCALE_DOWN_DISABLED, TO_BE_DELETED_TAINT, Bundle
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, RayAutoscaler
 from cluster.client import events as ev
 from cluster.client.errors import ApiError
@@ -158,3 +158,35 @@ def test_an_idle_node_is_marked_cordoned_drained_stopped_then_unmarked() -> None
     asyncio.run(loop.step())
     assert ray.marks == {"w2"}
     assert not any(c[0] == "patch" and c[4] == "head" for c in client.calls)
+
+
+def test_a_node_ray_keeps_is_restored_and_not_released_again() -> None:
+    loop, client, ray, events, clock = setup([node("head"), node("w1")], [], {"head": "id-h", "w1": "id-1"})
+    asyncio.run(loop.step())
+    clock.now += 60
+    asyncio.run(loop.step())  # released: marked, tainted, its actors stopped
+    assert ray.stopped == ["w1"] and ray.marks == {"w1"}
+    clock.now += 599
+    asyncio.run(loop.step())
+    assert ray.marks == {"w1"}  # Ray still has time (min_workers would keep it forever)
+    clock.now += 1
+    asyncio.run(loop.step())
+    w1 = client.stored("v1", "nodes", "w1")
+    assert w1 is not None and "unschedulable" not in w1["spec"] and "taints" not in w1["spec"]
+    assert ray.marks == set()  # the membership follower gives it agents again
+    assert ("Node", "w1", "ScaleDownFailed") in events.seen
+    clock.now += 10_000
+    asyncio.run(loop.step())
+    asyncio.run(loop.step())
+    assert ray.stopped == ["w1"] and ray.marks == set()
+
+
+def test_a_mark_without_a_taint_is_cleared() -> None:
+    loop, _, ray, _, _ = setup(
+        [node("head"), node("w1", annotations={SCALE_DOWN_DISABLED: "true"})],
+        [],
+        {"head": "id-h", "w1": "id-1"},
+    )
+    ray.marks = {"w1", "gone"}  # a leader stopped between mark and taint; a node Ray let go
+    asyncio.run(loop.step())
+    assert ray.marks == set() and ray.stopped == []
