@@ -330,10 +330,13 @@ def control_plane_instances(base: str, namespace: str = DEFAULT_NAMESPACE) -> li
 def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
     """Create (or find) one scheduler per control-plane node, each talking to the API server through
     ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is their
-    KubeSchedulerConfiguration. They elect a leader (Lease ``kube-system/kube-scheduler``); only it
-    schedules. Returns the profiles' scheduler names once every instance campaigns (and, when this
-    node's instance leads, once it has synced)."""
+    KubeSchedulerConfiguration (both handed over as text: instances on other hosts lack the files).
+    They elect a leader (Lease ``kube-system/kube-scheduler``); only it schedules. Returns the
+    profiles' scheduler names once every instance campaigns (and, when this node's instance leads,
+    once it has synced)."""
     config = data_dir / "scheduler-config.yaml"
+    config_text = config.read_text() if config.exists() else None
+    kubeconfig = (data_dir / "kubeconfig").read_text()
     actors = [
         SchedulerActor.options(  # type: ignore[attr-defined]
             name=instance.actor,
@@ -341,7 +344,13 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
             get_if_exists=True,
             lifetime="detached",
             scheduling_strategy=NodeAffinitySchedulingStrategy(instance.node_id, soft=False),
-        ).remote(str(data_dir / "kubeconfig"), str(config) if config.exists() else None, instance.node_name)
+        ).remote(
+            str(data_dir / "kubeconfig"),
+            str(config) if config.exists() else None,
+            instance.node_name,
+            kubeconfig=kubeconfig,
+            config_text=config_text,
+        )
         for instance in control_plane_instances(SCHEDULER_ACTOR, namespace)
     ]
     profiles: list[list[str]] = ray.get([a.ready.remote() for a in actors], timeout=120)
@@ -374,6 +383,7 @@ def deploy_controller_manager(
     spec = _controllers_spec(controllers)
     instances = control_plane_instances(CONTROLLER_MANAGER_ACTOR, namespace)
     home = instances[0].node_name
+    kubeconfig = (data_dir / "kubeconfig").read_text()  # instances on other hosts lack the file
     actors = [
         ControllerManagerActor.options(  # type: ignore[attr-defined]
             name=instance.actor,
@@ -391,6 +401,7 @@ def deploy_controller_manager(
             lb_pool,
             node_name=instance.node_name,
             home=home,
+            kubeconfig=kubeconfig,
             autoscaling=autoscaling,
         )
         for instance in instances

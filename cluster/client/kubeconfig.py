@@ -127,6 +127,12 @@ def load_kubeconfig(path: str, context: str | None = None) -> ConnectionSettings
     return settings_from_config(config, os.path.dirname(os.path.abspath(path)), context)
 
 
+def load_kubeconfig_text(text: str, base_dir: str, context: str | None = None) -> ConnectionSettings:
+    """Like :func:`load_kubeconfig` for a kubeconfig's text: what an actor is handed when it may run on
+    a host without the file (credentials embedded; any paths resolve against ``base_dir``)."""
+    return settings_from_config(yaml.safe_load(text) or {}, base_dir, context)
+
+
 def settings_from_config(
     config: Mapping[str, Any], base_dir: str, context: str | None = None
 ) -> ConnectionSettings:

@@ -4,8 +4,9 @@
 on shared informers) against the API server while it holds the ``kube-system/kube-controller-manager``
 Lease.
 
-Every control-plane node runs one instance; all connect with the kubeconfig at ``kubeconfig_path``
-and campaign (``cluster.client.leaderelection``, Kubernetes' 15 s / 10 s / 2 s). Only the leader
+Every control-plane node runs one instance; all connect with the kubeconfig (``kubeconfig``, its
+text, as the file may be on another host; else the file at ``kubeconfig_path``) and campaign
+(``cluster.client.leaderelection``, Kubernetes' 15 s / 10 s / 2 s). Only the leader
 runs the controllers and the Ray-aware cluster loops (following Ray's membership with node agents,
 and the objects ``_cluster_loops`` builds); a term that ends (a missed renewal, another holder) stops
 all of them before the instance campaigns again, and ``shutdown`` releases the Lease. All controller
@@ -20,11 +21,13 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import ray
 
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, AutoscalingSettings, RayAutoscaler
+from cluster.client.kubeconfig import load_kubeconfig_text
 from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
@@ -110,10 +113,12 @@ class ControllerManagerActor:
         lb_pool: str = DEFAULT_LB_POOL,
         node_name: str = "",
         home: str = "",
+        kubeconfig: str | None = None,
         autoscaling: AutoscalingSettings | None = None,
     ) -> None:
         """``node_name``: this instance's node (its Lease identity); ``home``: the node that ran
-        ``raykube up``, where the base-named control-plane actors run."""
+        ``raykube up``, where the base-named control-plane actors run; ``kubeconfig``: the
+        kubeconfig's text (else the file at ``kubeconfig_path`` is read)."""
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
@@ -126,6 +131,7 @@ class ControllerManagerActor:
         self.node_monitor_grace = node_monitor_grace
         self.node_name = node_name or "controller-manager"
         self.home = home
+        self.kubeconfig = kubeconfig
         self.client: ApiClient | None = None
         self.elector: LeaderElector | None = None
         self._campaign: asyncio.Task[None] | None = None
@@ -134,7 +140,7 @@ class ControllerManagerActor:
 
     async def _start(self) -> None:
         if self.client is None:
-            self.client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+            self.client = self._connect()
         await self.client.get_path("/version")  # connected: a standby is ready from here on
         if self._campaign is None:
             identity = new_identity(self.node_name)
@@ -143,6 +149,13 @@ class ControllerManagerActor:
             )
             self._campaign = asyncio.get_event_loop().create_task(self._campaign_forever(self.elector))
             log.info("controller manager %s campaigning for %s/%s", identity, LEASE_NAMESPACE, LEASE_NAME)
+
+    def _connect(self) -> ApiClient:
+        """A new client to the API servers (the caller closes it)."""
+        if self.kubeconfig is None:
+            return ApiClient.from_kubeconfig(self.kubeconfig_path)
+        base_dir = str(Path(self.kubeconfig_path).parent)
+        return ApiClient.from_settings(load_kubeconfig_text(self.kubeconfig, base_dir))
 
     async def _campaign_forever(self, elector: LeaderElector) -> None:
         """Term after term: a lost lease stops the controllers (``run`` returns); campaign again."""
@@ -237,7 +250,7 @@ class ControllerManagerActor:
         """Follow Ray's membership (``cluster.membership``): a node that joins (``ray up``, the
         autoscaler) gets its network plugin, proxy, runtime and agent within about a second; the Node
         of one that dies turns Unknown at once and is deleted after ``agents.node_delete_delay``."""
-        client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+        client = self._connect()
         try:
             await RayNodeFollower(agents, self.ray_namespace, client).run()
         finally:

@@ -1,13 +1,15 @@
 """The scheduler as a detached, named Ray actor (``scheduler``, ``scheduler-<node>``): a thin wrapper
 over ``Scheduler`` that runs it only while it holds the ``kube-system/kube-scheduler`` Lease.
 
-Every control-plane node runs one instance; all connect to the API server with the kubeconfig at
-``kubeconfig_path`` and campaign (``cluster.client.leaderelection``, Kubernetes' 15 s / 10 s / 2 s),
+Every control-plane node runs one instance; all connect to the API server with the kubeconfig
+(``kubeconfig``, its text, as the file may be on another host; else the file at ``kubeconfig_path``)
+and campaign (``cluster.client.leaderelection``, Kubernetes' 15 s / 10 s / 2 s),
 as several kube-scheduler processes do. The leader builds a fresh ``Scheduler`` (informers synced,
 then its loop) for its term; when the term ends (a renewal missed the deadline, someone else holds
 the Lease) the scheduler is stopped before anything else happens, and the instance campaigns again.
 A clean ``shutdown`` releases the Lease so a standby takes over at its next retry. The optional
-KubeSchedulerConfiguration file (default: one ``default-scheduler`` profile) is read once. All
+KubeSchedulerConfiguration (``config_text``, else the file at ``config_path``; default: one
+``default-scheduler`` profile) is read once. All
 scheduling logic lives in ``cluster.scheduler.scheduler`` so it can be tested without Ray; a failed
 start is retried by ``ready``.
 """
@@ -22,6 +24,7 @@ from typing import Any
 
 import ray
 
+from cluster.client.kubeconfig import load_kubeconfig_text
 from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
 from cluster.client.rest import ApiClient
 from cluster.scheduler.config import SchedulerConfiguration, load_config
@@ -36,10 +39,19 @@ LEASE_NAME = "kube-scheduler"
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]
 class SchedulerActor:
-    def __init__(self, kubeconfig_path: str, config_path: str | None = None, node_name: str = "") -> None:
+    def __init__(
+        self,
+        kubeconfig_path: str,
+        config_path: str | None = None,
+        node_name: str = "",
+        kubeconfig: str | None = None,
+        config_text: str | None = None,
+    ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.kubeconfig_path = kubeconfig_path
         self.config_path = config_path
+        self.kubeconfig = kubeconfig
+        self.config_text = config_text
         self.node_name = node_name or "scheduler"
         self.config: SchedulerConfiguration | None = None
         self.client: ApiClient | None = None
@@ -50,10 +62,12 @@ class SchedulerActor:
         self._started = asyncio.get_event_loop().create_task(self._start())
 
     async def _start(self) -> None:
-        text = Path(self.config_path).read_text() if self.config_path else None
+        text = self.config_text
+        if text is None and self.config_path:
+            text = Path(self.config_path).read_text()
         self.config = load_config(text)
         if self.client is None:
-            self.client = ApiClient.from_kubeconfig(self.kubeconfig_path)
+            self.client = self._connect()
         await self.client.get_path("/version")  # connected: a standby is ready from here on
         if self._campaign is None:
             identity = new_identity(self.node_name)
@@ -62,6 +76,12 @@ class SchedulerActor:
             )
             self._campaign = asyncio.get_event_loop().create_task(self._campaign_forever(self.elector))
             log.info("scheduler %s campaigning for %s/%s", identity, LEASE_NAMESPACE, LEASE_NAME)
+
+    def _connect(self) -> ApiClient:
+        if self.kubeconfig is None:
+            return ApiClient.from_kubeconfig(self.kubeconfig_path)
+        base_dir = str(Path(self.kubeconfig_path).parent)
+        return ApiClient.from_settings(load_kubeconfig_text(self.kubeconfig, base_dir))
 
     async def _campaign_forever(self, elector: LeaderElector) -> None:
         """Term after term: a lost lease stops the scheduler (``run`` returns) and we campaign again."""

@@ -20,7 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from cluster.client.kubeconfig import KubeconfigError, load_client_certificate, load_kubeconfig
+from cluster.client.kubeconfig import (
+    KubeconfigError,
+    load_client_certificate,
+    load_kubeconfig,
+    load_kubeconfig_text,
+)
 from cluster.client.rest import ApiClient, TransportError
 from tests.cluster.client.fake_apiserver import FakeApiServer
 
@@ -154,6 +159,17 @@ def test_relative_paths_token_file_and_named_context(tmp_path: Path) -> None:
         "team",
         None,
     )
+
+
+def test_kubeconfig_text_reads_as_the_file_would_from_its_directory(tmp_path: Path) -> None:
+    """An actor on another host gets the text; relative paths still resolve against base_dir."""
+    (tmp_path / "token").write_text("tok-from-file\n")
+    config = _config({"server": "https://a:6443/"}, {"tokenFile": "token"}, namespace="prod")
+    text = yaml.safe_dump(config)
+    s = load_kubeconfig_text(text, str(tmp_path))
+    assert s == load_kubeconfig(_write(tmp_path, config))
+    assert (s.server, s.token, s.namespace) == ("https://a:6443", "tok-from-file", "prod")
+    assert load_kubeconfig_text(text, str(tmp_path), "alt").namespace == "team"
 
 
 @pytest.mark.parametrize(
