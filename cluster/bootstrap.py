@@ -63,7 +63,7 @@ from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
-from cluster.store.membership import cluster_created, record_cluster
+from cluster.store.membership import cluster_created, record_cluster, recorded_members
 from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
 from nodeagent.actor import load_runtime
@@ -186,8 +186,18 @@ def deploy_store(
     *,
     detached: bool = True,
 ) -> tuple[list[Any], str]:
-    """Create (or find) the store replicas; returns their handles and a placement description."""
-    voters = list(range(1, replicas + 1))
+    """Create (or find) the store replicas; returns their handles and a placement description.
+
+    The members are the ones the cluster marker records (after a replacement or an operator's
+    change they are not ``1..N``: removed ids must never come back); only missing ones are created."""
+    recorded = recorded_members(data_dir / "store")
+    voters = recorded[0] if recorded else list(range(1, replicas + 1))
+    running = set(find_store(namespace))
+    if all(replica_name(rid) in running for rid in voters):
+        handles = [ray.get_actor(replica_name(rid), namespace=namespace) for rid in voters]
+        # A quorum answering is enough: a member on a dead node is the store keeper's to replace.
+        ray.wait([h.ready.remote() for h in handles], num_returns=len(handles) // 2 + 1, timeout=120)
+        return handles, f"{len(voters)} replica(s): {', '.join(replica_name(r) for r in voters)}"
     nodes = _alive_nodes()
     here = ray.get_runtime_context().get_node_id()
     strategies: list[Any]
@@ -215,7 +225,9 @@ def deploy_store(
     # An empty replica directory may bootstrap only when this store directory never held a cluster.
     initial = not cluster_created(data_dir / "store")
     handles = []
-    for rid, strategy in zip(voters, strategies, strict=True):
+    for i, rid in enumerate(voters):
+        # More members than bundles (an operator added one): the extra ones go next to this node.
+        strategy = strategies[i] if i < len(strategies) else NodeAffinitySchedulingStrategy(here, soft=True)
         handle = StoreReplicaActor.options(  # type: ignore[attr-defined]
             name=replica_name(rid),
             namespace=namespace,

@@ -45,6 +45,7 @@ from cluster.naming import default_namespace
 from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
 from cluster.store.client import StoreClient, Unavailable
+from cluster.store.members import MembershipRefused, add_member, observe, ray_nodes, remove_member
 from netplugins.actor import network_plugins
 from nodeagent.actor import runtime_limits
 
@@ -260,6 +261,12 @@ def cmd_store(args: argparse.Namespace) -> int:
 
     async def run() -> int:
         client = await StoreClient.connect(namespace)
+        if args.op in ("members", "member"):
+            try:
+                return await _store_membership(args, client, namespace, data_dir)
+            except MembershipRefused as e:
+                console.print(f"[red]refused:[/] {e}")
+                return 1
         if args.op == "put":
             res = await client.put(args.key.encode(), args.value.encode())
             console.print(f"OK (revision {res.revision})")
@@ -280,6 +287,50 @@ def cmd_store(args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(run())
+
+
+async def _store_membership(
+    args: argparse.Namespace, client: StoreClient, namespace: str, data_dir: Path
+) -> int:
+    """``store members`` (a table), ``store member add [--node N]``, ``store member remove ID``."""
+    if args.op == "member" and args.key == "add":
+        new_id = await add_member(client, namespace, data_dir, args.node)
+        console.print(f"store-{new_id} added and caught up")
+        return 0
+    if args.op == "member" and args.key == "remove":
+        try:
+            member = int(args.value.removeprefix("store-"))
+        except ValueError:
+            console.print(
+                "usage: raykube store member remove ID (a number, as `raykube store members` shows)"
+            )
+            return 2
+        voters = await remove_member(client, namespace, data_dir, member)
+        console.print(f"store-{member} removed; voters now {', '.join(f'store-{v}' for v in voters)}")
+        return 0
+    if args.op == "member":
+        console.print("usage: raykube store member add [--node NODE] | raykube store member remove ID")
+        return 2
+    views = await observe(client, namespace)
+    nodes = {n.node_id: n for n in await asyncio.to_thread(ray_nodes)}
+    voters = next((v.voters for v in views if v.role == "leader" and v.state == "ok"), ())
+    table = Table(title=f"store members ({namespace})")
+    for col in ("id", "ray node", "node", "role", "voter", "applied", "status"):
+        table.add_column(col, justify="right" if col in ("id", "applied") else "left")
+    for v in views:
+        node = nodes.get(v.node_id)
+        where = f"{node.name} ({node.ip})" + ("" if node.alive else " DEAD") if node else "?"
+        table.add_row(
+            str(v.id),
+            v.node_id[:12] or "?",
+            where,
+            v.role or "-",
+            "yes" if v.id in voters else "no",
+            str(v.applied),
+            v.state,
+        )
+    console.print(table)
+    return 0 if voters and all(v.state == "ok" for v in views if v.id in voters) else 1
 
 
 # `raykube bench SUITE` -> the module whose ``main(argv)`` runs it. Imported only when asked for: the
@@ -417,12 +468,19 @@ def build_parser() -> argparse.ArgumentParser:
     down.add_argument("--purge", action="store_true", help="also delete the data directory")
     st = sub.add_parser("status", help="show the store replicas")
     common(st)
-    store = sub.add_parser("store", help="read and write raw keys in the replicated store")
+    store = sub.add_parser(
+        "store",
+        help="read and write raw keys in the replicated store; list its members (members), add or "
+        "remove one (member add [--node NODE] | member remove ID)",
+    )
     common(store)
-    store.add_argument("op", choices=["get", "put", "del"])
-    store.add_argument("key")
+    store.add_argument("op", choices=["get", "put", "del", "members", "member"])
+    store.add_argument("key", nargs="?", default="")
     store.add_argument("value", nargs="?", default="")
     store.add_argument("--prefix", action="store_true")
+    store.add_argument(
+        "--node", default=None, help="member add: the Ray node (id or name) for the new replica"
+    )
     kc = sub.add_parser(
         "kubeconfig",
         help="print the path of the admin kubeconfig; with --server, an admin kubeconfig for that URL",

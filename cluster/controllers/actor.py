@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,7 @@ from cluster.machinery.ippool import DEFAULT_LB_POOL
 from cluster.membership import RayNodeFollower
 from cluster.node_agents import NodeAgentsConfig, ray_node_names
 from cluster.store.client import StoreClient
+from cluster.store.keeper import DEFAULT_GRACE, StoreKeeper
 
 log = logging.getLogger("raykube.controllers")
 
@@ -169,7 +171,9 @@ class ControllerManagerActor:
     def _cluster_loops(self) -> list[Any]:
         """The Ray-aware loops only the leader runs, built fresh for each term: objects with
         ``async def run(self) -> None`` that loop forever and survive their own errors."""
-        loops: list[Any] = []
+        # Replaces store replicas lost for good (grace: $RAYKUBE_STORE_KEEPER_GRACE seconds, default 30).
+        grace = float(os.environ.get("RAYKUBE_STORE_KEEPER_GRACE", DEFAULT_GRACE))
+        loops: list[Any] = [StoreKeeper(self.ray_namespace, Path(self.kubeconfig_path).parent, grace=grace)]
         if self.agents is not None and self.client is not None:
             # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
             options = AutoscalingOptions.from_env(self.autoscaling.enabled, self.autoscaling.unneeded)
