@@ -23,11 +23,15 @@ from cluster import bootstrap
 
 
 @contextlib.contextmanager
-def private_control_plane(prefix: str, replicas: int = 1) -> Iterator[tuple[Path, str, Path]]:
-    """Yield ``(data_dir, ray_namespace, kubeconfig)`` of a store + API server started for the caller."""
+def private_control_plane(
+    prefix: str, replicas: int = 1, address: str | None = None
+) -> Iterator[tuple[Path, str, Path]]:
+    """Yield ``(data_dir, ray_namespace, kubeconfig)`` of a store + API server started for the caller,
+    on the Ray at ``address`` (default: the machine's, or a local one started here). With several Ray
+    nodes the replicas spread over them and every control-plane node gets an API server."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"{prefix}-"))
     namespace = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    started_ray = bootstrap.connect_ray(None, data_dir)
+    started_ray = bootstrap.connect_ray(address, data_dir)
     try:
         bootstrap.deploy_store(replicas, data_dir, namespace)
         asyncio.run(bootstrap.wait_until_serving(namespace))

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.scheduling_algorithm import ALGORITHM, run_algorithm
-from bench.scheduling_e2e import END_TO_END, run_end_to_end
+from bench.scheduling_e2e import END_TO_END, LAYOUTS, run_end_to_end
 from bench.scheduling_ray import run_ray_peer
 from bench.scheduling_workloads import PUBLISHED_FLOORS, QUICK_WORKLOADS, WORKLOADS, Workload
 
@@ -76,22 +76,34 @@ def run_suite(
     ray_max_tasks: int | None = None,
     progress: Callable[[str], None] = lambda message: None,
     runner: Callable[[Workload], dict[str, Any]] = run_algorithm,
-    e2e_runner: Callable[[Workload], dict[str, Any]] | None = None,
+    e2e_runner: Callable[..., dict[str, Any]] | None = None,
+    layouts: tuple[str, ...] = (LAYOUTS[0],),
 ) -> dict[str, Any]:
-    """Run every (workload, mode), then the peers; returns the suite's JSON document."""
+    """Run every (workload, mode), ``end_to_end`` once per layout, then the peers; returns the suite's
+    JSON document. ``e2e_runner(workload, layout=...)`` runs one end-to-end row."""
     if e2e_runner is None:
         e2e_runner = run_end_to_end
     results: list[dict[str, Any]] = []
     for workload in workloads:
         for mode in modes:
-            progress(f"{workload.name} ({mode}): {workload.nodes} nodes, {workload.measure_pods} pods")
-            try:
-                results.append((e2e_runner if mode == END_TO_END else runner)(workload))
-            except Exception as exc:  # one failing workload must not lose the others
-                traceback.print_exc()
-                results.append(
-                    {"workload": workload.name, "mode": mode, "error": f"{type(exc).__name__}: {exc}"}
-                )
+            for layout in layouts if mode == END_TO_END else ("",):
+                shown = f"{mode}, {layout}" if layout else mode
+                progress(f"{workload.name} ({shown}): {workload.nodes} nodes, {workload.measure_pods} pods")
+                try:
+                    if mode == END_TO_END:
+                        results.append(e2e_runner(workload, layout=layout))
+                    else:
+                        results.append(runner(workload))
+                except Exception as exc:  # one failing workload must not lose the others
+                    traceback.print_exc()
+                    failed = {
+                        "workload": workload.name,
+                        "mode": mode,
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                    if layout:
+                        failed["layout"] = layout
+                    results.append(failed)
     peers: list[dict[str, Any]] = []
     if ray_peer:
         progress("ray-native peer (ray.cluster_utils, 4 simulated nodes)")
@@ -126,6 +138,10 @@ def _fmt(value: Any) -> str:
     return f"{value:,.1f}" if isinstance(value, int | float) else ""
 
 
+def _mode(row: dict[str, Any]) -> str:
+    return f"{row['mode']} ({row['layout']})" if row.get("layout") else str(row["mode"])
+
+
 def render(doc: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
@@ -137,13 +153,13 @@ def render(doc: dict[str, Any], console: Any) -> None:
         table.add_column(col, justify="right")
     for r in doc["results"]:
         if r.get("error"):
-            table.add_row(r["workload"], r["mode"], r["path"], "[red]error[/red]", "", "", "", "", "", "")
+            table.add_row(r["workload"], _mode(r), r["path"], "[red]error[/red]", "", "", "", "", "", "")
             continue
         t, lat = r["throughput"], r["latency_ms"]
         cells = [_fmt(t[k]) for k in ("average", "p50", "p90", "p99")]
         table.add_row(
             r["workload"],
-            r["mode"],
+            _mode(r),
             r["path"],
             *cells,
             _fmt(lat["p50"]),
@@ -216,6 +232,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=[ALGORITHM, END_TO_END],
         help=f"default: {DEFAULT_MODE} (the path kube-scheduler's published floors are measured on)",
     )
+    p.add_argument(
+        "--layout",
+        action="append",
+        choices=LAYOUTS,
+        help="end_to_end layout (repeatable): one-node (default; 1 store replica), one-node-3 (3 replicas on "
+        "one Ray node), three-nodes (a 3-node ray.cluster_utils cluster: replicas, API servers and "
+        "schedulers one per node)",
+    )
     p.add_argument("--quick", action="store_true", help="the 500-node shapes plus a reduced 5000-node one")
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
     p.add_argument("--plot", metavar="FILE.png", help="plot throughput over time per workload")
@@ -248,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         modes,
         ray_peer=not args.no_ray,
         ray_max_tasks=RAY_QUICK_MAX_TASKS if args.quick else None,
+        layouts=tuple(dict.fromkeys(args.layout or [LAYOUTS[0]])),
         progress=lambda m: err.print(m, highlight=False, soft_wrap=True),
     )
     if args.json:

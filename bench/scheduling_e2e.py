@@ -20,6 +20,15 @@ write path (create, bind and a ``Scheduled`` event per pod).
 client -> API server -> store (create), store -> API server -> scheduler (watch), scheduler -> API
 server -> store (binding); with more than one replica each store write also crosses leader ->
 followers, counted once. It is a description of the path, not a measurement.
+
+Layouts (``LAYOUTS``): ``one-node`` (the default: one store replica, one API server, one scheduler
+on this machine's Ray), ``one-node-3`` (three replicas on that one Ray node) and ``three-nodes`` (a
+``ray.cluster_utils`` cluster of three Ray nodes started for the run: three replicas spread one per
+node, an API server on each node sharing one port, a scheduler on each node of which the elected
+one works). ``three-nodes`` has the same process boundaries per pod as ``one-node-3``; what changes
+is that any of them may cross from one Ray node to another (``cross_node_hops_max``) and that the
+work is spread over more processes. The three Ray nodes share this machine's cores and loopback, so
+the figure shows the cost of the spread layout's extra processes and routing, not of a network.
 """
 
 from __future__ import annotations
@@ -28,6 +37,8 @@ import asyncio
 import contextlib
 import time
 from typing import Any
+
+import ray
 
 from bench.control_plane import private_control_plane
 from bench.scheduling_metrics import latency_summary_ms, overall_rate, throughput_samples, throughput_summary
@@ -39,6 +50,9 @@ END_TO_END = "end_to_end"
 CREATE_CONCURRENCY = 64
 BENCH_NAMESPACE = "sched-bench"
 SETTLE_TIMEOUT_S = 120.0  # give up when no pod got bound for this long
+
+
+LAYOUTS = ("one-node", "one-node-3", "three-nodes")
 
 
 def hops_per_pod(replicas: int) -> int:
@@ -183,13 +197,78 @@ async def measure(client: Any, workload: Workload, replicas: int) -> dict[str, A
     return entry
 
 
-def run_end_to_end(workload: Workload, *, replicas: int = 1) -> dict[str, Any]:
-    """Start a private control plane, ``measure`` the workload on it, tear it all down."""
-    with private_control_plane("raykube-bench-sched", replicas) as (data_dir, namespace, kubeconfig):
+def run_end_to_end(workload: Workload, *, replicas: int = 1, layout: str = "one-node") -> dict[str, Any]:
+    """Start a private control plane in ``layout``, ``measure`` the workload on it, tear it all down."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown layout {layout!r} (known: {', '.join(LAYOUTS)})")
+    if layout == "one-node-3":
+        replicas = 3
+    if layout != "three-nodes":
+        return _run_on(workload, replicas, layout, None)
+    from ray.cluster_utils import Cluster
+
+    from bench.scheduling_ray import _read_address_file, _restore_address_file
+
+    if ray.is_initialized():
+        ray.shutdown()
+    previous = _read_address_file()
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    try:
+        for _ in range(2):
+            cluster.add_node(num_cpus=1)
+        cluster.wait_for_nodes()
+        return _run_on(workload, 3, layout, cluster.address)
+    finally:
+        if ray.is_initialized():
+            ray.shutdown()
+        cluster.shutdown()  # type: ignore[no-untyped-call]
+        _restore_address_file(previous)
+
+
+def _placement(namespace: str) -> dict[str, Any]:
+    """Where the pieces ran: Ray nodes, the store leader's node, the API servers' and the working
+    scheduler's (indexes into the sorted node ids, so a JSON reader can compare them)."""
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))  # type: ignore[no-untyped-call]
+
+    def index(node_id: str | None) -> int | None:
+        return nodes.index(node_id) if node_id in nodes else None
+
+    leader = None
+    for name in bootstrap.find_store(namespace):
+        with contextlib.suppress(Exception):
+            st = ray.get(ray.get_actor(name, namespace=namespace).status.remote(), timeout=10)
+            if st.get("role") == "leader":
+                leader = st.get("node_id")
+    schedulers = bootstrap.control_plane_instances("scheduler", namespace)
+    working = None
+    for inst in schedulers:
+        with contextlib.suppress(Exception):
+            if ray.get(ray.get_actor(inst.actor, namespace=namespace).leading.remote(), timeout=10):
+                working = inst.node_id
+    return {
+        "ray_nodes": len(nodes),
+        "store_leader_node": index(leader),
+        "apiserver_nodes": sorted(
+            i
+            for i in (index(x.node_id) for x in bootstrap.control_plane_instances("apiserver", namespace))
+            if i is not None
+        ),
+        "scheduler_instances": len(schedulers),
+        "working_scheduler_node": index(working),
+    }
+
+
+def _run_on(workload: Workload, replicas: int, layout: str, address: str | None) -> dict[str, Any]:
+    with private_control_plane("raykube-bench-sched", replicas, address) as (data_dir, namespace, kubeconfig):
         bootstrap.deploy_scheduler(data_dir, namespace)
 
         async def go() -> dict[str, Any]:
             async with ApiClient.from_kubeconfig(str(kubeconfig)) as client:
                 return await measure(client, workload, replicas)
 
-        return asyncio.run(go())
+        entry = asyncio.run(go())
+        entry["layout"] = layout
+        entry["placement"] = _placement(namespace)
+        # Every boundary may cross Ray nodes in the spread layout; none does on one node.
+        entry["cross_node_hops_max"] = entry["hops_per_pod"] if layout == "three-nodes" else 0
+        return entry

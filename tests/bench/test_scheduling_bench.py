@@ -257,8 +257,8 @@ def test_ray_peer_counts_task_placements() -> None:
     assert not ray.is_initialized()
 
 
-def _fake_entry(mode: str) -> Callable[[Workload], dict[str, Any]]:
-    def run(workload: Workload) -> dict[str, Any]:
+def _fake_entry(mode: str) -> Callable[..., dict[str, Any]]:
+    def run(workload: Workload, layout: str = "") -> dict[str, Any]:
         return {"workload": workload.name, "mode": mode, "throughput": {"average": 340.0}}
 
     return run
@@ -301,3 +301,33 @@ def test_end_to_end_is_the_default_mode(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(suite, "run_suite", fake_suite)
     assert suite.main(["--workload", FLOORED.name, "--no-ray"]) == 0
     assert seen == [["end_to_end"]]
+
+
+def test_end_to_end_runs_once_per_layout_and_keeps_the_layout_of_a_failure() -> None:
+    seen: list[str] = []
+
+    def e2e(workload: Workload, layout: str = "") -> dict[str, Any]:
+        seen.append(layout)
+        if layout == "three-nodes":
+            raise RuntimeError("no room for three Ray nodes")
+        return {
+            "workload": workload.name,
+            "mode": "end_to_end",
+            "layout": layout,
+            "throughput": {"average": 1.0},
+        }
+
+    doc = run_suite(
+        [TINY],
+        ["algorithm", "end_to_end"],
+        ray_peer=False,
+        runner=_fake_entry("algorithm"),
+        e2e_runner=e2e,
+        layouts=("one-node", "three-nodes"),
+    )
+    assert seen == ["one-node", "three-nodes"]
+    assert [(r["mode"], r.get("layout"), "error" in r) for r in doc["results"]] == [
+        ("algorithm", None, False),
+        ("end_to_end", "one-node", False),
+        ("end_to_end", "three-nodes", True),
+    ]
