@@ -4,7 +4,9 @@ head and two workers (one host, so the three instances share one port through SO
 ``kubernetes`` Endpoints and EndpointSlice list three addresses (one per instance, by node). A
 worker hosting an API server (and a store follower) is removed: kubectl through the shared port
 keeps creating and reading, our ApiClient with the kubeconfig's server list keeps working, and once
-the dead instance's Lease expires the Endpoints and the EndpointSlice list two.
+the dead instance's Lease expires the Endpoints and the EndpointSlice list two. A later ``up`` with
+another ``--tls-san`` re-issues the serving certificate with the same CA, and the running
+instances serve it.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
+import socket
+import ssl
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
 
 from cluster.client.rest import ApiClient
 from cluster.naming import node_names
@@ -34,6 +39,21 @@ def _cm(name: str) -> str:
     return json.dumps(
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": name}}
     )
+
+
+def _served_names(port: int) -> set[str]:
+    """The DNS names in the certificate served on ``127.0.0.1:port`` (no verification: just read it)."""
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with (
+        socket.create_connection(("127.0.0.1", port), timeout=10) as raw,
+        context.wrap_socket(raw) as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    san = x509.load_der_x509_certificate(der).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    return set(san.value.get_values_for_type(x509.DNSName))
 
 
 @pytest.mark.timeout(600)
@@ -135,6 +155,19 @@ def test_losing_a_node_keeps_the_api_up(data_dir: Path, monkeypatch: pytest.Monk
         wait_until(lambda: slice_nodes() == sorted(node for _, node, _ in two), "the EndpointSlice following")
         remaining = json.loads(kubectl("-n", "kube-system", "get", "leases", "-l", IDENTITY, "-o", "json"))
         assert len(remaining["items"]) == 2
+
+        # A later `up` with another --tls-san: the certificate is re-issued (same CA) and the running
+        # instances serve it on new connections.
+        ca = (data_dir / "pki" / "ca.crt").read_bytes()
+        port = three[0][2]
+        run_cli(
+            "up", "--address", cluster.address, "--runtime", "none", "--tls-san", "ha.example.com",
+            data_dir=data_dir, timeout=400,
+        )  # fmt: skip
+        assert (data_dir / "pki" / "ca.crt").read_bytes() == ca
+        for _ in range(8):  # new connections, spread by the kernel over the instances
+            assert "ha.example.com" in _served_names(port)
+        kubectl("get", "configmap", "after-0")
     finally:
         if ray.is_initialized():
             ray.shutdown()
