@@ -243,3 +243,72 @@ def keeper_log() -> str:
     for path in Path("/tmp/ray/session_latest/logs").glob("worker-*.err"):
         lines += [line for line in path.read_text(errors="replace").splitlines() if "store keeper" in line]
     return "\n".join(lines[-30:])
+
+
+@pytest.mark.timeout(600)
+def test_a_replica_restarted_without_its_disk_refuses_and_is_replaced(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Real hosts: Ray moves the dead node's bundle to the spare worker and restarts the replica
+    there, where its data directory is empty. All ``cluster_utils`` nodes share one disk, so the
+    node-local disk is played by moving the replica's directory away as its node dies: the
+    restarted replica must refuse (never vote with an empty log under its old identity) and the
+    keeper replaces it on that same spare node, the only one without a replica."""
+    import shutil
+
+    import ray
+    from ray.cluster_utils import Cluster
+
+    monkeypatch.setenv("RAYKUBE_NAMESPACE", NAMESPACE)
+    monkeypatch.setenv("RAYKUBE_STORE_KEEPER_GRACE", "8")
+    ray_stop()
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 0,
+            "include_dashboard": False,
+            "_system_config": {"health_check_period_ms": 1000, "health_check_failure_threshold": 3},
+        },
+    )
+    writer: Writer | None = None
+    try:
+        workers = [cluster.add_node(num_cpus=1) for _ in range(4)]
+        cluster.wait_for_nodes()
+        run_cli("up", "--address", cluster.address, "--replicas", "3", "--runtime", "none", data_dir=data_dir)
+        ray.init(address=cluster.address, namespace=NAMESPACE, log_to_driver=False)
+        placed = wait_until(voters_on_live_nodes, "three voters on three nodes")
+        spare = next(w for w in workers if w.node_id not in {node for _, node in placed})
+        follower = next(s for s in statuses() if s.get("role") == "follower")
+        victim = next(w for w in workers if w.node_id == follower["node_id"])
+        writer = Writer()
+        writer.start()
+        wait_until(lambda: len(writer.acked) >= 50, "50 acknowledged writes before the fault")
+        lost_dir = data_dir / "store" / f"replica-{follower['id']}"
+        killed = time.monotonic()
+        cluster.remove_node(victim)
+        shutil.move(lost_dir, lost_dir.with_name(f"{lost_dir.name}.lost"))
+
+        def refusing() -> dict[str, Any] | None:
+            st = next((s for s in statuses() if s["id"] == follower["id"]), None)
+            return st if st and str(st.get("health", "")).startswith("awaiting replacement") else None
+
+        st = wait_until(refusing, f"store-{follower['id']} restarted on the spare node, refusing", timeout=60)
+        assert st["node_id"] == spare.node_id, st
+        placed = wait_until(voters_on_live_nodes, "three voters on three live nodes again", timeout=180)
+        recovered = time.monotonic() - killed
+        assert dict(placed).get(4) == spare.node_id, placed
+        writer.stop.set()
+        writer.join(60)
+        assert found_all(writer.acked), "acknowledged writes lost"
+        print(
+            f"\nrefusing replica replaced: three voters on three live nodes {recovered:.1f}s after the "
+            f"node died; {len(writer.acked)} acknowledged writes read back"
+        )
+    finally:
+        if writer is not None:
+            writer.stop.set()
+            writer.join(60)
+        ray.shutdown()
+        run_cli("down", "--purge", "--address", cluster.address, data_dir=data_dir, check=False)
+        cluster.shutdown()
+        ray_stop()
