@@ -1,5 +1,5 @@
 """A DaemonSet on a multi-node Ray cluster (``ray.cluster_utils``): one pod on each node, and one on a
-node that joins later (the controller manager gives new Ray nodes a node agent within ~15 s; the
+node that joins later (the controller manager gives new Ray nodes a node agent within seconds; the
 DaemonSet controller sees the Node register and creates its pod).
 
 This module runs its own Ray (like test_cli's spread test): it stops the machine's Ray first and
