@@ -17,10 +17,13 @@ with ``asyncio.create_task(follower.run())``):
   instance the provider reports shut down: the taint ``node.cloudprovider.kubernetes.io/shutdown``
   (NoSchedule); and without waiting for the node monitor grace, its agent conditions become
   ``Unknown`` (the node lifecycle controller's own change, reason ``NodeStatusUnknown``) and its pods
-  ``Ready=False``. The node lifecycle controller then adds the ``unreachable`` NoExecute taint and the
-  taint eviction controller evicts the pods after their tolerations. Its named actors are killed so a
+  ``Ready=False``, with the taints the node lifecycle controller gives an Unknown node
+  (``unreachable``, NoSchedule and NoExecute), so the taint eviction controller evicts the pods after
+  their tolerations. Its named actors are killed so a
   later node of the same name gets fresh ones (and its CNI/CRI sockets unlinked when they are on this
   host, as on a test cluster);
+* events as Kubernetes records them (source ``cloud-node-lifecycle-controller``): ``NodeNotReady``
+  when a Node is shut down, ``DeletingNode`` before it is deleted;
 * once a node has been dead for ``delete_delay`` (or Ray forgot it: a Node labelled with a Ray node id
   Ray no longer lists), its Node is deleted, as the cloud node lifecycle controller deletes a Node
   whose instance no longer exists; the pod garbage collector then removes its remaining pods;
@@ -46,6 +49,8 @@ from typing import Any
 import ray
 
 from cluster.client.errors import ApiError
+from cluster.client.event_recorder import ClientEventWriter, EventRecorder
+from cluster.client.events import ObjectRef, object_ref
 from cluster.client.rest import ApiClient
 from cluster.controllers.node_lifecycle import node_decision, pod_not_ready_patch
 from cluster.node_agents import (
@@ -60,6 +65,7 @@ from cluster.node_facts import RAY_NODE_ID_LABEL
 log = logging.getLogger("raykube.membership")
 
 SHUTDOWN_TAINT_KEY = "node.cloudprovider.kubernetes.io/shutdown"
+COMPONENT = "cloud-node-lifecycle-controller"  # the events' source, as Kubernetes names it
 DEFAULT_PERIOD = 1.0
 DEFAULT_RESYNC = 15.0
 MAX_DEPLOYING = 4
@@ -152,6 +158,11 @@ def clear_shutdown_patch(node: dict[str, Any]) -> dict[str, Any] | None:
     return {"spec": {"taints": kept}} if ready and kept != taints else None
 
 
+def _node_ref(node: Mapping[str, Any]) -> ObjectRef:
+    """A listed Node's reference (list items may come without their kind and apiVersion)."""
+    return object_ref({"kind": "Node", "apiVersion": "v1", **node})
+
+
 class RayNodeFollower:
     """The membership loop; see the module docstring. Built from plain values; ``nodes`` and ``clock``
     are seams for tests (default ``ray.nodes`` and ``time.monotonic``)."""
@@ -180,9 +191,13 @@ class RayNodeFollower:
         self._deploying: dict[str, asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_DEPLOYING)
         self._names: dict[str, str] = {}  # Ray node id -> Node name, as last seen
+        self.events = EventRecorder(
+            ClientEventWriter(client), "", lambda: datetime.now(UTC), component=COMPONENT
+        )
 
     async def run(self) -> None:
         """Loop forever; cancel to stop (deployments in flight finish in their threads)."""
+        recorder = asyncio.get_running_loop().create_task(self.events.run())
         try:
             while True:
                 try:
@@ -191,6 +206,7 @@ class RayNodeFollower:
                     log.exception("following Ray's membership failed; retrying")
                 await asyncio.sleep(self.period)
         finally:
+            recorder.cancel()
             for task in self._deploying.values():
                 task.cancel()
 
@@ -281,6 +297,9 @@ class RayNodeFollower:
         if status is None:
             return
         await self.client.patch("v1", "nodes", name, status, subresource="status")
+        self.events.event(
+            _node_ref(node), "Normal", "NodeNotReady", f"Node {name} status is now: NodeNotReady"
+        )
         pods = await self.client.list("v1", "pods", field_selector=f"spec.nodeName={name}")
         for pod in pods.get("items") or []:
             patch = pod_not_ready_patch(pod, now)
@@ -301,6 +320,12 @@ class RayNodeFollower:
             for node in await self._nodes_of(node_id):
                 meta = node["metadata"]
                 log.info("Ray node %s is gone for good: deleting Node %s", node_id[:8], meta["name"])
+                self.events.event(
+                    _node_ref(node),
+                    "Normal",
+                    "DeletingNode",
+                    f"Deleting node {meta['name']} because its Ray node is gone",
+                )
                 try:
                     await self.client.delete("v1", "nodes", meta["name"], preconditions={"uid": meta["uid"]})
                 except ApiError as err:

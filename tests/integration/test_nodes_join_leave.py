@@ -9,7 +9,8 @@ join-to-Ready time is measured for it and two more nodes (``bench.join.time_join
 Leave: the worker running a Deployment's only pod is killed (SIGKILL, as a lost host); Ray marks it
 dead, its Node turns Unknown at once (well inside the 40 s node monitor grace) with the shutdown
 taint, the pod is evicted after its 2 s toleration and comes back on another node, and after the
-delete delay (15 s here) the Node object is gone, as are the dead node's actors.
+delete delay (15 s here) the Node object is gone (events NodeNotReady and DeletingNode), as are
+the dead node's actors.
 
 Stops the machine's Ray first, as the other multi-node tests do.
 """
@@ -174,6 +175,17 @@ spec:
 
         wait_until(lambda: worker_id not in nodes(), "the lost node's Node deleted", timeout=90)
         deleted_after = time.monotonic() - lost
+
+        def node_events() -> set[str]:
+            items = json.loads(kubectl("get", "events", "-n", "default", "-o", "json"))["items"]
+            return {
+                e["reason"]
+                for e in items
+                if e["involvedObject"].get("kind") == "Node"
+                and e["involvedObject"].get("name") == worker_name
+            }
+
+        wait_until(lambda: {"NodeNotReady", "DeletingNode"} <= node_events(), "the Node's events")
         ray.init(address=cluster.address, namespace=NAMESPACE, logging_level=logging.ERROR)
         try:
             names = set(ray.util.list_named_actors())
