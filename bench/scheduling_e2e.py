@@ -39,9 +39,11 @@ import time
 from typing import Any
 
 import ray
+from ray.cluster_utils import Cluster
 
 from bench.control_plane import private_control_plane
 from bench.scheduling_metrics import latency_summary_ms, overall_rate, throughput_samples, throughput_summary
+from bench.scheduling_ray import read_address_file, restore_address_file
 from bench.scheduling_workloads import Workload
 from cluster import bootstrap
 from cluster.client.rest import ApiClient
@@ -205,13 +207,9 @@ def run_end_to_end(workload: Workload, *, replicas: int = 1, layout: str = "one-
         replicas = 3
     if layout != "three-nodes":
         return _run_on(workload, replicas, layout, None)
-    from ray.cluster_utils import Cluster
-
-    from bench.scheduling_ray import _read_address_file, _restore_address_file
-
     if ray.is_initialized():
         ray.shutdown()
-    previous = _read_address_file()
+    previous = read_address_file()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
     try:
         for _ in range(2):
@@ -222,7 +220,7 @@ def run_end_to_end(workload: Workload, *, replicas: int = 1, layout: str = "one-
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()  # type: ignore[no-untyped-call]
-        _restore_address_file(previous)
+        restore_address_file(previous)
 
 
 def _placement(namespace: str) -> dict[str, Any]:

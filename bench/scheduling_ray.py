@@ -44,7 +44,7 @@ def run_ray_peer(
         ]
     largest = max(w.nodes for w in workloads)
     per_node = float(largest * 4) / ray_nodes
-    previous_address = _read_address_file()
+    previous_address = read_address_file()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1})
     try:
         for _ in range(ray_nodes):
@@ -84,10 +84,10 @@ def run_ray_peer(
         if ray.is_initialized():
             ray.shutdown()
         cluster.shutdown()  # type: ignore[no-untyped-call]
-        _restore_address_file(previous_address)
+        restore_address_file(previous_address)
 
 
-def _read_address_file() -> str | None:
+def read_address_file() -> str | None:
     try:  # a private Ray helper, imported here so that its absence in a Ray release is survivable
         from ray._private.utils import read_ray_address
 
@@ -96,7 +96,7 @@ def _read_address_file() -> str | None:
         return None
 
 
-def _restore_address_file(previous: str | None) -> None:
+def restore_address_file(previous: str | None) -> None:
     """Put back the address another Ray on this machine recorded (starting ours overwrote it)."""
     if not previous:
         return
