@@ -504,6 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
         return cmd_bench(args, rest)
+    if args.command == "store" and rest and not args.key:
+        # `store get --prefix KEY`: argparse fills the optional KEY (optional for `store members`)
+        # with nothing at the flag, leaving the key over; it is the key (and the value after it).
+        args.key, args.value, rest = rest[0], rest[1] if len(rest) > 1 else args.value, rest[2:]
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     handlers = {

@@ -74,12 +74,14 @@ def lost_voters(
 
 def pick_node(members: Sequence[MemberView], nodes: Sequence[RayNode], replacing: int) -> str | None:
     """A live Ray node hosting no replica (the one being replaced does not count), control-plane
-    nodes first; None when there is none."""
+    nodes first, then the node the replaced replica is on (where Ray put its placement-group bundle
+    when it restarted it without its disk); None when there is none."""
     busy = {m.node_id for m in members if m.id != replacing and m.node_id}
+    own = next((m.node_id for m in members if m.id == replacing), "")
     free = [n for n in nodes if n.alive and n.node_id not in busy]
     if not free:
         return None
-    return min(free, key=lambda n: (not n.control_plane, n.node_id)).node_id
+    return min(free, key=lambda n: (not n.control_plane, n.node_id != own, n.node_id)).node_id
 
 
 def plan(

@@ -199,8 +199,14 @@ async def add_member(
         options,
         join=True,
     )
-    await asyncio.wait_for(handle.ready.remote(), 120)
-    result = await client._call_leader("add_member", new_id)
+    try:
+        await asyncio.wait_for(handle.ready.remote(), 120)
+        result = await client._call_leader("add_member", new_id)
+    except BaseException:
+        # Not added (or not known to be): no idle replica may hold a node. Were the change applied
+        # after all, the keeper sees a voter without an actor and replaces it.
+        ray.kill(handle, no_restart=True)
+        raise
     voters = sorted(result)
     await _record(client, data_dir, voters, new_id)
     # Caught up: the newcomer applied what the leader had committed when it was added.

@@ -43,7 +43,7 @@ def test_a_replica_awaiting_replacement_on_the_spare_node_is_replaced_there() ->
     """Ray restarted store-3 on the spare node without its disk: it refuses, and that node (which
     only it occupies) is where its replacement goes."""
     members = [view(1, "w1", "leader"), view(2, "w2"), view(3, "head", state="awaiting replacement: empty")]
-    nodes = dead("w3")
+    nodes = [*dead("w3"), RayNode("a-spare", True)]  # another free node sorts first, yet head wins
     p = plan(members, nodes, 0.0, lost_since={3: -31.0}, grace=30)
     assert (p.action, p.member, p.node) == ("replace", 3, "head"), p
 
