@@ -45,7 +45,7 @@ from bench.control_plane import private_control_plane
 from bench.scheduling_metrics import latency_summary_ms, overall_rate, throughput_samples, throughput_summary
 from bench.scheduling_ray import read_address_file, restore_address_file
 from bench.scheduling_workloads import Workload
-from cluster import bootstrap
+from cluster import bootstrap, control_plane
 from cluster.client.rest import ApiClient
 
 END_TO_END = "end_to_end"
@@ -232,12 +232,12 @@ def _placement(namespace: str) -> dict[str, Any]:
         return nodes.index(node_id) if node_id in nodes else None
 
     leader = None
-    for name in bootstrap.find_store(namespace):
+    for name in control_plane.find_store(namespace):
         with contextlib.suppress(Exception):
             st = ray.get(ray.get_actor(name, namespace=namespace).status.remote(), timeout=10)
             if st.get("role") == "leader":
                 leader = st.get("node_id")
-    schedulers = bootstrap.control_plane_instances("scheduler", namespace)
+    schedulers = control_plane.control_plane_instances("scheduler", namespace)
     working = None
     for inst in schedulers:
         with contextlib.suppress(Exception):
@@ -248,7 +248,7 @@ def _placement(namespace: str) -> dict[str, Any]:
         "store_leader_node": index(leader),
         "apiserver_nodes": sorted(
             i
-            for i in (index(x.node_id) for x in bootstrap.control_plane_instances("apiserver", namespace))
+            for i in (index(x.node_id) for x in control_plane.control_plane_instances("apiserver", namespace))
             if i is not None
         ),
         "scheduler_instances": len(schedulers),

@@ -49,6 +49,7 @@ from cluster.apiserver.proxy import ensure_kubelet_client_cert
 from cluster.apiserver.tls import ensure_pki, serving_hosts
 from cluster.apiserver.tokens import signing_key
 from cluster.autoscaler.ray_autoscaler import autoscaling_settings
+from cluster.control_plane import apiserver_hosts, control_plane_instances, control_plane_nodes, find_store
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
 from cluster.controllers.registry import UnknownController
@@ -56,8 +57,8 @@ from cluster.controllers.registry import enabled as enabled_controllers
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
-from cluster.naming import DEFAULT_NAMESPACE, default_namespace, node_names
-from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents
+from cluster.naming import DEFAULT_NAMESPACE, default_namespace
+from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents, ray_node_names
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
@@ -269,7 +270,7 @@ def deploy_apiserver(
     loopback (kubectl reads that one); its ``raykube.io/servers`` extension lists every instance,
     for our client's failover. ``service_cidr`` is where ClusterIPs come from (``--service-cidr``)."""
     alive = {n["NodeID"]: n for n in _alive_nodes()}
-    names = node_names(alive.values())
+    names = ray_node_names()  # as the Nodes are named: over every node Ray remembers
     nodes = [n for n in control_plane_nodes(namespace) if n in alive]
     addresses = [str(alive[n].get("NodeManagerAddress") or "") for n in nodes]
     hosts = serving_hosts(
@@ -308,35 +309,6 @@ def deploy_apiserver(
     servers = list(dict.fromkeys(urls))
     path = write_kubeconfig(data_dir / "kubeconfig", server=servers[0], pki=pki, servers=servers)
     return bound, path
-
-
-def apiserver_hosts(namespace: str = DEFAULT_NAMESPACE) -> tuple[str, ...]:
-    """The IPs of the control-plane nodes, where the API servers listen (``NodeAgentsConfig.api_host``)."""
-    alive = {n["NodeID"]: n for n in _alive_nodes()}
-    nodes = [n for n in control_plane_nodes(namespace) if n in alive]
-    ips = [str(alive[n].get("NodeManagerAddress") or "") for n in nodes]
-    return tuple(dict.fromkeys(ip for ip in ips if ip))
-
-
-@dataclass(frozen=True, slots=True)
-class Instance:
-    """Where one instance of a replicated control-plane actor runs, and its actor name."""
-
-    actor: str  # ``<base>`` on the node running ``up``, ``<base>-<node name>`` elsewhere
-    node_id: str
-    node_name: str
-
-
-def control_plane_instances(base: str, namespace: str = DEFAULT_NAMESPACE) -> list[Instance]:
-    """One instance of ``base`` per control-plane node (``control_plane_nodes``), this node's first.
-    Blocking (Ray calls)."""
-    names = node_names(_alive_nodes())
-    nodes = control_plane_nodes(namespace)
-    return [
-        Instance(base if i == 0 else f"{base}-{names[node]}", node, names[node])
-        for i, node in enumerate(nodes)
-        if node in names
-    ]
 
 
 def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
@@ -429,31 +401,6 @@ def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:
     except UnknownController as err:
         raise UpRefused(f"--controllers: {err}") from None
     return spec
-
-
-def control_plane_nodes(namespace: str = DEFAULT_NAMESPACE, *, first: str | None = None) -> list[str]:
-    """The Ray node ids of the control plane: ``first`` (default: this process's node, the one
-    running ``up``), then each distinct node hosting a store replica that answers ``status`` (in
-    replica order). Replicated control-plane actors (API servers, schedulers, controller managers)
-    run one instance per entry. Blocking (Ray calls); from async code run it in a thread."""
-    nodes = [first or ray.get_runtime_context().get_node_id()]
-    for name in find_store(namespace):
-        try:
-            status: Any = ray.get(ray.get_actor(name, namespace=namespace).status.remote(), timeout=5)
-        except Exception:  # a replica that is gone or unreachable hosts nothing we can use
-            continue
-        node = status.get("node_id")
-        if node and node not in nodes:
-            nodes.append(node)
-    return nodes
-
-
-def find_store(namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    return sorted(
-        e["name"]
-        for e in ray.util.list_named_actors(all_namespaces=True)
-        if e["namespace"] == namespace and e["name"].startswith("store-")
-    )
 
 
 def teardown(namespace: str = DEFAULT_NAMESPACE) -> list[str]:

@@ -93,6 +93,10 @@ RAY_GLUE: tuple[str, ...] = (
     "cluster.cli",
     "cluster.node_agents",  # places one runtime + agent actor pair on every Ray node
     "cluster.membership",  # follows ray.nodes(): agents for nodes that join, Nodes of nodes that leave
+    "cluster.control_plane",  # the nodes of the store replicas and the control-plane instances on them
+    "cluster.status",  # `raykube status`: Ray's nodes, named actors and the autoscaler's request
+    "cluster.autoscaler.marks",  # release marks and the standing request, in Ray's GCS key-value store
+    "cluster.autoscaler.ray_autoscaler",  # request_resources, and stopping a released node's actors
     "cluster.store.client",  # the store client's transport is Ray calls to the replica actors
     "*.actor",
     "nodeagent.actor",

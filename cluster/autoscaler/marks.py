@@ -10,14 +10,19 @@ Blocking calls (GCS round trips, about a millisecond).
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 from ray.experimental.internal_kv import (
     _internal_kv_del,
     _internal_kv_exists,
+    _internal_kv_get,
     _internal_kv_list,
     _internal_kv_put,
 )
 
 PREFIX = "raykube-releasing/"
+REQUEST_KEY = "raykube-autoscaler/request"  # the standing request_resources, for ``raykube status``
 
 
 def _kv_namespace(ray_namespace: str) -> str:
@@ -39,3 +44,18 @@ def marked_releasing(ray_namespace: str) -> set[str]:
 
 def unmark_releasing(ray_namespace: str, node: str) -> None:
     _internal_kv_del(PREFIX + node, namespace=_kv_namespace(ray_namespace))
+
+
+def record_request(ray_namespace: str, bundles: list[dict[str, Any]]) -> None:
+    """Keep what the autoscaler last asked Ray for (none: the request was cleared)."""
+    ns = _kv_namespace(ray_namespace)
+    if bundles:
+        _internal_kv_put(REQUEST_KEY, json.dumps(bundles).encode(), overwrite=True, namespace=ns)
+    else:
+        _internal_kv_del(REQUEST_KEY, namespace=ns)
+
+
+def standing_request(ray_namespace: str) -> list[dict[str, Any]] | None:
+    """The bundles of the autoscaler's standing request, or None when there is none."""
+    raw = _internal_kv_get(REQUEST_KEY, namespace=_kv_namespace(ray_namespace))
+    return list(json.loads(raw)) if raw else None

@@ -33,13 +33,17 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import ray
+from ray.autoscaler.sdk import request_resources as ray_request
+from ray.autoscaler.v2.utils import is_autoscaler_v2
+from ray.experimental.internal_kv import _internal_kv_get
 
-from cluster.autoscaler import planning
+from cluster.autoscaler import marks, planning
 from cluster.autoscaler.marks import mark_releasing, marked_releasing, unmark_releasing
 from cluster.client import events as ev
 from cluster.client.errors import ApiError
 from cluster.client.event_recorder import ClientEventWriter, EventRecorder, EventSink
 from cluster.client.rest import ApiClient
+from cluster.control_plane import control_plane_nodes
 from cluster.naming import node_names
 from netplugins.actor import network_actor_name
 from netplugins.proxy.actor import proxy_actor_name
@@ -105,9 +109,6 @@ def ray_has_autoscaler() -> bool:
     read-only and names each node type ``node_<node id>``. A configured one (``ray up``, KubeRay, the
     fake multi-node provider) reports the node types of its config in ``__autoscaling_status``; the
     v2 autoscaler sets its own flag in the GCS. Blocking (GCS calls)."""
-    from ray.autoscaler.v2.utils import is_autoscaler_v2
-    from ray.experimental.internal_kv import _internal_kv_get
-
     with contextlib.suppress(Exception):
         if is_autoscaler_v2(fetch_from_server=True):
             return True
@@ -121,8 +122,6 @@ def ray_has_autoscaler() -> bool:
 
 def request_resources(bundles: list[planning.Bundle]) -> None:
     """Replace Ray's autoscaler's standing request with ``bundles`` (none: clear it). Blocking."""
-    from ray.autoscaler.sdk import request_resources as ray_request
-
     ray_request(
         bundles=[dict(b.resources) for b in bundles],
         bundle_label_selectors=[dict(b.label_selector) for b in bundles],
@@ -165,8 +164,6 @@ def _ray_view() -> tuple[dict[str, str], set[str]]:
 
 
 def _control_plane_ids(namespace: str) -> list[str]:
-    from cluster.bootstrap import control_plane_nodes  # the bootstrap imports the controller manager
-
     return control_plane_nodes(namespace)
 
 
@@ -210,6 +207,10 @@ class RayGlue:
 
     def request(self, bundles: list[planning.Bundle]) -> None:
         request_resources(bundles)
+        marks.record_request(
+            self.ray_namespace,
+            [{"resources": dict(b.resources), "labels": dict(b.label_selector)} for b in bundles],
+        )
 
     def stop(self, node: str) -> list[str]:
         return stop_node_actors(node, self.ray_namespace)
