@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import shutil
 import sys
@@ -44,6 +45,8 @@ from cluster.machinery.pki import certificate_hosts, normalize_host
 from cluster.naming import default_namespace
 from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
+from cluster.status import ClusterStatus
+from cluster.status import collect as collect_status
 from cluster.store.client import StoreClient, Unavailable
 from cluster.store.members import MembershipRefused, add_member, observe, ray_nodes, remove_member
 from netplugins.actor import network_plugins
@@ -246,9 +249,38 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"node {node}: runtime {version}, resource limits {limits}", soft_wrap=True)
     for node, plugin, readiness in network_plugins(namespace):
         console.print(f"node {node}: network plugin {plugin}, {readiness}", soft_wrap=True)
+    _print_cluster(asyncio.run(collect_status(namespace, data_dir / "kubeconfig")), namespace)
     healthy = [r for r in rows if r.get("health") == "ok"]
     leaders = {r.get("leader") for r in healthy if r.get("leader")}
     return 0 if healthy and len(leaders) == 1 else 1
+
+
+def _print_cluster(st: ClusterStatus, namespace: str) -> None:
+    """Ray's nodes beside their Node objects, the control-plane instances and their Leases, and the
+    autoscaler's standing request (``raykube status``, after the store table)."""
+    nodes = Table(title=f"Ray nodes and Kubernetes Nodes ({namespace})")
+    for col in ("node", "ray node id", "ip", "ray", "Ready", "schedulable", "ray node type"):
+        nodes.add_column(col)
+    for n in st.nodes:
+        nodes.add_row(
+            n.name, n.ray_node_id[:12] or "-", n.ip or "-", n.ray_state, n.node_ready,
+            "yes" if n.schedulable else "no (cordoned)", n.node_type or "-",
+        )  # fmt: skip
+    console.print(nodes)
+    instances = Table(title="control-plane instances (Ray actors)")
+    for col in ("component", "actor", "node", "holds the lease"):
+        instances.add_column(col)
+    for i in st.instances:
+        instances.add_row(i.component, i.actor, i.node, i.leader)
+    console.print(instances)
+    if st.autoscaler_request:
+        wanted = "; ".join(json.dumps(b, sort_keys=True) for b in st.autoscaler_request)
+        count = len(st.autoscaler_request)
+        console.print(f"autoscaler: {count} bundle(s) requested from Ray: {wanted}", soft_wrap=True)
+    else:
+        console.print("autoscaler: no request in flight")
+    for err in st.errors:
+        console.print(f"[yellow]note:[/] {err}", soft_wrap=True)
 
 
 def cmd_store(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration import support
 from tests.integration.conftest import ray_stop, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.own_ray]
@@ -21,6 +22,10 @@ def kubectl(kubeconfig: str, *args: str) -> str:
     )
     assert proc.returncode == 0, f"kubectl {' '.join(args)}: {proc.stdout}{proc.stderr}"
     return proc.stdout.strip()
+
+
+def table_rows(out: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("│")[1:-1]] for line in out.splitlines() if line.startswith("│")]
 
 
 def status_rows(out: str) -> list[list[str]]:
@@ -124,6 +129,28 @@ def test_three_replicas_spread_over_three_ray_nodes(data_dir: Path) -> None:
         assert len(rows) == 3
         assert len({r[1] for r in rows}) == 3, st.stdout  # three different node ids
         assert sorted(r[2] for r in rows) == ["follower", "follower", "leader"]
+
+        # The other tables: each Ray node beside its Ready Node, three instances of each control-plane
+        # component (one per replica's node), one scheduler and one controller manager holding the Lease.
+        def cluster_tables() -> tuple[list[list[str]], list[list[str]]] | None:
+            out = run_cli("status", "--address", cluster.address, data_dir=data_dir).stdout
+            rows = table_rows(out)
+            nodes = [r for r in rows if len(r) == 7 and r[3] == "ALIVE"]
+            instances = [r for r in rows if len(r) == 4 and r[0].startswith("kube-")]
+            ready = len(nodes) == 3 and all(r[4] == "True" for r in nodes)
+            leaders = sorted(r[0] for r in instances if r[3] == "yes")
+            done = ready and leaders == ["kube-controller-manager", "kube-scheduler"]
+            return (nodes, instances) if done else None
+
+        nodes, instances = support.wait_until(cluster_tables, "Ready nodes and both leases held", timeout=90)
+        assert sorted(r[0] for r in instances) == sorted(
+            ["kube-apiserver", "kube-scheduler", "kube-controller-manager"] * 3
+        )
+        assert {r[2] for r in instances} == {r[0] for r in nodes}  # an instance of each on every node
+        assert (
+            "autoscaler: no request in flight"
+            in run_cli("status", "--address", cluster.address, data_dir=data_dir).stdout
+        )
         run_cli("store", "put", "--address", cluster.address, "/spread", "ok", data_dir=data_dir)
         got = run_cli("store", "get", "--address", cluster.address, "/spread", data_dir=data_dir)
         assert got.stdout.strip() == "ok"
