@@ -31,6 +31,7 @@ COMPONENTS: dict[str, str] = {
     "cluster.machinery": "machinery",
     "cluster.naming": "naming",  # Ray namespace and node-name conventions: a leaf beside machinery
     "cluster.store": "store",
+    "cluster.store.members": "store-glue",  # membership changes on Ray: the keeper's loop, `store member`
     "cluster.client": "client",
     "cluster.apiserver": "apiserver",
     "cluster.scheduler": "scheduler",
@@ -49,7 +50,7 @@ COMPONENTS: dict[str, str] = {
 # Everything below the glue: what the bootstrap wires together.
 _PARTS = frozenset(
     {"machinery", "naming", "store", "client", "apiserver", "scheduler", "controllers", "cri", "nodeagent"}
-    | {"netplugins", "cni", "node-glue", "controller-glue"}
+    | {"netplugins", "cni", "node-glue", "controller-glue", "store-glue"}
 )
 # component -> the other components it may import. Directions point one way:
 # machinery <- store <- client <- {apiserver, scheduler, controllers, nodeagent, netplugins} <- glue.
@@ -59,6 +60,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "cri": frozenset({"machinery"}),  # machinery: the shared stub generator only
     "cni": frozenset({"machinery"}),  # machinery: the shared stub generator only
     "store": frozenset({"machinery"}),
+    "store-glue": frozenset({"machinery", "naming", "store"}),
     "client": frozenset({"machinery"}),
     "apiserver": frozenset({"machinery", "store", "client"}),
     "scheduler": frozenset({"machinery", "client"}),
@@ -78,6 +80,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "nodeagent",
             "bootstrap",
             "node-glue",
+            "store-glue",
         }
     ),
     "bootstrap": _PARTS,
@@ -98,6 +101,7 @@ RAY_GLUE: tuple[str, ...] = (
     "cluster.autoscaler.marks",  # release marks and the standing request, in Ray's GCS key-value store
     "cluster.autoscaler.ray_autoscaler",  # request_resources, and stopping a released node's actors
     "cluster.store.client",  # the store client's transport is Ray calls to the replica actors
+    "cluster.store.members",  # starts, adds, removes and kills replica actors
     "*.actor",
     "nodeagent.actor",
     "bench.*",

@@ -44,7 +44,8 @@ from cluster.machinery.ippool import DEFAULT_LB_POOL
 from cluster.membership import RayNodeFollower
 from cluster.node_agents import NodeAgentsConfig, ray_node_names
 from cluster.store.client import StoreClient
-from cluster.store.keeper import DEFAULT_GRACE, StoreKeeper
+from cluster.store.keeper import DEFAULT_GRACE
+from cluster.store.members import StoreKeeper
 
 log = logging.getLogger("raykube.controllers")
 

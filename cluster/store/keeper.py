@@ -12,8 +12,9 @@ leader, kill its actor for good, start ``store-<next unused id>`` with ``join=Tr
 node that hosts no replica (control-plane nodes first), add it as a member and wait until it has
 caught up (the leader sends it a snapshot). Replica ids are never reused.
 
-``plan`` is the whole decision, pure and unit-tested; ``StoreKeeper`` is the loop the elected
-controller manager runs (``async def run``); the Ray calls live in ``cluster.store.members``.
+``plan`` is the whole decision, pure and unit-tested (this module imports nothing of Ray);
+``cluster.store.members.StoreKeeper`` is the loop the elected controller manager runs
+(``async def run``), with the Ray calls.
 A replica whose restarted actor found its old log (a shared or re-attached disk, or the single disk
 of a ``ray.cluster_utils`` cluster) is not lost: it resumes as the same member, which is safe because
 its promises are in that log.
@@ -21,18 +22,35 @@ its promises are in that log.
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from pathlib import Path
-
-from cluster.store.members import MemberView, RayNode, observe, ray_nodes, replace_member
-from cluster.store.replica import ReplicaOptions
-
-log = logging.getLogger("raykube.store.keeper")
+from dataclasses import dataclass, field
 
 DEFAULT_GRACE = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MemberView:
+    """One ``store-<id>`` actor as the keeper and ``raykube store members`` see it."""
+
+    id: int
+    node_id: str  # the Ray node it runs on (from its status, else Ray's actor table); "" unknown
+    state: str  # "ok", "failed: ...", "awaiting replacement: ...", "unreachable (...)"
+    role: str = ""
+    term: int = 0
+    voters: tuple[int, ...] = ()
+    applied: int = 0
+    commit: int = 0
+    pending_conf: bool = False
+    node_ip: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RayNode:
+    node_id: str
+    alive: bool
+    name: str = ""
+    ip: str = ""
+    control_plane: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,77 +144,3 @@ def plan(
             lost_since=since,
         )
     return Plan("replace", f"store-{victim} {lost[victim]}", member=victim, node=node, lost_since=since)
-
-
-class StoreKeeper:
-    """The loop: observe, plan, act; one replacement at a time. Run by the elected controller manager
-    (``asyncio.create_task(keeper.run())``, cancelled when leadership is lost)."""
-
-    def __init__(
-        self,
-        namespace: str,
-        data_dir: str | Path,
-        *,
-        grace: float = DEFAULT_GRACE,
-        period: float = 5.0,
-        options: ReplicaOptions | None = None,
-    ) -> None:
-        self.namespace = namespace
-        self.data_dir = Path(data_dir)
-        self.grace = grace
-        self.period = period
-        self.options = options
-        self.lost_since: dict[int, float] = {}
-        self.last_reason = ""
-        self.last_node: dict[int, str] = {}
-        self.pass_timeout = 300.0  # one pass, a replacement's catch-up included
-
-    async def step(self) -> Plan:
-        from cluster.store.client import StoreClient
-
-        loop = asyncio.get_running_loop()
-        client = await StoreClient.connect(self.namespace, deadline=10.0, request_timeout=3.0)
-        try:
-            members = [self._remember(m) for m in await observe(client, self.namespace)]
-            nodes = await asyncio.to_thread(ray_nodes)
-            p = plan(members, nodes, loop.time(), lost_since=self.lost_since, grace=self.grace)
-            self.lost_since = p.lost_since
-            if p.reason != self.last_reason:
-                seen = ", ".join(
-                    f"store-{m.id} {m.role or '-'} {m.state[:24]} on {m.node_id[:8] or '?'}" for m in members
-                )
-                log.info("store keeper: %s [%s]", p.reason, seen)
-                self.last_reason = p.reason
-            if p.action == "replace":
-                new_id = await replace_member(
-                    client, self.namespace, self.data_dir, p.member, p.node, options=self.options
-                )
-                log.warning(
-                    "store keeper: replaced store-%d (%s) by store-%d on node %s",
-                    p.member,
-                    p.reason,
-                    new_id,
-                    p.node[:8],
-                )
-                self.lost_since.pop(p.member, None)
-            return p
-        finally:
-            await client.close()
-
-    def _remember(self, m: MemberView) -> MemberView:
-        """A replica that stops answering keeps the node it was last seen on (Ray's actor table may
-        no longer name one while it waits to be restarted)."""
-        if m.node_id:
-            self.last_node[m.id] = m.node_id
-            return m
-        return replace(m, node_id=self.last_node.get(m.id, ""))
-
-    async def run(self) -> None:
-        while True:
-            try:
-                await asyncio.wait_for(self.step(), self.pass_timeout)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("store keeper: a pass failed; retrying in %.0fs", self.period)
-            await asyncio.sleep(self.period)

@@ -1,10 +1,11 @@
 """Store membership on Ray: what each replica reports, and adding, removing and replacing members.
 
-Shared by the store keeper (``cluster.store.keeper``) and the operator commands (``raykube store
-members``, ``raykube store member add|remove``). Each change is one Raft membership change through
-the leader, in etcd's order: a new member's actor starts first with ``join=True`` (it waits, empty,
-until the leader contacts it), then the leader adds its id and sends it a snapshot; a removed
-member's id leaves the configuration first, then its actor is killed for good.
+Shared by the store keeper's loop (``StoreKeeper``: ``cluster.store.keeper`` decides, this acts) and
+the operator commands (``raykube store members``, ``raykube store member add|remove``). Each change
+is one Raft membership change through the leader, in etcd's order: a new member's actor starts first
+with ``join=True`` (it waits, empty, until the leader contacts it), then the leader adds its id and
+sends it a snapshot; a removed member's id leaves the configuration first, then its actor is killed
+for good.
 
 Replica ids are never reused (a removed id could still have messages in flight, and its old
 directory may still hold a log): the highest id ever used is kept in the store under
@@ -17,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,11 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from cluster.naming import node_names
 from cluster.store.actor import REPLICA_PREFIX, StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
+from cluster.store.keeper import DEFAULT_GRACE, MemberView, Plan, RayNode, pick_node, plan
 from cluster.store.membership import record_members, recorded_members
 from cluster.store.replica import ReplicaOptions
+
+log = logging.getLogger("raykube.store.keeper")
 
 MEMBERS_KEY = b"/raykube/store/members"
 CONTROL_PLANE_LABEL = ("raykube.io/role", "control-plane")  # a Ray node label (or resource name)
@@ -37,31 +42,6 @@ CONTROL_PLANE_LABEL = ("raykube.io/role", "control-plane")  # a Ray node label (
 
 class MembershipRefused(Exception):
     """The change would be unsafe or is impossible now; the message says what to do instead."""
-
-
-@dataclass(frozen=True, slots=True)
-class MemberView:
-    """One ``store-<id>`` actor as the keeper and ``raykube store members`` see it."""
-
-    id: int
-    node_id: str  # the Ray node it runs on (from its status, else Ray's actor table); "" unknown
-    state: str  # "ok", "failed: ...", "awaiting replacement: ...", "unreachable (...)"
-    role: str = ""
-    term: int = 0
-    voters: tuple[int, ...] = ()
-    applied: int = 0
-    commit: int = 0
-    pending_conf: bool = False
-    node_ip: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class RayNode:
-    node_id: str
-    alive: bool
-    name: str = ""
-    ip: str = ""
-    control_plane: bool = False
 
 
 def ray_nodes() -> list[RayNode]:
@@ -153,8 +133,6 @@ def _resolve_node(node: str | None, views: list[MemberView]) -> str:
     """A Ray node id (or name, or id prefix) to put a new replica on; default: a free live node."""
     nodes = ray_nodes()
     if node is None:
-        from cluster.store.keeper import pick_node
-
         picked = pick_node(views, nodes, replacing=0)
         if picked is None:
             raise MembershipRefused(
@@ -274,3 +252,75 @@ def replica_ids(names: list[str]) -> list[int]:
         with contextlib.suppress(ValueError):
             ids.append(int(name.removeprefix(REPLICA_PREFIX)))
     return sorted(ids)
+
+
+class StoreKeeper:
+    """The loop: observe, plan, act; one replacement at a time. Run by the elected controller manager
+    (``asyncio.create_task(keeper.run())``, cancelled when leadership is lost)."""
+
+    def __init__(
+        self,
+        namespace: str,
+        data_dir: str | Path,
+        *,
+        grace: float = DEFAULT_GRACE,
+        period: float = 5.0,
+        options: ReplicaOptions | None = None,
+    ) -> None:
+        self.namespace = namespace
+        self.data_dir = Path(data_dir)
+        self.grace = grace
+        self.period = period
+        self.options = options
+        self.lost_since: dict[int, float] = {}
+        self.last_reason = ""
+        self.last_node: dict[int, str] = {}
+        self.pass_timeout = 300.0  # one pass, a replacement's catch-up included
+
+    async def step(self) -> Plan:
+        loop = asyncio.get_running_loop()
+        client = await StoreClient.connect(self.namespace, deadline=10.0, request_timeout=3.0)
+        try:
+            members = [self._remember(m) for m in await observe(client, self.namespace)]
+            nodes = await asyncio.to_thread(ray_nodes)
+            p = plan(members, nodes, loop.time(), lost_since=self.lost_since, grace=self.grace)
+            self.lost_since = p.lost_since
+            if p.reason != self.last_reason:
+                seen = ", ".join(
+                    f"store-{m.id} {m.role or '-'} {m.state[:24]} on {m.node_id[:8] or '?'}" for m in members
+                )
+                log.info("store keeper: %s [%s]", p.reason, seen)
+                self.last_reason = p.reason
+            if p.action == "replace":
+                new_id = await replace_member(
+                    client, self.namespace, self.data_dir, p.member, p.node, options=self.options
+                )
+                log.warning(
+                    "store keeper: replaced store-%d (%s) by store-%d on node %s",
+                    p.member,
+                    p.reason,
+                    new_id,
+                    p.node[:8],
+                )
+                self.lost_since.pop(p.member, None)
+            return p
+        finally:
+            await client.close()
+
+    def _remember(self, m: MemberView) -> MemberView:
+        """A replica that stops answering keeps the node it was last seen on (Ray's actor table may
+        no longer name one while it waits to be restarted)."""
+        if m.node_id:
+            self.last_node[m.id] = m.node_id
+            return m
+        return replace(m, node_id=self.last_node.get(m.id, ""))
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self.step(), self.pass_timeout)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("store keeper: a pass failed; retrying in %.0fs", self.period)
+            await asyncio.sleep(self.period)

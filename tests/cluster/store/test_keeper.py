@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cluster.store.keeper import lost_voters, pick_node, plan
-from cluster.store.members import MemberView, RayNode
+from cluster.store.keeper import MemberView, RayNode, lost_voters, pick_node, plan
 from cluster.store.membership import CLUSTER_MARKER, record_cluster, record_members, recorded_members
 
 N = [RayNode("head", True), RayNode("w1", True), RayNode("w2", True), RayNode("w3", True)]
