@@ -64,7 +64,14 @@ from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
-from cluster.store.membership import cluster_created, record_cluster, recorded_members
+from cluster.store.membership import (
+    cluster_created,
+    home_placement,
+    record_cluster,
+    record_homes,
+    recorded_homes,
+    recorded_members,
+)
 from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
 from nodeagent.actor import load_runtime
@@ -198,11 +205,21 @@ def deploy_store(
         handles = [ray.get_actor(replica_name(rid), namespace=namespace) for rid in voters]
         # A quorum answering is enough: a member on a dead node is the store keeper's to replace.
         ray.wait([h.ready.remote() for h in handles], num_returns=len(handles) // 2 + 1, timeout=120)
+        _record_homes(data_dir, voters, handles)
         return handles, f"{len(voters)} replica(s): {', '.join(replica_name(r) for r in voters)}"
     nodes = _alive_nodes()
     here = ray.get_runtime_context().get_node_id()
     strategies: list[Any]
-    if replicas > 1 and len(nodes) >= replicas:
+    alive = [
+        (n["NodeID"], str(n.get("NodeManagerAddress")), str(n.get("NodeManagerHostname"))) for n in nodes
+    ]
+    recorded_hosts = recorded_homes(data_dir / "store") if recorded else {}
+    homes = home_placement(voters, recorded_hosts, alive) if recorded_hosts else None
+    if homes is not None and len(voters) > 1:
+        # A restart of a cluster whose replicas each have a host of their own: back to their disks.
+        strategies = [NodeAffinitySchedulingStrategy(homes[rid], soft=False) for rid in voters]
+        placement = f"{len(voters)} replicas back on the hosts holding their data"
+    elif replicas > 1 and len(nodes) >= replicas:
         pg = None
         with contextlib.suppress(ValueError):
             pg = ray.util.get_placement_group(f"{PG_NAME}-{namespace}")
@@ -218,6 +235,12 @@ def deploy_store(
             PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i) for i in range(replicas)
         ]
         placement = f"{replicas} replicas on {replicas} distinct Ray nodes (STRICT_SPREAD)"
+        if recorded_hosts and len(voters) > 1:
+            hosts = ", ".join(sorted({ip for ip, _ in recorded_hosts.values()}))
+            placement += (
+                f"; their hosts ({hosts}) are not each one alive Ray node, so a replica placed away from "
+                "its data waits for the store keeper to replace it"
+            )
     else:
         strategies = [NodeAffinitySchedulingStrategy(here, soft=False)] * replicas
         placement = f"{replicas} replica(s) on this node"
@@ -239,7 +262,23 @@ def deploy_store(
         handles.append(handle)
     ray.get([h.ready.remote() for h in handles], timeout=120)
     record_cluster(data_dir / "store", voters)
+    _record_homes(data_dir, voters, handles)
     return handles, placement
+
+
+def _record_homes(data_dir: Path, voters: list[int], handles: list[Any]) -> None:
+    """Record the host of every replica that answers (``membership.record_homes``)."""
+    hosts = {
+        n["NodeID"]: (str(n.get("NodeManagerAddress")), str(n.get("NodeManagerHostname")))
+        for n in _alive_nodes()
+    }
+    homes = recorded_homes(data_dir / "store")
+    for rid, handle in zip(voters, handles, strict=True):
+        with contextlib.suppress(Exception):
+            node = ray.get(handle.status.remote(), timeout=5).get("node_id")
+            if node in hosts:
+                homes[rid] = hosts[node]
+    record_homes(data_dir / "store", {rid: home for rid, home in homes.items() if rid in voters})
 
 
 async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:

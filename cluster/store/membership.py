@@ -87,8 +87,9 @@ def cluster_created(store_dir: Path) -> bool:
 
 
 def record_cluster(store_dir: Path, voters: list[int]) -> None:
-    """Mark the store directory as holding a created cluster (after its replicas started)."""
-    if not cluster_created(store_dir):
+    """Mark the store directory as holding a created cluster (after its replicas started, so their
+    logs already say so: the marker itself is what is asked about, and it also records the voters)."""
+    if read_marker(store_dir, CLUSTER_MARKER) is None:
         write_marker(store_dir, CLUSTER_MARKER, {"voters": voters})
 
 
@@ -108,3 +109,40 @@ def record_members(store_dir: Path, voters: list[int], max_id: int) -> None:
     node that never held the marker must not start to look like one that did."""
     if cluster_created(store_dir):
         write_marker(store_dir, CLUSTER_MARKER, {"voters": sorted(voters), "max_id": max(max_id, *voters)})
+
+
+HOMES_MARKER = "homes.json"  # in the cluster's store directory: the host each replica's disk is on
+
+
+def record_homes(store_dir: Path, homes: dict[int, tuple[str, str]]) -> None:
+    """Remember the host (IP, host name) each replica ran on: its data directory is on that host's
+    disk, so after a restart of the whole Ray cluster (new Ray node ids) it must go back there."""
+    if homes and homes != recorded_homes(store_dir):
+        payload = {str(rid): {"ip": ip, "hostname": host} for rid, (ip, host) in sorted(homes.items())}
+        write_marker(store_dir, HOMES_MARKER, payload)
+
+
+def recorded_homes(store_dir: Path) -> dict[int, tuple[str, str]]:
+    marker = read_marker(store_dir, HOMES_MARKER) or {}
+    return {int(rid): (str(h.get("ip", "")), str(h.get("hostname", ""))) for rid, h in marker.items()}
+
+
+def home_placement(
+    voters: list[int], homes: dict[int, tuple[str, str]], nodes: list[tuple[str, str, str]]
+) -> dict[int, str] | None:
+    """Replica id -> the Ray node id of its home, for every voter, or None when that cannot be told
+    for all of them: a voter without a recorded home, a home no alive node or several alive nodes
+    answer to (``ray.cluster_utils`` clusters: every node has the same IP and host name), or two
+    voters with one home. ``nodes`` are the alive nodes as (node id, IP, host name). With None the
+    caller spreads the replicas with a placement group; a replica that lands away from its disk
+    then refuses with an empty log and the store keeper replaces it."""
+    by_home: dict[tuple[str, str], list[str]] = {}
+    for node_id, ip, host in nodes:
+        by_home.setdefault((ip, host), []).append(node_id)
+    placed: dict[int, str] = {}
+    for rid in voters:
+        candidates = by_home.get(homes.get(rid, ("", "")), [])
+        if len(candidates) != 1 or candidates[0] in placed.values():
+            return None
+        placed[rid] = candidates[0]
+    return placed

@@ -13,8 +13,11 @@ from cluster.store.membership import (
     EmptyStart,
     cluster_created,
     empty_start_rule,
+    home_placement,
     read_marker,
     record_cluster,
+    record_homes,
+    recorded_homes,
 )
 from cluster.store.raft.types import Message
 from cluster.store.replica import NotServing, Replica
@@ -88,3 +91,45 @@ def test_replica_start_on_an_empty_log(
             await r.close()
 
     asyncio.run(scenario())
+
+
+NODES = [("n1", "10.0.0.1", "a"), ("n2", "10.0.0.2", "b"), ("n3", "10.0.0.3", "c")]
+HOMES = {1: ("10.0.0.2", "b"), 2: ("10.0.0.3", "c"), 3: ("10.0.0.1", "a")}
+SAME_HOST = [(f"n{i}", "127.0.0.1", "vm") for i in (1, 2, 3)]
+
+
+def test_replicas_go_back_to_the_hosts_of_their_disks_after_a_restart() -> None:
+    assert home_placement([1, 2, 3], HOMES, NODES) == {1: "n2", 2: "n3", 3: "n1"}
+
+
+@pytest.mark.parametrize(
+    ("voters", "homes", "nodes", "why"),
+    [
+        ([1, 2, 3, 4], HOMES, NODES, "a voter without a home"),
+        ([1, 2, 3], HOMES, NODES[:2], "a home no alive node answers to"),
+        ([1, 2, 3], {**HOMES, 3: ("10.0.0.3", "c")}, NODES, "two voters with one home"),
+        ([1, 2, 3], {i: ("127.0.0.1", "vm") for i in (1, 2, 3)}, SAME_HOST, "one host (ray.cluster_utils)"),
+    ],
+)  # fmt: skip
+def test_no_home_placement_unless_every_voter_has_exactly_one_home(
+    voters: list[int], homes: dict[int, tuple[str, str]], nodes: list[tuple[str, str, str]], why: str
+) -> None:
+    assert home_placement(voters, homes, nodes) is None, why
+
+
+def test_homes_are_recorded_privately_and_read_back(tmp_path: Path) -> None:
+    assert recorded_homes(tmp_path) == {}
+    record_homes(tmp_path, HOMES)
+    assert recorded_homes(tmp_path) == HOMES
+    assert (tmp_path / "homes.json").stat().st_mode & 0o777 == 0o600
+
+
+def test_the_cluster_marker_is_written_after_the_replicas_logs_exist(tmp_path: Path) -> None:
+    """``up`` records the cluster once its replicas started, when their logs already exist; the
+    marker (which also holds the voters a restart recreates) must be written all the same."""
+    wal = tmp_path / "replica-1" / "wal"
+    wal.mkdir(parents=True)
+    (wal / "0000.wal").write_bytes(b"x")
+    assert cluster_created(tmp_path) and read_marker(tmp_path, "cluster.json") is None
+    record_cluster(tmp_path, [1, 2, 3])
+    assert read_marker(tmp_path, "cluster.json") == {"voters": [1, 2, 3]}
