@@ -81,6 +81,7 @@ NETWORK_BACKENDS = ("host-gw", "vxlan")  # across nodes; the first is the defaul
 HOST_SERVICE_CIDR = "127.96.0.0/16"  # the default Service CIDR with --network host (loopback)
 
 PG_NAME = "raykube-store"
+CONTROL_PLANE_RESOURCE = "raykube_control_plane"  # the Ray resource deploy/ gives control-plane nodes
 RAY_MARKER = "ray-started-by-raykube"
 
 
@@ -186,6 +187,15 @@ def _alive_nodes() -> list[dict[str, Any]]:
     return [n for n in ray.nodes() if n.get("Alive")]
 
 
+def store_bundles(replicas: int, nodes: list[dict[str, Any]]) -> list[dict[str, float]]:
+    """The placement group's bundles, one per replica: on the control-plane nodes (Ray resource
+    ``raykube_control_plane``, as ``deploy/`` gives them) when there are enough of them alive, so a
+    worker that happened to join first does not get a replica; else on any node."""
+    planes = [n for n in nodes if (n.get("Resources") or {}).get(CONTROL_PLANE_RESOURCE, 0) > 0]
+    bundle = {"CPU": 0.01, CONTROL_PLANE_RESOURCE: 0.01} if len(planes) >= replicas else {"CPU": 0.01}
+    return [dict(bundle) for _ in range(replicas)]
+
+
 def deploy_store(
     replicas: int,
     data_dir: Path,
@@ -225,7 +235,7 @@ def deploy_store(
             pg = ray.util.get_placement_group(f"{PG_NAME}-{namespace}")
         if pg is None:
             pg = placement_group(
-                [{"CPU": 0.01}] * replicas,
+                store_bundles(replicas, nodes),
                 strategy="STRICT_SPREAD",
                 name=f"{PG_NAME}-{namespace}",
                 lifetime="detached" if detached else None,

@@ -14,6 +14,7 @@ from cluster.bootstrap import (
     _cluster_cidr,
     _network,
     default_network,
+    store_bundles,
     up,
 )
 from netplugins.host.plugin import HostNetwork
@@ -175,3 +176,13 @@ def test_cluster_json_keeps_the_network(tmp_path: Path) -> None:
     ClusterConfig(replicas=1, network="host", network_backend="vxlan").save(tmp_path)
     loaded = ClusterConfig.load(tmp_path)
     assert loaded is not None and (loaded.network, loaded.network_backend) == ("host", "vxlan")
+
+
+def test_store_replicas_ask_for_control_plane_nodes_only_when_there_are_enough() -> None:
+    plane = {"Resources": {"CPU": 4.0, "raykube_control_plane": 1.0}}
+    worker = {"Resources": {"CPU": 8.0}}
+    assert (
+        store_bundles(3, [plane, plane, plane, worker]) == [{"CPU": 0.01, "raykube_control_plane": 0.01}] * 3
+    )
+    # Two control-plane nodes for three replicas: any node, or the group could never be placed.
+    assert store_bundles(3, [plane, plane, worker, worker]) == [{"CPU": 0.01}] * 3

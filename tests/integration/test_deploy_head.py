@@ -66,7 +66,7 @@ def test_head_start_commands_then_kubectl_from_the_laptop(
         head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": control_plane},
     )
     try:
-        cluster.add_node(num_cpus=2)  # a worker for pods
+        worker = cluster.add_node(num_cpus=2)  # a worker for pods: it joins first, yet gets no replica
         cluster.add_node(num_cpus=1, resources=control_plane)
         cluster.wait_for_nodes()
         missing = wait(wait_words, cluster.address, timeout=2)
@@ -83,6 +83,9 @@ def test_head_start_commands_then_kubectl_from_the_laptop(
         up_args[up_args.index("ADDRESS")] = cluster.address
         up = run_cli("up", *up_args, data_dir=data_dir, timeout=400)
         assert "3 replicas on 3 distinct Ray nodes" in up.stdout, up.stdout
+        status = run_cli("status", "--address", cluster.address, data_dir=data_dir).stdout
+        replica_rows = [line for line in status.splitlines() if line.startswith("│ store-")]
+        assert len(replica_rows) == 3 and not any(worker.node_id[:8] in line for line in replica_rows), status
 
         laptop = tmp_path / "laptop.kubeconfig"
         made = run_cli(
