@@ -300,6 +300,18 @@ async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
         await client.close()
 
 
+def pinned(name: str, node_id: str, namespace: str) -> dict[str, Any]:
+    """Ray options of a detached, named control-plane actor pinned to one node (found, not started
+    twice, when it runs already)."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "get_if_exists": True,
+        "lifetime": "detached",
+        "scheduling_strategy": NodeAffinitySchedulingStrategy(node_id, soft=False),
+    }
+
+
 def deploy_apiserver(
     data_dir: Path,
     namespace: str = DEFAULT_NAMESPACE,
@@ -339,13 +351,8 @@ def deploy_apiserver(
     bound = port
     for i, node in enumerate(nodes):
         first = i == 0
-        actor = ApiServerActor.options(  # type: ignore[attr-defined]
-            name=instance_name(names[node], first=first),
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False),
-        ).remote(
+        name = instance_name(names[node], first=first)
+        actor = ApiServerActor.options(**pinned(name, node, namespace)).remote(  # type: ignore[attr-defined]
             namespace, str(pki_dir), host, bound, service_cidr,
             node=names[node], reuse_port=True, claim_port=first, pki_files=None if first else files,
         )  # fmt: skip
@@ -371,13 +378,7 @@ def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list
     config_text = config.read_text() if config.exists() else None
     kubeconfig = (data_dir / "kubeconfig").read_text()
     actors = [
-        SchedulerActor.options(  # type: ignore[attr-defined]
-            name=instance.actor,
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=NodeAffinitySchedulingStrategy(instance.node_id, soft=False),
-        ).remote(
+        SchedulerActor.options(**pinned(instance.actor, instance.node_id, namespace)).remote(  # type: ignore[attr-defined]
             str(data_dir / "kubeconfig"),
             str(config) if config.exists() else None,
             instance.node_name,
@@ -418,13 +419,7 @@ def deploy_controller_manager(
     home = instances[0].node_name
     kubeconfig = (data_dir / "kubeconfig").read_text()  # instances on other hosts lack the file
     actors = [
-        ControllerManagerActor.options(  # type: ignore[attr-defined]
-            name=instance.actor,
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached",
-            scheduling_strategy=NodeAffinitySchedulingStrategy(instance.node_id, soft=False),
-        ).remote(
+        ControllerManagerActor.options(**pinned(instance.actor, instance.node_id, namespace)).remote(  # type: ignore[attr-defined]
             str(data_dir / "kubeconfig"),
             grace,
             namespace,

@@ -27,16 +27,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
 from cluster.client.errors import ApiError
 from cluster.client.rest import ApiClient
-from cluster.machinery.times import rfc3339_micro
+from cluster.machinery.times import Clock, SystemClock, rfc3339_micro
 
 log = logging.getLogger("raykube.leaderelection")
 
@@ -46,22 +44,15 @@ RENEW_DEADLINE = 10.0
 RETRY_PERIOD = 2.0
 
 
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Wall-clock time, aware UTC: written to the Lease as acquireTime/renewTime."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds that never go back: when a record was observed, when the last renewal succeeded."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
+async def campaign_forever(elector: LeaderElector) -> None:
+    """Term after term, as Kubernetes' components restart after losing the lease: ``run`` returns
+    once leadership is lost (its work already stopped); campaign again after the retry period."""
+    while True:
+        try:
+            await elector.run()
+        except Exception:
+            log.exception("leader election for %s failed; campaigning again", elector.config.name)
+        await asyncio.sleep(elector.config.retry_period)
 
 
 def new_identity(node_name: str) -> str:

@@ -33,6 +33,7 @@ import math
 import ssl
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -41,7 +42,12 @@ import orjson
 import yarl
 
 from cluster.client.errors import ApiError, TransportError
-from cluster.client.kubeconfig import ConnectionSettings, load_client_certificate, load_kubeconfig
+from cluster.client.kubeconfig import (
+    ConnectionSettings,
+    load_client_certificate,
+    load_kubeconfig,
+    load_kubeconfig_text,
+)
 
 __all__ = ["PATCH_CONTENT_TYPES", "ApiClient", "ApiError", "TransportError", "resource_path"]
 
@@ -144,6 +150,14 @@ class ApiClient:
     def from_kubeconfig(cls, path: str, context: str | None = None) -> ApiClient:
         """Connect as ``context`` (default: the current context) of the kubeconfig at ``path``."""
         return cls.from_settings(load_kubeconfig(path, context))
+
+    @classmethod
+    def from_kubeconfig_text(cls, text: str | None, path: str) -> ApiClient:
+        """Connect with the kubeconfig ``text`` an actor was handed (it may run on a host without the
+        file; relative paths resolve against ``path``'s folder), else with the file at ``path``."""
+        if text is None:
+            return cls.from_kubeconfig(path)
+        return cls.from_settings(load_kubeconfig_text(text, str(Path(path).parent)))
 
     @classmethod
     def from_settings(cls, s: ConnectionSettings) -> ApiClient:

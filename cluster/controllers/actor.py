@@ -28,8 +28,7 @@ from typing import Any
 import ray
 
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, AutoscalingSettings, RayAutoscaler
-from cluster.client.kubeconfig import load_kubeconfig_text
-from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
+from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, campaign_forever, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
     CONTROL_PLANE_ACTORS,
@@ -150,24 +149,12 @@ class ControllerManagerActor:
             self.elector = LeaderElector(
                 self.client, LeaderElectionConfig(LEASE_NAMESPACE, LEASE_NAME, identity), lead=self._lead
             )
-            self._campaign = asyncio.get_event_loop().create_task(self._campaign_forever(self.elector))
+            self._campaign = asyncio.get_event_loop().create_task(campaign_forever(self.elector))
             log.info("controller manager %s campaigning for %s/%s", identity, LEASE_NAMESPACE, LEASE_NAME)
 
     def _connect(self) -> ApiClient:
         """A new client to the API servers (the caller closes it)."""
-        if self.kubeconfig is None:
-            return ApiClient.from_kubeconfig(self.kubeconfig_path)
-        base_dir = str(Path(self.kubeconfig_path).parent)
-        return ApiClient.from_settings(load_kubeconfig_text(self.kubeconfig, base_dir))
-
-    async def _campaign_forever(self, elector: LeaderElector) -> None:
-        """Term after term: a lost lease stops the controllers (``run`` returns); campaign again."""
-        while True:
-            try:
-                await elector.run()
-            except Exception:
-                log.exception("leader election failed; campaigning again")
-            await asyncio.sleep(elector.config.retry_period)
+        return ApiClient.from_kubeconfig_text(self.kubeconfig, self.kubeconfig_path)
 
     def _cluster_loops(self) -> list[Any]:
         """The Ray-aware loops only the leader runs, built fresh for each term: objects with

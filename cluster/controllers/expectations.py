@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from cluster.controllers.runtime import Clock
+from cluster.machinery.times import Clock
 
 EXPECTATIONS_TTL = 300.0
 

@@ -23,14 +23,13 @@ from cluster.client.events import object_ref
 from cluster.client.rest import ApiClient
 from cluster.controllers.registry import CONTROLLERS
 from cluster.controllers.runtime import (
-    Clock,
     Controller,
     ControllerContext,
     ControllerOptions,
     Recorder,
     SharedInformers,
-    SystemClock,
 )
+from cluster.machinery.times import Clock, SystemClock
 
 log = logging.getLogger("raykube.controllers")
 

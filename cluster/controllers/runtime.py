@@ -23,36 +23,17 @@ import abc
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any, ClassVar, Protocol
 
 from cluster.client.informer import AddHandler, DeleteHandler, Informer, UpdateHandler
 from cluster.client.lister import Lister, object_key
 from cluster.client.rest import ApiClient
 from cluster.client.workqueue import WorkQueue, run_workers
+from cluster.machinery.times import Clock
 
 log = logging.getLogger("raykube.controllers")
-
-
-class Clock(Protocol):
-    def now(self) -> datetime:
-        """Wall-clock time, timezone-aware UTC (for timestamps written to objects)."""
-        ...
-
-    def monotonic(self) -> float:
-        """Seconds from an arbitrary origin that never goes back (for delays and queues)."""
-        ...
-
-
-class SystemClock:
-    def now(self) -> datetime:
-        return datetime.now(UTC)
-
-    def monotonic(self) -> float:
-        return time.monotonic()
 
 
 class Recorder(Protocol):

@@ -8,7 +8,9 @@ Parsing accepts both forms, any number of fractional digits and ``Z`` or an offs
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
+from typing import Protocol
 
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 MICRO_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
@@ -40,3 +42,23 @@ def parse_rfc3339(value: object) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class Clock(Protocol):
+    """Time as the controllers, the leader elector and their tests see it (tests inject a manual one)."""
+
+    def now(self) -> datetime:
+        """Wall-clock time, aware UTC: what is written into objects (Lease renewTime, conditions)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds from an arbitrary origin that never go back: delays, queues, observed expiries."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()

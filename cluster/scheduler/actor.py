@@ -24,8 +24,7 @@ from typing import Any
 
 import ray
 
-from cluster.client.kubeconfig import load_kubeconfig_text
-from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, new_identity
+from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, campaign_forever, new_identity
 from cluster.client.rest import ApiClient
 from cluster.scheduler.config import SchedulerConfiguration, load_config
 from cluster.scheduler.scheduler import Scheduler
@@ -74,23 +73,12 @@ class SchedulerActor:
             self.elector = LeaderElector(
                 self.client, LeaderElectionConfig(LEASE_NAMESPACE, LEASE_NAME, identity), lead=self._lead
             )
-            self._campaign = asyncio.get_event_loop().create_task(self._campaign_forever(self.elector))
+            self._campaign = asyncio.get_event_loop().create_task(campaign_forever(self.elector))
             log.info("scheduler %s campaigning for %s/%s", identity, LEASE_NAMESPACE, LEASE_NAME)
 
     def _connect(self) -> ApiClient:
-        if self.kubeconfig is None:
-            return ApiClient.from_kubeconfig(self.kubeconfig_path)
-        base_dir = str(Path(self.kubeconfig_path).parent)
-        return ApiClient.from_settings(load_kubeconfig_text(self.kubeconfig, base_dir))
-
-    async def _campaign_forever(self, elector: LeaderElector) -> None:
-        """Term after term: a lost lease stops the scheduler (``run`` returns) and we campaign again."""
-        while True:
-            try:
-                await elector.run()
-            except Exception:
-                log.exception("leader election failed; campaigning again")
-            await asyncio.sleep(elector.config.retry_period)
+        """A new client to the API servers (the caller closes it)."""
+        return ApiClient.from_kubeconfig_text(self.kubeconfig, self.kubeconfig_path)
 
     async def _lead(self) -> None:
         """One term's work: a fresh scheduler, stopped when the elector cancels this task."""

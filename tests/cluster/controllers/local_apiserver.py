@@ -21,8 +21,8 @@ from cluster.controllers.runtime import (
     ControllerContext,
     ControllerOptions,
     SharedInformers,
-    SystemClock,
 )
+from cluster.machinery.times import SystemClock
 from cluster.store.client import WatchResponse
 from tests.cluster.apiserver.faulty_store import FaultyStore
 from tests.cluster.controllers.fakes import FakeRecorder

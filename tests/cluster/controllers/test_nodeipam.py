@@ -22,8 +22,9 @@ from cluster.controllers.nodeipam import (
     pod_cidrs_of,
 )
 from cluster.controllers.registry import CONTROLLERS, enabled
-from cluster.controllers.runtime import ControllerContext, ControllerOptions, SharedInformers, SystemClock
+from cluster.controllers.runtime import ControllerContext, ControllerOptions, SharedInformers
 from cluster.machinery.cidrset import CidrSetFull, parse_cluster_cidrs
+from cluster.machinery.times import SystemClock
 from tests.cluster.controllers.fake_client import FakeClient
 from tests.cluster.controllers.fakes import FakeRecorder
 from tests.cluster.controllers.local_apiserver import RunningController, local_apiserver
