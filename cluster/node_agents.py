@@ -104,16 +104,30 @@ def node_actor_names(node_name: str) -> tuple[str, ...]:
     )
 
 
-def remove_node_actors(node_name: str, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """Kill (for good) the actors of a node that left, agent first: pinned to a node that no longer
-    exists they can never run again, and their names would make a later node of the same name look
-    served. Returns the names killed; missing ones are skipped."""
+def remove_node_actors(
+    node_name: str, namespace: str = DEFAULT_NAMESPACE, *, stop_first: bool = False
+) -> list[str]:
+    """Kill (for good) the actors of a node, agent first: pinned to a node that no longer exists
+    they can never run again, and their names would make a later node of the same name look served.
+    ``stop_first`` (a node being released while it still runs): each is asked to shut down before it
+    is killed: the agent removes its pods, the runtime stops what is left, the proxy and the network
+    plugin remove their node-wide state (a live actor, even one using no CPU, keeps Ray from finding
+    the node idle). Returns the names killed; missing ones are skipped. Blocking; idempotent."""
+    shutdown_args: dict[str, tuple[Any, ...]] = {
+        agent_actor_name(node_name): (True,),
+        runtime_actor_name(node_name): (),
+        proxy_actor_name(node_name): (True,),
+        network_actor_name(node_name): (True,),
+    }
     killed = []
     for name in reversed(node_actor_names(node_name)):
         try:
             actor = ray.get_actor(name, namespace=namespace)
         except ValueError:
             continue
+        if stop_first:
+            with contextlib.suppress(Exception):
+                ray.get(actor.shutdown.remote(*shutdown_args[name]), timeout=60)
         with contextlib.suppress(Exception):
             ray.kill(actor, no_restart=True)
             killed.append(name)

@@ -3,20 +3,21 @@
 Each pass (every ``period`` seconds) reads Nodes and Pods from the API server and Ray's membership,
 then applies ``cluster.autoscaler.planning``'s decisions: the scale-up request
 (``ray.autoscaler.sdk.request_resources``, sent only when it changed, with a ``TriggeredScaleUp``
-event on each pod it is first made for), the nodes to release (taint and cordon, ``ScaleDown`` event),
-and, for every node being released, the next step: evict its pods through the Eviction API (a
-PodDisruptionBudget that refuses, 429, is retried next pass), and once only pods that stay are left,
-stop and kill the node's agent, runtime, proxy and network plugin actors (``stop_node_actors``), after
-which Ray finds the node idle and its autoscaler removes it after ``idle_timeout_minutes``. The Node
-object goes when Ray has forgotten the node (the controller manager's membership follower). A node
-Ray keeps alive ``give_back`` seconds after its actors stopped (its node type's ``min_workers``) is
-restored and not released again (``ScaleDownFailed``).
+event on each pod it is first made for), the nodes to release (taint and cordon, ``ScaleDown``
+event), and, for every node being released, the next step: evict its pods through the Eviction API
+(a PodDisruptionBudget that refuses, 429, is retried next pass), and once only pods that stay are
+left, stop and kill the node's agent, runtime, proxy and network plugin actors
+(``cluster.node_agents.remove_node_actors``), after which Ray finds the node idle and its autoscaler
+removes it after ``idle_timeout_minutes``. The Node object goes when Ray has forgotten the node (the
+controller manager's membership follower). A node Ray keeps alive ``give_back`` seconds after its
+actors stopped (its node type's ``min_workers``) is restored and not released again
+(``ScaleDownFailed``).
 
 Everything it decides from is re-read each pass (the taint marks a node being released), so a new
 leader carries on where the last one stopped. A node being released is also marked in Ray's GCS
-(``cluster.autoscaler.marks``) before its actors stop, so the membership follower does not give it new
-ones; the mark goes once Ray no longer lists the node alive (or its Node is not tainted: a leader stopped
-between mark and taint, or ``raykube down`` and ``up`` again in the same Ray).
+(``cluster.autoscaler.marks``) before its actors stop, so the membership follower does not give it
+new ones; the mark goes once Ray no longer lists the node alive (or its Node is not tainted: a
+leader stopped between mark and taint, or ``raykube down`` and ``up`` again in the same Ray).
 """
 
 from __future__ import annotations
@@ -45,9 +46,7 @@ from cluster.client.event_recorder import ClientEventWriter, EventRecorder, Even
 from cluster.client.rest import ApiClient
 from cluster.control_plane import control_plane_nodes
 from cluster.naming import node_names
-from netplugins.actor import network_actor_name
-from netplugins.proxy.actor import proxy_actor_name
-from nodeagent.actor import agent_actor_name, runtime_actor_name
+from cluster.node_agents import remove_node_actors
 
 log = logging.getLogger("raykube.autoscaler")
 
@@ -128,30 +127,6 @@ def request_resources(bundles: list[planning.Bundle]) -> None:
     )
 
 
-def stop_node_actors(node: str, namespace: str) -> list[str]:
-    """Stop ``node``'s agent (removing its pods), runtime, proxy and network plugin, in that order
-    (the reverse of their start), then kill them: a live actor, even one using no CPU, keeps Ray
-    from finding the node idle. Returns the actors killed. Blocking; idempotent."""
-    steps: tuple[tuple[str, tuple[Any, ...]], ...] = (
-        (agent_actor_name(node), (True,)),
-        (runtime_actor_name(node), ()),
-        (proxy_actor_name(node), (True,)),
-        (network_actor_name(node), (True,)),
-    )
-    killed = []
-    for name, args in steps:
-        try:
-            actor = ray.get_actor(name, namespace=namespace)
-        except ValueError:
-            continue  # already gone
-        with contextlib.suppress(Exception):
-            ray.get(actor.shutdown.remote(*args), timeout=60)
-        with contextlib.suppress(Exception):
-            ray.kill(actor, no_restart=True)
-            killed.append(name)
-    return killed
-
-
 def _ray_view() -> tuple[dict[str, str], set[str]]:
     """Node name -> Ray node id of the alive nodes, and the name of Ray's head. Names come from
     every node Ray remembers, dead ones included, as the node-agent deployment names them."""
@@ -213,7 +188,7 @@ class RayGlue:
         )
 
     def stop(self, node: str) -> list[str]:
-        return stop_node_actors(node, self.ray_namespace)
+        return remove_node_actors(node, self.ray_namespace, stop_first=True)
 
     def mark(self, node: str) -> None:
         mark_releasing(self.ray_namespace, node)
