@@ -58,7 +58,9 @@ def test_nodes_join_ready_and_leave(data_dir: Path, monkeypatch: pytest.MonkeyPa
     try:
         worker = cluster.add_node(num_cpus=2, labels={"raykube.io/pool": "first"})
         cluster.wait_for_nodes()
-        run_cli("up", "--address", cluster.address, data_dir=data_dir, timeout=400)
+        # The node network plugin: every Ray node here shares this host, and a removed node's plugin
+        # dies with its raylet, so a bridge plugin's bridge, route and nft table would outlive it.
+        run_cli("up", "--address", cluster.address, "--network", "host", data_dir=data_dir, timeout=400)
         kubeconfig = data_dir / "kubeconfig"
 
         def kubectl(*args: str, stdin: str | None = None) -> str:
