@@ -41,6 +41,7 @@ COMPONENTS: dict[str, str] = {
     "cluster.cli": "cli",
     "nodeagent": "nodeagent",
     "nodeagent.cri": "cri",  # the generated CRI stubs and their client: what plugins are written against
+    "nodeagent.csi": "csi",  # CSI stubs, client, errors, plugin base: what volume plugins are written against
     "nodeagent.actor": "node-glue",
     "netplugins": "netplugins",
     "netplugins.cni": "cni",  # the CNI gRPC stubs, types, client and plugin base: what runtimes call
@@ -50,7 +51,7 @@ COMPONENTS: dict[str, str] = {
 # Everything below the glue: what the bootstrap wires together.
 _PARTS = frozenset(
     {"machinery", "naming", "store", "client", "apiserver", "scheduler", "controllers", "cri", "nodeagent"}
-    | {"netplugins", "cni", "node-glue", "controller-glue", "store-glue"}
+    | {"netplugins", "cni", "csi", "node-glue", "controller-glue", "store-glue"}
 )
 # component -> the other components it may import. Directions point one way:
 # machinery <- store <- client <- {apiserver, scheduler, controllers, nodeagent, netplugins} <- glue.
@@ -59,15 +60,16 @@ ALLOWED: dict[str, frozenset[str]] = {
     "naming": frozenset(),
     "cri": frozenset({"machinery"}),  # machinery: the shared stub generator only
     "cni": frozenset({"machinery"}),  # machinery: the shared stub generator only
+    "csi": frozenset({"machinery"}),  # machinery: the shared stub generator and file helpers only
     "store": frozenset({"machinery"}),
     "store-glue": frozenset({"machinery", "naming", "store"}),
     "client": frozenset({"machinery"}),
     "apiserver": frozenset({"machinery", "store", "client"}),
     "scheduler": frozenset({"machinery", "client"}),
-    "controllers": frozenset({"machinery", "client"}),
-    "nodeagent": frozenset({"machinery", "client", "cri", "cni"}),
+    "controllers": frozenset({"machinery", "client", "csi"}),  # csi: the provisioner's messages
+    "nodeagent": frozenset({"machinery", "client", "cri", "cni", "csi"}),
     "netplugins": frozenset({"machinery", "client", "cri", "cni"}),
-    "node-glue": frozenset({"machinery", "client", "cri", "cni", "nodeagent"}),
+    "node-glue": frozenset({"machinery", "client", "cri", "cni", "csi", "nodeagent"}),
     # the controller manager actor: the Ray side of the controllers (actor health, node agents to follow)
     "controller-glue": frozenset(
         {
@@ -77,6 +79,7 @@ ALLOWED: dict[str, frozenset[str]] = {
             "client",
             "controllers",
             "cri",
+            "csi",
             "nodeagent",
             "bootstrap",
             "node-glue",

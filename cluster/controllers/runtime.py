@@ -23,7 +23,7 @@ import abc
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -89,11 +89,18 @@ class SharedInformers:
                 await task
 
 
+# A call to one node's CSI plugin: (node name, RPC name such as "CreateVolume", request message) ->
+# response message; raises ``nodeagent.csi.errors.CSIError``. The controller manager's Ray glue makes
+# it from the node's volume plugin actor; unit tests pass a fake driver.
+CSICaller = Callable[[str, str, Any], Awaitable[Any]]
+
+
 @dataclass(frozen=True, slots=True)
 class ControllerOptions:
     node_monitor_grace: float = 40.0
     workers: int = 5
     extra: Mapping[str, Any] = field(default_factory=dict)
+    csi: CSICaller | None = None  # None: no volume plugins reachable (volume controllers say so in events)
 
 
 @dataclass(frozen=True, slots=True)
