@@ -39,6 +39,14 @@ from cluster.apiserver.resources import RESOURCES, by_kind, groups, lookup, reso
         pytest.param("policy", "poddisruptionbudgets", "PodDisruptionBudget", True, ("pdb",), (), id="pdb"),
         pytest.param("scheduling.k8s.io", "priorityclasses", "PriorityClass", False, ("pc",), (), id="pc"),
         pytest.param("storage.k8s.io", "storageclasses", "StorageClass", False, ("sc",), (), id="sc"),
+        pytest.param("storage.k8s.io", "csidrivers", "CSIDriver", False, (), (), id="csidrivers"),
+        pytest.param("storage.k8s.io", "csinodes", "CSINode", False, (), (), id="csinodes"),
+        pytest.param(
+            "storage.k8s.io", "volumeattachments", "VolumeAttachment", False, (), (), id="volumeattachments"
+        ),
+        pytest.param(
+            "storage.k8s.io", "csistoragecapacities", "CSIStorageCapacity", True, (), (), id="csisc"
+        ),
         pytest.param(
             "rbac.authorization.k8s.io", "clusterroles", "ClusterRole", False, (), (), id="clusterroles"
         ),
@@ -76,6 +84,13 @@ def test_known_kubernetes_values(
             id="sa-token",
         ),
         pytest.param("", "namespaces", "finalize", ("Namespace", "", "v1", ("update",)), id="ns-finalize"),
+        pytest.param(
+            "storage.k8s.io",
+            "volumeattachments",
+            "status",
+            ("VolumeAttachment", "storage.k8s.io", "v1", ("get", "patch", "update")),
+            id="va-status",
+        ),
         pytest.param(
             "apps",
             "deployments",
