@@ -28,10 +28,13 @@ def generate(proto_rel: str, virtual_dir: str, out_root: Path, repo_root: Path =
     out_root = Path(out_root)
     out_root.mkdir(parents=True, exist_ok=True)
     physical_dir = (repo_root / proto_rel).parent
+    # protobuf's well-known types (google/protobuf/*.proto) ship inside grpc_tools.
+    well_known = Path(protoc.__file__).parent / "_proto"
     rc = protoc.main(
         [
             "grpc_tools.protoc",
             f"-I{virtual_dir}={physical_dir}",
+            f"-I{well_known}",
             f"--python_out={out_root}",
             f"--pyi_out={out_root}",
             f"--grpc_python_out={out_root}",
