@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from nodeagent.cri import api_pb2
-from nodeagent.runtimes.process import procs, rootfs
+from nodeagent.runtimes.process import mounts, procs, rootfs
 from nodeagent.runtimes.process.isolation import Isolation
 from nodeagent.runtimes.process.logs import LogWriter
 
@@ -172,16 +172,19 @@ async def launch(
     out = asyncio.subprocess.PIPE if c.log else asyncio.subprocess.DEVNULL
     ready_r = ready_w = -1
     report_r, report_w = os.pipe() if cgroup_procs else (-1, -1)
+    spec = mounts.spec(c.config.mounts) if c.config.mounts else ""
     if c.rootfs:
         if isolation.namespaced:
             ready_r, ready_w = os.pipe()
-        argv = rootfs.enter_argv(isolation.namespaced, c.rootfs, c.state_dir, c.working_dir, argv, ready_w)
-    elif c.resolv_conf and isolation.namespaced:
+        argv = rootfs.enter_argv(
+            isolation.namespaced, c.rootfs, c.state_dir, c.working_dir, argv, ready_w, mounts_spec=spec
+        )
+    elif (c.resolv_conf or spec) and isolation.namespaced:
         ready_r, ready_w = os.pipe()
-        argv = rootfs.bind_resolv_argv(c.resolv_conf, argv, ready_w)
+        argv = rootfs.bind_resolv_argv(c.resolv_conf, argv, ready_w, mounts_spec=spec)
     try:
         proc = await asyncio.create_subprocess_exec(
-            *isolation.container_argv(holder_pid, argv),
+            *isolation.container_argv(holder_pid, argv, mounts.needs_slave(c.config.mounts)),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=out,
             stderr=out,

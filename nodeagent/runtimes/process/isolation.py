@@ -75,11 +75,13 @@ class Isolation:
         user = ["--user", "--preserve-credentials"] if self.mode == "userns" else []
         return ["nsenter", "-t", str(holder_pid), *user, "--net", "--ipc", "--uts", "--"]
 
-    def container_argv(self, holder_pid: int, cmd: list[str]) -> list[str]:
-        """A container's main process: joined to the pod, in its own PID and mount namespaces."""
+    def container_argv(self, holder_pid: int, cmd: list[str], slave_mounts: bool = False) -> list[str]:
+        """A container's main process: joined to the pod, in its own PID and mount namespaces (a
+        slave of the host's with ``slave_mounts``, for HostToContainer mounts; else private)."""
         if not self.namespaced:
             return list(cmd)
-        own = ["unshare", "--pid", "--fork", "--kill-child", "--mount", "--mount-proc", "--"]
+        propagation = ["--propagation", "slave"] if slave_mounts else []
+        own = ["unshare", "--pid", "--fork", "--kill-child", "--mount", *propagation, "--mount-proc", "--"]
         return [*self._join(holder_pid), *own, *cmd]
 
     def exec_argv(self, init_pid: int, cmd: list[str]) -> list[str]:

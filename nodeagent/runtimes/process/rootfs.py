@@ -5,7 +5,8 @@ Role: ``prepare(state_dir, hostname)`` writes the per-container files CRI runtim
 host's); ``enter_argv`` wraps a command so that it runs chrooted into the image's root;
 ``exec_argv_suffix`` does the same for exec into a running container. Containers on the host's
 filesystem get the pod's resolv.conf too in the namespaced modes: ``bind_resolv_argv`` binds it over
-``/etc/resolv.conf`` inside their private mount namespace (in ``plain`` mode they see the host's).
+``/etc/resolv.conf`` inside their private mount namespace (in ``plain`` mode they see the host's),
+and their CRI mounts over paths that exist on the host (never created there).
 
 In the namespaced isolation modes the wrapper runs as PID 1 of the container's fresh mount
 namespace (``unshare --mount`` makes it private, so nothing leaks to the host): it mounts an overlay
@@ -13,7 +14,8 @@ namespace (``unshare --mount`` makes it private, so nothing leaks to the host): 
 writes its own layer (if overlay is refused, it falls back to a bind mount of the shared root and
 says so on stderr), mounts ``/proc``, a small ``/dev`` (a tmpfs with null, zero, full, random,
 urandom and tty bound from the host), the three files over ``/etc``, and then
-``unshare --root --wd`` chroots and execs the command, keeping the PID. In ``plain`` mode (no mount
+``unshare --root --wd`` chroots and execs the command, keeping the PID. Just before the chroot, the
+container's CRI mounts are bound below the merged root (``mounts.py``). In ``plain`` mode (no mount
 namespace) the command is only chrooted into the image root itself, shared and without
 ``/proc``; that needs root, and the runtime refuses the container otherwise.
 
@@ -25,17 +27,22 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections.abc import Sequence
 
 from cluster.machinery.files import private_dir
+from nodeagent.runtimes.process import mounts
 from nodeagent.runtimes.process.oci_layout import resolve_in
 
 # bash, since dash cannot redirect fds above 9. $1 image root, $2 state dir, $3 working dir, $4 the fd
-# to report "ready" on, then the command.
+# to report "ready" on, $5 how many arguments after it are the mounts helper's argv (0: no mounts),
+# those, then the command.
 ENTER_SCRIPT = r"""
 set -e
-lower=$1 state=$2 wd=$3 fd=$4
-shift 4
+lower=$1 state=$2 wd=$3 fd=$4 n=$5
+shift 5
+binds=("${@:1:$n}")
+shift "$n"
 m=$state/merged
 mkdir -p "$state/upper" "$state/work" "$m"
 if ! mount -t overlay overlay -o "lowerdir=$lower,upperdir=$state/upper,workdir=$state/work" "$m" 2>/dev/null
@@ -57,6 +64,7 @@ ln -s /proc/self/fd/2 "$m/dev/stderr"
 for f in hosts hostname resolv.conf; do
     mount --bind "$state/$f" "$m/etc/$f"
 done
+if [ "$n" -gt 0 ]; then "${binds[@]}"; fi
 echo ready >&"$fd"
 eval "exec $fd>&-"
 exec unshare --root="$m" --wd="$wd" -- "$@"
@@ -121,38 +129,56 @@ def prepare(
         open(os.path.join(state_dir, "resolv.conf"), "w").close()
 
 
-# $1 the pod's resolv.conf, $2 the fd to report "ready" on, then the command. Runs as the container's
-# first process, inside its private mount namespace (unshare --mount: propagation private), so the
-# host's file is untouched. bash: dash cannot redirect fds above 9.
+# $1 the pod's resolv.conf (empty: none), $2 the fd to report "ready" on, $3 how many arguments after
+# it are the mounts helper's argv, those, then the command. Runs as the container's first process,
+# inside its private mount namespace (unshare --mount), so the host's files are untouched. bash: dash
+# cannot redirect fds above 9.
 BIND_RESOLV_SCRIPT = r"""
-if ! mount --bind "$1" /etc/resolv.conf 2>/dev/null; then
+if [ -n "$1" ] && ! mount --bind "$1" /etc/resolv.conf 2>/dev/null; then
     echo "raykube: could not bind the pod's resolv.conf over /etc/resolv.conf; the host's applies" >&2
 fi
-fd=$2
-shift 2
+fd=$2 n=$3
+shift 3
+if [ "$n" -gt 0 ]; then "${@:1:$n}" || exit 1; fi
+shift "$n"
 echo ready >&"$fd"
 eval "exec $fd>&-"
 exec "$@"
 """
 
 
-def bind_resolv_argv(resolv_conf: str, cmd: list[str], ready_fd: int) -> list[str]:
-    """``cmd`` (a host-filesystem container, namespaced modes) with the pod's resolv.conf bound over
-    ``/etc/resolv.conf`` first; the shell says ``ready`` on ``ready_fd`` once bound (so an exec does
-    not race the mount) and execs ``cmd``, which keeps the PID."""
-    return ["/bin/bash", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", resolv_conf, str(ready_fd), *cmd]
+def bind_resolv_argv(
+    resolv_conf: str, cmd: list[str], ready_fd: int, mounts_spec: str = "", python: str = sys.executable
+) -> list[str]:
+    """``cmd`` (a host-filesystem container, namespaced modes) with the pod's resolv.conf (when
+    given) bound over ``/etc/resolv.conf`` and the container's mounts (``mounts.spec``) bound over
+    their existing host paths first (none is created); the shell says ``ready`` on ``ready_fd`` once
+    bound (so an exec does not race the mounts) and execs ``cmd``, which keeps the PID."""
+    binds = mounts.bind_argv(python, "/", False, mounts_spec) if mounts_spec else []
+    head = [resolv_conf, str(ready_fd), str(len(binds)), *binds]
+    return ["/bin/bash", "-c", BIND_RESOLV_SCRIPT, "raykube-dns", *head, *cmd]
 
 
 def enter_argv(
-    namespaced: bool, rootfs: str, state_dir: str, working_dir: str, cmd: list[str], ready_fd: int = -1
+    namespaced: bool,
+    rootfs: str,
+    state_dir: str,
+    working_dir: str,
+    cmd: list[str],
+    ready_fd: int = -1,
+    mounts_spec: str = "",
+    python: str = sys.executable,
 ) -> list[str]:
     """``cmd`` run chrooted into ``rootfs`` (see the module docstring for both modes).
 
     Namespaced: the wrapper writes ``ready`` to ``ready_fd`` (which it inherits and then closes) once
-    the root is mounted, so the caller can wait for it before an exec may enter the root; the fd
-    closes without ``ready`` when setting up fails."""
+    the root is mounted, and the container's mounts (``mounts.spec``, created as mount points in the
+    container's own layer) bound, so the caller can wait for it before an exec may enter the root;
+    the fd closes without ``ready`` when setting up fails."""
     if namespaced:
-        args = [rootfs, state_dir, working_dir, str(ready_fd)]
+        merged = os.path.join(state_dir, "merged")
+        binds = mounts.bind_argv(python, merged, True, mounts_spec) if mounts_spec else []
+        args = [rootfs, state_dir, working_dir, str(ready_fd), str(len(binds)), *binds]
         return ["/bin/bash", "-c", ENTER_SCRIPT, "raykube-rootfs", *args, *cmd]
     return ["unshare", f"--root={rootfs}", f"--wd={working_dir}", "--", *cmd]
 

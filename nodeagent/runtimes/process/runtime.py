@@ -34,8 +34,8 @@ from netplugins.cni.types import CNIError
 from nodeagent.cri import api_pb2
 from nodeagent.runtimes.process import containers as ctr
 from nodeagent.runtimes.process import exec as ex
+from nodeagent.runtimes.process import mounts, procs, rootfs
 from nodeagent.runtimes.process import network as net
-from nodeagent.runtimes.process import procs, rootfs
 from nodeagent.runtimes.process import sandboxes as sbx
 from nodeagent.runtimes.process.cgroups import LIMITS_NOT_APPLIED, CgroupManager, limits_for, limits_message
 from nodeagent.runtimes.process.images import ImageRecord, ImageStore, LayoutError
@@ -348,6 +348,10 @@ class ProcessRuntime:
                 f"image {cfg.image.image!r} has a root filesystem, and running in it needs root or "
                 f"mount namespaces (isolation mode plain: {self.isolation.reason})"
             )
+        try:
+            mounts.check(cfg.mounts, self.isolation, image.rootfs)
+        except mounts.MountError as e:
+            raise FailedPreconditionError(str(e)) from e
         log_path = ""
         if s.config.log_directory and cfg.log_path:
             log_path = os.path.join(s.config.log_directory, cfg.log_path)

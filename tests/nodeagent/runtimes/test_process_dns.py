@@ -65,4 +65,4 @@ def test_resolv_conf_text_and_image_root_files(tmp_path: Path) -> None:
     path = tmp_path / "state" / "resolv.conf"
     assert path.read_text() == WANT and path.stat().st_mode & 0o777 == 0o644
     argv = rootfs.bind_resolv_argv("/x/resolv.conf", ["sleep", "1"], 7)
-    assert argv[-4:] == ["/x/resolv.conf", "7", "sleep", "1"]
+    assert argv[-5:] == ["/x/resolv.conf", "7", "0", "sleep", "1"]
