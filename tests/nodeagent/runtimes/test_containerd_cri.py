@@ -77,13 +77,19 @@ def _sandbox_config(log_dir: str, name: str = "") -> api_pb2.PodSandboxConfig:
 
 
 def _run_container(
-    h: Harness, sandbox_id: str, config: api_pb2.PodSandboxConfig, name: str, command: list[str]
+    h: Harness,
+    sandbox_id: str,
+    config: api_pb2.PodSandboxConfig,
+    name: str,
+    command: list[str],
+    mounts: list[api_pb2.Mount] | None = None,
 ) -> str:
     cc = api_pb2.ContainerConfig(
         metadata=api_pb2.ContainerMetadata(name=name),
         image=api_pb2.ImageSpec(image=BUSYBOX_IMAGE),
         command=command,
         log_path=f"{name}.log",
+        mounts=mounts or [],
     )
     cid = h.runtime.CreateContainer(
         api_pb2.CreateContainerRequest(pod_sandbox_id=sandbox_id, config=cc, sandbox_config=config)
@@ -189,6 +195,31 @@ def test_exec_sync(
     resp = ctd.runtime.ExecSync(api_pb2.ExecSyncRequest(container_id=cid, cmd=cmd, timeout=10))
     assert resp.exit_code == exit_code
     assert resp.stdout == (stdout if stdout is not None else config.hostname.encode() + b"\n")
+
+
+def test_mounts_pass_through(ctd: Harness, pod: tuple[str, Any], tmp_path: Any) -> None:
+    """CRI mounts reach containerd as they are (the node volume manager relies on it): a volume two
+    containers share, one of them read-only, and ContainerStatus lists them."""
+    sid, config = pod
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    rw = api_pb2.Mount(host_path=str(vol), container_path="/data")
+    ro = api_pb2.Mount(host_path=str(vol), container_path="/mnt/ro", readonly=True)
+    st = _wait_exited(
+        ctd, _run_container(ctd, sid, config, "writer", ["sh", "-c", "echo hi > /data/x"], [rw])
+    )
+    assert st.exit_code == 0 and (vol / "x").read_text() == "hi\n"
+    cid = _run_container(ctd, sid, config, "reader", ["sleep", "3600"], [ro])
+    resp = ctd.runtime.ExecSync(
+        api_pb2.ExecSyncRequest(container_id=cid, cmd=["cat", "/mnt/ro/x"], timeout=10)
+    )
+    assert (resp.exit_code, resp.stdout) == (0, b"hi\n")
+    resp = ctd.runtime.ExecSync(
+        api_pb2.ExecSyncRequest(container_id=cid, cmd=["touch", "/mnt/ro/y"], timeout=10)
+    )
+    assert resp.exit_code != 0 and b"Read-only" in resp.stderr and not (vol / "y").exists()
+    st = ctd.runtime.ContainerStatus(api_pb2.ContainerStatusRequest(container_id=cid)).status
+    assert [(m.host_path, m.container_path, m.readonly) for m in st.mounts] == [(str(vol), "/mnt/ro", True)]
 
 
 def test_pause_script_exits_0_on_sigterm(ctd: Harness, pod: tuple[str, Any]) -> None:
