@@ -95,3 +95,19 @@ def load_plugin_class(spec: str) -> type[CSIPlugin]:
     if not (isinstance(cls, type) and issubclass(cls, CSIPlugin)):
         raise PluginLoadError(f"{spec!r} is not a CSIPlugin subclass (module {module_name!r}, {attr!r})")
     return cls
+
+
+SOCKET_PREFIX = "socket:"
+
+
+def load_volume_plugin(kind: str) -> type[CSIPlugin] | None:
+    """What ``--volume-plugin KIND`` runs: the plugin class, or None for ``socket:/path`` (a real CSI
+    driver already serving there; the volume plugin actor only proxies to it). Raises
+    PluginLoadError for anything else."""
+    if kind.startswith(SOCKET_PREFIX):
+        if not kind.removeprefix(SOCKET_PREFIX).startswith("/"):
+            raise PluginLoadError(
+                f"volume plugin {kind!r}: give an absolute socket path, socket:/path/to/csi.sock"
+            )
+        return None
+    return load_plugin_class(kind)

@@ -13,7 +13,7 @@ import pytest
 from nodeagent.csi import csi_pb2
 from nodeagent.csi.client import CSIClient
 from nodeagent.csi.errors import CSIError
-from nodeagent.csi.plugin import CSIContext, CSIPlugin, PluginLoadError, load_plugin_class
+from nodeagent.csi.plugin import CSIContext, CSIPlugin, PluginLoadError, load_plugin_class, load_volume_plugin
 from nodeagent.csi.server import serve, stop_serving
 
 
@@ -146,3 +146,12 @@ def test_errors_pickle_and_load_errors() -> None:
     with pytest.raises(PluginLoadError, match="not a CSIPlugin subclass"):
         load_plugin_class("nodeagent.csi.errors:CSIError")
     assert load_plugin_class("tests.nodeagent.csi.test_server:Tiny") is Tiny
+
+
+def test_volume_plugin_kinds() -> None:
+    assert load_volume_plugin("socket:/run/csi/driver.sock") is None
+    assert load_volume_plugin("tests.nodeagent.csi.test_server:Tiny") is Tiny
+    with pytest.raises(PluginLoadError, match="absolute socket path"):
+        load_volume_plugin("socket:relative.sock")
+    with pytest.raises(PluginLoadError, match="or socket:/path"):
+        load_volume_plugin("nfs")
