@@ -45,6 +45,7 @@ from cluster.node_agents import NodeAgentsConfig, ray_node_names
 from cluster.store.client import StoreClient
 from cluster.store.keeper import DEFAULT_GRACE
 from cluster.store.members import StoreKeeper
+from nodeagent.csi.actor import csi_caller
 
 log = logging.getLogger("raykube.controllers")
 
@@ -198,6 +199,7 @@ class ControllerManagerActor:
         source = RayComponents(self.ray_namespace, self.home, self_name)
         options = ControllerOptions(
             node_monitor_grace=self.node_monitor_grace,
+            csi=csi_caller(self.ray_namespace),  # each node's volume plugin, by its csi-<node> actor
             extra={
                 "control_plane_source": source,
                 "cluster_cidr": self.cluster_cidr,

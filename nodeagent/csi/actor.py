@@ -29,9 +29,10 @@ from cluster.machinery.files import private_dir
 from nodeagent.csi.client import CSIClient
 from nodeagent.csi.errors import CSIError
 from nodeagent.csi.plugin import SOCKET_PREFIX, CSIContext, CSIPlugin, load_volume_plugin
+from nodeagent.csi.remote import RemoteCSI
 from nodeagent.csi.server import serve, stop_serving
 
-__all__ = ["ACTOR_PREFIX", "VolumeActor", "load_volume_plugin", "volume_actor_name"]
+__all__ = ["ACTOR_PREFIX", "VolumeActor", "csi_caller", "load_volume_plugin", "volume_actor_name"]
 
 log = logging.getLogger("raykube.csi")
 
@@ -149,3 +150,32 @@ def raise_csi_error(e: BaseException) -> None:
     cause = getattr(e, "cause", None) or e
     if isinstance(cause, CSIError):
         raise CSIError(cause.code, cause.message) from None
+
+
+def csi_caller(namespace: str) -> RemoteCSI:
+    """``ControllerOptions.csi`` for the cluster in Ray ``namespace``: each call goes to the
+    ``csi-<node>`` actor of the node named (found once, looked up again after a failure)."""
+    handles: dict[str, Any] = {}
+
+    async def send(node: str, method: str, data: bytes) -> bytes:
+        handle = handles.get(node)
+        if handle is None:
+            name = volume_actor_name(node)
+            try:
+                handle = ray.get_actor(name, namespace=namespace)
+            except ValueError:
+                raise CSIError(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"node {node!r} has no volume plugin (no actor {name} in Ray namespace {namespace!r}): "
+                    "its node agents are not deployed yet, or it left the cluster",
+                ) from None
+            handles[node] = handle
+        try:
+            response: bytes = await handle.call.remote(method, data)
+        except Exception as e:
+            if not isinstance(getattr(e, "cause", None), CSIError):
+                handles.pop(node, None)  # the actor may be gone: look it up again next time
+            raise
+        return response
+
+    return RemoteCSI(send)

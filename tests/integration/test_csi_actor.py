@@ -77,6 +77,26 @@ except Exception as e:
         raise_csi_error(e)
     except CSIError as plain:
         out["unimplemented"] = plain.code.name
+
+# The controllers' path: csi_caller finds csi-<node> by name and hands back typed messages.
+import asyncio
+from nodeagent.csi.actor import csi_caller
+async def controllers():
+    csi = csi_caller("csi-actor-test")
+    one_mib = csi_pb2.CapacityRange(required_bytes=1 << 20)
+    made = await csi("n1", "CreateVolume", csi_pb2.CreateVolumeRequest(
+        name="pvc-2", volume_capabilities=[MOUNT], capacity_range=one_mib))
+    await csi("n1", "DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=made.volume.volume_id))
+    errors = []
+    for node, request in (("n1", csi_pb2.CreateVolumeRequest(name="big", volume_capabilities=[MOUNT],
+                           capacity_range=csi_pb2.CapacityRange(required_bytes=64 << 20))),
+                          ("n9", csi_pb2.CreateVolumeRequest(name="x"))):
+        try:
+            await csi(node, "CreateVolume", request)
+        except CSIError as e:
+            errors.append([type(e).__name__, e.code.name, e.message])
+    return [type(made).__name__, made.volume.capacity_bytes, errors]
+out["caller"] = asyncio.run(controllers())
 ray.get(proxy.stop.remote(True), timeout=60)
 ray.get(actor.stop.remote(True), timeout=60)
 ray.kill(proxy, no_restart=True)
@@ -116,4 +136,9 @@ def test_volume_actor_serves_restarts_and_proxies(tmp_path: Path) -> None:
     assert out["again"] == out["volume_id"]
     assert out["proxy_ready"] == out["ready"]
     assert out["unimplemented"] == "UNIMPLEMENTED"
+    made, size, errors = out["caller"]
+    assert (made, size) == ("CreateVolumeResponse", 1 << 20)
+    assert errors[0][:2] == ["CSIError", "OUT_OF_RANGE"]
+    assert errors[1][:2] == ["CSIError", "UNAVAILABLE"]
+    assert "node 'n9' has no volume plugin (no actor csi-n9" in errors[1][2]
     assert list((tmp_path / "csi").iterdir()) == []
