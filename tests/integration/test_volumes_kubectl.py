@@ -52,8 +52,9 @@ def test_wait_for_first_consumer_then_delete_removes_the_data(
     pvc = kubectl.json("get", "pvc", "late")
     assert pvc["status"]["phase"] == "Pending" and not pvc["spec"].get("volumeName"), pvc
 
-    kubectl.apply(vs.claim_pod("user", image, "late", f"echo {token} > /data/marker; {vs.SLEEP}"))
+    kubectl.apply(vs.claim_pod("user", image, "late"))
     node = vs.ready_pod(kubectl, "user")["spec"]["nodeName"]
+    vs.sh(kubectl, "user", f"echo {token} > /data/marker")
     pvc = kubectl.json("get", "pvc", "late")
     assert pvc["status"]["phase"] == "Bound"
     assert pvc["metadata"]["annotations"]["volume.kubernetes.io/selected-node"] == node
@@ -88,8 +89,9 @@ def test_retain_keeps_the_volume_and_its_data(kubectl: Kubectl, image: str, name
     pv_name = ""
     try:
         kubectl.apply(vs.claim("kept", sc))
-        kubectl.apply(vs.claim_pod("writer", image, "kept", f"echo {token} > /data/marker; {vs.SLEEP}"))
+        kubectl.apply(vs.claim_pod("writer", image, "kept"))
         vs.ready_pod(kubectl, "writer")
+        vs.sh(kubectl, "writer", f"echo {token} > /data/marker")
         pv_name = kubectl.json("get", "pvc", "kept")["spec"]["volumeName"]
         kubectl.run("delete", "pod", "writer", "--timeout=90s")
         kubectl.run("delete", "pvc", "kept", "--timeout=90s")

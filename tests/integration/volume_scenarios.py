@@ -99,10 +99,10 @@ def claim(name: str, storage_class: str | None, size: str = "16Mi", volume_name:
     )
 
 
-def claim_pod(name: str, image: str, claim_name: str, script: str = SLEEP) -> str:
+def claim_pod(name: str, image: str, claim_name: str) -> str:
     return pod(
         name,
-        [container("main", image, script, [{"name": "data", "mountPath": "/data"}])],
+        [container("main", image, SLEEP, [{"name": "data", "mountPath": "/data"}])],
         [{"name": "data", "persistentVolumeClaim": {"claimName": claim_name}}],
     )
 
@@ -221,7 +221,9 @@ def emptydir_is_shared(k: Kubectl, image: str) -> None:
         )
     )
     ready_pod(k, "share")
-    assert sh(k, "share", "cat /cache/f", "reader") == f"{token}\n"
+    # the writer's echo may still be on its way when the pod turns Ready
+    wait = "for i in $(seq 100); do [ -s /cache/f ] && break; sleep 0.1; done; cat /cache/f"
+    assert sh(k, "share", wait, "reader") == f"{token}\n"
 
 
 def configmap_from_directory(k: Kubectl, image: str, workdir: Path) -> None:
