@@ -93,7 +93,7 @@ class Registry:
         self.clock = clock
         self.cache = cache  # when set, admission reads namespaces from it (live read on a miss)
         self.services = services  # the Service CIDR (ClusterIP allocation, the kubernetes Service)
-        self.admission = admission_chain(namespaces=self, keys=store, services=services)
+        self.admission = admission_chain(namespaces=self, keys=store, services=services, classes=self)
 
     # ------------------------------------------------------------------ helpers
 
@@ -120,6 +120,13 @@ class Registry:
                 if cached is not None:
                     return cached
         return await self.store.get(key)
+
+    async def storage_classes(self) -> list[dict[str, Any]]:
+        """Every StorageClass, for DefaultStorageClass and PersistentVolumeClaimResize: read from the
+        store, so a class created a moment ago already counts (there are only a few)."""
+        sc_info = lookup("storage.k8s.io", "v1", "storageclasses")
+        assert sc_info is not None
+        return (await self.store.list(list_prefix(sc_info, None))).items
 
     def _check_kind(self, info: ResourceInfo, obj: dict[str, Any]) -> None:
         api_version, kind = obj.get("apiVersion"), obj.get("kind")

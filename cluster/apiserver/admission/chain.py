@@ -6,11 +6,13 @@ A write goes decode → ``before_validation`` → validation → ``after_validat
   with 404/403 before anything looks at the body), then Defaulting (the field manager's baseline is
   the object as it leaves it, so fields later plugins add belong to no manager and a server-side
   apply never removes them), then the admission defaults (ServiceAccount and Priority, then
-  DefaultTolerationSeconds, in kube's order) and the fields kinds drop or carry over.
+  DefaultTolerationSeconds, DefaultStorageClass and StorageObjectInUseProtection, in kube's order)
+  and the fields kinds drop or carry over (the initial status of pods and storage objects).
 * validation (the pure ``validation`` package) sees the object as the user will get it, minus what
   the server sets.
 * after validation: the server-set metadata (uid, creationTimestamp, generation), what depends on it
-  (a gated pod's condition, a Job's selector), then ServiceAllocation last, so an invalid Service
+  (a gated pod's condition, a Job's selector), PersistentVolumeClaimResize (which, validating, only
+  sees claims validation let through), then ServiceAllocation last, so an invalid Service
   reports its field errors before its IP or node port is checked, and nothing is reserved for a
   request that fails.
 
@@ -34,6 +36,14 @@ from cluster.apiserver.admission.service_allocation import (
     ServiceAllocation,
     ServiceNetwork,
 )
+from cluster.apiserver.admission.storage import (
+    DefaultStorageClass,
+    NoStorageClasses,
+    PersistentVolumeClaimResize,
+    StorageClassLookup,
+    StorageObjectInUseProtection,
+    StorageStatus,
+)
 
 FIELD_MANAGER_BASELINE = Defaulting.NAME
 
@@ -45,17 +55,25 @@ class AdmissionChain:
 
 
 def admission_chain(
-    namespaces: NamespaceLookup, keys: KeyLookup, services: ServiceNetwork = DEFAULT_SERVICE_NETWORK
+    namespaces: NamespaceLookup,
+    keys: KeyLookup,
+    services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
+    classes: StorageClassLookup | None = None,
 ) -> AdmissionChain:
     """The chain for one registry: ``namespaces`` answers NamespaceLifecycle, ``keys`` tells
-    ServiceAllocation which IPs and ports are taken, ``services`` is the Service CIDR."""
+    ServiceAllocation which IPs and ports are taken, ``services`` is the Service CIDR, ``classes``
+    lists the StorageClasses (DefaultStorageClass, PersistentVolumeClaimResize)."""
+    classes = classes if classes is not None else NoStorageClasses()
     return AdmissionChain(
         before_validation=(
             NamespaceLifecycle(namespaces),
             Defaulting(),
             PodAdmissionDefaults(),
             DefaultTolerationSeconds(),
+            DefaultStorageClass(classes),
+            StorageObjectInUseProtection(),
             PodInitialStatus(),
+            StorageStatus(),
             ServiceAllocatedValues(),
             GenerationField(),
         ),
@@ -63,6 +81,7 @@ def admission_chain(
             ObjectMetaSystemFields(),
             PodSchedulingGated(),
             JobSelector(),
+            PersistentVolumeClaimResize(classes),
             ServiceAllocation(keys, services),
         ),
     )

@@ -13,7 +13,7 @@ import copy
 from collections.abc import Callable
 from typing import Any
 
-from cluster.apiserver.defaults import core, pod, workloads
+from cluster.apiserver.defaults import core, pod, storage, workloads
 
 __all__ = ["DEFAULTERS", "admission_defaults_pod", "apply_defaults"]
 
@@ -43,6 +43,8 @@ DEFAULTERS: dict[tuple[str, str], Defaulter] = {
     ("discovery.k8s.io", "EndpointSlice"): core.default_endpoint_slice,
     ("scheduling.k8s.io", "PriorityClass"): core.default_priority_class,
     ("storage.k8s.io", "StorageClass"): core.default_storage_class,
+    ("storage.k8s.io", "CSIDriver"): storage.default_csi_driver,
+    ("storage.k8s.io", "VolumeAttachment"): storage.default_volume_attachment,
     ("rbac.authorization.k8s.io", "RoleBinding"): core.default_binding,
     ("rbac.authorization.k8s.io", "ClusterRoleBinding"): core.default_binding,
 }

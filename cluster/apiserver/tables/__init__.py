@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any, Literal
 
 from cluster.apiserver.resources import ResourceInfo
-from cluster.apiserver.tables import cluster, core, networking, workloads
+from cluster.apiserver.tables import cluster, core, networking, storage, workloads
 from cluster.apiserver.tables.format import (
     Column,
     TablePrinter,
@@ -72,6 +72,10 @@ _PRINTER_FACTORIES = {
     ("rbac.authorization.k8s.io", "rolebindings"): cluster.binding_printer,
     ("rbac.authorization.k8s.io", "clusterrolebindings"): cluster.binding_printer,
     ("storage.k8s.io", "storageclasses"): cluster.storageclass_printer,
+    ("storage.k8s.io", "csidrivers"): storage.csidriver_printer,
+    ("storage.k8s.io", "csinodes"): storage.csinode_printer,
+    ("storage.k8s.io", "volumeattachments"): storage.volumeattachment_printer,
+    ("storage.k8s.io", "csistoragecapacities"): storage.csistoragecapacity_printer,
     ("scheduling.k8s.io", "priorityclasses"): cluster.priorityclass_printer,
     ("policy", "poddisruptionbudgets"): cluster.pdb_printer,
     ("coordination.k8s.io", "leases"): cluster.lease_printer,

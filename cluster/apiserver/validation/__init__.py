@@ -13,7 +13,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cluster.apiserver.validation import apps, batch, cluster_policy, core, networking, pod, rbac, service
+from cluster.apiserver.validation import (
+    apps,
+    batch,
+    cluster_policy,
+    core,
+    networking,
+    pod,
+    rbac,
+    service,
+    storage,
+)
 from cluster.apiserver.validation import names as _names
 from cluster.apiserver.validation.fields import Cause, as_dict, go_quote, required
 from cluster.apiserver.validation.meta import NameRule, validate_object_meta, validate_object_meta_update
@@ -69,10 +79,14 @@ _RULES: dict[tuple[str, str], KindRules] = {
     ),
     ("", "ServiceAccount"): KindRules(create=core.validate_service_account),
     ("", "Event"): KindRules(create=core.validate_event),
-    ("", "PersistentVolume"): KindRules(create=core.validate_persistent_volume),
+    ("", "PersistentVolume"): KindRules(
+        create=storage.validate_persistent_volume,
+        update=storage.validate_persistent_volume_update,
+        update_replaces_create=True,
+    ),
     ("", "PersistentVolumeClaim"): KindRules(
-        create=core.validate_persistent_volume_claim,
-        update=core.validate_persistent_volume_claim_update,
+        create=storage.validate_persistent_volume_claim,
+        update=storage.validate_persistent_volume_claim_update,
         update_replaces_create=True,
     ),
     ("", "ResourceQuota"): KindRules(create=core.validate_resource_quota),
@@ -106,7 +120,19 @@ _RULES: dict[tuple[str, str], KindRules] = {
     ("coordination.k8s.io", "Lease"): KindRules(create=cluster_policy.validate_lease),
     ("discovery.k8s.io", "EndpointSlice"): KindRules(create=service.validate_endpoint_slice),
     ("storage.k8s.io", "StorageClass"): KindRules(
-        create=cluster_policy.validate_storage_class, update=cluster_policy.validate_storage_class_update
+        create=storage.validate_storage_class, update=storage.validate_storage_class_update
+    ),
+    ("storage.k8s.io", "CSIDriver"): KindRules(
+        create=storage.validate_csi_driver, update=storage.validate_csi_driver_update
+    ),
+    ("storage.k8s.io", "CSINode"): KindRules(
+        create=storage.validate_csi_node, update=storage.validate_csi_node_update
+    ),
+    ("storage.k8s.io", "VolumeAttachment"): KindRules(
+        create=storage.validate_volume_attachment, update=storage.validate_volume_attachment_update
+    ),
+    ("storage.k8s.io", "CSIStorageCapacity"): KindRules(
+        create=storage.validate_csi_storage_capacity, update=storage.validate_csi_storage_capacity_update
     ),
     ("scheduling.k8s.io", "PriorityClass"): KindRules(
         create=cluster_policy.validate_priority_class, update=cluster_policy.validate_priority_class_update

@@ -1,5 +1,5 @@
-"""Small groups: coordination (Lease), storage (StorageClass), scheduling (PriorityClass) and
-policy (PodDisruptionBudget). Each kind has a handful of field rules and, where Kubernetes has
+"""Small groups: coordination (Lease), scheduling (PriorityClass) and policy (PodDisruptionBudget)
+(StorageClass is in ``storage``). Each kind has a handful of field rules and, where Kubernetes has
 them, update restrictions.
 """
 
@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from cluster.apiserver.validation import names
 from cluster.apiserver.validation.apps import int_or_percent, validate_positive_int_or_percent
 from cluster.apiserver.validation.fields import (
     Cause,
@@ -17,7 +16,6 @@ from cluster.apiserver.validation.fields import (
     invalid,
     nonnegative,
     not_supported,
-    required,
 )
 from cluster.apiserver.validation.meta import validate_label_selector
 
@@ -32,33 +30,6 @@ def validate_lease(lease: dict[str, Any]) -> list[Cause]:
     if isinstance(duration, int) and duration <= 0:
         causes.append(invalid("spec.leaseDurationSeconds", duration, "must be greater than 0"))
     causes += nonnegative(spec.get("leaseTransitions"), "spec.leaseTransitions")
-    return causes
-
-
-def validate_storage_class(sc: dict[str, Any]) -> list[Cause]:
-    causes: list[Cause] = []
-    provisioner = sc.get("provisioner") or ""
-    if not provisioner:
-        causes.append(required("provisioner"))
-    else:
-        causes.extend(
-            invalid("provisioner", provisioner, m) for m in names.qualified_name(provisioner.lower())
-        )
-    if sc.get("reclaimPolicy") is not None and sc["reclaimPolicy"] not in ("Delete", "Retain"):
-        causes.append(not_supported("reclaimPolicy", sc["reclaimPolicy"], ("Delete", "Retain")))
-    mode = sc.get("volumeBindingMode")
-    if mode is not None and mode not in ("Immediate", "WaitForFirstConsumer"):
-        causes.append(not_supported("volumeBindingMode", mode, ("Immediate", "WaitForFirstConsumer")))
-    return causes
-
-
-def validate_storage_class_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
-    causes: list[Cause] = []
-    for field in ("parameters", "provisioner", "reclaimPolicy"):
-        if new.get(field) != old.get(field):
-            causes.append(forbidden(field, f"updates to {field} are forbidden."))
-    if new.get("volumeBindingMode") != old.get("volumeBindingMode"):
-        causes.append(immutable("volumeBindingMode", new.get("volumeBindingMode")))
     return causes
 
 

@@ -1,6 +1,6 @@
 """Core (v1) kinds other than Pods and Services: Namespaces, Nodes, ConfigMaps, Secrets,
-ServiceAccounts, Events (v1 and events.k8s.io), PersistentVolumes, PersistentVolumeClaims,
-ResourceQuotas and LimitRanges.
+ServiceAccounts, Events (v1 and events.k8s.io), ResourceQuotas and LimitRanges (PersistentVolumes and
+claims are in ``storage``).
 
 Data sizes count decoded bytes: Secret `data` values are base64 on the wire.
 """
@@ -28,18 +28,9 @@ from cluster.apiserver.validation.fields import (
     required,
     too_long,
 )
-from cluster.apiserver.validation.meta import validate_label_selector
 from cluster.machinery.quantity import QuantityError, parse_quantity
 
 MAX_SECRET_SIZE = 1024 * 1024
-ACCESS_MODES = ("ReadOnlyMany", "ReadWriteMany", "ReadWriteOnce", "ReadWriteOncePod")
-VOLUME_MODES = ("Block", "Filesystem")
-RECLAIM_POLICIES = ("Delete", "Recycle", "Retain")
-_PV_SOURCES = (
-    "gcePersistentDisk", "awsElasticBlockStore", "hostPath", "glusterfs", "nfs", "rbd", "iscsi",
-    "cinder", "cephfs", "fc", "flocker", "flexVolume", "azureFile", "vsphereVolume", "quobyte",
-    "azureDisk", "photonPersistentDisk", "portworxVolume", "scaleIO", "local", "storageos", "csi",
-)  # fmt: skip
 _TAINT_EFFECTS = ("NoExecute", "NoSchedule", "PreferNoSchedule")
 
 
@@ -230,80 +221,6 @@ def validate_events_v1_event(event: dict[str, Any]) -> list[Cause]:
         causes.extend(invalid("reportingController", controller, m) for m in names.qualified_name(controller))
     if event.get("type") not in ("Normal", "Warning"):
         causes.append(invalid("type", "", f"has invalid value: {event.get('type', '')}"))
-    return causes
-
-
-def _access_modes(modes: Any, path: str, detail: str = "") -> list[Cause]:
-    values = as_list(modes)
-    if not values:
-        return [required(path, detail)]
-    return [not_supported(path, m, ACCESS_MODES) for m in values if m not in ACCESS_MODES]
-
-
-def _positive_quantity(value: Any, path: str) -> list[Cause]:
-    try:
-        q = parse_quantity(value)
-    except QuantityError as exc:
-        return [invalid(path, value, str(exc))]
-    return [] if q > 0 else [invalid(path, value, "must be greater than zero")]
-
-
-def validate_persistent_volume(pv: dict[str, Any]) -> list[Cause]:
-    spec = as_dict(pv.get("spec"))
-    causes = _access_modes(spec.get("accessModes"), "spec.accessModes")
-    capacity = as_dict(spec.get("capacity"))
-    if not capacity:
-        causes.append(required("spec.capacity"))
-    elif "storage" not in capacity or len(capacity) > 1:
-        causes.append(not_supported("spec.capacity", sorted(capacity), ("storage",)))
-    else:
-        causes += _positive_quantity(capacity["storage"], key("spec.capacity", "storage"))
-    sources = [s for s in _PV_SOURCES if spec.get(s) is not None]
-    if not sources:
-        causes.append(required("spec", "must specify a volume type"))
-    for extra in sources[1:]:
-        causes.append(forbidden(child("spec", extra), "may not specify more than 1 volume type"))
-    policy = spec.get("persistentVolumeReclaimPolicy")
-    if policy is not None and policy not in RECLAIM_POLICIES:
-        causes.append(not_supported("spec.persistentVolumeReclaimPolicy", policy, RECLAIM_POLICIES))
-    if spec.get("volumeMode") is not None and spec["volumeMode"] not in VOLUME_MODES:
-        causes.append(not_supported("spec.volumeMode", spec["volumeMode"], VOLUME_MODES))
-    return causes
-
-
-def validate_persistent_volume_claim(pvc: dict[str, Any]) -> list[Cause]:
-    spec = as_dict(pvc.get("spec"))
-    causes = _access_modes(spec.get("accessModes"), "spec.accessModes", "at least 1 access mode is required")
-    requests = as_dict(as_dict(spec.get("resources")).get("requests"))
-    if "storage" not in requests:
-        causes.append(required(key("spec.resources", "storage")))
-    else:
-        causes += _positive_quantity(requests["storage"], key("spec.resources", "storage"))
-    if spec.get("volumeMode") is not None and spec["volumeMode"] not in VOLUME_MODES:
-        causes.append(not_supported("spec.volumeMode", spec["volumeMode"], VOLUME_MODES))
-    if spec.get("selector") is not None:
-        causes += validate_label_selector(spec["selector"], "spec.selector")
-    return causes
-
-
-def validate_persistent_volume_claim_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
-    causes = validate_persistent_volume_claim(new)
-    ns, os_ = dict(as_dict(new.get("spec"))), dict(as_dict(old.get("spec")))
-    # Binding fills volumeName once; requests may grow (expansion); the class of attributes may change.
-    for spec in (ns, os_):
-        spec.pop("volumeAttributesClassName", None)
-        spec["resources"] = {k: v for k, v in as_dict(spec.get("resources")).items() if k != "requests"}
-    if not os_.get("volumeName"):
-        ns.pop("volumeName", None)
-        os_.pop("volumeName", None)
-    if ns != os_:
-        causes.append(
-            forbidden(
-                "spec",
-                "spec is immutable after creation except resources.requests and "
-                "volumeAttributesClassName for bound claims",
-            )
-        )
     return causes
 
 

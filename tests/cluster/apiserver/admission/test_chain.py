@@ -61,7 +61,10 @@ def test_plugin_order() -> None:
         "Defaulting",
         "PodAdmissionDefaults",
         "DefaultTolerationSeconds",
+        "DefaultStorageClass",
+        "StorageObjectInUseProtection",
         "PodInitialStatus",
+        "StorageStatus",
         "ServiceAllocatedValues",
         "GenerationField",
     ]
@@ -69,6 +72,7 @@ def test_plugin_order() -> None:
         "ObjectMetaSystemFields",
         "PodSchedulingGated",
         "JobSelector",
+        "PersistentVolumeClaimResize",
         "ServiceAllocation",
     ]
     assert FIELD_MANAGER_BASELINE == "Defaulting"
@@ -90,6 +94,10 @@ PLUGINS = {p.NAME: p for p in (*CHAIN.before_validation, *CHAIN.after_validation
         pytest.param("ObjectMetaSystemFields", {C, U}, id="object-meta-system-fields"),
         pytest.param("PodSchedulingGated", {C}, id="pod-scheduling-gated"),
         pytest.param("JobSelector", {C}, id="job-selector"),
+        pytest.param("DefaultStorageClass", {C}, id="default-storage-class"),
+        pytest.param("StorageObjectInUseProtection", {C}, id="storage-object-in-use-protection"),
+        pytest.param("StorageStatus", {C, U}, id="storage-status"),
+        pytest.param("PersistentVolumeClaimResize", {U}, id="pvc-resize"),
         pytest.param("ServiceAllocation", {C}, id="service-allocation"),
     ],
 )
@@ -99,7 +107,7 @@ def test_handles(name: str, operations: set[Operation]) -> None:
 
 
 def test_every_plugin_has_a_handles_case() -> None:
-    assert len(PLUGINS) == 11
+    assert len(PLUGINS) == 15
 
 
 class Append(MutatingPlugin):
