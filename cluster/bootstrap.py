@@ -62,6 +62,7 @@ from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents,
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
+from cluster.storage_defaults import ensure_with_kubeconfig as ensure_storage_defaults
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
 from cluster.store.membership import (
@@ -75,10 +76,13 @@ from cluster.store.membership import (
 from cluster.store.replica import ReplicaOptions
 from netplugins.cni.plugin import PluginLoadError, load_plugin
 from nodeagent.actor import load_runtime
+from nodeagent.csi.plugin import PluginLoadError as CSIPluginLoadError
+from nodeagent.csi.plugin import load_volume_plugin
 
 CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
 NETWORK_BACKENDS = ("host-gw", "vxlan")  # across nodes; the first is the default
 HOST_SERVICE_CIDR = "127.96.0.0/16"  # the default Service CIDR with --network host (loopback)
+DEFAULT_VOLUME_PLUGIN = "hostpath"  # the built-in CSI driver hostpath.csi.raykube.io
 
 PG_NAME = "raykube-store"
 CONTROL_PLANE_RESOURCE = "raykube_control_plane"  # the Ray resource deploy/ gives control-plane nodes
@@ -99,6 +103,7 @@ class ClusterConfig:
     network: str | None = None  # --network; None: a cluster.json from before it (the default then)
     network_backend: str | None = None
     tls_sans: tuple[str, ...] = ()  # --tls-san: extra names in the API server certificate
+    volume_plugin: str | None = None  # --volume-plugin; None: a cluster.json from before it (hostpath)
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -115,6 +120,7 @@ class ClusterConfig:
             network=raw.get("network"),
             network_backend=raw.get("network_backend"),
             tls_sans=tuple(raw.get("tls_sans") or ()),
+            volume_plugin=raw.get("volume_plugin"),
         )
 
     def save(self, data_dir: Path) -> None:
@@ -131,6 +137,7 @@ class ClusterConfig:
                     "network": self.network,
                     "network_backend": self.network_backend,
                     "tls_sans": list(self.tls_sans),
+                    "volume_plugin": self.volume_plugin,
                 },
                 indent=2,
             ),
@@ -503,6 +510,7 @@ class UpConfig:
     autoscale: bool | None = None  # --autoscale / --no-autoscale; None: $RAYKUBE_AUTOSCALE, else detect
     scale_down_unneeded: float | None = None  # --scale-down-unneeded-time; None: $RAYKUBE_SCALE_DOWN_UNNEEDED
     tls_sans: tuple[str, ...] | None = None  # --tls-san (repeatable); None: cluster.json's, else none
+    volume_plugin: str | None = None  # --volume-plugin; None: cluster.json's, else hostpath
 
 
 class UpRefused(ValueError):
@@ -678,6 +686,23 @@ def _network(config: UpConfig, existing: ClusterConfig | None) -> NetworkChoice:
     return NetworkChoice(plugin, backend)
 
 
+def _volume_plugin(config: UpConfig, existing: ClusterConfig | None) -> str:
+    """The volume plugin (what the data directory says unless asked; checked before Ray starts): an
+    unknown one, or a different one than the cluster's (its volumes live in the first), is refused."""
+    had = existing.volume_plugin if existing else None
+    plugin = config.volume_plugin or had or DEFAULT_VOLUME_PLUGIN
+    try:
+        load_volume_plugin(plugin)
+    except CSIPluginLoadError as err:
+        raise UpRefused(f"--volume-plugin: {err}") from None
+    if config.volume_plugin and had and config.volume_plugin != had:
+        raise UpRefused(
+            f"the cluster in {config.data_dir} was created with --volume-plugin {had}, whose volumes it "
+            f"keeps; `raykube down --purge` first to start over with {config.volume_plugin}."
+        )
+    return plugin
+
+
 def up(config: UpConfig) -> Iterator[UpStep]:
     """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager,
     cluster DNS and node agents (those two unless ``--runtime none``), yielding each step as it
@@ -692,6 +717,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     replicas = _replicas(config, existing)
     cluster_cidr = _cluster_cidr(config, existing)
     network = _network(config, existing)
+    volume_plugin = _volume_plugin(config, existing)
     service_cidr = _service_cidr(config, existing, network.plugin)
     lb_pool = _lb_pool(config, existing)
     tls_sans = _tls_sans(config, existing)
@@ -709,6 +735,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         network=network.plugin,
         network_backend=network.backend,
         tls_sans=tls_sans,
+        volume_plugin=volume_plugin,
     ).save(data_dir)
     had = find_store(namespace)
     _, placement = deploy_store(replicas, data_dir, namespace)
@@ -734,7 +761,10 @@ def up(config: UpConfig) -> Iterator[UpStep]:
                 "lb_pool": lb_pool,
                 "backend": network.backend,
             },
+            volume_plugin=volume_plugin,
         )
+        if volume_plugin == DEFAULT_VOLUME_PLUGIN:  # its CSIDriver and the default StorageClass
+            asyncio.run(ensure_storage_defaults(str(kubeconfig)))
     # The controller manager follows Ray's membership from this (head) node's id.
     follow = agents and replace(agents, head_node_id=ray.get_runtime_context().get_node_id())
     yield ControllersUp(

@@ -99,6 +99,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         lb_pool=args.lb_pool,
         network=args.network,
         network_backend=args.network_backend,
+        volume_plugin=args.volume_plugin,
         autoscale=args.autoscale,
         scale_down_unneeded=args.scale_down_unneeded_time,
         tls_sans=tuple(args.tls_san) if args.tls_san else None,
@@ -426,6 +427,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="pod network plugin: bridge (root; an IP per pod from the node's podCIDR), host (pods share "
         "the node's network), or pkg.module:Class (a netplugins.cni.plugin.NetworkPlugin). Default: the "
         "one in DATA_DIR/cluster.json, else bridge as root with /usr/lib/cni/bridge, else host",
+    )
+    up.add_argument(
+        "--volume-plugin",
+        default=None,
+        metavar="NAME",
+        help="CSI volume plugin of every node: hostpath (node-local volumes; raykube up also creates its "
+        "CSIDriver and the default StorageClass standard), pkg.module:Class (a nodeagent.csi.plugin."
+        "CSIPlugin), or socket:/path/to/csi.sock (a CSI driver already serving there on every node). "
+        "Default: the one in DATA_DIR/cluster.json, else hostpath",
     )
     up.add_argument(
         "--node-delete-delay",

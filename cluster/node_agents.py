@@ -1,7 +1,8 @@
 """Node agents on Ray nodes: on each one a network plugin actor, a service proxy actor
-(``proxy-<node>``: nftables, or userspace with a node-network plugin), a CRI runtime actor and a node
-agent actor, pinned there and started in that order (the runtime calls the plugin; the agent the
-runtime); they stop in the reverse order.
+(``proxy-<node>``: nftables, or userspace with a node-network plugin), a volume plugin actor
+(``csi-<node>``), a CRI runtime actor and a node agent actor, pinned there and started in that order
+(the runtime calls the network plugin; the agent the runtime and the volume plugin); they stop in
+the reverse order.
 
 Ray glue used by the bootstrap (``raykube up`` / ``down``) and by the controller manager, which
 follows Ray's membership with ``only_missing`` (so it lives apart from ``cluster.bootstrap``, which
@@ -48,6 +49,7 @@ from nodeagent.actor import (
     agent_actor_name,
     runtime_actor_name,
 )
+from nodeagent.csi.actor import VolumeActor, volume_actor_name
 from nodeagent.server.tls import ensure_agent_cert
 
 log = logging.getLogger("raykube.node_agents")
@@ -77,6 +79,10 @@ class NodeAgentsConfig:
     head_node_id: str | None = None
     timeout: float = 120.0
     node_delete_delay: float = field(default_factory=lambda: float(os.environ.get(DELETE_DELAY_ENV, "300")))
+    # The volume plugin (``--volume-plugin``): hostpath, pkg.mod:Class or socket:/path (a real CSI
+    # driver's socket on every node); its ``CSIContext.options``.
+    volume_plugin: str = "hostpath"
+    volume_options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +101,12 @@ def ray_node_names(nodes: list[dict[str, Any]] | None = None) -> dict[str, str]:
 
 
 def node_actor_names(node_name: str) -> tuple[str, ...]:
-    """The named actors a node gets, in start order: network plugin, proxy, runtime, agent."""
+    """The named actors a node gets, in start order: network plugin, proxy, volume plugin, runtime,
+    agent."""
     return (
         network_actor_name(node_name),
         proxy_actor_name(node_name),
+        volume_actor_name(node_name),
         runtime_actor_name(node_name),
         agent_actor_name(node_name),
     )
@@ -116,6 +124,7 @@ def remove_node_actors(
     shutdown_args: dict[str, tuple[Any, ...]] = {
         agent_actor_name(node_name): (True,),
         runtime_actor_name(node_name): (),
+        volume_actor_name(node_name): (False,),  # volumes outlive it: only `down --purge` removes them
         proxy_actor_name(node_name): (True,),
         network_actor_name(node_name): (True,),
     }
@@ -152,6 +161,10 @@ def _cni_socket(namespace: str, node_name: str) -> str:
     return _socket("cni", namespace, node_name)
 
 
+def _csi_socket(namespace: str, node_name: str) -> str:
+    return _socket("csi", namespace, node_name)
+
+
 def bridge_name(namespace: str, node: str = "") -> str:
     """The pods' bridge of ``node`` in the cluster of Ray ``namespace``: ``rk`` + 8 hex of a hash of
     both, so neither two clusters nor two Ray nodes sharing one host (``ray.cluster_utils``, several
@@ -166,11 +179,15 @@ def cluster_dns_ip(network_options: dict[str, Any]) -> str:
 
 
 def remove_node_sockets(node_name: str, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """Unlink the CNI and CRI sockets of a node that died, when they are on this host (several Ray
+    """Unlink the CNI, CSI and CRI sockets of a node that died, when they are on this host (several Ray
     nodes sharing a host, as in test clusters): a killed node leaves them behind, and their paths are
     unique to the node's name in this namespace. Returns the paths removed."""
     removed = []
-    for path in (_cni_socket(namespace, node_name), _cri_socket(namespace, node_name)):
+    for path in (
+        _cni_socket(namespace, node_name),
+        _csi_socket(namespace, node_name),
+        _cri_socket(namespace, node_name),
+    ):
         with contextlib.suppress(FileNotFoundError):
             Path(path).unlink()
             removed.append(path)
@@ -199,8 +216,9 @@ def deploy_node_agents(
     only_missing: bool = False,
     node_ids: frozenset[str] | None = None,
 ) -> list[AgentInfo]:
-    """On every alive Ray node: a network plugin actor, a CRI runtime actor (given the plugin's
-    socket) and a node agent actor, pinned there.
+    """On every alive Ray node: a network plugin actor, a service proxy, a volume plugin actor
+    (``--volume-plugin``), a CRI runtime actor (given the network plugin's socket) and a node agent
+    actor (given the volume plugin's socket and driver), pinned there.
 
     The agents reach the API server with a client certificate for ``system:node:<name>`` (group
     ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
@@ -274,6 +292,22 @@ def deploy_node_agents(
             "userspace" if network["node_network"] else "nftables",
         )
         ray.get(proxy_actor.ready.remote(), timeout=config.timeout)
+        facts = ray_node_facts(node)
+        volume_actor = VolumeActor.options(  # type: ignore[attr-defined]
+            name=volume_actor_name(name),
+            namespace=namespace,
+            get_if_exists=True,
+            lifetime="detached",
+            scheduling_strategy=pin,
+        ).remote(
+            config.volume_plugin,
+            name,
+            str(node_dir / "csi"),
+            _csi_socket(namespace, name),
+            dict(config.volume_options),
+            dict(facts.labels),
+        )
+        volumes = ray.get(volume_actor.ready.remote(), timeout=config.timeout)
         runtime_actor = RuntimeActor.options(  # type: ignore[attr-defined]
             name=runtime_actor_name(name),
             namespace=namespace,
@@ -283,7 +317,6 @@ def deploy_node_agents(
         ).remote(config.runtime, str(node_dir / "runtime"), _cri_socket(namespace, name), network["socket"])
         served = ray.get(runtime_actor.ready.remote(), timeout=config.timeout)
         cert_pem, key_pem = _serving_pair(pki, node_dir, name, ip)
-        facts = ray_node_facts(node)
         if facts.skipped_labels:
             log.info("node %s: Ray labels not valid as Node labels, skipped: %s", name, facts.skipped_labels)
         agent_config = NodeAgentConfig(
@@ -302,6 +335,8 @@ def deploy_node_agents(
             labels=tuple(sorted(facts.labels.items())),
             instance_type=facts.instance_type,
             extended_resources=tuple(sorted(facts.extended_resources().items())),
+            csi_socket=volumes["socket"],
+            csi_driver=volumes["driver"],
         )
         agent = NodeAgentActor.options(  # type: ignore[attr-defined]
             name=agent_actor_name(name),
@@ -322,13 +357,15 @@ def stop_node_agents(
     namespace: str = DEFAULT_NAMESPACE, *, remove_pods: bool = True, purge: bool = False
 ) -> list[str]:
     """Stop every node agent, then every runtime (which stops the pods and DELs their networks), then
-    every service proxy and network plugin (``purge``: they also remove their node-wide state, for
-    ``raykube down --purge``); returns the actors stopped."""
+    every volume plugin, service proxy and network plugin (``purge``: they also remove their node-wide
+    state, the volume plugins their volumes, for ``raykube down --purge``); returns the actors
+    stopped."""
     stopped = []
     entries = ray.util.list_named_actors(all_namespaces=True)
     steps: tuple[tuple[str, tuple[Any, ...]], ...] = (
         (agent_actor_name(""), (remove_pods,)),
         (runtime_actor_name(""), ()),
+        (volume_actor_name(""), (purge,)),
         (proxy_actor_name(""), (purge,)),
         (network_actor_name(""), (purge,)),
     )

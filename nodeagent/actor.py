@@ -127,6 +127,8 @@ class NodeAgentConfig:
     labels: tuple[tuple[str, str], ...] = ()
     instance_type: str = ""
     extended_resources: tuple[tuple[str, str], ...] = ()
+    csi_socket: str = ""  # the node's volume plugin (``csi-<node>`` actor's socket); "": none
+    csi_driver: str = ""  # its driver name (GetPluginInfo), e.g. hostpath.csi.raykube.io
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]

@@ -1,0 +1,59 @@
+"""`raykube up` with the default volume plugin: every node has its ``csi-<node>`` actor serving the
+built-in driver (its socket and name handed to the node agent), and the cluster has the driver's
+CSIDriver and the default StorageClass ``standard``, seen through kubectl 1.33."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.integration.conftest import Kubectl, RaykubeCluster
+
+pytestmark = [pytest.mark.integration]
+
+PROBE = """
+import json, os, ray
+ray.init(address="auto", logging_level="ERROR")
+ns = os.environ["RAYKUBE_NAMESPACE"]
+names = [e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == ns]
+out = {}
+for name in sorted(n for n in names if n.startswith("csi-")):
+    out[name] = ray.get(ray.get_actor(name, namespace=ns).ready.remote(), timeout=60)
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_storage_defaults_and_volume_plugin_actors(raykube_cluster: RaykubeCluster, kubectl: Kubectl) -> None:
+    driver = kubectl.json("get", "csidriver", "hostpath.csi.raykube.io", "-o", "json")
+    assert driver["spec"]["attachRequired"] is False
+    assert driver["spec"]["podInfoOnMount"] is True
+    assert driver["spec"]["volumeLifecycleModes"] == ["Persistent", "Ephemeral"]
+    sc = kubectl.json("get", "storageclass", "standard", "-o", "json")
+    assert sc["metadata"]["annotations"]["storageclass.kubernetes.io/is-default-class"] == "true"
+    assert (sc["provisioner"], sc["volumeBindingMode"], sc["reclaimPolicy"], sc["allowVolumeExpansion"]) == (
+        "hostpath.csi.raykube.io",
+        "WaitForFirstConsumer",
+        "Delete",
+        True,
+    )
+    assert "standard (default)" in kubectl.out("get", "storageclass")
+
+    nodes = [n["metadata"]["name"] for n in kubectl.json("get", "nodes", "-o", "json")["items"]]
+    proc = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        env=raykube_cluster.env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    plugins = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert sorted(plugins) == sorted(f"csi-{node}" for node in nodes)
+    for node in nodes:
+        info = plugins[f"csi-{node}"]
+        assert info["driver"] == "hostpath.csi.raykube.io"
+        assert info["node_id"] == node
+        assert info["topology"]["topology.hostpath.csi.raykube.io/node"] == node
