@@ -30,6 +30,9 @@ from cluster.controllers.serviceaccount import ServiceAccountController
 from cluster.controllers.statefulset.controller import StatefulSetController
 from cluster.controllers.tainteviction import TaintEvictionController
 from cluster.controllers.ttl_after_finished import TTLAfterFinishedController
+from cluster.controllers.volume.expand import ExpandController
+from cluster.controllers.volume.protection import PVCProtectionController, PVProtectionController
+from cluster.controllers.volume.pv_controller import PersistentVolumeController
 
 CONTROLLERS: dict[str, type[Controller]] = {
     EndpointSliceController.NAME: EndpointSliceController,
@@ -51,6 +54,10 @@ CONTROLLERS: dict[str, type[Controller]] = {
     TTLAfterFinishedController.NAME: TTLAfterFinishedController,
     PodGCController.NAME: PodGCController,
     ServiceLBController.NAME: ServiceLBController,
+    PersistentVolumeController.NAME: PersistentVolumeController,
+    PVCProtectionController.NAME: PVCProtectionController,
+    PVProtectionController.NAME: PVProtectionController,
+    ExpandController.NAME: ExpandController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
