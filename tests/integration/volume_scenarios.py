@@ -11,7 +11,6 @@ has a root of its own.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import os
@@ -20,8 +19,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from nodeagent.images.busybox import DEFAULT_BUSYBOX, applets, busybox_spec
-from nodeagent.images.oci import write_layout_tar
+from bench.startup_volumes import install_image_root
 from tests.integration import support
 from tests.integration.conftest import Kubectl
 
@@ -48,14 +46,7 @@ SLEEP = "trap 'exit 0' TERM; sleep 3600 & wait"
 def install_rooted_busybox(data_dir: Path) -> str:
     """Write the busybox OCI layout, named ``ROOTED_IMAGE``, into every node's process-runtime import
     directory under ``data_dir``; returns the image name."""
-    with open(DEFAULT_BUSYBOX, "rb") as f:
-        binary = f.read()
-    spec = dataclasses.replace(busybox_spec(binary, applets()), name=ROOTED_IMAGE)
-    dirs = sorted(data_dir.glob("nodes/*/runtime/images/import"))
-    assert dirs, f"no process-runtime import directory under {data_dir}/nodes"
-    for d in dirs:
-        write_layout_tar(spec, str(d / "busybox-rooted.oci.tar"))
-    return ROOTED_IMAGE
+    return install_image_root(data_dir, ROOTED_IMAGE)
 
 
 def mounts_under(path: Path) -> list[str]:
