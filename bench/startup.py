@@ -14,6 +14,11 @@ Ray itself is started only when none runs, and stopped afterwards only then), th
 3. deletes the pods (grace period 0), stops the node agents and runtimes, and kills the actors, on
    errors too.
 
+Unless ``--no-volumes``, the same control plane (plus the volume controllers of the controller
+manager) then measures pods with volumes (a ConfigMap, an emptyDir and a claim of the default
+StorageClass each, ``bench.startup_volumes``) in the same way, and with the ``process`` runtime also
+pods of the volume pods' image without volumes: the result's ``volumes`` and ``image_root``.
+
 Latency is create sent -> Running per pod (p50/p99 with scheduler_perf's percentile rule); pods/s is N
 over the time from the first create sent to the last pod Running. The raw-CRI peer's clock starts at
 the same point of its own path, when RunPodSandbox is sent (``bench.startup_raw``): both include the
@@ -33,6 +38,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -46,12 +52,14 @@ from typing import Any
 
 import ray
 
+from bench import startup_volumes as sv
 from bench.scheduling import machine_info
 from bench.scheduling_metrics import latency_summary_ms
 from bench.startup_raw import CREATE_CONCURRENCY, IMAGE, gathered, run_raw
 from cluster import bootstrap
 from cluster.client.rest import ApiClient
 from cluster.node_agents import NodeAgentsConfig, deploy_node_agents, stop_node_agents
+from cluster.storage_defaults import ensure_storage_defaults
 from nodeagent.runtimes.containerd import missing_prerequisites
 
 RUNTIMES = ("process", "containerd")
@@ -64,6 +72,9 @@ GOALS_P99_MS = {"process": 1000.0, "containerd": 2000.0}  # issue 5's goals
 SLO_P99_MS = 5000.0
 SLO_SYSTEM = "Kubernetes pod startup SLO (published)"
 SLO_SOURCE = "published: kubernetes/community sig-scalability/slos/pod_startup_latency.md"
+# What the volume pods need of kube-controller-manager (the default StorageClass's claims).
+VOLUME_CONTROLLERS = ("persistentvolume-binder", "csi-provisioner", "pvc-protection", "pv-protection")
+VOLUME_KINDS = ("configMap", "emptyDir", "persistentVolumeClaim")
 LATENCY_MEANING = (
     "create request sent -> pod watch first shows phase Running and condition Ready=True "
     f"({CREATE_CONCURRENCY} creates in flight, scheduler binding, node agent starting)"
@@ -267,26 +278,45 @@ async def send_create(
     await client.create("v1", "pods", manifest, BENCH_NAMESPACE)
 
 
-async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
-    """Steps 1-3 of the module docstring (the pods' part) against a running control plane."""
+async def measure(
+    client: Any,
+    runtime: str,
+    pods: int,
+    progress: Progress,
+    objects: Callable[[int], sv.Objects] | None = None,
+    label: str = "",
+) -> dict[str, Any]:
+    """Steps 1-3 of the module docstring (the pods' part) against a running control plane.
+
+    ``objects(i)`` gives pod ``i`` and what it needs, created in order (the clock starts when the
+    first is sent); default: ``pod_manifest(i)`` alone. Claims among them are deleted after the pods,
+    and the wait for their volumes to go is ``volumes_not_deleted``."""
     with contextlib.suppress(Exception):
         await client.create("v1", "namespaces", {"metadata": {"name": BENCH_NAMESPACE}})
     listed = await client.list("v1", "pods", BENCH_NAMESPACE, limit=1)
     watch = _RunningWatch(client, listed["metadata"]["resourceVersion"])
-    manifests = [pod_manifest(i) for i in range(pods)]
-    names = [m["metadata"]["name"] for m in manifests]
+    sets = [objects(i) if objects else [("v1", "pods", pod_manifest(i))] for i in range(pods)]
+    names = [objs[-1][2]["metadata"]["name"] for objs in sets]
+    claims = [o[2]["metadata"]["name"] for objs in sets for o in objs if o[1] == "persistentvolumeclaims"]
     created_at: dict[str, float] = {}
+    what = f"{runtime} {label}".strip()
     try:
 
         async def create(i: int) -> None:
-            await send_create(client, manifests[i], created_at, time.monotonic)
+            *before, (_version, _plural, pod) = sets[i]
+            start = time.monotonic()
+            for version, plural, body in before:
+                await client.create(version, plural, body, BENCH_NAMESPACE)
+            await send_create(client, pod, created_at, time.monotonic)
+            if before:
+                created_at[names[i]] = start
 
         first_sent = time.monotonic()
         await gathered(pods, create)
-        progress(f"{runtime}: {pods} pods created in {time.monotonic() - first_sent:.2f}s")
+        progress(f"{what}: {pods} pods created in {time.monotonic() - first_sent:.2f}s")
         await watch.wait_for(set(names), lambda: set(watch.running_at), SETTLE_TIMEOUT_S)
         entry = startup_entry(runtime, pods, created_at, dict(watch.running_at), first_sent)
-        progress(f"{runtime}: {entry['running']}/{pods} Running, p99 {entry['latency_ms']['p99']:.0f} ms")
+        progress(f"{what}: {entry['running']}/{pods} Running, p99 {entry['latency_ms']['p99']:.0f} ms")
         t_delete = time.monotonic()
 
         async def delete(i: int) -> None:
@@ -295,6 +325,9 @@ async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> d
 
         await gathered(pods, delete)
         gone = await watch.wait_for(set(names), lambda: watch.deleted, DELETE_TIMEOUT_S)
+        if claims:
+            await sv.delete_claims(client, BENCH_NAMESPACE, claims)
+            entry["volumes_not_deleted"] = await sv.wait_no_volumes(client, DELETE_TIMEOUT_S)
         entry["delete_s"] = time.monotonic() - t_delete
         entry["not_deleted"] = len(gone)
         return entry
@@ -302,15 +335,40 @@ async def measure(client: Any, runtime: str, pods: int, progress: Progress) -> d
         await watch.close()
 
 
-def run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
-    """A private control plane with ``runtime`` node agents; ``measure``; tear it all down.
+async def measure_volumes(
+    client: Any, runtime: str, pods: int, progress: Progress, data_dir: Path
+) -> dict[str, Any]:
+    """The volume variants (``bench.startup_volumes``): ``{"volumes": entry}``, plus
+    ``"image_root"`` (the volume pods' image without volumes) when that is not the plain pods' image."""
+    await ensure_storage_defaults(client)
+    with contextlib.suppress(Exception):
+        await client.create("v1", "configmaps", sv.configmap_manifest(), BENCH_NAMESPACE)
+    image = IMAGE if runtime == "containerd" else sv.install_image_root(data_dir)
+    out: dict[str, Any] = {}
+    if image != IMAGE:
+        out["image_root"] = await measure(
+            client, runtime, pods, progress, lambda i: sv.plain_pod_objects(i, image), "image root"
+        )
+        out["image_root"]["image"] = image
+    out["volumes"] = await measure(
+        client, runtime, pods, progress, lambda i: sv.volume_pod_objects(i, image), "volumes"
+    )
+    out["volumes"].update(image=image, volume_kinds=list(VOLUME_KINDS))
+    return out
+
+
+def run_with_control_plane(
+    runtime: str, pods: int, progress: Progress, volumes: bool = True
+) -> dict[str, Any]:
+    """A private control plane with ``runtime`` node agents; ``measure`` (and, with ``volumes``,
+    the volume variants, their errors in ``volumes.error``); tear it all down.
 
     Runs inside ``ray_session`` (reusing the caller's when there is one)."""
     with ray_session(progress):
-        return _run_with_control_plane(runtime, pods, progress)
+        return _run_with_control_plane(runtime, pods, progress, volumes)
 
 
-def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict[str, Any]:
+def _run_with_control_plane(runtime: str, pods: int, progress: Progress, volumes: bool) -> dict[str, Any]:
     data_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-startup-"))
     namespace = f"raykube-bench-startup-{runtime}-{os.getpid()}-{int(time.time())}"
     t_setup = time.monotonic()
@@ -320,6 +378,8 @@ def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict
         # All interfaces: the node agents reach the API server at the node's IP, not loopback.
         port, kubeconfig = bootstrap.deploy_apiserver(data_dir, namespace, host="0.0.0.0", port=0)
         bootstrap.deploy_scheduler(data_dir, namespace)
+        if volumes:  # claims need the PV controller and the provisioner
+            bootstrap.deploy_controller_manager(data_dir, namespace, controllers=VOLUME_CONTROLLERS)
         agents = deploy_node_agents(
             NodeAgentsConfig(data_dir, apiserver_port=port, runtime=runtime), namespace
         )
@@ -328,7 +388,14 @@ def _run_with_control_plane(runtime: str, pods: int, progress: Progress) -> dict
 
         async def go() -> dict[str, Any]:
             async with ApiClient.from_kubeconfig(str(kubeconfig)) as client:
-                return await measure(client, runtime, pods, progress)
+                entry = await measure(client, runtime, pods, progress)
+                if volumes:
+                    try:
+                        entry.update(await measure_volumes(client, runtime, pods, progress, data_dir))
+                    except Exception as exc:  # the plain figures stand on their own
+                        traceback.print_exc()
+                        entry["volumes"] = {"error": describe_error(exc)}
+                return entry
 
         entry = asyncio.run(go())
         entry["setup_s"] = setup_s
@@ -432,6 +499,14 @@ def render(doc: dict[str, Any], console: Any) -> None:
         note = r.get("error") or (f"{r['not_running']} not Running" if r.get("not_running") else "")
         row = ["raykube", r["runtime"], str(r["pods"]), f(lat.get("p50")), f(lat.get("p99"))]
         table.add_row(*row, f(r.get("pods_per_second")), "", note)
+        for key, system in (("image_root", "raykube, image root"), ("volumes", "raykube, volumes")):
+            v = r.get(key)
+            if not v:
+                continue
+            vlat = v.get("latency_ms") or {}
+            vnote = v.get("error") or (f"{v['not_running']} not Running" if v.get("not_running") else "")
+            vrow = [system, r["runtime"], str(v.get("pods", "")), f(vlat.get("p50")), f(vlat.get("p99"))]
+            table.add_row(*vrow, f(v.get("pods_per_second")), "", vnote)
     for p in doc["peers"]:
         lat = p.get("latency_ms") or {}
         row = [
@@ -453,6 +528,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help=f"{QUICK_PODS} pods instead of {DEFAULT_PODS}")
     p.add_argument("--runtime", action="append", choices=RUNTIMES, help="repeatable; default: both")
     p.add_argument("--pods", type=int, default=None, help=f"pods per runtime (default {DEFAULT_PODS})")
+    p.add_argument(
+        "--no-volumes",
+        dest="volumes",
+        action="store_false",
+        help="skip the pods with volumes (a ConfigMap, an emptyDir and a claim each)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
     return p
 
@@ -476,7 +557,8 @@ def main(argv: list[str] | None = None) -> int:
         err.print(message, highlight=False, soft_wrap=True)
 
     with ray_session(progress):  # one Ray for every runtime's control plane
-        doc = run_suite(runtimes, pods, progress=progress)
+        runner = functools.partial(run_with_control_plane, volumes=args.volumes)
+        doc = run_suite(runtimes, pods, progress=progress, runner=runner)
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     render(doc, Console() if sys.stdout.isatty() else Console(width=160))
