@@ -1,0 +1,175 @@
+"""The mount and loop-device commands the hostpath driver runs, and /proc/self/mountinfo.
+
+Every change goes through the util-linux tools (``mount``, ``umount``, ``losetup``) and e2fsprogs
+(``mkfs.ext4``, ``e2fsck``, ``resize2fs``), run without a shell. Whether a path is a mount point is
+read from mountinfo: ``os.path.ismount`` misses bind mounts of a directory on the same filesystem,
+which is exactly what staging and publishing make.
+
+Loop filesystems are mounted with ``mount -o loop``, whose loop devices detach themselves when the
+last mount of the filesystem goes (autoclear), so a crash between mount steps leaks no device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+
+class MountError(RuntimeError):
+    """A command failed; the message has the command and its stderr."""
+
+
+@dataclass(frozen=True, slots=True)
+class MountEntry:
+    """One line of /proc/self/mountinfo (the fields the driver uses)."""
+
+    mount_point: str
+    root: str
+    source: str
+    fs_type: str
+    options: str
+
+
+def _unescape(field: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
+    out, i = [], 0
+    while i < len(field):
+        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
+            out.append(chr(int(field[i + 1 : i + 4], 8)))
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return "".join(out)
+
+
+def parse_mountinfo(text: str) -> list[MountEntry]:
+    """The entries of a mountinfo text, in order (a later entry at the same point is on top)."""
+    entries = []
+    for line in text.splitlines():
+        left, sep, right = line.partition(" - ")
+        if not sep:
+            continue
+        fields, tail = left.split(), right.split()
+        if len(fields) < 6 or len(tail) < 2:
+            continue
+        entries.append(
+            MountEntry(
+                mount_point=_unescape(fields[4]),
+                root=_unescape(fields[3]),
+                source=_unescape(tail[1]),
+                fs_type=tail[0],
+                options=fields[5],
+            )
+        )
+    return entries
+
+
+def mount_table() -> list[MountEntry]:
+    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+        return parse_mountinfo(f.read())
+
+
+def top_mount(path: str) -> MountEntry | None:
+    """The topmost mount at ``path`` (resolved), or None when it is not a mount point."""
+    real = os.path.realpath(path)
+    found = None
+    for entry in mount_table():
+        if entry.mount_point == real:
+            found = entry
+    return found
+
+
+def is_mounted(path: str) -> bool:
+    return top_mount(path) is not None
+
+
+def mounts_under(directory: str) -> list[str]:
+    """Mount points at or below ``directory``, deepest first (the order to unmount them in)."""
+    real = os.path.realpath(directory)
+    points = {
+        e.mount_point for e in mount_table() if e.mount_point == real or e.mount_point.startswith(real + "/")
+    }
+    return sorted(points, key=lambda p: p.count("/"), reverse=True)
+
+
+async def run(*argv: str) -> str:
+    """Run a command, return its stdout; raise MountError with its stderr when it fails."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        detail = (err or out).decode(errors="replace").strip()
+        raise MountError(f"{' '.join(argv)} failed (exit {proc.returncode}): {detail}")
+    return out.decode(errors="replace")
+
+
+async def bind(source: str, target: str, *, readonly: bool = False) -> None:
+    """Bind-mount ``source`` at ``target``; read-only takes a second remount (a bind mount ignores
+    ``ro`` on its first mount)."""
+    await run("mount", "--bind", source, target)
+    if readonly:
+        try:
+            await run("mount", "-o", "remount,bind,ro", target)
+        except MountError:
+            await unmount(target)
+            raise
+
+
+async def unmount(path: str) -> None:
+    """Unmount every mount stacked at ``path``; a busy one is detached lazily so stop never leaves
+    a mount behind in our namespace (its users keep it until they let go)."""
+    while is_mounted(path):
+        try:
+            await run("umount", path)
+        except MountError as err:
+            log.warning("hostpath: %s; detaching it lazily", err)
+            await run("umount", "-l", path)
+
+
+async def make_image(image: str, size: int) -> None:
+    """A sparse file of ``size`` bytes formatted ext4 with no blocks reserved for root (the volume's
+    size is what its users get)."""
+    with open(image, "wb") as f:
+        f.truncate(size)
+    await run("mkfs.ext4", "-q", "-F", "-m", "0", image)
+
+
+async def mount_image(image: str, target: str) -> None:
+    await run("mount", "-o", "loop", "-t", "ext4", image, target)
+
+
+async def grow_image_offline(image: str, size: int) -> None:
+    """Grow an unmounted image and its filesystem to ``size`` bytes."""
+    with open(image, "r+b") as f:
+        f.truncate(size)
+    await run("e2fsck", "-f", "-p", image)
+    await run("resize2fs", image)
+
+
+async def loop_devices(image: str) -> list[str]:
+    """The loop devices backed by ``image`` (``losetup -j``)."""
+    out = await run("losetup", "-n", "-O", "NAME", "-j", image)
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+async def grow_online(image: str, size: int, device: str) -> None:
+    """Grow the image of a mounted loop filesystem and the filesystem with it. resize2fs on a
+    mounted ext4 needs CAP_SYS_RESOURCE; without it this raises MountError and the caller grows
+    the filesystem offline instead."""
+    with open(image, "r+b") as f:
+        f.truncate(max(size, os.fstat(f.fileno()).st_size))
+    await run("losetup", "-c", device)
+    await run("resize2fs", device)
+
+
+async def detach(device: str) -> None:
+    await run("losetup", "-d", device)
