@@ -60,7 +60,8 @@ class PluginSet:
 
 
 # kube-scheduler's default profile (v1), restricted to the plugins raykube implements; PrioritySort is
-# the SchedulingQueue itself, and the volume plugins and ImageLocality are not implemented.
+# the SchedulingQueue itself; VolumeRestrictions, NodeVolumeLimits, VolumeZone and ImageLocality are not
+# implemented.
 DEFAULT_MULTI_POINT: tuple[PluginRef, ...] = (
     PluginRef("SchedulingGates"),
     PluginRef("NodeUnschedulable"),
@@ -69,6 +70,7 @@ DEFAULT_MULTI_POINT: tuple[PluginRef, ...] = (
     PluginRef("NodeAffinity", 2),
     PluginRef("NodePorts"),
     PluginRef("NodeResourcesFit", 1),
+    PluginRef("VolumeBinding"),
     PluginRef("PodTopologySpread", 2),
     PluginRef("InterPodAffinity", 2),
     PluginRef("DefaultPreemption"),

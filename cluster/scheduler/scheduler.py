@@ -48,8 +48,10 @@ from cluster.scheduler.framework.runtime import Framework
 from cluster.scheduler.framework.status import SUCCESS, Code, Status
 from cluster.scheduler.framework.types import Snapshot, pod_key
 from cluster.scheduler.plugins.default_binder import recorded_binding
+from cluster.scheduler.plugins.volume_binding import WORK_KEY, VolumeListers, recorded_work
 from cluster.scheduler.queue import QueuedPodInfo, SchedulingQueue
 from cluster.scheduler.schedule_one import ScheduleResult, forget, run_binding_cycle, schedule_one
+from cluster.scheduler.volume_binder import bind_pod_volumes
 
 log = logging.getLogger("raykube.scheduler")
 
@@ -294,6 +296,39 @@ class Scheduler:
         self.failed_attempts = 0
         self.pods.add_handler(self._on_pod_add, self._on_pod_update, self._on_pod_delete)
         self.nodes.add_handler(self._on_node_add, self._on_node_update, self._on_node_delete)
+        self._volume_claims: Any = None  # the claim lister, when a plugin reads volumes
+        self.volume_informers = self._wire_volume_listers()
+
+    def _wire_volume_listers(self) -> list[Informer]:
+        """Claims, PVs, StorageClasses and CSINodes for the plugins that read them (VolumeBinding);
+        no informers at all when no profile enables such a plugin. A claim or PV change is a cluster
+        event that may let a pod waiting for volumes fit."""
+        wanting = [
+            plugin
+            for fw in self.frameworks.values()
+            for plugin in fw.plugins.values()
+            if callable(getattr(plugin, "set_volume_listers", None))
+        ]
+        if not wanting:
+            return []
+        claims = Informer(self.client, "v1", "persistentvolumeclaims")
+        volumes = Informer(self.client, "v1", "persistentvolumes")
+        classes = Informer(self.client, "storage.k8s.io/v1", "storageclasses")
+        csinodes = Informer(self.client, "storage.k8s.io/v1", "csinodes")
+        listers = VolumeListers(claims.store, volumes.store, classes.store, csinodes.store)
+        for plugin in wanting:
+            plugin.set_volume_listers(listers)
+        claims.add_handler(self._on_volume_object, self._on_volume_update, None)
+        volumes.add_handler(self._on_volume_object, self._on_volume_update, None)
+        csinodes.add_handler(self._on_volume_object, self._on_volume_update, None)
+        self._volume_claims = claims.store
+        return [claims, volumes, classes, csinodes]
+
+    def _on_volume_object(self, _: dict[str, Any]) -> None:
+        self._move("VolumeChange")  # a claim, PV or CSINode appeared: pods waiting for volumes may fit
+
+    def _on_volume_update(self, _: dict[str, Any], __: dict[str, Any]) -> None:
+        self._move("VolumeChange")
 
     # -- informer handlers (no I/O) -----------------------------------------------------------------
     def _pre_enqueue(self, pod: dict[str, Any]) -> Status:
@@ -358,9 +393,9 @@ class Scheduler:
     # -- lifecycle ----------------------------------------------------------------------------------
     async def start(self, sync_timeout: float = 60.0) -> None:
         """Start the informers and the loop; return once pods and nodes are listed."""
-        for informer in (self.pods, self.nodes, self.pdbs):
+        for informer in (self.pods, self.nodes, self.pdbs, *self.volume_informers):
             self._tasks.append(asyncio.create_task(informer.run()))
-        for informer in (self.pods, self.nodes):
+        for informer in (self.pods, self.nodes, *self.volume_informers):
             if not await informer.wait_synced(sync_timeout):
                 raise TimeoutError("the scheduler's informers did not sync")
         self._tasks.append(asyncio.create_task(self._loop()))
@@ -479,6 +514,12 @@ class Scheduler:
             await asyncio.gather(*list(self._background), return_exceptions=True)
 
     async def _bind(self, placed: list[_Bound]) -> None:
+        if any(recorded_work(bound.result.state) is not None for bound in placed):
+            # Pods whose claims must be bound first wait on their own, off the binding slots.
+            for bound in placed:
+                if recorded_work(bound.result.state) is not None:
+                    self._spawn(self._bind_after_volumes(bound))
+            placed = [bound for bound in placed if recorded_work(bound.result.state) is None]
         if not placed:
             return
         requests: list[tuple[str, str, str]] = []
@@ -513,6 +554,30 @@ class Scheduler:
                 )
         self._wake.set()
         await asyncio.gather(*events)
+
+    async def _bind_after_volumes(self, bound: _Bound) -> None:
+        """VolumeBinding's PreBind I/O (claimRefs, selected-node, the wait for Bound claims), then the
+        pod's own binding; a failure undoes the reservation and the pod backs off, as a failed PreBind."""
+        state = bound.result.state
+        work = recorded_work(state)
+        if state is None or work is None:
+            return
+        state.delete(WORK_KEY)
+        pod = bound.pinfo.pod
+        error = await bind_pod_volumes(self.client, work, self._volume_claims)
+        if error is None:
+            plugin = bound.framework.plugins.get("VolumeBinding")
+            if plugin is not None:
+                plugin.forget_bound(work.claims)
+            await self._bind([bound])
+            return
+        log.warning("binding the volumes of %s on %s failed: %s", bound.pinfo.key, bound.node_name, error)
+        self.cache.forget(pod, bound.node_name)
+        bound.framework.run_unreserve(state, pod, bound.node_name)
+        self.queue.add_backoff(bound.pinfo)
+        self._wake.set()
+        message = f'running PreBind plugin "VolumeBinding": {error}'
+        await self._post_event(pod, "Warning", "FailedScheduling", message)
 
     def _still_pending(self, pod: dict[str, Any]) -> bool:
         """Whether the informer still shows the pod unbound and not terminating. As kube-scheduler's

@@ -20,6 +20,7 @@ from cluster.scheduler.plugins import (
     node_unschedulable,
     scheduling_gates,
     taint_toleration,
+    volume_binding,
 )
 
 _OPTIONAL = ("inter_pod_affinity", "pod_topology_spread", "default_preemption")
@@ -46,6 +47,7 @@ ALL: list[types.ModuleType] = [
     node_affinity,
     node_ports,
     node_resources_fit,
+    volume_binding,
     balanced_allocation,
     *_optional_modules(),
     default_binder,
