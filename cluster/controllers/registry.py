@@ -32,6 +32,7 @@ from cluster.controllers.tainteviction import TaintEvictionController
 from cluster.controllers.ttl_after_finished import TTLAfterFinishedController
 from cluster.controllers.volume.expand import ExpandController
 from cluster.controllers.volume.protection import PVCProtectionController, PVProtectionController
+from cluster.controllers.volume.provisioner import CSIProvisioner
 from cluster.controllers.volume.pv_controller import PersistentVolumeController
 
 CONTROLLERS: dict[str, type[Controller]] = {
@@ -58,6 +59,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     PVCProtectionController.NAME: PVCProtectionController,
     PVProtectionController.NAME: PVProtectionController,
     ExpandController.NAME: ExpandController,
+    CSIProvisioner.NAME: CSIProvisioner,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
