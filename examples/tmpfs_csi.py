@@ -88,8 +88,18 @@ class TmpfsPlugin(CSIPlugin):
 
     def _volume(self, volume_id: str, size: int) -> csi_pb2.Volume:
         return csi_pb2.Volume(
-            volume_id=volume_id, capacity_bytes=size, accessible_topology=[self._topology()]
+            volume_id=volume_id,
+            capacity_bytes=size,
+            accessible_topology=[self._topology()],
+            volume_context={"capacity_enforced": "true"},  # a tmpfs refuses writes beyond its size
         )
+
+    def _published_at(self, volume_id: str, path: str) -> bool:
+        """Whether ``path`` is a mount of the volume's tmpfs (a bind mount shares its device)."""
+        try:
+            return Path(path).is_mount() and os.stat(path).st_dev == os.stat(self._data(volume_id)).st_dev
+        except FileNotFoundError:
+            return False
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -161,6 +171,14 @@ class TmpfsPlugin(CSIPlugin):
             raise CSIError(
                 grpc.StatusCode.OUT_OF_RANGE, f"{size} bytes: this driver makes at most {self.max_size}"
             )
+        requisite = [dict(t.segments) for t in request.accessibility_requirements.requisite]
+        here = dict(self._topology().segments)
+        if requisite and not any(t.items() <= here.items() for t in requisite):
+            raise CSIError(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"this plugin makes volumes on node {self.ctx.node_name} only ({here}), which no requisite "
+                "topology admits: call the plugin of a node that matches",
+            )
         volume_id = "tmpfs-" + hashlib.sha256(request.name.encode()).hexdigest()[:20]
         async with self.lock:
             known = self._load(volume_id)
@@ -189,6 +207,10 @@ class TmpfsPlugin(CSIPlugin):
     async def ValidateVolumeCapabilities(
         self, request: csi_pb2.ValidateVolumeCapabilitiesRequest
     ) -> csi_pb2.ValidateVolumeCapabilitiesResponse:
+        if not request.volume_id or not request.volume_capabilities:
+            raise CSIError(
+                grpc.StatusCode.INVALID_ARGUMENT, "volume_id and volume_capabilities: both required"
+            )
         if self._load(request.volume_id) is None:
             raise CSIError(grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id!r} not found")
         try:
@@ -208,7 +230,11 @@ class TmpfsPlugin(CSIPlugin):
     async def NodeGetCapabilities(
         self, request: csi_pb2.NodeGetCapabilitiesRequest
     ) -> csi_pb2.NodeGetCapabilitiesResponse:
-        return csi_pb2.NodeGetCapabilitiesResponse()  # no staging: publish bind-mounts directly
+        # No staging (publish bind-mounts directly); usage statistics.
+        rpc = csi_pb2.NodeServiceCapability.RPC
+        return csi_pb2.NodeGetCapabilitiesResponse(
+            capabilities=[csi_pb2.NodeServiceCapability(rpc=rpc(type=rpc.GET_VOLUME_STATS))]
+        )
 
     async def NodePublishVolume(
         self, request: csi_pb2.NodePublishVolumeRequest
@@ -223,10 +249,18 @@ class TmpfsPlugin(CSIPlugin):
             )
         target = Path(request.target_path)
         target.mkdir(parents=True, exist_ok=True)
-        if not target.is_mount():  # published already: the same call again succeeds
-            await run("mount", "--bind", str(self._data(request.volume_id)), str(target))
-            if request.readonly:
-                await run("mount", "-o", "remount,bind,ro", str(target))
+        if target.is_mount():  # published already: the same call again succeeds, another one does not
+            readonly = bool(os.statvfs(target).f_flag & os.ST_RDONLY)
+            if readonly != request.readonly:
+                raise CSIError(
+                    grpc.StatusCode.ALREADY_EXISTS,
+                    f"{target} is published {'read-only' if readonly else 'read-write'} already; "
+                    "unpublish it first",
+                )
+            return csi_pb2.NodePublishVolumeResponse()
+        await run("mount", "--bind", str(self._data(request.volume_id)), str(target))
+        if request.readonly:
+            await run("mount", "-o", "remount,bind,ro", str(target))
         return csi_pb2.NodePublishVolumeResponse()
 
     async def NodeUnpublishVolume(
@@ -244,8 +278,14 @@ class TmpfsPlugin(CSIPlugin):
     async def NodeGetVolumeStats(
         self, request: csi_pb2.NodeGetVolumeStatsRequest
     ) -> csi_pb2.NodeGetVolumeStatsResponse:
-        if not request.volume_path or not Path(request.volume_path).is_dir():
-            raise CSIError(grpc.StatusCode.NOT_FOUND, f"volume path {request.volume_path!r} is not there")
+        if not request.volume_id or not request.volume_path:
+            raise CSIError(grpc.StatusCode.INVALID_ARGUMENT, "volume_id and volume_path: both required")
+        if self._load(request.volume_id) is None or not self._published_at(
+            request.volume_id, request.volume_path
+        ):
+            raise CSIError(
+                grpc.StatusCode.NOT_FOUND, f"volume {request.volume_id!r} is not at {request.volume_path!r}"
+            )
         st = os.statvfs(request.volume_path)
         unit = csi_pb2.VolumeUsage
         return csi_pb2.NodeGetVolumeStatsResponse(
