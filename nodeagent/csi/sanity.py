@@ -31,6 +31,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", default=[], help="run checks matching this glob (repeatable)"
     )
+    parser.add_argument(
+        "--wait", type=float, default=10.0, help="seconds to wait for the driver to answer (10)"
+    )
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
     return parser.parse_args(argv)
 
@@ -51,7 +54,7 @@ async def main_async(args: argparse.Namespace) -> int:
         )
         async with CSIClient(args.socket) as client:
             try:
-                info = await client.wait_ready(timeout=10)
+                info = await client.wait_ready(timeout=args.wait)
             except CSIError as e:
                 print(f"cannot reach a CSI driver at {args.socket}: {e}", file=sys.stderr)
                 return 2
