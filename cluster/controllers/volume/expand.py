@@ -167,7 +167,7 @@ class ExpandController(Controller):
             "v1", "persistentvolumeclaims", {**claim, "metadata": meta}, meta.get("namespace")
         )
         self.recorder.event(
-            written, "Normal", EXTERNAL_EXPANDING, "waiting for an external controller to expand this PVC"
+            written, "Warning", EXTERNAL_EXPANDING, "waiting for an external controller to expand this PVC"
         )
         return written
 
