@@ -374,6 +374,11 @@ _PV_NOT_SOURCE = {
 }  # fmt: skip
 
 
+def _present(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` without null fields: JSON null and absence are one and the same to Go's decoder."""
+    return {k: v for k, v in spec.items() if v is not None}
+
+
 def _json_diff(kind: str, old: dict[str, Any], new: dict[str, Any]) -> str:
     lines = [f"  {kind}{{"]
     for k in sorted(set(old) | set(new)):
@@ -387,8 +392,8 @@ def _json_diff(kind: str, old: dict[str, Any], new: dict[str, Any]) -> str:
 def validate_persistent_volume_update(new: dict[str, Any], old: dict[str, Any]) -> list[Cause]:
     causes = validate_persistent_volume(new)
     ns, os_ = as_dict(new.get("spec")), as_dict(old.get("spec"))
-    new_source = {k: v for k, v in ns.items() if k not in _PV_NOT_SOURCE}
-    old_source = {k: v for k, v in os_.items() if k not in _PV_NOT_SOURCE}
+    new_source = {k: v for k, v in _present(ns).items() if k not in _PV_NOT_SOURCE}
+    old_source = {k: v for k, v in _present(os_).items() if k not in _PV_NOT_SOURCE}
     # A CSI volume may gain a controllerExpandSecretRef after creation (for later expansion).
     new_csi, old_csi = as_dict(new_source.get("csi")), as_dict(old_source.get("csi"))
     if new_csi and old_csi and "controllerExpandSecretRef" not in old_csi:
@@ -514,7 +519,7 @@ def validate_persistent_volume_claim_update(new: dict[str, Any], old: dict[str, 
     volumeName once, a bound claim's storage request may change (growth is PersistentVolumeClaimResize's
     business), and a claim created before the default class existed may get one."""
     causes = validate_persistent_volume_claim(new)
-    new_spec, old_spec = dict(as_dict(new.get("spec"))), dict(as_dict(old.get("spec")))
+    new_spec, old_spec = _present(as_dict(new.get("spec"))), _present(as_dict(old.get("spec")))
     if not old_spec.get("volumeName"):
         old_spec.pop("volumeName", None)
         if "volumeName" in new_spec:

@@ -250,6 +250,8 @@ def test_an_unbound_claim_keeps_its_request() -> None:
 
 def test_claim_class_may_be_set_once_when_absent_but_not_changed() -> None:
     assert update_details(edit(PVC, "spec.storageClassName", "standard"), PVC) == []
+    null_class = {**PVC, "spec": {**PVC["spec"], "storageClassName": None}}
+    assert update_details(edit(PVC, "spec.storageClassName", "standard"), null_class) == []
     classed = edit(PVC, "spec.storageClassName", "standard")
     details = update_details(edit(classed, "spec.storageClassName", "fast"), classed)
     assert [d.split("\n")[0] for d in details] == [SPEC_IMMUTABLE]
