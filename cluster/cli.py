@@ -51,6 +51,7 @@ from cluster.store.client import StoreClient, Unavailable
 from cluster.store.members import MembershipRefused, add_member, observe, ray_nodes, remove_member
 from netplugins.actor import network_plugins
 from nodeagent.actor import runtime_limits
+from nodeagent.csi.actor import volume_plugins
 
 # Tables must stay readable when piped (no terminal: rich would assume 80 columns and truncate); text
 # lines are never hard-wrapped, so a path or a command in a message can be copied whole.
@@ -250,6 +251,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print(f"node {node}: runtime {version}, resource limits {limits}", soft_wrap=True)
     for node, plugin, readiness in network_plugins(namespace):
         console.print(f"node {node}: network plugin {plugin}, {readiness}", soft_wrap=True)
+    for node, driver, readiness in volume_plugins(namespace):
+        console.print(f"node {node}: volume plugin {driver}, {readiness}", soft_wrap=True)
     _print_cluster(asyncio.run(collect_status(namespace, data_dir / "kubeconfig")), namespace)
     healthy = [r for r in rows if r.get("health") == "ok"]
     leaders = {r.get("leader") for r in healthy if r.get("leader")}

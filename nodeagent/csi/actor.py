@@ -32,7 +32,14 @@ from nodeagent.csi.plugin import SOCKET_PREFIX, CSIContext, CSIPlugin, load_volu
 from nodeagent.csi.remote import RemoteCSI
 from nodeagent.csi.server import serve, stop_serving
 
-__all__ = ["ACTOR_PREFIX", "VolumeActor", "csi_caller", "load_volume_plugin", "volume_actor_name"]
+__all__ = [
+    "ACTOR_PREFIX",
+    "VolumeActor",
+    "csi_caller",
+    "load_volume_plugin",
+    "volume_actor_name",
+    "volume_plugins",
+]
 
 log = logging.getLogger("raykube.csi")
 
@@ -41,6 +48,23 @@ ACTOR_PREFIX = "csi-"
 
 def volume_actor_name(node_name: str) -> str:
     return f"{ACTOR_PREFIX}{node_name}"
+
+
+def volume_plugins(namespace: str) -> list[tuple[str, str, str]]:
+    """(node, driver, readiness) of every node's volume plugin in ``namespace``, for ``raykube
+    status``; readiness is ``ready (<socket>)`` or ``NOT ready: <why>``."""
+    rows = []
+    for entry in ray.util.list_named_actors(all_namespaces=True):
+        name = entry["name"]
+        if entry["namespace"] != namespace or not name.startswith(ACTOR_PREFIX):
+            continue
+        try:
+            info = ray.get(ray.get_actor(name, namespace=namespace).ready.remote(), timeout=15)
+            driver, readiness = str(info["driver"]), f"ready ({info['socket']})"
+        except Exception as e:  # a plugin that is down is reported, not fatal to `raykube status`
+            driver, readiness = "?", f"NOT ready: {type(e).__name__}: {e}"[:200]
+        rows.append((name.removeprefix(ACTOR_PREFIX), driver, readiness))
+    return sorted(rows)
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=1000)  # type: ignore[call-overload]

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from tests.integration.conftest import Kubectl, RaykubeCluster
+from tests.integration.conftest import RAYKUBE, Kubectl, RaykubeCluster
 
 pytestmark = [pytest.mark.integration]
 
@@ -57,3 +57,12 @@ def test_storage_defaults_and_volume_plugin_actors(raykube_cluster: RaykubeClust
         assert info["driver"] == "hostpath.csi.raykube.io"
         assert info["node_id"] == node
         assert info["topology"]["topology.hostpath.csi.raykube.io/node"] == node
+    status = subprocess.run(
+        [*RAYKUBE, "status", "--data-dir", str(raykube_cluster.data_dir)],
+        capture_output=True, text=True, env=raykube_cluster.env, timeout=120, check=False,
+    )  # fmt: skip
+    for node in nodes:
+        line = (
+            f"node {node}: volume plugin hostpath.csi.raykube.io, ready ({plugins[f'csi-{node}']['socket']})"
+        )
+        assert line in status.stdout, status.stdout + status.stderr
