@@ -68,6 +68,7 @@ class HostPathPlugin(NodeService, CSIPlugin):
         self.records: dict[str, VolumeRecord] = {}
         self.segments = rules.node_segments(ctx.node_name, ctx.node_labels)
         self.enforce = False
+        self.host_fs = ""
         self.default_capacity = int(ctx.options.get("default_capacity", rules.DEFAULT_CAPACITY))
         self.max_volumes = int(ctx.options.get("max_volumes_per_node", 0))
         self._lock: asyncio.Lock | None = None
@@ -85,6 +86,7 @@ class HostPathPlugin(NodeService, CSIPlugin):
         mode = _option_bool(self.ctx.options, "enforce_capacity", "auto")
         self.storage.prepare()
         self.records = self.store.load_all()
+        self.host_fs = self.storage.host_fs_type()
         why_not = None if mode == "false" else await loop_unavailable(self.ctx.root_dir)
         if mode == "true" and why_not:
             raise RuntimeError(
@@ -169,14 +171,13 @@ class HostPathPlugin(NodeService, CSIPlugin):
             if problem:
                 raise CSIError(grpc.StatusCode.INVALID_ARGUMENT, problem)
 
-    @staticmethod
-    def capability_problem(cap: csi_pb2.VolumeCapability, enforced: bool) -> str | None:
+    def capability_problem(self, cap: csi_pb2.VolumeCapability, enforced: bool) -> str | None:
         return rules.capability_problem(
             is_block=cap.HasField("block"),
             is_mount=cap.HasField("mount"),
             fs_type=cap.mount.fs_type,
             mode=cap.access_mode.mode,
-            enforced=enforced,
+            volume_fs="ext4" if enforced else self.host_fs,
         )
 
     # ---- Identity ----

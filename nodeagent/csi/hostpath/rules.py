@@ -135,18 +135,20 @@ def check_accessibility(
 
 
 def capability_problem(
-    *, is_block: bool, is_mount: bool, fs_type: str, mode: int, enforced: bool
+    *, is_block: bool, is_mount: bool, fs_type: str, mode: int, volume_fs: str
 ) -> str | None:
     """Why one VolumeCapability cannot be served, or None. A hostpath volume is a mounted
-    filesystem on one node: no raw block, no multi-node modes, and ext4 only when it is a loop
-    filesystem (a plain directory has whatever filesystem the node has)."""
+    filesystem on one node: no raw block, no multi-node modes, and its filesystem is what it is
+    (``volume_fs``: ext4 for a loop filesystem, the node's own for a plain directory)."""
     if is_block:
         return "block volumes are not supported (hostpath serves mounted filesystems only)"
     if not is_mount:
         return "volume capability names no access type; give mount {}"
-    if fs_type and not (enforced and fs_type == "ext4"):
-        have = "ext4" if enforced else "the node's own filesystem (capacity not enforced)"
-        return f"fs_type {fs_type!r} is not available; this driver's volumes have {have}: leave fs_type empty"
+    if fs_type and fs_type != volume_fs:
+        return (
+            f"fs_type {fs_type!r} is not available: this node's hostpath volumes are "
+            f"{volume_fs or 'of an unknown type'}; leave fs_type empty"
+        )
     if mode not in SUPPORTED_MODES:
         return (
             f"access mode {mode} is not supported: hostpath volumes live on one node, "

@@ -84,6 +84,20 @@ class Storage:
     def image(self, volume_id: str) -> str:
         return str(self.images / f"{volume_id}.img")
 
+    def host_fs_type(self) -> str:
+        """The filesystem type under ``root`` (what a plain-directory volume has), from mountinfo."""
+        real = os.path.realpath(self.root)
+        best = max(
+            (
+                e
+                for e in mounts.mount_table()
+                if real == e.mount_point or real.startswith(e.mount_point.rstrip("/") + "/")
+            ),
+            key=lambda e: len(e.mount_point),
+            default=None,
+        )
+        return best.fs_type if best else ""
+
     def free_bytes(self) -> int:
         """Space left on the filesystem holding the volumes (images are sparse: they take what is
         written, so this is what new volumes can really use)."""

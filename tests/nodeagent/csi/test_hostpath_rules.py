@@ -112,11 +112,20 @@ def test_check_accessibility(
         pytest.param({"mode": 1, "is_block": True}, "block volumes", id="block"),
         pytest.param({"mode": 1, "is_mount": False}, "no access type", id="no-access-type"),
         pytest.param({"mode": 1, "fs_type": "xfs"}, "leave fs_type empty", id="xfs"),
-        pytest.param({"mode": 1, "fs_type": "ext4", "enforced": False}, "not enforced", id="ext4-on-plain"),
+        pytest.param(
+            {"mode": 1, "fs_type": "ext4", "volume_fs": "xfs"}, "volumes are xfs", id="ext4-on-xfs-host"
+        ),
+        pytest.param({"mode": 1, "fs_type": "xfs", "volume_fs": "xfs"}, None, id="plain-on-xfs-host"),
     ],
 )
 def test_capability_problem(kwargs: dict[str, object], problem: str | None) -> None:
-    args: dict[str, object] = {"is_block": False, "is_mount": True, "fs_type": "", "enforced": True, **kwargs}
+    args: dict[str, object] = {
+        "is_block": False,
+        "is_mount": True,
+        "fs_type": "",
+        "volume_fs": "ext4",
+        **kwargs,
+    }
     got = rules.capability_problem(**args)  # type: ignore[arg-type]
     assert (got is None) if problem is None else (got is not None and problem in got), got
 
