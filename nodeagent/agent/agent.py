@@ -39,6 +39,7 @@ from nodeagent.kubelet.container_env import EnvSources
 from nodeagent.kubelet.dns import ClusterDns, ResolvConf, parse_resolv_conf, pod_dns
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
 from nodeagent.kubelet.restart import CrashLoopBackOff
+from nodeagent.volumes.manager import VolumeManager
 
 RAY_ACTOR_ANNOTATION = "raykube.io/ray-actor"  # see cluster/controllers/control_plane_pods.py
 log = logging.getLogger(__name__)
@@ -80,7 +81,10 @@ class NodeAgent:
         clock: Callable[[], datetime] = utc_now,
         config: AgentConfig = AgentConfig(),
         pressure: PressureProbe | None = None,
+        ca_pem: str = "",
     ) -> None:
+        """``ca_pem``: the cluster CA, written as ``ca.crt`` of projected ``kube-root-ca.crt`` sources
+        (the cluster publishes no such ConfigMap)."""
         self.api = api
         self.node_name = node_name
         self.data_dir = data_dir
@@ -104,6 +108,10 @@ class NodeAgent:
         self._relist_seen: dict[str, tuple[Any, ...]] = {}
         self._ctx: WorkerContext | None = None
         self._started = False
+        self.volumes = VolumeManager(
+            data_dir, api.get, request_token=self._request_token, warn=self._volume_warning, clock=clock,
+            ca_pem=ca_pem, allocatable=allocatable(machine), refresh_period=config.resync,
+        )  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -124,7 +132,7 @@ class NodeAgent:
             node_name=self.node_name, logs_root=self.logs_root, scheme=scheme,
             host_ips=self.machine.internal_ips, fetch_env=self._fetch_env,
             write_status=self._write_status, delete_pod=self._delete_pod, events=self.events,
-            resync=self.config.resync, dns=self._pod_dns,
+            resync=self.config.resync, dns=self._pod_dns, volumes=self.volumes,
         )  # fmt: skip
         await self.node.register()
         await self._report_limits()
@@ -134,6 +142,7 @@ class NodeAgent:
         if self.manifests_dir:
             await self._scan_manifests()
         await self._remove_orphans()
+        await self._remove_orphan_volumes()
         for pod in self._feed.list():
             self._on_pod(pod)
         self._spawn(self._every(self.config.node_tick, self.node.tick), "node-loop")
@@ -332,6 +341,24 @@ class NodeAgent:
             with contextlib.suppress(CRIError):
                 await self.cri.stop_pod_sandbox(box.id)
                 await self.cri.remove_pod_sandbox(box.id)
+
+    async def _remove_orphan_volumes(self) -> None:
+        """At start: unmount and remove the volumes a previous agent left for pods that are gone."""
+        known = set(self.statics)
+        if self._feed is not None:
+            known |= {(p.get("metadata") or {}).get("uid", "") for p in self._feed.list()}
+        for uid in await self.volumes.cleanup_orphans(known):
+            log.info("removed the volumes of vanished pod %s", uid)
+
+    async def _request_token(
+        self, namespace: str, service_account: str, request: dict[str, Any]
+    ) -> dict[str, Any]:
+        return await self.api.create_subresource(
+            "v1", "serviceaccounts", namespace, service_account, "token", request
+        )
+
+    def _volume_warning(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
+        self.events.event(ev.pod_ref(pod), ev.WARNING, reason, message)
 
     # -- static pods ------------------------------------------------------------------------------
 

@@ -58,6 +58,13 @@ class AgentApi(Protocol):
         """PUT; 409 when ``body.metadata.resourceVersion`` is stale."""
         ...
 
+    async def create_subresource(
+        self, group_version: str, plural: str, namespace: str | None, name: str, subresource: str,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        """POST to ``<name>/<subresource>`` (``serviceaccounts/<sa>/token``: a TokenRequest)."""
+        ...
+
     async def patch(
         self, group_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]
     ) -> dict[str, Any]:
@@ -138,6 +145,13 @@ class RestAgentApi:
         self, group_version: str, plural: str, namespace: str | None, body: dict[str, Any]
     ) -> dict[str, Any]:
         return await self.client.update(group_version, plural, body, namespace)
+
+    async def create_subresource(
+        self, group_version: str, plural: str, namespace: str | None, name: str, subresource: str,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        body = {**body, "metadata": {**(body.get("metadata") or {}), "name": name}}
+        return await self.client.create(group_version, plural, body, namespace, subresource=subresource)
 
     async def patch(
         self, group_version: str, plural: str, namespace: str | None, name: str, patch: dict[str, Any]

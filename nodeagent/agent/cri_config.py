@@ -13,7 +13,7 @@ ListContainers, ContainerStatus) for one pod's ``PodRuntimeView``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Any
@@ -118,8 +118,13 @@ def _resources(container: Mapping[str, Any]) -> api_pb2.LinuxContainerResources 
 
 
 def container_config(
-    pod: Mapping[str, Any], container: Mapping[str, Any], command: ContainerCommand, attempt: int
+    pod: Mapping[str, Any],
+    container: Mapping[str, Any],
+    command: ContainerCommand,
+    attempt: int,
+    mounts: Sequence[api_pb2.Mount] = (),
 ) -> api_pb2.ContainerConfig:
+    """``mounts``: the container's volumes (``VolumeManager.container_mounts``)."""
     m = object_meta(pod)
     name = container["name"]
     cfg = api_pb2.ContainerConfig(
@@ -137,6 +142,7 @@ def container_config(
         },
         annotations={RESTART_COUNT: str(attempt)},
         log_path=f"{name}/{attempt}.log",
+        mounts=list(mounts),
         stdin=bool(container.get("stdin")),
         stdin_once=bool(container.get("stdinOnce")),
         tty=bool(container.get("tty")),

@@ -36,6 +36,8 @@ from nodeagent.kubelet.pod_status import ProbeView, StatusInputs, Waiting, pod_s
 from nodeagent.kubelet.probe_exec import ProbeOutcome, run_probe
 from nodeagent.kubelet.restart import CrashLoopBackOff, format_pod
 from nodeagent.kubelet.runtime_view import PodRuntimeView
+from nodeagent.volumes.errors import VolumeError
+from nodeagent.volumes.manager import VolumeManager
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ class WorkerContext:
     resync: timedelta = timedelta(seconds=5)
     pulled: set[str] = field(default_factory=set)
     dns: Callable[[Mapping[str, Any]], ResolvConf | None] = lambda _pod: None  # the pod's resolv.conf
+    volumes: VolumeManager | None = None  # the pod volumes (None: pods get no volumes, as in some tests)
 
 
 def grace_seconds(pod: Mapping[str, Any]) -> int:
@@ -90,6 +93,7 @@ class PodWorker:
         self.probe_states: dict[tuple[str, str], pr.ProbeState] = {}
         self.wake_at: datetime | None = None
         self.done = False
+        self.volumes_down = False  # a finished pod's volumes are torn down once
         self._event = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -156,6 +160,8 @@ class PodWorker:
         if phase in ("Succeeded", "Failed"):
             await self._kill_all(pod, 0)
             await self.refresh_view()
+            if not self.volumes_down:
+                self.volumes_down = await self._teardown_volumes()
             await self._write(pod, terminal=True)
             return
         now = self.ctx.clock()
@@ -176,6 +182,11 @@ class PodWorker:
             self._record(pod, kill.name, ev.NORMAL, ev.KILLING_CONTAINER, kill.message)
             await self._stop_container(kill.container_id, grace)
         sandbox_id = plan.sandbox_id
+        to_start = [plan.next_init_container] if plan.next_init_container else []
+        to_start += list(plan.containers_to_start)
+        if not await self._volumes(pod, starting=plan.create_sandbox or bool(to_start)):
+            await self._write(pod, terminal=False)  # the containers stay waiting: ContainerCreating
+            return
         if plan.create_sandbox:
             if plan.sandbox_id:
                 self._record(pod, None, ev.NORMAL, ev.SANDBOX_CHANGED,
@@ -193,14 +204,43 @@ class PodWorker:
                 return
             await self.refresh_view()
         if sandbox_id and self.view.sandbox is not None and self.view.sandbox.ready:
-            to_start = [plan.next_init_container] if plan.next_init_container else []
-            to_start += list(plan.containers_to_start)
             for name in to_start:
                 await self._start_container(pod, name, sandbox_id)
             if to_start:
                 await self.refresh_view()
         terminal = (plan.pod_failed or plan.kill_pod) and not plan.create_sandbox
         await self._write(pod, terminal=terminal)
+
+    async def _volumes(self, pod: Mapping[str, Any], *, starting: bool) -> bool:
+        """Set up the pod's volumes (every sync: cheap once done, and it re-adopts them after an agent
+        restart); a running pod's API-data volumes are refreshed. False when something is to start and a
+        volume is not ready: a Warning event (``FailedMount``...), and a retry in two seconds."""
+        volumes = self.ctx.volumes
+        if volumes is None:
+            return True
+        try:
+            await volumes.setup(pod)
+        except VolumeError as err:
+            log.warning("pod %s: %s", self.uid, err.message)
+            if not starting:
+                return True  # what runs keeps running on the volumes it has
+            self._record(pod, None, ev.WARNING, err.reason, err.message)
+            self._wake_by(self.ctx.clock() + timedelta(seconds=2))
+            return False
+        if not starting:
+            await volumes.refresh(pod)
+        return True
+
+    async def _teardown_volumes(self) -> bool:
+        """Unmount and remove the pod's volumes (after its containers stopped); True when done."""
+        if self.ctx.volumes is None:
+            return True
+        try:
+            await self.ctx.volumes.teardown(self.uid)
+        except (OSError, VolumeError) as err:
+            log.warning("pod %s: removing its volumes: %s (the agent's next start retries)", self.uid, err)
+            return False
+        return True
 
     async def _write(self, pod: Mapping[str, Any], *, terminal: bool) -> None:
         probes = self._probe_view(pod)
@@ -349,9 +389,15 @@ class PodWorker:
                 sources.config_maps, sources.secrets, sources.node_allocatable, self.ctx.host_ips, ips
             )
             command = container_command(pod, spec, sources)
+            mounts = self.ctx.volumes.container_mounts(pod, spec, command.env) if self.ctx.volumes else []
         except CreateContainerConfigError as err:
             self._record(pod, name, ev.WARNING, ev.FAILED_TO_CREATE_CONTAINER, f"Error: {err}")
             self.waiting[name] = Waiting(err.reason, str(err))
+            self._wake_by(now + timedelta(seconds=2))
+            return
+        except VolumeError as err:  # a subPath refused: the kubelet's CreateContainerConfigError too
+            self._record(pod, name, ev.WARNING, err.reason, f"Error: {err.message}")
+            self.waiting[name] = Waiting(CreateContainerConfigError.reason, err.message)
             self._wake_by(now + timedelta(seconds=2))
             return
         try:
@@ -361,7 +407,7 @@ class PodWorker:
             self._wake_by(now + timedelta(seconds=5))
             return
         attempt = latest.restart_count + 1 if latest is not None else 0
-        cfg = cc.container_config(pod, spec, command, attempt)
+        cfg = cc.container_config(pod, spec, command, attempt, mounts)
         sandbox_cfg = cc.sandbox_config(
             pod,
             self.view.sandbox.attempt if self.view.sandbox else 0,
@@ -443,6 +489,7 @@ class PodWorker:
         for box in boxes:
             with contextlib.suppress(CRIError):
                 await self.ctx.cri.remove_pod_sandbox(box)
+        await self._teardown_volumes()
         self.ctx.backoff.forget_pod(self.uid)
         await self.ctx.delete_pod(pod)
 
@@ -453,3 +500,4 @@ class PodWorker:
                 await self.ctx.cri.stop_pod_sandbox(box)
             with contextlib.suppress(CRIError):
                 await self.ctx.cri.remove_pod_sandbox(box)
+        await self._teardown_volumes()

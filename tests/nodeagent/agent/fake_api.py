@@ -144,6 +144,17 @@ class FakeApi:
         await self._notify()
         return copy.deepcopy(obj)
 
+    async def create_subresource(
+        self, group_version: str, plural: str, namespace: str | None, name: str, subresource: str,
+        body: dict[str, Any],
+    ) -> dict[str, Any]:  # fmt: skip
+        """Only ``serviceaccounts/<name>/token``: a token naming the account and the request count."""
+        self.calls.append(("create", f"{plural}/{subresource}", name))
+        if (plural, subresource) != ("serviceaccounts", "token"):
+            raise ApiError(404, "NotFound", f"the fake API has no {plural}/{subresource}")
+        n = sum(1 for c in self.calls if c[1] == "serviceaccounts/token")
+        return {**body, "status": {"token": f"token-{n}-{namespace}-{name}"}}
+
     async def _merge(self, key: Key, patch: dict[str, Any]) -> dict[str, Any]:
         current = self.objects.get(key)
         if current is None:
