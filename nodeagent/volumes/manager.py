@@ -72,6 +72,7 @@ class _PodVolumes:
     claims: dict[str, str] = field(default_factory=dict)  # volume name -> published target dir
     tokens: dict[tuple[str, int], _Token] = field(default_factory=dict)  # (volume, source index)
     warned: set[str] = field(default_factory=set)
+    refreshed_at: datetime | None = None
 
 
 def _setup_failed(volume: str, message: str) -> str:
@@ -98,7 +99,10 @@ class VolumeManager:
         ca_pem: str = "",
         claims: ClaimVolumes | None = None,
         allocatable: Mapping[str, Any] | None = None,
+        refresh_period: timedelta = timedelta(0),
     ) -> None:
+        """``refresh_period``: ``refresh`` re-reads a pod's objects at most this often (the agent's sync
+        period), however often its worker wakes."""
         self.root = root
         self._get = get
         self._request_token = request_token
@@ -107,6 +111,7 @@ class VolumeManager:
         self.ca_pem = ca_pem
         self.claims = claims
         self.allocatable = dict(allocatable or {})
+        self.refresh_period = refresh_period
         self.privileged = os.geteuid() == 0
         self._pods: dict[str, _PodVolumes] = {}
 
@@ -263,6 +268,10 @@ class VolumeManager:
         """Rewrite the API-data volumes already set up whose content changed (and renew due tokens).
         A failure is logged and left for the next call: a running pod keeps its last good files."""
         state = self._state(pod)
+        now = self._clock()
+        if state.refreshed_at is not None and now - state.refreshed_at < self.refresh_period:
+            return
+        state.refreshed_at = now
         for plan in vp.plan_volumes(pod, self.root):
             if plan.kind not in vp.API_DATA or plan.name not in state.ready:
                 continue

@@ -279,6 +279,27 @@ def test_refresh_rewrites_changed_content_and_renews_tokens(root: Path) -> None:
     asyncio.run(main())
 
 
+def test_refresh_reads_at_most_once_per_period(root: Path) -> None:
+    cl = Cluster()
+    cl.objects[("configmaps", "ns", "cfg")] = {"data": {"k": "v1"}}
+    p = pod([{"name": "cfg", "configMap": {"name": "cfg"}}], [])
+
+    async def main() -> None:
+        m = cl.manager(root, refresh_period=timedelta(seconds=5))
+        await m.setup(p)
+        await m.refresh(p)
+        cl.objects[("configmaps", "ns", "cfg")] = {"data": {"k": "v2"}}
+        cl.now += timedelta(seconds=4)
+        await m.refresh(p)
+        assert (vdir(root, "configmap", "cfg") / "k").read_text() == "v1"
+        cl.now += timedelta(seconds=1)
+        await m.refresh(p)
+        assert (vdir(root, "configmap", "cfg") / "k").read_text() == "v2"
+        await m.teardown("uid1")
+
+    asyncio.run(main())
+
+
 def test_restarted_agent_cleans_up_orphans(root: Path) -> None:
     cl = Cluster()
     volumes = [{"name": "mem", "emptyDir": {"medium": "Memory"}}, {"name": "d", "emptyDir": {}}]
