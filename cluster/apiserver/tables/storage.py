@@ -71,7 +71,9 @@ def csinode_printer() -> TablePrinter:
     return TablePrinter(
         (
             name_column(),
-            Column("Drivers", "integer", field_doc("V1CSINodeSpec", "drivers")),
+            Column(
+                "Drivers", "integer", "Drivers indicates the number of CSI drivers registered on the node"
+            ),
             age_column(),
         ),
         lambda node, now: [name_of(node), len(as_list(get(node, "spec", "drivers"))), age(node, now)],
