@@ -110,8 +110,7 @@ class NodeService:
             rec = self.get(request.volume_id)
             path = request.staging_target_path
             try:
-                if path in rec.staged:
-                    await mounts.unmount(path)
+                await mounts.unmount(path)  # the CO's path for this volume, recorded or not
                 rec = self.save(rec.without_staged(path))
                 if not rec.in_use:
                     await self.storage.deactivate(rec)

@@ -109,29 +109,36 @@ class HostPathPlugin(NodeService, CSIPlugin):
     async def stop(self, purge: bool = False) -> None:
         """Unmount every publish, stage and image mount this driver made (records are updated, so
         the node agent stages and publishes again after a restart); ``purge`` also deletes every
-        volume's data and record."""
+        volume's data and record. A volume that cannot be cleaned is logged and the others still
+        are; the data of one whose filesystem is still mounted is never removed."""
         async with self.lock:
             for rec in list(self.records.values()):
-                for pub in rec.published:
-                    await mounts.unmount(pub.target)
-                    _rmdir_quiet(pub.target)
-                for path in rec.staged:
-                    await mounts.unmount(path)
-                await self.storage.deactivate(rec)
-                rec = replace(rec, staged=(), published=())
-                self.records[rec.volume_id] = rec
-                if purge:
-                    await self.storage.delete(rec)
-                    self.store.delete(rec.volume_id)
-                    del self.records[rec.volume_id]
-                else:
-                    self.store.save(rec)
+                try:
+                    await self._release(rec, purge)
+                except (OSError, mounts.MountError) as err:
+                    log.error("hostpath: cannot clean up volume %s on stop: %s", rec.volume_id, err)
             # anything left below our directory (a crash between a mount and its record)
             for point in mounts.mounts_under(str(self.storage.volumes)):
-                await mounts.unmount(point)
-            if purge:
+                try:
+                    await mounts.unmount(point)
+                except mounts.MountError as err:
+                    log.error("hostpath: cannot unmount %s on stop: %s", point, err)
+            if purge and not mounts.mounts_under(str(self.storage.volumes)):
                 for sub in ("volumes", "images", "records"):
                     shutil.rmtree(f"{self.ctx.root_dir}/{sub}", ignore_errors=True)
+
+    async def _release(self, rec: VolumeRecord, purge: bool) -> None:
+        for pub in rec.published:
+            await mounts.unmount(pub.target)
+            _rmdir_quiet(pub.target)
+        for path in rec.staged:
+            await mounts.unmount(path)
+        await self.storage.deactivate(rec)
+        rec = self.save(replace(rec, staged=(), published=()))
+        if purge:
+            await self.storage.delete(rec)
+            self.store.delete(rec.volume_id)
+            del self.records[rec.volume_id]
 
     # ---- helpers shared with the node service ----
 
