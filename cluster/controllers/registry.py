@@ -30,6 +30,7 @@ from cluster.controllers.serviceaccount import ServiceAccountController
 from cluster.controllers.statefulset.controller import StatefulSetController
 from cluster.controllers.tainteviction import TaintEvictionController
 from cluster.controllers.ttl_after_finished import TTLAfterFinishedController
+from cluster.controllers.volume.attachdetach import AttachDetachController
 from cluster.controllers.volume.expand import ExpandController
 from cluster.controllers.volume.protection import PVCProtectionController, PVProtectionController
 from cluster.controllers.volume.provisioner import CSIProvisioner
@@ -60,6 +61,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     PVProtectionController.NAME: PVProtectionController,
     ExpandController.NAME: ExpandController,
     CSIProvisioner.NAME: CSIProvisioner,
+    AttachDetachController.NAME: AttachDetachController,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
