@@ -233,6 +233,8 @@ class NodeAgentActor:
             info,
             manifests_dir=cfg.manifests_dir,
             config=AgentConfig(cluster_dns=ClusterDns(_servers(cfg.cluster_dns), cfg.cluster_domain)),
+            ca_pem=cfg.ca_pem,
+            csi_socket=cfg.csi_socket,
         )
         context = agent_ssl_context(pki / "ca.crt", pki / "agent.crt", pki / "agent.key")
         server = AgentServer(agent, CRIClient(cfg.runtime_socket), host="0.0.0.0", ssl_context=context)

@@ -33,12 +33,14 @@ from nodeagent.agent.node_loop import NodeReporter, PressureProbe, host_pressure
 from nodeagent.agent.pod_worker import PodWorker, WorkerContext
 from nodeagent.cri import api_pb2
 from nodeagent.cri.client import CRIClient, CRIError
+from nodeagent.csi.client import CSIClient
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import static_pods as sp
 from nodeagent.kubelet.container_env import EnvSources
 from nodeagent.kubelet.dns import ClusterDns, ResolvConf, parse_resolv_conf, pod_dns
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
 from nodeagent.kubelet.restart import CrashLoopBackOff
+from nodeagent.volumes.csi_volumes import CSIVolumes
 from nodeagent.volumes.manager import VolumeManager
 
 RAY_ACTOR_ANNOTATION = "raykube.io/ray-actor"  # see cluster/controllers/control_plane_pods.py
@@ -82,9 +84,11 @@ class NodeAgent:
         config: AgentConfig = AgentConfig(),
         pressure: PressureProbe | None = None,
         ca_pem: str = "",
+        csi_socket: str = "",
     ) -> None:
         """``ca_pem``: the cluster CA, written as ``ca.crt`` of projected ``kube-root-ca.crt`` sources
-        (the cluster publishes no such ConfigMap)."""
+        (the cluster publishes no such ConfigMap). ``csi_socket``: the node's CSI driver (the
+        ``csi-<node>`` volume plugin); without one, claims and inline csi volumes cannot mount."""
         self.api = api
         self.node_name = node_name
         self.data_dir = data_dir
@@ -108,6 +112,9 @@ class NodeAgent:
         self._relist_seen: dict[str, tuple[Any, ...]] = {}
         self._ctx: WorkerContext | None = None
         self._started = False
+        self.csi_socket = csi_socket
+        self.csi: CSIVolumes | None = None
+        self._csi_client: CSIClient | None = None
         self.volumes = VolumeManager(
             data_dir, api.get, request_token=self._request_token, warn=self._volume_warning, clock=clock,
             ca_pem=ca_pem, allocatable=allocatable(machine), refresh_period=config.resync,
@@ -135,6 +142,11 @@ class NodeAgent:
             resync=self.config.resync, dns=self._pod_dns, volumes=self.volumes,
         )  # fmt: skip
         await self.node.register()
+        if self.csi_socket:
+            self._csi_client = CSIClient(self.csi_socket)
+            self.csi = CSIVolumes(self.api, self._csi_client, self.data_dir, self.node_name)
+            self.volumes.claims = self.csi
+            self._spawn(self.csi.register(), "csi-register")  # retries until the driver answers
         await self._report_limits()
         self._feed = self.api.pod_feed(self.node_name, self._on_pod, self._on_pod_deleted)
         self._spawn(self._feed.run(), "pod-feed")
@@ -149,6 +161,10 @@ class NodeAgent:
         self._spawn(self._every(self.config.relist_interval, self._relist), "relist")
         if self.manifests_dir:
             self._spawn(self._every(self.config.manifest_interval, self._scan_manifests), "static-pods")
+        if self.csi is not None:
+            self._spawn(
+                self._every(self.config.resync.total_seconds(), self._expand_volumes), "volume-expand"
+            )
         self._started = True
 
     async def stop(self, remove_pods: bool = False) -> None:
@@ -169,6 +185,10 @@ class NodeAgent:
                     boxes = await w.refresh_view()
                     await w._teardown(w.last_pod, boxes, 0)
         self.workers.clear()
+        if self._csi_client is not None:
+            with contextlib.suppress(Exception):
+                await self._csi_client.close()
+            self._csi_client = None
         await self.cri.close()
 
     async def _report_limits(self) -> None:
@@ -356,6 +376,14 @@ class NodeAgent:
         return await self.api.create_subresource(
             "v1", "serviceaccounts", namespace, service_account, "token", request
         )
+
+    async def _expand_volumes(self) -> None:
+        """The node side of claim expansion (NodeExpandVolume) for the pods that run here."""
+        if self.csi is None:
+            return
+        pods = [w.last_pod for w in self.workers.values() if not w.done]
+        for e in await self.csi.expand_pending(pods):
+            self.events.event(ev.pod_ref(e.pod), e.type, e.reason, e.message)
 
     def _volume_warning(self, pod: Mapping[str, Any], reason: str, message: str) -> None:
         self.events.event(ev.pod_ref(pod), ev.WARNING, reason, message)

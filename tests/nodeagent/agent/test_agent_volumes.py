@@ -79,7 +79,7 @@ def pod(name: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, A
         "apiVersion": "v1",
         "kind": "Pod",
         "metadata": {"name": name, "namespace": "default"},
-        "spec": {"nodeName": NODE, "containers": containers, **spec},
+        "spec": {"nodeName": NODE, "containers": containers, "terminationGracePeriodSeconds": 0, **spec},
     }
 
 
