@@ -124,7 +124,7 @@ def install_image_root(data_dir: Path, name: str = IMAGE_ROOT_NAME) -> str:
         write_layout_tar(
             spec, str(d / f"busybox-root-{hashlib.sha256(name.encode()).hexdigest()[:12]}.oci.tar")
         )
-    return IMAGE_ROOT_NAME
+    return name
 
 
 async def wait_no_volumes(client: Any, timeout: float) -> int:
