@@ -76,11 +76,12 @@ class PodVolumes:
 class _State:
     bound: list[tuple[Obj, Obj]]  # (claim, its PV)
     unbound: list[tuple[Obj, Obj]]  # (WaitForFirstConsumer claim, its class)
+    candidates: list[Obj] = field(default_factory=list)  # PVs of the unbound claims' classes
     by_node: dict[str, PodVolumes] = field(default_factory=dict)
     chosen: PodVolumes | None = None
 
     def clone(self) -> _State:
-        return _State(self.bound, self.unbound, dict(self.by_node), self.chosen)
+        return _State(self.bound, self.unbound, self.candidates, dict(self.by_node), self.chosen)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,7 +206,14 @@ class VolumeBinding:
             if storage_class is None or storage_class.get("volumeBindingMode") != "WaitForFirstConsumer":
                 return Status.unschedulable(ERR_UNBOUND_IMMEDIATE, resolvable=False)
             unbound.append((claim, storage_class))
-        state.write(STATE_KEY, _State(bound, unbound))
+        # The PVs a static binding could use, read once per cycle rather than once per node.
+        class_names = {(c.get("spec") or {}).get("storageClassName") or "" for c, _ in unbound}
+        candidates = [
+            pv
+            for pv in (self.listers.volumes.list() if unbound else ())
+            if ((pv.get("spec") or {}).get("storageClassName") or "") in class_names
+        ]
+        state.write(STATE_KEY, _State(bound, unbound, candidates))
         return SUCCESS
 
     def filter(self, state: CycleState, pod: Obj, node: NodeInfo) -> Status:
@@ -216,7 +224,7 @@ class VolumeBinding:
         reasons: list[str] = []
         if any(not pv_fits(pv, node) for _, pv in st.bound):
             reasons.append(ERR_NODE_CONFLICT)
-        decision = self._find_unbound(st.unbound, node)
+        decision = self._find_unbound(st.unbound, st.candidates, node)
         if decision is None:
             reasons.append(ERR_BIND_CONFLICT)
         if reasons:
@@ -224,7 +232,9 @@ class VolumeBinding:
         st.by_node[node.name] = decision or PodVolumes()
         return SUCCESS
 
-    def _find_unbound(self, unbound: list[tuple[Obj, Obj]], node: NodeInfo) -> PodVolumes | None:
+    def _find_unbound(
+        self, unbound: list[tuple[Obj, Obj]], volumes: list[Obj], node: NodeInfo
+    ) -> PodVolumes | None:
         """A static PV or provisioning for each unbound claim on ``node``; None when one has neither."""
         if not unbound:
             return PodVolumes()
@@ -232,7 +242,6 @@ class VolumeBinding:
         taken: set[str] = set()
         static: list[tuple[Obj, Obj]] = []
         provision: list[Obj] = []
-        volumes: list[Obj] | None = None
         for claim, storage_class in unbound:
             selected = ((claim.get("metadata") or {}).get("annotations") or {}).get(SELECTED_NODE_ANN)
             if selected:  # provisioning already asked for on a node: only that node will do
@@ -240,8 +249,6 @@ class VolumeBinding:
                     return None
                 provision.append(claim)
                 continue
-            if volumes is None:
-                volumes = self.listers.volumes.list()
             class_name = str((storage_class.get("metadata") or {}).get("name", ""))
             pv = self._best_pv(volumes, claim, class_name, node, taken)
             if pv is not None:
