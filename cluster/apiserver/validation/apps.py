@@ -14,6 +14,7 @@ from cluster.apiserver.validation.fields import (
     Cause,
     GoLiteral,
     as_dict,
+    as_list,
     child,
     forbidden,
     go_quote,
@@ -165,6 +166,20 @@ def validate_replica_set(obj: dict[str, Any]) -> list[Cause]:
     return causes
 
 
+def _with_claim_volumes(spec: dict[str, Any]) -> dict[str, Any]:
+    """``spec`` with a persistentVolumeClaim volume per ``volumeClaimTemplates`` entry in the template,
+    as the StatefulSet controller gives its pods, so volumeMounts may name a claim template."""
+    claims = [as_dict(c) for c in as_list(spec.get("volumeClaimTemplates"))]
+    names = [as_dict(c.get("metadata")).get("name") or "" for c in claims]
+    if not any(names):
+        return spec
+    template = as_dict(spec.get("template"))
+    pod_spec = as_dict(template.get("spec"))
+    volumes = [v for v in as_list(pod_spec.get("volumes")) if as_dict(v).get("name") not in names]
+    volumes += [{"name": n, "persistentVolumeClaim": {"claimName": n}} for n in names if n]
+    return {**spec, "template": {**template, "spec": {**pod_spec, "volumes": volumes}}}
+
+
 def validate_stateful_set(obj: dict[str, Any]) -> list[Cause]:
     spec = as_dict(obj.get("spec"))
     causes: list[Cause] = []
@@ -195,7 +210,7 @@ def validate_stateful_set(obj: dict[str, Any]) -> list[Cause]:
             )
         )
     causes += _common_counts(spec)
-    causes += validate_selector_and_template(spec, "statefulset")
+    causes += validate_selector_and_template(_with_claim_volumes(spec), "statefulset")
     causes += validate_always_restart_template(spec, "StatefulSet")
     retention = as_dict(spec.get("persistentVolumeClaimRetentionPolicy"))
     for f in ("whenDeleted", "whenScaled"):

@@ -142,6 +142,30 @@ MISMATCH = (
             ],
             id="sts-active-deadline",
         ),
+        pytest.param(
+            edit(
+                edit(
+                    STS, "spec.template.spec.containers.0.volumeMounts", [{"name": "data", "mountPath": "/d"}]
+                ),
+                "spec.volumeClaimTemplates",
+                [
+                    {
+                        "metadata": {"name": "data"},
+                        "spec": {
+                            "accessModes": ["ReadWriteOnce"],
+                            "resources": {"requests": {"storage": "1Gi"}},
+                        },
+                    }
+                ],
+            ),
+            [],
+            id="sts-mounts-a-claim-template",
+        ),
+        pytest.param(
+            edit(STS, "spec.template.spec.containers.0.volumeMounts", [{"name": "data", "mountPath": "/d"}]),
+            ['spec.template.spec.containers[0].volumeMounts[0].name: Not found: "data"'],
+            id="sts-mounts-nothing",
+        ),
         pytest.param(DS, [], id="ds-valid"),
         pytest.param(
             edit(DS, "spec.template.spec.restartPolicy", "Never"),
