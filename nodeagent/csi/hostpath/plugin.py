@@ -34,7 +34,7 @@ from nodeagent.csi.errors import CSIError
 from nodeagent.csi.hostpath import mounts, rules
 from nodeagent.csi.hostpath.node import NodeService
 from nodeagent.csi.hostpath.records import RecordStore, VolumeRecord
-from nodeagent.csi.hostpath.storage import Storage, loop_unavailable
+from nodeagent.csi.hostpath.storage import Storage, probe_loop
 from nodeagent.csi.plugin import CSIContext, CSIPlugin
 
 log = logging.getLogger(__name__)
@@ -68,6 +68,7 @@ class HostPathPlugin(NodeService, CSIPlugin):
         self.records: dict[str, VolumeRecord] = {}
         self.segments = rules.node_segments(ctx.node_name, ctx.node_labels)
         self.enforce = False
+        self.online_expansion = True
         self.host_fs = ""
         self.default_capacity = int(ctx.options.get("default_capacity", rules.DEFAULT_CAPACITY))
         self.max_volumes = int(ctx.options.get("max_volumes_per_node", 0))
@@ -87,15 +88,20 @@ class HostPathPlugin(NodeService, CSIPlugin):
         self.storage.prepare()
         self.records = self.store.load_all()
         self.host_fs = self.storage.host_fs_type()
-        why_not = None if mode == "false" else await loop_unavailable(self.ctx.root_dir)
+        probed = None if mode == "false" else await probe_loop(self.ctx.root_dir)
+        why_not = probed.unavailable if probed is not None else None
         if mode == "true" and why_not:
             raise RuntimeError(
                 f"hostpath: enforce_capacity=true but {why_not}; set enforce_capacity=auto or fix it"
             )
-        self.enforce = mode != "false" and why_not is None
+        self.enforce = probed is not None and why_not is None
+        # plain directories grow by changing a number; images need the kernel's online resize
+        self.online_expansion = not self.enforce or (probed is not None and probed.online_resize)
         if self.enforce:
             log.info(
-                "hostpath on %s: volumes are loop-mounted ext4 images (capacity enforced)", self.ctx.node_name
+                "hostpath on %s: volumes are loop-mounted ext4 images (capacity enforced; %s)",
+                self.ctx.node_name,
+                "online expansion" if self.online_expansion else "an in-use volume grows when next staged",
             )
         else:
             reason = "enforce_capacity=false" if mode == "false" else why_not
@@ -193,22 +199,23 @@ class HostPathPlugin(NodeService, CSIPlugin):
         return csi_pb2.GetPluginInfoResponse(
             name=self.NAME,
             vendor_version=VERSION,
-            manifest={rules.CONTEXT_CAPACITY_ENFORCED: "true" if self.enforce else "false"},
+            manifest={
+                rules.CONTEXT_CAPACITY_ENFORCED: "true" if self.enforce else "false",
+                "online_expansion": "true" if self.online_expansion else "false",
+            },
         )
 
     async def GetPluginCapabilities(
         self, request: csi_pb2.GetPluginCapabilitiesRequest
     ) -> csi_pb2.GetPluginCapabilitiesResponse:
         svc = csi_pb2.PluginCapability.Service
+        modes = csi_pb2.PluginCapability.VolumeExpansion
+        expansion = modes.ONLINE if self.online_expansion else modes.OFFLINE
         return csi_pb2.GetPluginCapabilitiesResponse(
             capabilities=[
                 csi_pb2.PluginCapability(service=svc(type=svc.CONTROLLER_SERVICE)),
                 csi_pb2.PluginCapability(service=svc(type=svc.VOLUME_ACCESSIBILITY_CONSTRAINTS)),
-                csi_pb2.PluginCapability(
-                    volume_expansion=csi_pb2.PluginCapability.VolumeExpansion(
-                        type=csi_pb2.PluginCapability.VolumeExpansion.ONLINE
-                    )
-                ),
+                csi_pb2.PluginCapability(volume_expansion=modes(type=expansion)),
             ]
         )
 

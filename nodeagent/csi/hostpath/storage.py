@@ -44,15 +44,23 @@ class Usage:
     inodes_available: int
 
 
-async def loop_unavailable(root: str) -> str | None:
-    """Why this machine cannot give volumes loop filesystems, or None when it can (it makes,
-    mounts and unmounts a small one under ``root`` to find out: root alone is not enough in a
-    container without loop devices)."""
+@dataclass(frozen=True, slots=True)
+class LoopSupport:
+    """What the machine allows: ``unavailable`` says why volumes cannot be loop filesystems (None:
+    they can); ``online_resize`` whether a mounted one can grow (resize2fs needs CAP_SYS_RESOURCE)."""
+
+    unavailable: str | None
+    online_resize: bool = False
+
+
+async def probe_loop(root: str) -> LoopSupport:
+    """Find out by doing it: make, mount, grow and unmount a small loop filesystem under ``root``
+    (root alone is not enough in a container without loop devices or CAP_SYS_RESOURCE)."""
     if os.geteuid() != 0:
-        return "not running as root (loop mounts need it)"
+        return LoopSupport("not running as root (loop mounts need it)")
     for tool in ("mkfs.ext4", "losetup", "mount", "umount", "e2fsck", "resize2fs"):
         if shutil.which(tool) is None:
-            return f"{tool} is not installed (e2fsprogs, util-linux)"
+            return LoopSupport(f"{tool} is not installed (e2fsprogs, util-linux)")
     private_dir(root)
     with tempfile.TemporaryDirectory(prefix=".loop-probe-", dir=root) as tmp:
         image, point = os.path.join(tmp, "probe.img"), os.path.join(tmp, "mnt")
@@ -61,9 +69,18 @@ async def loop_unavailable(root: str) -> str | None:
             await mounts.make_image(image, 4 * 1024 * 1024)
             await mounts.mount_image(image, point)
         except (OSError, mounts.MountError) as err:
-            return f"a loop filesystem cannot be mounted here: {err}"
-        await mounts.unmount(point)
-    return None
+            return LoopSupport(f"a loop filesystem cannot be mounted here: {err}")
+        try:
+            entry = mounts.top_mount(point)
+            online = entry is not None
+            if entry is not None:
+                await mounts.grow_online(image, 8 * 1024 * 1024, entry.source)
+        except (OSError, mounts.MountError) as err:
+            log.info("hostpath: mounted volumes cannot grow online here: %s", err)
+            online = False
+        finally:
+            await mounts.unmount(point)
+    return LoopSupport(None, online)
 
 
 class Storage:

@@ -121,7 +121,15 @@ def test_capacity_enforcement_is_said(tmp_path: Path, enforce: str, said: str) -
         async with serving(plugin, str(tmp_path / "csi.sock")) as csi:
             volume = await make(csi, "v")
             assert volume.volume_context["capacity_enforced"] == said
-            assert (await csi.get_plugin_info()).manifest["capacity_enforced"] == said
+            manifest = (await csi.get_plugin_info()).manifest
+            assert manifest["capacity_enforced"] == said
+            # a mounted image grows online only with CAP_SYS_RESOURCE; a plain directory always
+            online = enforce == "false" or has_cap_sys_resource()
+            assert manifest["online_expansion"] == ("true" if online else "false")
+            caps = (await csi.get_plugin_capabilities()).capabilities
+            expansion = [c.volume_expansion.type for c in caps if c.HasField("volume_expansion")]
+            modes = csi_pb2.PluginCapability.VolumeExpansion
+            assert expansion == [modes.ONLINE if online else modes.OFFLINE]
             data = Path(plugin.storage.data_dir(volume.volume_id))
             assert data.is_dir() and (data.stat().st_mode & 0o777 == 0o777) == (enforce == "false")
 
