@@ -103,7 +103,7 @@ class NodeAgent:
         self.node = NodeReporter(
             api, self.cri, machine, clock, pressure or (lambda: host_pressure(data_dir)),
             status_interval=config.status_interval, lease_interval=config.lease_interval,
-            events=self.events,
+            events=self.events, volumes_in_use=lambda: self.volumes.in_use(),
         )  # fmt: skip
         self.workers: dict[str, PodWorker] = {}
         self.statics: dict[str, dict[str, Any]] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -107,7 +107,9 @@ class NodeReporter:
         status_interval: timedelta = timedelta(seconds=10),
         lease_interval: timedelta = ns.RENEW_INTERVAL,
         events: EventSink | None = None,
+        volumes_in_use: Callable[[], Sequence[str]] = lambda: (),
     ) -> None:
+        """``volumes_in_use``: the attachable volumes mounted here (``status.volumesInUse``)."""
         self.api = api
         self.cri = cri
         self.machine = machine
@@ -121,6 +123,7 @@ class NodeReporter:
         self.last_renew: datetime | None = None
         self.lease_renewals = 0
         self.events: EventSink = events or NullEvents()
+        self.volumes_in_use = volumes_in_use
 
     def set_port(self, port: int) -> None:
         self.machine = replace(self.machine, kubelet_port=port)
@@ -164,6 +167,7 @@ class NodeReporter:
     async def _post_status(self, now: datetime) -> None:
         health = await runtime_health(self.cri, self.pressure())
         status = ns.node_status(self.machine, health, self.status, now)
+        status["volumesInUse"] = list(self.volumes_in_use()) or None  # None: the merge patch drops it
         changed = _condition_statuses(status) != _condition_statuses(self.status)
         due = self.last_post is None or now - self.last_post >= self.status_interval
         if not (changed or due):

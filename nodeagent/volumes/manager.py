@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from cluster.client.errors import ApiError
 from nodeagent.cri import api_pb2
-from nodeagent.volumes import atomic_writer, mounts
+from nodeagent.volumes import atomic_writer, csi_layout, mounts
 from nodeagent.volumes import plan as vp
 from nodeagent.volumes.errors import VolumeError
 from nodeagent.volumes.hostpath import check_type
@@ -70,6 +70,7 @@ class _Token:
 class _PodVolumes:
     ready: set[str] = field(default_factory=set)
     claims: dict[str, str] = field(default_factory=dict)  # volume name -> published target dir
+    in_use: dict[str, str] = field(default_factory=dict)  # volume -> kubernetes.io/csi/<driver>^<handle>
     tokens: dict[tuple[str, int], _Token] = field(default_factory=dict)  # (volume, source index)
     warned: set[str] = field(default_factory=set)
     refreshed_at: datetime | None = None
@@ -120,10 +121,9 @@ class VolumeManager:
         return self._pods.setdefault(uid, _PodVolumes())
 
     def in_use(self) -> list[str]:
-        """Claim volumes published on this node, for the Node's ``status.volumesInUse``."""
-        return sorted(
-            {os.path.basename(os.path.dirname(t)) for s in self._pods.values() for t in s.claims.values()}
-        )
+        """The CSI volumes published for pods here, by the kubelet's unique volume name
+        (``kubernetes.io/csi/<driver>^<handle>``): the Node's ``status.volumesInUse``."""
+        return sorted({name for s in self._pods.values() for name in s.in_use.values()})
 
     # -- setup ------------------------------------------------------------------------------------
 
@@ -198,6 +198,9 @@ class VolumeManager:
         volume = next(v for v in (pod.get("spec") or {}).get("volumes") or () if v.get("name") == plan.name)
         await self.claims.publish(dict(pod), dict(volume), target, plan.readonly)
         state.claims[plan.name] = target
+        data = csi_layout.read_vol_data(os.path.dirname(target)) or {}
+        if data.get("driverName") and data.get("volumeHandle"):
+            state.in_use[plan.name] = f"kubernetes.io/csi/{data['driverName']}^{data['volumeHandle']}"
 
     # -- API data ---------------------------------------------------------------------------------
 

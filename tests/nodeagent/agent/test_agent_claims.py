@@ -129,6 +129,10 @@ def claim_pod(name: str, claim: str) -> dict[str, Any]:
     }  # fmt: skip
 
 
+async def _eq(got: Awaitable[Any], want: Any) -> bool:
+    return bool(await got == want)
+
+
 async def running_container(client: ApiClient, name: str) -> str:
     async def check() -> str:
         try:
@@ -172,6 +176,15 @@ def test_a_claim_is_published_written_and_unpublished(tmp_path: Path) -> None:
             wrote = await agent.cri.exec_sync(cid, ["sh", "-c", "echo kept > /data/f"], exec_timeout=5)
             assert wrote.exit_code == 0, wrote.stderr
             assert (target / "f").read_text() == "kept\n"
+            handle = (await client.get("v1", "persistentvolumes", pv))["spec"]["csi"]["volumeHandle"]
+            unique = f"kubernetes.io/csi/{DRIVER_NAME}^{handle}"
+
+            async def in_use() -> list[str]:
+                return list(
+                    ((await client.get("v1", "nodes", NODE)).get("status") or {}).get("volumesInUse") or []
+                )
+
+            await until("the Node to list the volume in use", lambda: _eq(in_use(), [unique]))
             await client.delete("v1", "pods", "writer", NS, grace_period_seconds=0)
             await until("the pod to go", lambda: gone(client, "writer"))
 
@@ -179,6 +192,7 @@ def test_a_claim_is_published_written_and_unpublished(tmp_path: Path) -> None:
                 return findmnt(tmp_path / "data") == [] and not (tmp_path / "data" / "pods" / uid).exists()
 
             await until("the claim to be unpublished and unstaged", unmounted)
+            await until("the Node to list no volume in use", lambda: _eq(in_use(), []))
             await client.create("v1", "pods", claim_pod("reader", "data"), NS)
             cid = await running_container(client, "reader")
             read = await agent.cri.exec_sync(cid, ["cat", "/data/f"], exec_timeout=5)
