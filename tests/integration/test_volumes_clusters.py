@@ -105,7 +105,8 @@ def test_core_volume_scenarios_on_containerd(own_cluster: OwnCluster, tmp_path: 
     vs.pods_with_volumes_run(k, "busybox", tmp_path)
     vs.secret_on_tmpfs(k, "busybox")
     own_cluster.down()
-    assert vs.mounts_under(own_cluster.cluster.data_dir) == before
+    left = vs.mounts_under(own_cluster.cluster.data_dir)
+    assert left == before, "mounts of ours survived raykube down --purge:\n" + "\n".join(left)
 
 
 def test_down_purge_leaves_no_mount(own_cluster: OwnCluster) -> None:
