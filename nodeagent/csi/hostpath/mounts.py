@@ -155,10 +155,50 @@ async def grow_image_offline(image: str, size: int) -> None:
     await run("resize2fs", image)
 
 
-async def loop_devices(image: str) -> list[str]:
-    """The loop devices backed by ``image`` (``losetup -j``)."""
-    out = await run("losetup", "-n", "-O", "NAME", "-j", image)
-    return [line.strip() for line in out.splitlines() if line.strip()]
+def loop_devices(image: str) -> list[str]:
+    """The loop devices backed by ``image``, read from sysfs (``losetup -j`` was seen to crash
+    while devices were being detached)."""
+    real = os.path.realpath(image)
+    found = []
+    for entry in sorted(os.listdir("/sys/block")):
+        if not entry.startswith("loop"):
+            continue
+        try:
+            with open(
+                f"/sys/block/{entry}/loop/backing_file", encoding="utf-8", errors="surrogateescape"
+            ) as f:
+                backing = f.read().rstrip("\n")
+        except OSError:  # not attached, or gone meanwhile
+            continue
+        if backing == real:
+            found.append(f"/dev/{entry}")
+    return found
+
+
+def held_elsewhere(device: str) -> list[int]:
+    """Processes of other mount namespaces in which ``device`` is mounted (one per namespace): a
+    container that still has a volume's filesystem, which therefore must not be grown offline."""
+    try:
+        rdev = os.stat(device).st_rdev
+    except OSError:
+        return []
+    wanted = f"{os.major(rdev)}:{os.minor(rdev)}"
+    own = os.stat("/proc/self/ns/mnt").st_ino
+    seen, holders = {own}, []
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            ns = os.stat(f"/proc/{name}/ns/mnt").st_ino
+            if ns in seen:
+                continue
+            seen.add(ns)
+            with open(f"/proc/{name}/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
+                if any(line.split(" ", 3)[2] == wanted for line in f if line.count(" ") >= 3):
+                    holders.append(int(name))
+        except OSError:  # the process went away
+            continue
+    return holders
 
 
 async def grow_online(image: str, size: int, device: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -32,6 +33,15 @@ NODE_CAPABILITIES = (_NodeCap.STAGE_UNSTAGE_VOLUME, _NodeCap.GET_VOLUME_STATS, _
 
 def _internal(what: str, err: Exception) -> CSIError:
     return CSIError(grpc.StatusCode.INTERNAL, f"{what}: {err}")
+
+
+def _held(rec: VolumeRecord, holders: list[int]) -> CSIError:
+    return CSIError(
+        grpc.StatusCode.FAILED_PRECONDITION,
+        f"volume {rec.volume_id}: the kernel refused to grow the mounted filesystem online (resize2fs "
+        f"needs CAP_SYS_RESOURCE) and another mount namespace still uses it (pids {holders[:5]}, e.g. a "
+        "running container); it grows when the volume is next staged after its pods stop",
+    )
 
 
 class NodeService:
@@ -236,26 +246,38 @@ class NodeService:
             try:
                 rec = self.save(await self.storage.grow_mounted_fs(rec))
             except mounts.MountError as err:
+                holders = self.storage.holders(rec)
+                if holders:
+                    raise _held(rec, holders) from err
                 log.info("hostpath: online resize of %s refused (%s); growing it offline", rec.volume_id, err)
                 rec = self.save(await self._grow_by_remount(rec))
             return csi_pb2.NodeExpandVolumeResponse(capacity_bytes=rec.capacity_bytes)
 
     async def _grow_by_remount(self, rec: VolumeRecord) -> VolumeRecord:
-        for pub in rec.published:
-            await mounts.unmount(pub.target)
-        for path in rec.staged:
-            await mounts.unmount(path)
-        await self.storage.deactivate(rec)
-        rec = await self.storage.activate(rec)  # grows it offline unless another namespace holds it
-        for path in rec.staged:
-            await mounts.bind(self.storage.data_dir(rec.volume_id), path)
-        for pub in rec.published:
-            await mounts.bind(pub.staging, pub.target, readonly=pub.readonly)
+        """Unmount ours, grow offline unless someone else still has it, mount ours again as it
+        was: always, even when a step fails."""
+        try:
+            for pub in rec.published:
+                await mounts.unmount(pub.target)
+            for path in rec.staged:
+                await mounts.unmount(path)
+            await self.storage.deactivate(rec)
+            rec = await self.storage.activate(rec)  # grows it offline unless another namespace holds it
+        finally:
+            await self._remount(rec)
         if rec.fs_bytes < rec.capacity_bytes:
-            raise CSIError(
-                grpc.StatusCode.FAILED_PRECONDITION,
-                f"volume {rec.volume_id}: the kernel refused to grow the mounted filesystem online "
-                "(resize2fs needs CAP_SYS_RESOURCE) and another mount namespace still uses it; "
-                "it grows when the volume is next staged after its pods stop",
-            )
+            raise _held(rec, self.storage.holders(rec))
         return rec
+
+    async def _remount(self, rec: VolumeRecord) -> None:
+        """Put back whatever of the volume's image, staging and publish mounts is missing."""
+        if not self.storage.active(rec):
+            await self.storage.activate(
+                replace(rec, fs_bytes=rec.capacity_bytes) if self.storage.holders(rec) else rec
+            )
+        for path in rec.staged:
+            if not mounts.is_mounted(path):
+                await mounts.bind(self.storage.data_dir(rec.volume_id), path)
+        for pub in rec.published:
+            if not mounts.is_mounted(pub.target):
+                await mounts.bind(pub.staging, pub.target, readonly=pub.readonly)

@@ -154,7 +154,7 @@ class Storage:
             return rec
         os.makedirs(data, exist_ok=True)
         image = self.image(rec.volume_id)
-        live = await mounts.loop_devices(image)
+        live = mounts.loop_devices(image)
         if live:
             # another mount namespace (a container's) still has the filesystem: mount that same
             # device again; attaching the file a second time or growing it offline would corrupt it
@@ -186,6 +186,14 @@ class Storage:
         with open(self.image(rec.volume_id), "r+b") as f:
             f.truncate(size)
         return replace(rec, capacity_bytes=size)
+
+    def holders(self, rec: VolumeRecord) -> list[int]:
+        """Processes of other mount namespaces that have the volume's image mounted."""
+        return [
+            pid
+            for dev in mounts.loop_devices(self.image(rec.volume_id))
+            for pid in mounts.held_elsewhere(dev)
+        ]
 
     async def grow_mounted_fs(self, rec: VolumeRecord) -> VolumeRecord:
         """Grow the mounted filesystem to the image's size (online resize2fs); raises MountError
