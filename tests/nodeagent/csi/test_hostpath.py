@@ -182,6 +182,7 @@ def test_expansion_waits_while_another_namespace_holds_the_filesystem(tmp_path: 
                         await csi.node_expand_volume(**request)
                     assert err.value.code == grpc.StatusCode.FAILED_PRECONDITION
                     assert "another mount namespace still uses it" in err.value.message
+                    assert f"pids [{holder.pid}]" in err.value.message  # found without unmounting ours
                 # either way the publish is back and the data is there
                 assert Path(target, "data").read_text() == "before"
             finally:
