@@ -59,6 +59,22 @@ def has_cap_sys_resource() -> bool:
     return False
 
 
+async def in_own_namespace_with(pid: int, path: str) -> None:
+    """Wait until process ``pid`` has a mount namespace of its own in which ``path`` is mounted."""
+    own = os.stat("/proc/self/ns/mnt").st_ino
+    for _ in range(600):  # a hang guard, not a timing threshold
+        try:
+            if (
+                os.stat(f"/proc/{pid}/ns/mnt").st_ino != own
+                and f" {path} " in Path(f"/proc/{pid}/mountinfo").read_text()
+            ):
+                return
+        except OSError:
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"process {pid} never got a mount namespace with {path}")
+
+
 def test_restart_keeps_volumes_stop_unmounts_and_purge_removes(tmp_path: Path) -> None:
     ctx = context(tmp_path, enforce_capacity="true")
     root = Path(ctx.root_dir)
@@ -168,7 +184,7 @@ def test_expansion_waits_while_another_namespace_holds_the_filesystem(tmp_path: 
             Path(target, "data").write_text("before")
             holder = subprocess.Popen(["unshare", "--mount", "--propagation", "private", "sleep", "600"])
             try:
-                await asyncio.sleep(0.2)  # the namespace exists once unshare has execed sleep
+                await in_own_namespace_with(holder.pid, target)
                 grown = await csi.controller_expand_volume(
                     volume_id=vid, capacity_range=csi_pb2.CapacityRange(required_bytes=64 * MIB)
                 )
