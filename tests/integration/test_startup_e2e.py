@@ -1,5 +1,6 @@
 """`raykube bench startup --runtime process --pods 5` end to end: a private control plane with a
-process-runtime node agent in its own Ray namespace, five busybox pods created to Running."""
+process-runtime node agent in its own Ray namespace, five busybox pods created to Running, then five
+with volumes and five of their image without."""
 
 from __future__ import annotations
 
@@ -36,6 +37,13 @@ def test_quick_process_bench_runs_every_pod_and_writes_the_suite_json(tmp_path: 
     assert result["running"] == 5 and result["not_running"] == 0 and result["not_deleted"] == 0
     assert 0 < result["latency_ms"]["p50"] <= result["latency_ms"]["p99"]
     assert result["pods_per_second"] > 0
+    # the same run's pods with volumes (ConfigMap, emptyDir, claim) and their image without volumes
+    for key in ("image_root", "volumes"):
+        variant = result[key]
+        assert "error" not in variant, variant
+        assert variant["running"] == 5 and variant["not_deleted"] == 0
+        assert 0 < variant["latency_ms"]["p50"] <= variant["latency_ms"]["p99"]
+    assert result["volumes"]["volumes_not_deleted"] == 0
     raw, slo = doc["peers"]
     assert raw["system"] == "raw CRI (process)" and raw["started"] == 5 and raw["ratio_p99"] > 0
     assert slo["latency_ms"]["p99"] == 5000.0 and slo["source"].startswith("published")
