@@ -213,3 +213,35 @@ def test_host_filesystem_containers_bind_over_existing_paths(tmp_path: Path, iso
 
     run(make_runtime(tmp_path, iso), body)
     assert host_mounts_under(tmp_path) == before
+
+
+@needs_root
+def test_host_to_container_mounts_see_later_host_mounts(tmp_path: Path, layouts: dict[str, str]) -> None:
+    """HostToContainer (rslave): a mount the host makes below the volume after the container started
+    appears in the container; a private mount of the same directory does not see it."""
+    vol = tmp_path / "vol"
+    vol.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(vol)], check=True)
+    try:
+        subprocess.run(["mount", "--make-shared", str(vol)], check=True)
+        (vol / "later").mkdir()
+        rt = make_runtime(tmp_path, Isolation("root"))
+        rt.import_layout(layouts[BUSYBOX_IMAGE])
+
+        async def body(rt: ProcessRuntime) -> None:
+            sc = sandbox(tmp_path, "prop")
+            sid = (await rt.run_pod_sandbox(pb.RunPodSandboxRequest(config=sc))).pod_sandbox_id
+            slave = mount(vol, "/data", propagation=pb.PROPAGATION_HOST_TO_CONTAINER)
+            slave_id = await create_start(rt, sid, container("slave", ["sleep", "60"], mounts=[slave]))
+            priv = await create_start(
+                rt, sid, container("private", ["sleep", "60"], mounts=[mount(vol, "/data")])
+            )
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(vol / "later")], check=True)
+            (vol / "later" / "seen").write_text("yes\n")
+            assert await exec_out(rt, slave_id, "cat /data/later/seen") == (0, "yes\n")
+            code, _ = await exec_out(rt, priv, "cat /data/later/seen")
+            assert code != 0
+
+        run(rt, body)
+    finally:
+        subprocess.run(["umount", "-R", str(vol)], check=False)
