@@ -40,6 +40,7 @@ NO_PLUGIN = (
     "(clusters started with `raykube up` run a volume plugin actor on every node)"
 )
 RETRY_SECONDS = 15.0
+IN_USE_RETRY_SECONDS = 2.0  # DeleteVolume of a volume its node has not released yet
 
 
 class ProvisioningError(RuntimeError):
@@ -239,6 +240,12 @@ class CSIProvisioner(Controller):
         try:
             await csi(node_name, "DeleteVolume", csi_pb2.DeleteVolumeRequest(volume_id=handle))
         except CSIError as err:
+            if err.code.name == "FAILED_PRECONDITION":
+                # Still mounted on the node: a pod deleted with grace 0 leaves the API before its node
+                # agent has unpublished and unstaged, and that takes seconds. Look again soon rather
+                # than after an exponential backoff that would have grown to minutes by then.
+                self.recorder.event(pv, "Warning", "VolumeFailedDelete", rpc_error(err))
+                return IN_USE_RETRY_SECONDS
             if err.code.name != "NOT_FOUND":
                 self.recorder.event(pv, "Warning", "VolumeFailedDelete", rpc_error(err))
                 raise ProvisioningError(f"DeleteVolume {handle} on {node_name}: {err.message}") from err

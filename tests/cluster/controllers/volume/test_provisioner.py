@@ -12,7 +12,7 @@ import pytest
 
 from cluster.controllers.runtime import ControllerContext, ControllerOptions, SharedInformers
 from cluster.controllers.volume import provisioning as prov
-from cluster.controllers.volume.provisioner import CSIProvisioner, ProvisioningError
+from cluster.controllers.volume.provisioner import IN_USE_RETRY_SECONDS, CSIProvisioner, ProvisioningError
 from nodeagent.csi import csi_pb2
 from nodeagent.csi.errors import CSIError
 from tests.cluster.controllers.fake_client import FakeClient
@@ -322,6 +322,28 @@ def test_released_delete_volume_is_deleted_on_its_node() -> None:
     assert rig.reconcile("pvc-u-data") is None
     assert [(n, m, r.volume_id) for n, m, r in csi.calls] == [("n2", "DeleteVolume", "n2/pvc-u-data")]
     assert rig.client.stored("v1", "persistentvolumes", "pvc-u-data") is None
+
+
+def test_a_volume_still_mounted_on_its_node_is_tried_again_soon_not_after_a_backoff() -> None:
+    csi = FakeCSI()
+    rig = Rig(csi)
+    rig.add("volumes", provisioned_pv("Delete", "Released", "n2"))
+    csi.fail = CSIError(grpc.StatusCode.FAILED_PRECONDITION, "volume is still mounted at /x")
+    assert rig.reconcile("pvc-u-data") == IN_USE_RETRY_SECONDS
+    assert rig.client.stored("v1", "persistentvolumes", "pvc-u-data") is not None
+    assert any(e[1] == "VolumeFailedDelete" and "still mounted" in e[2] for e in rig.recorder.events)
+    csi.fail = None  # the node agent has unstaged it
+    assert rig.reconcile("pvc-u-data") is None
+    assert rig.client.stored("v1", "persistentvolumes", "pvc-u-data") is None
+
+
+def test_other_delete_failures_raise_for_the_runtimes_backoff() -> None:
+    csi = FakeCSI()
+    rig = Rig(csi)
+    rig.add("volumes", provisioned_pv("Delete", "Released", "n2"))
+    csi.fail = CSIError(grpc.StatusCode.INTERNAL, "disk on fire")
+    with pytest.raises(ProvisioningError, match="disk on fire"):
+        rig.reconcile("pvc-u-data")
 
 
 @pytest.mark.parametrize(
