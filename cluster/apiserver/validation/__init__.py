@@ -23,6 +23,7 @@ from cluster.apiserver.validation import (
     rbac,
     service,
     storage,
+    volumes,
 )
 from cluster.apiserver.validation import names as _names
 from cluster.apiserver.validation.fields import Cause, as_dict, go_quote, required
@@ -80,13 +81,13 @@ _RULES: dict[tuple[str, str], KindRules] = {
     ("", "ServiceAccount"): KindRules(create=core.validate_service_account),
     ("", "Event"): KindRules(create=core.validate_event),
     ("", "PersistentVolume"): KindRules(
-        create=storage.validate_persistent_volume,
-        update=storage.validate_persistent_volume_update,
+        create=volumes.validate_persistent_volume,
+        update=volumes.validate_persistent_volume_update,
         update_replaces_create=True,
     ),
     ("", "PersistentVolumeClaim"): KindRules(
-        create=storage.validate_persistent_volume_claim,
-        update=storage.validate_persistent_volume_claim_update,
+        create=volumes.validate_persistent_volume_claim,
+        update=volumes.validate_persistent_volume_claim_update,
         update_replaces_create=True,
     ),
     ("", "ResourceQuota"): KindRules(create=core.validate_resource_quota),
