@@ -2,8 +2,9 @@
 joining the machine's Ray if one runs, never stopping it) to `raykube down --purge`:
 
 * the core scenarios (an emptyDir shared by two containers, a ConfigMap from a directory and its
-  update, a StatefulSet pod keeping its claim's data) and a Secret on tmpfs with the ``containerd``
-  runtime (CRI mounts, done by containerd itself);
+  update, a StatefulSet pod keeping its claim's data), a Secret on tmpfs and a subPath through a
+  symlink out of its volume refused, with the ``containerd`` runtime (CRI mounts, done by containerd
+  itself);
 * with the ``process`` runtime, a StatefulSet claim and a Secret volume mounted, then
   `raykube down --purge`: no mount below the data dir is left (``findmnt`` before `up` and after).
 
@@ -104,6 +105,7 @@ def test_core_volume_scenarios_on_containerd(own_cluster: OwnCluster, tmp_path: 
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("containerd://")
     vs.pods_with_volumes_run(k, "busybox", tmp_path)
     vs.secret_on_tmpfs(k, "busybox")
+    vs.subpath_escape_refused(k, "busybox")
     own_cluster.down()
     left = vs.mounts_under(own_cluster.cluster.data_dir)
     assert left == before, "mounts of ours survived raykube down --purge:\n" + "\n".join(left)

@@ -131,29 +131,7 @@ def test_emptydir_shared_by_two_containers(kubectl: Kubectl, image: str) -> None
 
 
 def test_subpath_through_a_symlink_out_of_the_volume_is_refused(kubectl: Kubectl, image: str) -> None:
-    work = [{"name": "work", "mountPath": "/work"}]
-    kubectl.apply(
-        vs.pod(
-            "escape",
-            [vs.container("main", image, vs.SLEEP, [{"name": "work", "mountPath": "/x", "subPath": "out"}])],
-            [{"name": "work", "emptyDir": {}}],
-            init=[vs.container("link", image, "ln -s /etc /work/out", work)],
-        )
-    )
-    ev = vs.event_with(
-        kubectl, "escape", 'failed to prepare subPath for volumeMount "work" of container "main"'
-    )
-    assert ev["type"] == "Warning", ev
-
-    def waiting() -> dict[str, Any] | None:
-        statuses = kubectl.json("get", "pod", "escape").get("status", {}).get("containerStatuses") or []
-        main = next((s for s in statuses if s["name"] == "main"), None)
-        found: dict[str, Any] | None = (main or {}).get("state", {}).get("waiting")
-        return found
-
-    assert vs.wait_until(waiting, "main waiting")["reason"] == "CreateContainerConfigError"
-    statuses = kubectl.json("get", "pod", "escape")["status"]["containerStatuses"]
-    assert not any("running" in s.get("state", {}) for s in statuses)
+    vs.subpath_escape_refused(kubectl, image)
 
 
 def test_hostpath_directory_missing_fails_to_mount(kubectl: Kubectl, image: str) -> None:

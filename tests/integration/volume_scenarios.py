@@ -275,6 +275,32 @@ def secret_on_tmpfs(k: Kubectl, image: str) -> None:
     assert sh(k, "vault", "stat -f -c %T /etc/creds").strip() == "tmpfs"
 
 
+def subpath_escape_refused(k: Kubectl, image: str) -> None:
+    """A subPath that leads out of its emptyDir through a symlink (made by an init container) is refused:
+    a Warning event, and the container waits with CreateContainerConfigError, never running."""
+    work = [{"name": "work", "mountPath": "/work"}]
+    k.apply(
+        pod(
+            "escape",
+            [container("main", image, SLEEP, [{"name": "work", "mountPath": "/x", "subPath": "out"}])],
+            [{"name": "work", "emptyDir": {}}],
+            init=[container("link", image, "ln -s /etc /work/out", work)],
+        )
+    )
+    ev = event_with(k, "escape", 'failed to prepare subPath for volumeMount "work" of container "main"')
+    assert ev["type"] == "Warning", ev
+
+    def waiting() -> dict[str, Any] | None:
+        statuses = k.json("get", "pod", "escape").get("status", {}).get("containerStatuses") or []
+        main = next((s for s in statuses if s["name"] == "main"), None)
+        found: dict[str, Any] | None = (main or {}).get("state", {}).get("waiting")
+        return found
+
+    assert wait_until(waiting, "main waiting")["reason"] == "CreateContainerConfigError"
+    statuses = k.json("get", "pod", "escape")["status"]["containerStatuses"]
+    assert not any("running" in s.get("state", {}) for s in statuses)
+
+
 def pods_with_volumes_run(k: Kubectl, image: str, workdir: Path) -> None:
     """The core scenarios every runtime must pass: emptyDir, ConfigMap, StatefulSet claim."""
     emptydir_is_shared(k, image)
