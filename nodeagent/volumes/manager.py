@@ -11,8 +11,9 @@ after the pod's sandbox is gone; ``await cleanup_orphans(live_uids)`` at agent s
 ``VolumeError`` with the kubelet's message (``MountVolume.SetUp failed for volume "x" : ...``).
 
 Root only: tmpfs (secrets, projected, emptyDir medium Memory) and subPath binds need CAP_SYS_ADMIN.
-Without it, API-data volumes live on disk and a medium Memory emptyDir is a plain directory with a
-Warning event. Claims (persistentVolumeClaim, inline csi) go to the ``ClaimVolumes`` seam
+Without it, secret and projected volumes and a medium Memory emptyDir are plain directories on disk,
+each with a ``MemoryMediumUnsupported`` Warning event on the pod. Claims (persistentVolumeClaim,
+inline csi) go to the ``ClaimVolumes`` seam
 (``csi_volumes.CSIVolumes``); without one the pod waits with "no CSI volume plugin on this node".
 """
 
@@ -161,13 +162,19 @@ class VolumeManager:
             if not mounts.is_mountpoint(plan.path):
                 mounts.mount_tmpfs(plan.path, plan.size_limit)
             return
-        if plan.kind == "emptyDir" and plan.name not in state.warned:
-            state.warned.add(plan.name)
-            message = (
-                f'emptyDir "{plan.name}" with medium Memory is on disk: the node agent does not run as root, '
-                "so it cannot mount tmpfs; run the agent as root for memory-backed volumes"
-            )
-            self._warn(pod, MEMORY_MEDIUM_UNSUPPORTED, message)
+        if plan.name in state.warned:
+            return
+        state.warned.add(plan.name)
+        what = (
+            f'emptyDir "{plan.name}" with medium Memory'
+            if plan.kind == "emptyDir"
+            else f'{plan.kind} volume "{plan.name}" (which the kubelet keeps in memory, off the disk)'
+        )
+        message = (
+            f"{what} is on disk: the node agent does not run as root, so it cannot mount tmpfs; "
+            "run the agent as root for memory-backed volumes"
+        )
+        self._warn(pod, MEMORY_MEDIUM_UNSUPPORTED, message)
 
     async def _publish_claim(self, pod: Mapping[str, Any], plan: vp.VolumePlan, state: _PodVolumes) -> None:
         if self.claims is None:

@@ -321,3 +321,34 @@ def test_restarted_agent_cleans_up_orphans(root: Path) -> None:
         await restarted.teardown("live")
 
     asyncio.run(main())
+
+
+def test_without_root_memory_backed_volumes_are_on_disk_with_a_warning(root: Path) -> None:
+    """An agent that cannot mount tmpfs keeps secrets, projected volumes and a medium Memory emptyDir
+    in plain directories and says so once per volume (the test runs as root and plays the other case)."""
+    cl = Cluster()
+    cl.objects[("secrets", "ns", "s")] = {"data": {"password": b64("hunter2")}}
+    volumes = [
+        {"name": "mem", "emptyDir": {"medium": "Memory"}},
+        {"name": "sec", "secret": {"secretName": "s"}},
+        {"name": "all", "projected": {"sources": [{"secret": {"name": "s"}}]}},
+    ]
+    p = pod(volumes, [{"name": v["name"], "mountPath": f"/m/{v['name']}"} for v in volumes])
+    warnings: list[tuple[str, str]] = []
+
+    async def main() -> None:
+        m = cl.manager(root / "data", warn=lambda _pod, reason, message: warnings.append((reason, message)))
+        m.privileged = False
+        await m.setup(p)
+        await m.setup(p)  # once per volume, not per sync
+        data = root / "data"
+        assert (vdir(data, "secret", "sec") / "password").read_text() == "hunter2"
+        assert findmnt(root) == []
+        await m.teardown("uid1")
+
+    asyncio.run(main())
+    assert [r for r, _ in warnings] == ["MemoryMediumUnsupported"] * 3
+    text = "\n".join(msg for _, msg in warnings)
+    assert 'emptyDir "mem" with medium Memory is on disk' in text
+    assert 'secret volume "sec"' in text and 'projected volume "all"' in text
+    assert "run the agent as root" in text
