@@ -9,7 +9,8 @@ data directory.
 Modules: ``quantity`` (the one resource.Quantity parser), ``labels`` and ``fields`` (selectors),
 ``meta`` and ``times`` (ObjectMeta reads, RFC 3339 Time/MicroTime), ``pki`` (CA and certificates),
 ``taints`` (``Toleration.ToleratesTaint``, untolerated taints), ``files`` (0700/0600 data-dir files,
-atomic writes), ``remotecommand`` and ``relay`` (exec streams).
+atomic writes), ``remotecommand`` and ``relay`` (exec streams), ``mountinfo`` (the kernel's mount
+table), ``grpcfork`` (gRPC's fork handlers off, imported first by every top-level package).
 
 Invariant: nothing here imports any other raykube package (``cluster.*`` outside this package,
 ``nodeagent``, ``netplugins``, ``bench``) or ``ray``, so the store, the client, the API server, the

@@ -20,6 +20,8 @@ import json
 import os
 from collections.abc import Mapping
 
+from cluster.machinery import mountinfo
+
 PLUGIN_DIR = "kubernetes.io~csi"
 VOL_DATA = "vol_data.json"
 
@@ -50,30 +52,6 @@ def target_path(data_dir: str, pod_uid: str, volume_name: str) -> str:
     return os.path.join(data_dir, "pods", pod_uid, "volumes", PLUGIN_DIR, volume_name, "mount")
 
 
-def is_mount_point(path: str) -> bool:
-    """Whether ``path`` is a mount point here (bind mounts within one filesystem included, which
-    ``os.path.ismount`` misses)."""
-    real = os.path.realpath(path)
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        return any(_unescape(line.split(" ", 5)[4]) == real for line in f if line.count(" ") >= 4)
-
-
-def _unescape(field: str) -> str:
-    """mountinfo writes space, tab, newline and backslash as three octal digits (``\\040``)."""
-    if "\\" not in field:
-        return field
-    out, i = [], 0
-    while i < len(field):
-        digits = field[i + 1 : i + 4]
-        if field[i] == "\\" and len(digits) == 3 and digits.isdigit():
-            out.append(chr(int(digits, 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
 def read_vol_data(volume_dir: str) -> dict[str, str] | None:
     """The ``vol_data.json`` of a volume directory (the parent of ``mount``/``globalmount``), if any."""
     try:
@@ -97,7 +75,7 @@ def remove_volume_dir(mount_dir: str) -> bool:
     """Remove an unmounted ``mount``/``globalmount`` dir, its ``vol_data.json`` and their parent
     (each only if present and, for the dirs, empty); False, removing nothing, while ``mount_dir`` is
     still a mount point."""
-    if is_mount_point(mount_dir):
+    if mountinfo.is_mount_point(mount_dir):
         return False
     parent = os.path.dirname(mount_dir)
     with contextlib.suppress(FileNotFoundError):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cluster.client.errors import ApiError
+from cluster.machinery import mountinfo
 from cluster.machinery.quantity import QuantityError, parse_quantity
 from nodeagent.agent.api import AgentApi
 from nodeagent.csi import csi_pb2
@@ -161,7 +162,9 @@ class CSIVolumes:
             claim_ref = volume["persistentVolumeClaim"] or {}
             pvc = await self._claim(namespace, claim_ref.get("claimName", ""))
             pv_name = claim_source(claim_ref, pvc, None, readonly).name
-            if (pvc.get("metadata") or {}).get("deletionTimestamp") and not layout.is_mount_point(target_dir):
+            if (pvc.get("metadata") or {}).get("deletionTimestamp") and not mountinfo.is_mount_point(
+                target_dir
+            ):
                 claim = claim_ref.get("claimName")
                 raise VolumeError(
                     f'persistentvolumeclaim "{claim}" is being deleted: a new pod cannot use it'
@@ -215,7 +218,7 @@ class CSIVolumes:
             "specVolID": source.name, "volumeHandle": source.handle, "driverName": source.driver,
             "nodeName": self.node_name, "attachmentID": attachment, "volumeLifecycleMode": source.mode,
         }  # fmt: skip
-        if layout.read_vol_data(volume_dir) == record and layout.is_mount_point(target_dir):
+        if layout.read_vol_data(volume_dir) == record and mountinfo.is_mount_point(target_dir):
             return
         layout.write_vol_data(volume_dir, record)
         mode = access_mode(source.access_modes, info.single_node_multi_writer)
@@ -241,7 +244,7 @@ class CSIVolumes:
     async def _stage(
         self, source: VolumeSource, staging: str, publish_context: dict[str, str], capability: Any
     ) -> None:
-        if layout.is_mount_point(staging):
+        if mountinfo.is_mount_point(staging):
             return
         os.makedirs(staging, mode=0o750, exist_ok=True)
         layout.write_vol_data(
@@ -293,7 +296,7 @@ class CSIVolumes:
         volume_dir = os.path.dirname(target_dir)
         record = layout.read_vol_data(volume_dir)
         if record is None:
-            if layout.is_mount_point(target_dir):
+            if mountinfo.is_mount_point(target_dir):
                 raise VolumeError(
                     f"{target_dir} is mounted but has no {layout.VOL_DATA} beside it, so its CSI volume is "
                     "unknown: unmount it by hand (umount) and the agent removes the directory",
@@ -395,7 +398,7 @@ class CSIVolumes:
         pv_name = (pvc.get("spec") or {}).get("volumeName") or ""
         target = layout.target_path(self.data_dir, (pod.get("metadata") or {}).get("uid", ""), pv_name)
         record = layout.read_vol_data(os.path.dirname(target))
-        if record is None or not layout.is_mount_point(target):
+        if record is None or not mountinfo.is_mount_point(target):
             return None  # not published for this pod: a pod that has it mounted expands it
         pv = await self.api.get("v1", "persistentvolumes", None, pv_name)
         spec = pv.get("spec") or {}

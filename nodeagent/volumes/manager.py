@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from cluster.client.errors import ApiError
+from cluster.machinery import mountinfo
 from nodeagent.cri import api_pb2
 from nodeagent.volumes import atomic_writer, csi_layout, mounts
 from nodeagent.volumes import plan as vp
@@ -159,7 +160,7 @@ class VolumeManager:
 
     def _memory(self, pod: Mapping[str, Any], plan: vp.VolumePlan, state: _PodVolumes) -> None:
         if self.privileged:
-            if not mounts.is_mountpoint(plan.path):
+            if not mountinfo.is_mount_point(plan.path):
                 mounts.mount_tmpfs(plan.path, plan.size_limit)
             return
         if plan.name in state.warned:
@@ -340,7 +341,7 @@ class VolumeManager:
                 "a subPath must stay inside its volume"
             )
         target = vp.subpath_dir(self.root, uid, m.volume, container, m.index)
-        if os.path.lexists(target) and mounts.is_mountpoint(target):
+        if os.path.lexists(target) and mountinfo.is_mount_point(target):
             return target
         if not self.privileged:
             raise OSError("subPath needs the node agent to run as root (a bind mount)")

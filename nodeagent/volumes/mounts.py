@@ -2,8 +2,8 @@
 
 ``mount(2)`` through libc (so a bind source can be ``/proc/self/fd/N``, the kubelet's trick for a
 subPath opened without following symlinks: the kernel binds exactly the opened inode, and nothing
-can swap a symlink in between the check and the mount). ``mountpoints`` reads
-``/proc/self/mountinfo``. ``remove_tree`` never deletes through a mount: it unmounts everything below
+can swap a symlink in between the check and the mount). Mount points come from
+``cluster.machinery.mountinfo``. ``remove_tree`` never deletes through a mount: it unmounts everything below
 first and refuses when something stays mounted. ``open_beneath`` is subpath_linux.go's safe open.
 """
 
@@ -14,6 +14,8 @@ import errno
 import os
 import shutil
 import stat
+
+from cluster.machinery import mountinfo
 
 MS_RDONLY = 1
 MS_BIND = 4096
@@ -61,29 +63,9 @@ def bind_fd(fd: int, target: str) -> None:
     mount(f"/proc/self/fd/{fd}", target, None, MS_BIND)
 
 
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
-
-
-def mountpoints() -> list[str]:
-    with open("/proc/self/mountinfo") as f:
-        return [_unescape(line.split()[4]) for line in f if line.strip()]
-
-
-def is_mountpoint(path: str) -> bool:
-    return os.path.realpath(path) in set(mountpoints())
-
-
-def mounts_under(root: str) -> list[str]:
-    """Mount points at or below ``root``, deepest first."""
-    root = os.path.realpath(root)
-    found = {m for m in mountpoints() if m == root or m.startswith(root + "/")}
-    return sorted(found, key=lambda m: (-m.count("/"), m))
-
-
 def unmount_under(root: str) -> None:
     for _ in range(8):  # stacked mounts come off one layer per pass
-        found = mounts_under(root)
+        found = mountinfo.mount_points_under(root)
         if not found:
             return
         for m in found:
@@ -96,7 +78,7 @@ def remove_tree(root: str) -> None:
     if not os.path.lexists(root):
         return
     unmount_under(root)
-    left = mounts_under(root)
+    left = mountinfo.mount_points_under(root)
     if left:
         raise OSError(errno.EBUSY, f"still mounted, not removing {root}: {', '.join(left)}")
     shutil.rmtree(root)

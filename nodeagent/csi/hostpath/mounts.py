@@ -2,8 +2,8 @@
 
 Every change goes through the util-linux tools (``mount``, ``umount``, ``losetup``) and e2fsprogs
 (``mkfs.ext4``, ``e2fsck``, ``resize2fs``), run without a shell. Whether a path is a mount point is
-read from mountinfo: ``os.path.ismount`` misses bind mounts of a directory on the same filesystem,
-which is exactly what staging and publishing make.
+read from mountinfo (``cluster.machinery.mountinfo``): ``os.path.ismount`` misses bind mounts of a
+directory on the same filesystem, which is exactly what staging and publishing make.
 
 Loop filesystems are mounted with ``mount -o loop``, whose loop devices detach themselves when the
 last mount of the filesystem goes (autoclear), so a crash between mount steps leaks no device.
@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from dataclasses import dataclass
+
+from cluster.machinery import mountinfo
+from cluster.machinery.mountinfo import MountEntry
 
 log = logging.getLogger(__name__)
 
@@ -23,78 +25,14 @@ class MountError(RuntimeError):
     """A command failed; the message has the command and its stderr."""
 
 
-@dataclass(frozen=True, slots=True)
-class MountEntry:
-    """One line of /proc/self/mountinfo (the fields the driver uses)."""
-
-    mount_point: str
-    root: str
-    source: str
-    fs_type: str
-    options: str
-
-
-def _unescape(field: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as \ooo octal.
-    out, i = [], 0
-    while i < len(field):
-        if field[i] == "\\" and i + 4 <= len(field) and field[i + 1 : i + 4].isdigit():
-            out.append(chr(int(field[i + 1 : i + 4], 8)))
-            i += 4
-        else:
-            out.append(field[i])
-            i += 1
-    return "".join(out)
-
-
-def parse_mountinfo(text: str) -> list[MountEntry]:
-    """The entries of a mountinfo text, in order (a later entry at the same point is on top)."""
-    entries = []
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        fields, tail = left.split(), right.split()
-        if len(fields) < 6 or len(tail) < 2:
-            continue
-        entries.append(
-            MountEntry(
-                mount_point=_unescape(fields[4]),
-                root=_unescape(fields[3]),
-                source=_unescape(tail[1]),
-                fs_type=tail[0],
-                options=fields[5],
-            )
-        )
-    return entries
-
-
-def mount_table() -> list[MountEntry]:
-    with open("/proc/self/mountinfo", encoding="utf-8", errors="surrogateescape") as f:
-        return parse_mountinfo(f.read())
-
-
 def top_mount(path: str) -> MountEntry | None:
     """The topmost mount at ``path`` (resolved), or None when it is not a mount point."""
     real = os.path.realpath(path)
     found = None
-    for entry in mount_table():
+    for entry in mountinfo.table():
         if entry.mount_point == real:
             found = entry
     return found
-
-
-def is_mounted(path: str) -> bool:
-    return top_mount(path) is not None
-
-
-def mounts_under(directory: str) -> list[str]:
-    """Mount points at or below ``directory``, deepest first (the order to unmount them in)."""
-    real = os.path.realpath(directory)
-    points = {
-        e.mount_point for e in mount_table() if e.mount_point == real or e.mount_point.startswith(real + "/")
-    }
-    return sorted(points, key=lambda p: p.count("/"), reverse=True)
 
 
 async def run(*argv: str) -> str:
@@ -127,7 +65,7 @@ async def bind(source: str, target: str, *, readonly: bool = False) -> None:
 async def unmount(path: str) -> None:
     """Unmount every mount stacked at ``path``; a busy one is detached lazily so stop never leaves
     a mount behind in our namespace (its users keep it until they let go)."""
-    while is_mounted(path):
+    while mountinfo.is_mount_point(path):
         try:
             await run("umount", path)
         except MountError as err:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from cluster.machinery import mountinfo
 from nodeagent.csi import csi_pb2
 from nodeagent.csi.errors import CSIError
 from nodeagent.csi.hostpath import mounts, rules
@@ -97,12 +98,12 @@ class NodeService:
             rec = self.get(request.volume_id)
             self._check_capability(request, rec)
             path = request.staging_target_path
-            if path in rec.staged and mounts.is_mounted(path):
+            if path in rec.staged and mountinfo.is_mount_point(path):
                 return csi_pb2.NodeStageVolumeResponse()
             try:
                 rec = self.save(await self.storage.activate(rec))
                 os.makedirs(path, exist_ok=True)
-                if not mounts.is_mounted(path):
+                if not mountinfo.is_mount_point(path):
                     await mounts.bind(self.storage.data_dir(rec.volume_id), path)
             except (OSError, mounts.MountError) as err:
                 if not rec.in_use:
@@ -160,11 +161,11 @@ class NodeService:
                     f"with readonly={existing.readonly} "
                     f"from {existing.staging}; unpublish it before publishing it differently",
                 )
-            if existing is not None and mounts.is_mounted(target):
+            if existing is not None and mountinfo.is_mount_point(target):
                 return csi_pb2.NodePublishVolumeResponse()
             try:
                 os.makedirs(target, exist_ok=True)
-                if not mounts.is_mounted(target):
+                if not mountinfo.is_mount_point(target):
                     await mounts.bind(staging, target, readonly=readonly)
             except (OSError, mounts.MountError) as err:
                 raise _internal(f"cannot publish volume {rec.volume_id} at {target}", err) from err
@@ -194,7 +195,7 @@ class NodeService:
             raise CSIError(
                 grpc.StatusCode.NOT_FOUND, f"volume {rec.volume_id} is neither staged nor published at {path}"
             )
-        if not mounts.is_mounted(path):
+        if not mountinfo.is_mount_point(path):
             raise CSIError(
                 grpc.StatusCode.NOT_FOUND,
                 f"volume {rec.volume_id} should be mounted at {path} but is not; stage or publish it again",
@@ -276,8 +277,8 @@ class NodeService:
                 replace(rec, fs_bytes=rec.capacity_bytes) if self.storage.holders(rec) else rec
             )
         for path in rec.staged:
-            if not mounts.is_mounted(path):
+            if not mountinfo.is_mount_point(path):
                 await mounts.bind(self.storage.data_dir(rec.volume_id), path)
         for pub in rec.published:
-            if not mounts.is_mounted(pub.target):
+            if not mountinfo.is_mount_point(pub.target):
                 await mounts.bind(pub.staging, pub.target, readonly=pub.readonly)

@@ -29,6 +29,7 @@ from typing import Any
 import grpc
 from google.protobuf import wrappers_pb2
 
+from cluster.machinery import mountinfo
 from nodeagent.csi import csi_pb2
 from nodeagent.csi.errors import CSIError
 from nodeagent.csi.hostpath import mounts, rules
@@ -124,12 +125,12 @@ class HostPathPlugin(NodeService, CSIPlugin):
                 except (OSError, mounts.MountError) as err:
                     log.error("hostpath: cannot clean up volume %s on stop: %s", rec.volume_id, err)
             # anything left below our directory (a crash between a mount and its record)
-            for point in mounts.mounts_under(str(self.storage.volumes)):
+            for point in mountinfo.mount_points_under(str(self.storage.volumes)):
                 try:
                     await mounts.unmount(point)
                 except mounts.MountError as err:
                     log.error("hostpath: cannot unmount %s on stop: %s", point, err)
-            if purge and not mounts.mounts_under(str(self.storage.volumes)):
+            if purge and not mountinfo.mount_points_under(str(self.storage.volumes)):
                 for sub in ("volumes", "images", "records"):
                     shutil.rmtree(f"{self.ctx.root_dir}/{sub}", ignore_errors=True)
 

@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from cluster.machinery import mountinfo
 from cluster.machinery.files import private_dir
 from nodeagent.csi.hostpath import mounts
 from nodeagent.csi.hostpath.records import VolumeRecord
@@ -107,7 +108,7 @@ class Storage:
         best = max(
             (
                 e
-                for e in mounts.mount_table()
+                for e in mountinfo.table()
                 if real == e.mount_point or real.startswith(e.mount_point.rstrip("/") + "/")
             ),
             key=lambda e: len(e.mount_point),
@@ -150,7 +151,7 @@ class Storage:
         if not rec.enforced:
             os.makedirs(data, exist_ok=True)
             return rec
-        if mounts.is_mounted(data):
+        if mountinfo.is_mount_point(data):
             return rec
         os.makedirs(data, exist_ok=True)
         image = self.image(rec.volume_id)
@@ -174,7 +175,7 @@ class Storage:
             await mounts.unmount(self.data_dir(rec.volume_id))
 
     def active(self, rec: VolumeRecord) -> bool:
-        return (not rec.enforced) or mounts.is_mounted(self.data_dir(rec.volume_id))
+        return (not rec.enforced) or mountinfo.is_mount_point(self.data_dir(rec.volume_id))
 
     async def grow_offline(self, rec: VolumeRecord, size: int) -> VolumeRecord:
         """Grow an unmounted image and its filesystem now."""

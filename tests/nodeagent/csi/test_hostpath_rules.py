@@ -11,7 +11,6 @@ import pytest
 
 from nodeagent.csi.errors import CSIError
 from nodeagent.csi.hostpath import rules
-from nodeagent.csi.hostpath.mounts import parse_mountinfo
 from nodeagent.csi.hostpath.records import Publication, RecordStore, VolumeRecord
 
 MIB = rules.MIB
@@ -182,17 +181,3 @@ def test_publication_replaces_one_at_the_same_target() -> None:
     rec = rec.with_publication(Publication("/t", "/s", False)).with_publication(Publication("/t", "/s", True))
     assert rec.published == (Publication("/t", "/s", True),)
     assert rec.with_staged("/s").with_staged("/s").staged == ("/s",)
-
-
-MOUNTINFO = """\
-22 1 252:0 / / rw,relatime shared:1 - ext4 /dev/vda rw
-40 22 7:0 / /data/volumes/hp-1 rw,relatime shared:20 - ext4 /dev/loop0 rw
-41 22 252:0 /data/volumes/hp-1 /pods/a\\040b/mount ro,relatime shared:1 - ext4 /dev/vda rw
-"""
-
-
-def test_parse_mountinfo_unescapes_and_keeps_order() -> None:
-    entries = parse_mountinfo(MOUNTINFO)
-    assert [e.mount_point for e in entries] == ["/", "/data/volumes/hp-1", "/pods/a b/mount"]
-    assert entries[1].source == "/dev/loop0" and entries[1].fs_type == "ext4"
-    assert entries[2].root == "/data/volumes/hp-1" and entries[2].options.startswith("ro,")

@@ -15,6 +15,7 @@ from typing import Any
 import grpc
 import pytest
 
+from cluster.machinery import mountinfo
 from nodeagent.agent.api import RestAgentApi
 from nodeagent.csi import csi_pb2
 from nodeagent.csi.client import CSIClient
@@ -56,13 +57,13 @@ class EphemeralPlugin(CSIPlugin):
             raise CSIError(grpc.StatusCode.INVALID_ARGUMENT, "only ephemeral volumes")
         self.contexts[request.volume_id] = dict(request.volume_context)
         os.makedirs(request.target_path, exist_ok=True)
-        if not layout.is_mount_point(request.target_path):
+        if not mountinfo.is_mount_point(request.target_path):
             options = "size=1m" + (",ro" if request.readonly else "")
             subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", request.target_path], check=True)
         return csi_pb2.NodePublishVolumeResponse()
 
     async def NodeUnpublishVolume(self, request: Any) -> csi_pb2.NodeUnpublishVolumeResponse:
-        if layout.is_mount_point(request.target_path):
+        if mountinfo.is_mount_point(request.target_path):
             subprocess.run(["umount", request.target_path], check=True)
         self.contexts.pop(request.volume_id, None)
         return csi_pb2.NodeUnpublishVolumeResponse()

@@ -1,5 +1,5 @@
 """The pure parts of the node's CSI side: what a claim, a PV and a CSIDriver turn into, what the
-CSINode and Node get from a driver, the kubelet's names and mountinfo's escapes."""
+CSINode and Node get from a driver, and the kubelet's names."""
 
 from __future__ import annotations
 
@@ -58,19 +58,6 @@ def test_names_are_kubernetes_hashes() -> None:
         f"/d/plugins/kubernetes.io/csi/drv/{hashlib.sha256(b'h1').hexdigest()}/globalmount"
     )
     assert layout.target_path("/d", "u", "pv-1") == "/d/pods/u/volumes/kubernetes.io~csi/pv-1/mount"
-
-
-@pytest.mark.parametrize(
-    ("field", "text"),
-    [
-        pytest.param("/plain/path", "/plain/path", id="plain"),
-        pytest.param("/with\\040space/and\\011tab", "/with space/and\ttab", id="escapes"),
-        pytest.param("/back\\134slash", "/back\\slash", id="backslash"),
-        pytest.param("/not\\04", "/not\\04", id="short"),
-    ],
-)
-def test_mountinfo_unescape(field: str, text: str) -> None:
-    assert layout._unescape(field) == text
 
 
 @pytest.mark.parametrize(
