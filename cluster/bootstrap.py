@@ -44,6 +44,7 @@ from ray.util.scheduling_strategies import (
 from cluster.addons import DnsUp, IngressUp, deploy_dns, deploy_ingress, stop_ingress
 from cluster.apiserver.actor import ApiServerActor, instance_name
 from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
+from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.kubeconfig import write_kubeconfig
 from cluster.apiserver.proxy import ensure_kubelet_client_cert
 from cluster.apiserver.tls import ensure_pki, serving_hosts
@@ -62,6 +63,7 @@ from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents,
 from cluster.ownership import claim
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
+from cluster.security import security_options
 from cluster.storage_defaults import ensure_with_kubeconfig as ensure_storage_defaults
 from cluster.store.actor import StoreReplicaActor, replica_name
 from cluster.store.client import StoreClient
@@ -104,6 +106,7 @@ class ClusterConfig:
     network_backend: str | None = None
     tls_sans: tuple[str, ...] = ()  # --tls-san: extra names in the API server certificate
     volume_plugin: str | None = None  # --volume-plugin; None: a cluster.json from before it (hostpath)
+    security: dict[str, Any] | None = None  # SecurityOptions.to_dict(); None: the defaults
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -121,6 +124,7 @@ class ClusterConfig:
             network_backend=raw.get("network_backend"),
             tls_sans=tuple(raw.get("tls_sans") or ()),
             volume_plugin=raw.get("volume_plugin"),
+            security=raw.get("security"),
         )
 
     def save(self, data_dir: Path) -> None:
@@ -138,6 +142,7 @@ class ClusterConfig:
                     "network_backend": self.network_backend,
                     "tls_sans": list(self.tls_sans),
                     "volume_plugin": self.volume_plugin,
+                    "security": self.security,
                 },
                 indent=2,
             ),
@@ -327,6 +332,7 @@ def deploy_apiserver(
     port: int = 6443,
     service_cidr: str = str(SERVICE_CIDR),
     tls_sans: tuple[str, ...] = (),
+    security: SecurityOptions | None = None,
 ) -> tuple[int, Path]:
     """Create (or find) one API server per control-plane node (``control_plane_nodes``): ``apiserver``
     on this node, ``apiserver-<node name>`` on the others, all on the same port of their node (this
@@ -362,6 +368,7 @@ def deploy_apiserver(
         actor = ApiServerActor.options(**pinned(name, node, namespace)).remote(  # type: ignore[attr-defined]
             namespace, str(pki_dir), host, bound, service_cidr,
             node=names[node], reuse_port=True, claim_port=first, pki_files=None if first else files,
+            security=(security or SecurityOptions()).to_dict(),
         )  # fmt: skip
         served: int = ray.get(actor.ready.remote(), timeout=120)
         if first:
@@ -511,6 +518,12 @@ class UpConfig:
     scale_down_unneeded: float | None = None  # --scale-down-unneeded-time; None: $RAYKUBE_SCALE_DOWN_UNNEEDED
     tls_sans: tuple[str, ...] | None = None  # --tls-san (repeatable); None: cluster.json's, else none
     volume_plugin: str | None = None  # --volume-plugin; None: cluster.json's, else hostpath
+    authorization_mode: str | None = None  # --authorization-mode; None: cluster.json's, else Node,RBAC
+    anonymous_auth: bool | None = None  # --anonymous-auth; None: cluster.json's, else true
+    token_auth_file: Path | None = None  # --token-auth-file
+    encryption_provider_config: Path | None = None  # --encryption-provider-config
+    audit_policy_file: Path | None = None  # --audit-policy-file
+    audit_log_path: str | None = None  # --audit-log-path
 
 
 class UpRefused(ValueError):
@@ -721,6 +734,19 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     service_cidr = _service_cidr(config, existing, network.plugin)
     lb_pool = _lb_pool(config, existing)
     tls_sans = _tls_sans(config, existing)
+    try:
+        security = security_options(
+            data_dir / "pki",
+            existing.security if existing else None,
+            authorization_mode=config.authorization_mode,
+            anonymous_auth=config.anonymous_auth,
+            token_auth_file=config.token_auth_file,
+            encryption_provider_config=config.encryption_provider_config,
+            audit_policy_file=config.audit_policy_file,
+            audit_log_path=config.audit_log_path,
+        )
+    except ValueError as err:
+        raise UpRefused(str(err)) from None
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
@@ -736,13 +762,14 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         network_backend=network.backend,
         tls_sans=tls_sans,
         volume_plugin=volume_plugin,
+        security=security.to_dict(),
     ).save(data_dir)
     had = find_store(namespace)
     _, placement = deploy_store(replicas, data_dir, namespace)
     asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
     yield StoreUp(len(had) == replicas, placement)
     port, kubeconfig = deploy_apiserver(
-        data_dir, namespace, port=config.port, service_cidr=service_cidr, tls_sans=tls_sans
+        data_dir, namespace, port=config.port, service_cidr=service_cidr, tls_sans=tls_sans, security=security
     )
     yield ApiServerUp(port, kubeconfig, time.monotonic() - t0)
     yield SchedulerUp(tuple(deploy_scheduler(data_dir, namespace)))

@@ -104,6 +104,14 @@ def cmd_up(args: argparse.Namespace) -> int:
         autoscale=args.autoscale,
         scale_down_unneeded=args.scale_down_unneeded_time,
         tls_sans=tuple(args.tls_san) if args.tls_san else None,
+        authorization_mode=args.authorization_mode,
+        anonymous_auth=args.anonymous_auth,
+        token_auth_file=Path(args.token_auth_file) if args.token_auth_file else None,
+        encryption_provider_config=(
+            Path(args.encryption_provider_config) if args.encryption_provider_config else None
+        ),
+        audit_policy_file=Path(args.audit_policy_file) if args.audit_policy_file else None,
+        audit_log_path=args.audit_log_path,
     )
     kubeconfig: Path | None = None
     try:
@@ -439,6 +447,44 @@ def build_parser() -> argparse.ArgumentParser:
         "CSIDriver and the default StorageClass standard), pkg.module:Class (a nodeagent.csi.plugin."
         "CSIPlugin), or socket:/path/to/csi.sock (a CSI driver already serving there on every node). "
         "Default: the one in DATA_DIR/cluster.json, else hostpath",
+    )
+    up.add_argument(
+        "--authorization-mode",
+        default=None,
+        metavar="MODES",
+        help="comma-separated authorizers asked in order: Node, RBAC, AlwaysAllow, AlwaysDeny "
+        "(default: the ones in DATA_DIR/cluster.json, else Node,RBAC)",
+    )
+    up.add_argument(
+        "--anonymous-auth",
+        default=None,
+        type=lambda v: v.lower() in ("true", "1", "yes"),
+        metavar="true|false",
+        help="let requests without credentials in as system:anonymous, for what RBAC grants it "
+        "(/healthz, /livez, /readyz, /version); false answers them 401 (default: true)",
+    )
+    up.add_argument(
+        "--token-auth-file",
+        default=None,
+        metavar="FILE",
+        help='static bearer tokens, one per line: token,user,uid[,"group1,group2"] '
+        "(copied into DATA_DIR/pki)",
+    )
+    up.add_argument(
+        "--encryption-provider-config",
+        default=None,
+        metavar="FILE",
+        help="an EncryptionConfiguration (apiserver.config.k8s.io/v1) for data at rest (copied into "
+        "DATA_DIR/pki; default: one made on first up, encrypting Secrets with aesgcm)",
+    )
+    up.add_argument(
+        "--audit-policy-file", default=None, metavar="FILE", help="an audit Policy (audit.k8s.io/v1)"
+    )
+    up.add_argument(
+        "--audit-log-path",
+        default=None,
+        metavar="PATH",
+        help="where each API server writes audit events, one JSON per line ('-': its log)",
     )
     up.add_argument(
         "--node-delete-delay",

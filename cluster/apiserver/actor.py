@@ -22,6 +22,7 @@ from typing import Any
 import ray
 
 from cluster.apiserver.admission.service_allocation import SERVICE_CIDR, ServiceNetwork
+from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.server import run_server
 from cluster.apiserver.tls import Pki, server_ssl_context
 from cluster.machinery.files import private_dir, write_private
@@ -97,6 +98,7 @@ class ApiServerActor:
         reuse_port: bool = False,
         claim_port: bool = False,
         pki_files: dict[str, bytes] | None = None,
+        security: dict[str, Any] | None = None,
     ) -> None:
         logging.basicConfig(level=logging.INFO)
         self.namespace = namespace
@@ -110,6 +112,7 @@ class ApiServerActor:
         self.claim_port = (
             claim_port and port != 0 and not ray.get_runtime_context().was_current_actor_reconstructed
         )
+        self.security = SecurityOptions.from_dict(security)  # files it names are in pki_dir
         self.bound: int | None = None
         self.runner: Any = None
         self.ssl: ssl.SSLContext | None = None
@@ -141,6 +144,7 @@ class ApiServerActor:
             services=self.services,
             reuse_port=self.reuse_port,
             advertise=advertise,
+            security=self.security,
         )
 
     async def ready(self) -> int:

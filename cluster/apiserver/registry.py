@@ -31,6 +31,7 @@ from cluster.apiserver.admission.service_allocation import (
     ServiceNetwork,
     release_keys,
 )
+from cluster.apiserver.context import current_user
 from cluster.apiserver.errors import (
     StatusError,
     already_exists,
@@ -164,6 +165,7 @@ class Registry:
             obj,
             now,
             dry_run=dry_run,
+            user=current_user(),
         )
         # 2. admission before validation (the field manager's baseline is taken after Defaulting)
         baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
@@ -259,6 +261,7 @@ class Registry:
             old_object=old,
             subresource=subresource,
             dry_run=dry_run,
+            user=current_user(),
         )
         baseline_after = FIELD_MANAGER_BASELINE if field_manager else None
         before = await run(self.admission.before_validation, attrs, baseline_after=baseline_after)  # 2.

@@ -1,9 +1,11 @@
 """The API server's HTTP(S) application: routing, the request path, discovery and OpenAPI.
 
-Every request goes through the same path, so that later stages slot in without touching handlers:
+Every request goes through the same path (kube-apiserver's filter order), so that later stages slot
+in without touching handlers:
 
-    authenticate (client certificate → user, groups)  →  authorize (``Authorizer``)  →
-    resource handler (decode → admission/validation in the registry → store)  →  Status on any error
+    authenticate (``auth.authn``: certificate, token, or anonymous)  →  audit  →  impersonate  →
+    authorize (``auth.authorizer``, every path, resource or not)  →
+    handler (decode → admission/validation in the registry → store)  →  Status on any error
 
 Errors are always ``v1.Status`` bodies; an unexpected exception is logged and becomes a 500 without a
 stack trace.
@@ -17,15 +19,20 @@ import os
 import platform
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
 from cluster.apiserver import discovery, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
+from cluster.apiserver.auth import request_info
+from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
+from cluster.apiserver.auth.authorizer import AlwaysAllow, Authorizer, Decision, RequestAttributes, forbidden
+from cluster.apiserver.auth.options import SecurityOptions
+from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
+from cluster.apiserver.context import begin_warnings, set_user, warning_header
 from cluster.apiserver.endpoint_reconciler import EndpointReconciler
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
@@ -33,7 +40,6 @@ from cluster.apiserver.registry import Registry
 from cluster.apiserver.request import Target, json_response, parse_path, read_object
 from cluster.apiserver.storage import ObjectStore, status_for_store_error
 from cluster.apiserver.subresources import Subresources
-from cluster.apiserver.tls import peer_identity
 from cluster.apiserver.watchcache import WatchCache
 from cluster.machinery.tasks import cancel_and_wait
 from cluster.store.client import StoreClient
@@ -45,43 +51,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 
 
-@dataclass(frozen=True, slots=True)
-class UserInfo:
-    name: str
-    groups: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Authorizer(Protocol):
-    async def authorize(
-        self, user: UserInfo, verb: str, target: Target | None, path: str
-    ) -> tuple[bool, str]:
-        """Return (allowed, reason)."""
-
-
-class AllowAll:
-    """Until RBAC lands every authenticated user may do everything (the admin is system:masters)."""
-
-    async def authorize(
-        self, user: UserInfo, verb: str, target: Target | None, path: str
-    ) -> tuple[bool, str]:
-        return True, ""
-
-
-def _verb(request: web.Request, target: Target | None) -> str:
-    m = request.method
-    if m == "GET":
-        if request.query.get("watch") in ("true", "1"):
-            return "watch"
-        return "get" if target is None or target.name else "list"
-    return {
-        "POST": "create",
-        "PUT": "update",
-        "PATCH": "patch",
-        "DELETE": "delete" if target is None or target.name else "deletecollection",
-    }.get(m, m.lower())
-
-
 class ApiServer:
     def __init__(
         self,
@@ -90,6 +59,7 @@ class ApiServer:
         authorizer: Authorizer | None = None,
         pki_dir: Path | None = None,
         services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
+        security: SecurityOptions | None = None,
     ) -> None:
         self.client = client
         self.store = ObjectStore(client)
@@ -97,7 +67,9 @@ class ApiServer:
         self.registry = Registry(self.store, cache=self.cache, services=services)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
-        self.authorizer: Authorizer = authorizer or AllowAll()
+        self.security = security or SecurityOptions()
+        self.authenticator = Authenticator()
+        self.authorizer: Authorizer = authorizer or AlwaysAllow()
         self.started = time.time()
         self.endpoints: EndpointReconciler | None = None
         self._endpoints_task: asyncio.Task[None] | None = None
@@ -133,19 +105,29 @@ class ApiServer:
 
     @web.middleware
     async def authenticate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
-        user: UserInfo | None = None
-        ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
-        identity = peer_identity(ssl_object) if ssl_object is not None else None
-        if identity is not None:
-            user = UserInfo(identity[0], (*identity[1], "system:authenticated"))
-        elif request.transport is not None and ssl_object is None and request.app.get("insecure_local"):
-            user = UserInfo("system:admin", ("system:masters", "system:authenticated"))
+        user = await self.authenticator.authenticate(request)
         if user is None:
-            if request.path in PUBLIC_PATHS:
-                user = UserInfo("system:anonymous", ("system:unauthenticated",))
-            else:
+            if not self.security.anonymous_auth:
                 raise unauthorized()
+            user = ANONYMOUS_USER
         request["user"] = user
+        set_user(user)
+        warnings = begin_warnings()
+        response = await handler(request)
+        if warnings and not response.prepared:
+            for text in warnings:
+                response.headers.add("Warning", warning_header(text))
+        return response
+
+    @web.middleware
+    async def authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Every request, resource or not, is authorised before any handler runs (a 403 never
+        reveals whether the object exists)."""
+        attrs = request_info.attributes(request.method, request.path, request.query, request["user"])
+        decision, reason = self.authorizer.authorize(attrs)
+        if decision is not Decision.ALLOW:
+            raise forbidden(attrs, reason)
+        request["authz"] = attrs
         return await handler(request)
 
     # ------------------------------------------------------------------ routes
@@ -214,18 +196,6 @@ class ApiServer:
         parts = [p for p in request.match_info["rest"].split("/") if p]
         target = parse_path(group, version, parts)
         user: UserInfo = request["user"]
-        verb = _verb(request, target)
-        allowed, reason = await self.authorizer.authorize(user, verb, target, request.path)
-        if not allowed:
-            res = target.info.plural + (f"/{target.subresource}" if target.subresource else "")
-            scope = f' in the namespace "{target.namespace}"' if target.namespace else " at the cluster scope"
-            grp = f' in API group "{target.info.group}"'
-            raise StatusError(
-                403,
-                "Forbidden",
-                f'{res} is forbidden: User "{user.name}" cannot {verb} resource '
-                f'"{res}"{grp}{scope}' + (f": {reason}" if reason else ""),
-            )
         if target.info.plural in ("selfsubjectaccessreviews", "selfsubjectrulesreviews"):
             return await self.access_review(request, target, user)
         if target.subresource:
@@ -241,8 +211,25 @@ class ApiServer:
         spec = body.get("spec") or {}
         if target.info.plural == "selfsubjectaccessreviews":
             attrs = spec.get("resourceAttributes")
-            verb = (attrs or spec.get("nonResourceAttributes") or {}).get("verb", "")
-            allowed, reason = await self.authorizer.authorize(user, verb, None, "")
+            if attrs:
+                asked = RequestAttributes(
+                    user=user,
+                    verb=attrs.get("verb", ""),
+                    resource_request=True,
+                    api_group=attrs.get("group", ""),
+                    api_version=attrs.get("version", ""),
+                    resource=attrs.get("resource", ""),
+                    subresource=attrs.get("subresource", ""),
+                    namespace=attrs.get("namespace", ""),
+                    name=attrs.get("name", ""),
+                )
+            else:
+                nr = spec.get("nonResourceAttributes") or {}
+                asked = RequestAttributes(
+                    user=user, verb=nr.get("verb", ""), resource_request=False, path=nr.get("path", "")
+                )
+            decision, reason = self.authorizer.authorize(asked)
+            allowed = decision is Decision.ALLOW
             status = {"allowed": allowed, **({"reason": reason} if reason else {})}
         else:
             status = {
@@ -264,7 +251,9 @@ class ApiServer:
     # ------------------------------------------------------------------ app
 
     def app(self, *, insecure_local: bool = False) -> web.Application:
-        app = web.Application(middlewares=[self.errors, self.authenticate], client_max_size=4 * 1024 * 1024)
+        app = web.Application(
+            middlewares=[self.errors, self.authenticate, self.authorize], client_max_size=4 * 1024 * 1024
+        )
         app["insecure_local"] = insecure_local
         r = app.router
         for p in PUBLIC_PATHS[:3]:
@@ -314,12 +303,13 @@ async def run_server(
     services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
     reuse_port: bool = False,
     advertise: tuple[str, str] | None = None,
+    security: SecurityOptions | None = None,
 ) -> web.AppRunner:
     """Serve on ``host:port`` (0: any free port; ``ready`` gets the bound one). With ``reuse_port``
     the socket has SO_REUSEPORT, so several API servers on one host (Ray nodes of a test cluster)
     share the port and the kernel spreads connections over the live ones. ``advertise`` is
     ``(node name, IP)``: this instance then keeps ``IP:<bound port>`` in the ``kubernetes`` Endpoints."""
-    server = ApiServer(client, pki_dir=pki_dir, services=services)
+    server = ApiServer(client, pki_dir=pki_dir, services=services, security=security)
     runner = web.AppRunner(server.app(), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(

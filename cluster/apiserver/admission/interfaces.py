@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
+from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.resources import ResourceInfo
 
 
@@ -34,7 +35,8 @@ class Attributes:
     """One write request as admission sees it. ``object`` is the object so far (each mutating plugin
     hands the next one a new ``Attributes`` with its result); ``old_object`` is the stored object on
     UPDATE. ``now`` is the request's one clock reading, so creationTimestamp and managedFields agree.
-    (No user info: the registry is not told who asks; authorization happened before it.)"""
+    ``user`` is who asks (after impersonation; None for the server's own writes), for the plugins
+    that depend on it (NodeRestriction, RBAC's escalation check, PodSecurity's exemptions)."""
 
     operation: Operation
     resource: ResourceInfo
@@ -45,6 +47,7 @@ class Attributes:
     old_object: dict[str, Any] | None = None
     subresource: str | None = None
     dry_run: bool = False
+    user: UserInfo | None = None
 
     @property
     def kind(self) -> tuple[str, str]:
