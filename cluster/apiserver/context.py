@@ -41,3 +41,21 @@ def add_warning(text: str) -> None:
 def warning_header(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return f'299 - "{escaped}"'
+
+
+_AUDIT_ANNOTATIONS: ContextVar[dict[str, str] | None] = ContextVar("raykube_audit_annotations", default=None)
+
+
+def begin_audit_annotations() -> dict[str, str]:
+    """Start collecting this request's audit annotations (the audit filter calls this)."""
+    annotations: dict[str, str] = {}
+    _AUDIT_ANNOTATIONS.set(annotations)
+    return annotations
+
+
+def add_audit_annotation(key: str, value: str) -> None:
+    """Annotate this request's audit event (``pod-security.kubernetes.io/audit-violations``, the
+    authorizer's ``authorization.k8s.io/decision``...); dropped when nothing audits the request."""
+    annotations = _AUDIT_ANNOTATIONS.get()
+    if annotations is not None:
+        annotations.setdefault(key, value)
