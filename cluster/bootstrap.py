@@ -55,6 +55,7 @@ from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
 from cluster.controllers.actor import ControllerManagerActor
 from cluster.controllers.registry import UnknownController
 from cluster.controllers.registry import enabled as enabled_controllers
+from cluster.identities import SCHEDULER, component_kubeconfig
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
@@ -382,15 +383,16 @@ def deploy_apiserver(
 
 
 def deploy_scheduler(data_dir: Path, namespace: str = DEFAULT_NAMESPACE) -> list[str]:
-    """Create (or find) one scheduler per control-plane node, each talking to the API server through
-    ``data_dir/kubeconfig``; ``data_dir/scheduler-config.yaml``, when present, is their
-    KubeSchedulerConfiguration (both handed over as text: instances on other hosts lack the files).
+    """Create (or find) one scheduler per control-plane node, each talking to the API servers of
+    ``data_dir/kubeconfig`` as ``system:kube-scheduler``; ``data_dir/scheduler-config.yaml``, when
+    present, is their KubeSchedulerConfiguration (both handed over as text: instances on other hosts
+    lack the files).
     They elect a leader (Lease ``kube-system/kube-scheduler``); only it schedules. Returns the
     profiles' scheduler names once every instance campaigns (and, when this node's instance leads,
     once it has synced)."""
     config = data_dir / "scheduler-config.yaml"
     config_text = config.read_text() if config.exists() else None
-    kubeconfig = (data_dir / "kubeconfig").read_text()
+    kubeconfig = component_kubeconfig(data_dir, SCHEDULER)  # not the admin's
     actors = [
         SchedulerActor.options(**pinned(instance.actor, instance.node_id, namespace)).remote(  # type: ignore[attr-defined]
             str(data_dir / "kubeconfig"),

@@ -1,0 +1,114 @@
+"""Each component's own identity: a client certificate from the cluster CA, handed over in a kubeconfig.
+
+No component of raykube holds the admin identity (``system:masters``) any more: like a kubeadm
+cluster, each authenticates as the user Kubernetes' bootstrap RBAC policy (and raykube's own
+``cluster.apiserver.auth.raykube_policy``) grants exactly what it does:
+
+* the scheduler as ``system:kube-scheduler`` (kube's ``system:kube-scheduler`` and
+  ``system:volume-scheduler`` roles);
+* the controller manager's shared informers and its leader election as
+  ``system:kube-controller-manager``, and each controller's writes as its own ServiceAccount,
+  ``system:serviceaccount:kube-system:<name>`` (kube-controller-manager's
+  ``--use-service-account-credentials``; the names are Kubernetes', the controller's
+  ``SERVICE_ACCOUNT``);
+* each node's service proxy as ``system:kube-proxy`` (``system:node-proxier``), its agent and network
+  plugin as ``system:node:<name>`` in ``system:nodes`` (the Node authorizer);
+* cluster DNS as ``kube-system/kube-dns`` and the Ingress controller as
+  ``kube-system/raykube-ingress``.
+
+ServiceAccount identities are certificates too (CN = the ServiceAccount's user name, O = its
+groups), not TokenRequest tokens as kube-controller-manager fetches them: a certificate needs no
+ServiceAccount object, no refresh loop and no API call before the first request, and the API server
+checks it without a store read. What it gives up is revocation by deleting the ServiceAccount; the
+certificates live as long as the CA's other client certificates and are re-issued at every
+``raykube up``. Pure functions over the PKI: no Ray here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml  # type: ignore[import-untyped]
+
+from cluster.apiserver.auth.user import (
+    NODE_PREFIX,
+    NODES,
+    service_account_groups,
+    service_account_username,
+)
+from cluster.apiserver.kubeconfig import kubeconfig_document
+from cluster.apiserver.tls import Pki, issue_client_cert
+from cluster.client.kubeconfig import SERVERS_EXTENSION
+
+KUBE_SYSTEM = "kube-system"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """A user name and its groups, as the client certificate carries them (CN and each O)."""
+
+    user: str
+    groups: tuple[str, ...] = ()
+
+    @staticmethod
+    def service_account(name: str, namespace: str = KUBE_SYSTEM) -> Identity:
+        return Identity(service_account_username(namespace, name), service_account_groups(namespace))
+
+    @staticmethod
+    def node(name: str) -> Identity:
+        return Identity(f"{NODE_PREFIX}{name}", (NODES,))
+
+
+SCHEDULER = Identity("system:kube-scheduler")
+CONTROLLER_MANAGER = Identity("system:kube-controller-manager")
+KUBE_PROXY = Identity("system:kube-proxy")
+DNS = Identity.service_account("kube-dns")
+INGRESS = Identity.service_account("raykube-ingress")
+
+# The controller manager's loops that are not controllers: following Ray's membership does what
+# kube's node lifecycle controller does to Nodes (so it acts as that controller's account), and the
+# autoscaler loop has the account the cluster-autoscaler chart names.
+RAY_NODE_FOLLOWER_ACCOUNT = "node-controller"
+AUTOSCALER_ACCOUNT = "cluster-autoscaler"
+
+
+def kubeconfig_text(pki: Pki, identity: Identity, servers: list[str]) -> str:
+    """A kubeconfig (YAML text) for a new certificate of ``identity``; ``servers[0]`` is the one
+    kubectl uses, all of them go into the ``raykube.io/servers`` extension for our client."""
+    cert_pem, key_pem = issue_client_cert(pki, identity.user, list(identity.groups))
+    document = kubeconfig_document(
+        server=servers[0],
+        servers=servers,
+        cluster_name="raykube",
+        user=identity.user,
+        context="raykube",
+        certificate_authority=pki.ca_cert.read_bytes(),
+        client_certificate=cert_pem,
+        client_key=key_pem,
+    )
+    return str(yaml.safe_dump(document, sort_keys=False))
+
+
+def admin_servers(kubeconfig: Path) -> list[str]:
+    """The API servers the admin kubeconfig (written by ``deploy_apiserver``) names, in its order."""
+    document: dict[str, Any] = yaml.safe_load(kubeconfig.read_text())
+    cluster = document["clusters"][0]["cluster"]
+    servers = [str(cluster["server"])]
+    for extension in cluster.get("extensions") or ():
+        if extension.get("name") == SERVERS_EXTENSION:
+            servers += [str(s) for s in (extension.get("extension") or {}).get("servers") or ()]
+    return list(dict.fromkeys(servers))
+
+
+def component_kubeconfig(data_dir: Path, identity: Identity) -> str:
+    """A kubeconfig for ``identity`` that reaches the same API servers as ``data_dir/kubeconfig``."""
+    return kubeconfig_text(Pki.in_dir(data_dir / "pki"), identity, admin_servers(data_dir / "kubeconfig"))
+
+
+def service_account_kubeconfigs(data_dir: Path, accounts: set[str]) -> dict[str, str]:
+    """One kubeconfig per ServiceAccount name of ``kube-system`` in ``accounts``."""
+    pki = Pki.in_dir(data_dir / "pki")
+    servers = admin_servers(data_dir / "kubeconfig")
+    return {name: kubeconfig_text(pki, Identity.service_account(name), servers) for name in sorted(accounts)}
