@@ -29,12 +29,11 @@ from pathlib import Path
 from typing import Any
 
 import ray
-import yaml  # type: ignore[import-untyped]
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from cluster import identities
 from cluster.apiserver.admission.service_allocation import ServiceNetwork
-from cluster.apiserver.kubeconfig import kubeconfig_document
-from cluster.apiserver.tls import Pki, issue_client_cert
+from cluster.apiserver.tls import Pki
 from cluster.autoscaler.marks import is_marked_releasing
 from cluster.machinery.files import private_dir
 from cluster.naming import DEFAULT_NAMESPACE, node_names
@@ -220,9 +219,10 @@ def deploy_node_agents(
     (``--volume-plugin``), a CRI runtime actor (given the network plugin's socket) and a node agent
     actor (given the volume plugin's socket and driver), pinned there.
 
-    The agents reach the API server with a client certificate for ``system:node:<name>`` (group
-    ``system:nodes``), serve logs/exec with a certificate from the cluster CA, and run static pods
-    (see ``NodeAgentsConfig``). With ``only_missing`` nodes that already have an agent are skipped
+    The agents and network plugins reach the API server with a client certificate for
+    ``system:node:<name>`` (group ``system:nodes``), the proxies as ``system:kube-proxy``; agents
+    serve logs/exec with a certificate from the cluster CA, and run static pods (see
+    ``NodeAgentsConfig``). With ``only_missing`` nodes that already have an agent are skipped
     (the controller manager calls it so to follow Ray's membership); with ``node_ids`` only those
     Ray nodes are looked at (one new node is not held up by another). Returns once those Nodes are
     registered. With ``only_missing`` a node the autoscaler is releasing is skipped too.
@@ -241,6 +241,7 @@ def deploy_node_agents(
         e["name"] for e in ray.util.list_named_actors(all_namespaces=True) if e["namespace"] == namespace
     }
     head = config.head_node_id or ray.get_runtime_context().get_node_id()
+    proxy_kubeconfig = identities.kubeconfig_text(pki, identities.KUBE_PROXY, api_servers)  # one user for all
     started = []
     for node in nodes:
         node_id, name = node["NodeID"], names[node["NodeID"]]
@@ -249,18 +250,7 @@ def deploy_node_agents(
         ip = str(node.get("NodeManagerAddress") or api_host)
         pin = NodeAffinitySchedulingStrategy(node_id, soft=False)
         node_dir = data_dir / "nodes" / name
-        cert_pem, key_pem = issue_client_cert(pki, f"system:node:{name}", ["system:nodes"])
-        kubeconfig = kubeconfig_document(
-            server=api_servers[0],
-            servers=api_servers,
-            cluster_name="raykube",
-            user=f"system:node:{name}",
-            context="raykube",
-            certificate_authority=pki.ca_cert.read_bytes(),
-            client_certificate=cert_pem,
-            client_key=key_pem,
-        )
-        kubeconfig_text = yaml.safe_dump(kubeconfig, sort_keys=False)
+        kubeconfig_text = identities.kubeconfig_text(pki, identities.Identity.node(name), api_servers)
         network_actor = NetworkActor.options(  # type: ignore[attr-defined]
             name=network_actor_name(name),
             namespace=namespace,
@@ -286,7 +276,7 @@ def deploy_node_agents(
         ).remote(
             name,
             str(node_dir / "proxy"),
-            kubeconfig_text,
+            proxy_kubeconfig,
             [ip],
             {**config.network_options, "table": proxy_table_name(namespace, name)},
             "userspace" if network["node_network"] else "nftables",
