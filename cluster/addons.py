@@ -1,9 +1,11 @@
 """The cluster add-ons ``raykube up`` places on the head node after the controller manager: cluster
 DNS (``kube-dns``) and the Ingress controller (``ingress-controller``, our nginx).
 
-Each is a detached Ray actor pinned to the deploying (head) node, given the admin kubeconfig; each
-keeps its own Service in ``kube-system`` and that Service's EndpointSlice pointing at itself, so
-pods reach it through the service proxy. Ray glue, used by ``cluster.bootstrap``.
+Each is a detached Ray actor pinned to the deploying (head) node, given a kubeconfig of its own
+identity (``cluster.identities``: the ServiceAccounts ``kube-system/kube-dns`` and
+``kube-system/raykube-ingress``, granted by ``raykube_policy``); each keeps its own Service in
+``kube-system`` and that Service's EndpointSlice pointing at itself, so pods reach it through the
+service proxy. Ray glue, used by ``cluster.bootstrap``.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from typing import Any
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from cluster import identities
+from cluster.identities import component_kubeconfig
 from netplugins.dns.actor import ACTOR_NAME as DNS_ACTOR
 from netplugins.dns.actor import DnsActor
 from netplugins.ingress.actor import ACTOR_NAME as INGRESS_ACTOR
@@ -53,7 +57,7 @@ def deploy_dns(data_dir: Path, namespace: str, cluster_ip: str, timeout: float =
     the other actors by ``teardown``."""
     host_ip = ray.util.get_node_ip_address()
     options = {"cluster_ip": cluster_ip, "kubeconfig_dir": str(data_dir), "node_name": None}
-    kubeconfig = (data_dir / "kubeconfig").read_text()
+    kubeconfig = component_kubeconfig(data_dir, identities.DNS)
     actor = _on_this_node(DnsActor, DNS_ACTOR, namespace, kubeconfig, host_ip, 0, options)
     info = ray.get(actor.ready.remote(), timeout=timeout)
     return DnsUp(cluster_ip, f"{info['host']}:{info['port']}")
@@ -70,7 +74,7 @@ def deploy_ingress(data_dir: Path, namespace: str, timeout: float = 120.0) -> In
             "", "", missing="nginx not found (apt-get install nginx-light): Ingresses are not served"
         )
     host_ip = ray.util.get_node_ip_address()
-    kubeconfig = (data_dir / "kubeconfig").read_text()
+    kubeconfig = component_kubeconfig(data_dir, identities.INGRESS)
     options = {"root_dir": str(data_dir / "ingress")}
     actor = _on_this_node(IngressActor, INGRESS_ACTOR, namespace, kubeconfig, host_ip, options)
     info = ray.get(actor.ready.remote(), timeout=timeout)
