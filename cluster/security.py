@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from cluster.apiserver import encryption_config
 from cluster.apiserver.auth.options import SecurityOptions, parse_authorization_modes
 from cluster.machinery.files import write_private
 
@@ -43,7 +44,9 @@ def security_options(
     audit_log_path: str | None = None,
 ) -> SecurityOptions:
     """The options for this ``up``: each flag given replaces what ``previous`` (cluster.json) had; a
-    file flag copies the file into ``pki_dir``. Raises ValueError for a bad mode or unreadable file."""
+    file flag copies the file into ``pki_dir``. Without an encryption configuration (a new cluster),
+    ``pki_dir/encryption-config.yaml`` is generated (``encryption_config.default_config``: Secrets
+    under a random aesgcm key). Raises ValueError for a bad mode or an unreadable or invalid file."""
     options = SecurityOptions.from_dict(previous)
     if authorization_mode is not None:
         options = replace(options, authorization_modes=parse_authorization_modes(authorization_mode))
@@ -53,6 +56,14 @@ def security_options(
         options = replace(options, token_auth_file=name)
     if (name := _copy(encryption_provider_config, pki_dir, ENCRYPTION_CONFIG_FILE)) is not None:
         options = replace(options, encryption_provider_config=name)
+    if options.encryption_provider_config is None:  # a new cluster never writes a Secret in plain text
+        if not (pki_dir / ENCRYPTION_CONFIG_FILE).exists():
+            write_private(pki_dir / ENCRYPTION_CONFIG_FILE, encryption_config.default_config())
+        options = replace(options, encryption_provider_config=ENCRYPTION_CONFIG_FILE)
+    try:  # refused here, before anything starts, rather than by every API server
+        encryption_config.load(pki_dir / (options.encryption_provider_config or ENCRYPTION_CONFIG_FILE))
+    except encryption_config.EncryptionConfigError as err:
+        raise ValueError(f"--encryption-provider-config: {err}") from None
     if (name := _copy(audit_policy_file, pki_dir, AUDIT_POLICY_FILE)) is not None:
         options = replace(options, audit_policy_file=name)
     if audit_log_path is not None:

@@ -24,7 +24,7 @@ from typing import Any
 
 from aiohttp import web
 
-from cluster.apiserver import discovery, openapi
+from cluster.apiserver import discovery, encryption_config, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
 from cluster.apiserver.auth import request_info
 from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
@@ -62,8 +62,10 @@ class ApiServer:
         security: SecurityOptions | None = None,
     ) -> None:
         self.client = client
-        self.store = ObjectStore(client)
-        self.cache = WatchCache(client)
+        self.security = security or SecurityOptions()
+        values = encryption_config.for_api_server(self.security.encryption_provider_config, pki_dir)
+        self.store = ObjectStore(client, values)
+        self.cache = WatchCache(client, values)
         self.registry = Registry(self.store, cache=self.cache, services=services)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)

@@ -10,6 +10,11 @@ which says what the client may conclude: ``Unavailable`` (no replica answered be
 deadline, across timeouts and leader changes) means a write's outcome is unknown and becomes 504 Timeout,
 as kube-apiserver answers when etcd does not reply in time; a typed ``StoreError`` is a refusal that
 changed nothing (500); anything else is a 500 whose outcome is unknown for a write.
+
+Values of the resources an EncryptionConfiguration names pass through its transformers
+(``ValueTransformers``, from ``cluster.apiserver.encryption_config``) on the way in and out, with the
+key as authenticated data; other resources' values are the JSON itself, at no extra cost. A value
+that cannot be decrypted is kube's 500 ``unable to transform key "<key>": <reason>``.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import orjson
 
@@ -58,8 +63,43 @@ def list_prefix(info: ResourceInfo, namespace: str | None) -> str:
     return resource_prefix(info)
 
 
-def decode(kv: KeyValue) -> dict[str, Any]:
-    obj: dict[str, Any] = orjson.loads(kv.value)
+class ValueTransformer(Protocol):
+    """Encrypts (``to_storage``) and decrypts (``from_storage``) one resource's values; ``context``
+    is the store key. Raises ``encryption.TransformError`` (any exception) when it cannot."""
+
+    def to_storage(self, data: bytes, context: bytes) -> bytes: ...
+
+    def from_storage(self, data: bytes, context: bytes) -> bytes: ...
+
+
+class ValueTransformers(Protocol):
+    def for_key(self, key: str) -> ValueTransformer | None:
+        """The transformer of the resource stored under ``key``; None: its values are stored plain."""
+        ...
+
+
+def untransformable(key: str | bytes, reason: object) -> StatusError:
+    """kube's storage error for a value its transformers cannot read (wrong or missing key)."""
+    name = key.decode(errors="replace") if isinstance(key, bytes) else key
+    return internal(f'unable to transform key "{name}": {reason}')
+
+
+_ENCRYPTED_MARK = b"k8s:enc:"
+
+
+def decode(kv: KeyValue, values: ValueTransformer | None = None) -> dict[str, Any]:
+    raw = kv.value
+    if values is not None:
+        try:
+            raw = values.from_storage(raw, kv.key)
+        except Exception as err:
+            raise untransformable(kv.key, err) from None
+    try:
+        obj: dict[str, Any] = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if raw.startswith(_ENCRYPTED_MARK):  # encrypted, but this resource has no encryption configured
+            raise untransformable(kv.key, "identity transformer tried to read encrypted data") from None
+        raise
     obj.setdefault("metadata", {})["resourceVersion"] = str(kv.mod_revision)
     return obj
 
@@ -110,8 +150,17 @@ class ObjectStore:
     ``StatusError`` of ``status_for_store_error``, which knows whether the call was a read or a write;
     typed store errors (``Compacted``, ...) pass through for callers that handle them."""
 
-    def __init__(self, client: StoreClient) -> None:
+    def __init__(self, client: StoreClient, values: ValueTransformers | None = None) -> None:
         self.client = client
+        self.values = values  # encryption at rest; None: nothing configured
+
+    def _transformer(self, key: str) -> ValueTransformer | None:
+        return self.values.for_key(key) if self.values is not None else None
+
+    def _encode(self, key: str, obj: dict[str, Any]) -> bytes:
+        data = encode(obj)
+        t = self.values.for_key(key) if self.values is not None else None
+        return data if t is None else t.to_storage(data, key.encode())
 
     @staticmethod
     async def _call(call: Awaitable[_T], *, write: bool) -> _T:
@@ -122,7 +171,7 @@ class ObjectStore:
 
     async def get(self, key: str) -> dict[str, Any] | None:
         kv = await self._call(self.client.get(key.encode()), write=False)
-        return decode(kv) if kv else None
+        return decode(kv, self._transformer(key)) if kv else None
 
     async def exists(self, key: str) -> bool:
         return await self._call(self.client.get(key.encode()), write=False) is not None
@@ -138,7 +187,8 @@ class ObjectStore:
         start = start_after + b"\0" if start_after else prefix.encode()
         op = RangeOp(start, prefix_end(prefix.encode()), limit=limit, revision=revision)
         res = await self._call(self.client.range(op), write=False)
-        items = [decode(kv) for kv in res.kvs]
+        t = self._transformer(prefix)
+        items = [decode(kv, t) for kv in res.kvs]
         last = res.kvs[-1].key if res.kvs else b""
         return ListResult(items, revision or res.revision, res.more, last)
 
@@ -148,7 +198,9 @@ class ObjectStore:
         """Create ``key`` (and the marker keys in ``extra_creates``, e.g. an allocated IP) atomically."""
         keys = [key, *extra_creates]
         cmp = [Compare(k.encode(), CompareTarget.VERSION, CompareResult.EQUAL, 0) for k in keys]
-        puts = [PutOp(key.encode(), encode(obj))] + [PutOp(k.encode(), key.encode()) for k in extra_creates]
+        puts = [PutOp(key.encode(), self._encode(key, obj))] + [
+            PutOp(k.encode(), key.encode()) for k in extra_creates
+        ]
         res = await self._call(self.client.txn(cmp, puts), write=True)
         if not res.succeeded:
             raise Conflict(key)
@@ -158,7 +210,9 @@ class ObjectStore:
 
     async def update(self, key: str, obj: dict[str, Any], expected_revision: int) -> dict[str, Any]:
         cmp = Compare(key.encode(), CompareTarget.MOD, CompareResult.EQUAL, expected_revision)
-        res = await self._call(self.client.txn([cmp], [PutOp(key.encode(), encode(obj))]), write=True)
+        res = await self._call(
+            self.client.txn([cmp], [PutOp(key.encode(), self._encode(key, obj))]), write=True
+        )
         if not res.succeeded:
             raise Conflict(key)
         out = dict(obj)

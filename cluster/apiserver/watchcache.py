@@ -5,6 +5,10 @@ It keeps the current objects (for lists) and a window of recent events (for watc
 resourceVersion). A list is served at the cache's revision after waiting until the cache has seen
 the store's current revision, so a client always reads its own writes. A watch from a revision older
 than the window gets 410 Expired, as from Kubernetes; the client relists.
+
+Values of encrypted resources are decrypted as they arrive (``storage.ValueTransformers``, looked up
+once per resource); one that cannot be (a key missing from the configuration) is logged and left out
+of the cache, while a GET of it answers kube's 500 from the store.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from cluster.apiserver.storage import ObjectStore
+from cluster.apiserver.storage import ObjectStore, ValueTransformer, ValueTransformers
 from cluster.store.client import StoreClient
 from cluster.store.mvcc import Compacted, EventType, RangeOp, prefix_end
 
@@ -51,10 +55,11 @@ def _decode(value: bytes, revision: int) -> dict[str, Any]:
 
 
 class ResourceCache:
-    def __init__(self, client: StoreClient, prefix: str) -> None:
+    def __init__(self, client: StoreClient, prefix: str, values: ValueTransformers | None = None) -> None:
         self.client = client
-        self.store = ObjectStore(client)
+        self.store = ObjectStore(client, values)
         self.prefix = prefix
+        self.values: ValueTransformer | None = values.for_key(prefix) if values is not None else None
         self.objects: dict[str, dict[str, Any]] = {}
         self.revision = 0
         self.events: deque[WatchEvent] = deque(maxlen=WINDOW)
@@ -77,7 +82,13 @@ class ResourceCache:
     async def _relist(self) -> int:
         p = self.prefix.encode()
         res = await self.client.range(RangeOp(p, prefix_end(p)))
-        self.objects = {kv.key.decode(): _decode(kv.value, kv.mod_revision) for kv in res.kvs}
+        if self.values is None:
+            self.objects = {kv.key.decode(): _decode(kv.value, kv.mod_revision) for kv in res.kvs}
+        else:
+            decoded = (
+                (kv.key.decode(), self._decrypted(kv.key, kv.value, kv.mod_revision)) for kv in res.kvs
+            )
+            self.objects = {k: o for k, o in decoded if o is not None}
         self.revision = res.revision
         self.events.clear()
         self.oldest = res.revision
@@ -111,7 +122,12 @@ class ResourceCache:
             key = ev.kv.key.decode()
             prev = self.objects.get(key)
             if ev.type == EventType.PUT:
-                obj = _decode(ev.kv.value, ev.kv.mod_revision)
+                if self.values is None:
+                    obj = _decode(ev.kv.value, ev.kv.mod_revision)
+                elif (decrypted := self._decrypted(ev.kv.key, ev.kv.value, ev.kv.mod_revision)) is None:
+                    continue
+                else:
+                    obj = decrypted
                 self.objects[key] = obj
                 we = WatchEvent("ADDED" if prev is None else "MODIFIED", key, ev.kv.mod_revision, obj, prev)
             else:
@@ -127,6 +143,14 @@ class ResourceCache:
             for q in self.subscribers:
                 q.put_nowait(we)
         self.revision = max(self.revision, revision)
+
+    def _decrypted(self, key: bytes, value: bytes, revision: int) -> dict[str, Any] | None:
+        assert self.values is not None
+        try:
+            return _decode(self.values.from_storage(value, key), revision)
+        except Exception as err:
+            log.error("watch cache: unable to transform key %r: %s", key.decode(errors="replace"), err)
+            return None
 
     async def wait_ready(self) -> None:
         self.start()
@@ -193,14 +217,15 @@ class ResourceCache:
 class WatchCache:
     """One ``ResourceCache`` per resource prefix, started on first use."""
 
-    def __init__(self, client: StoreClient) -> None:
+    def __init__(self, client: StoreClient, values: ValueTransformers | None = None) -> None:
         self.client = client
+        self.values = values
         self.caches: dict[str, ResourceCache] = {}
 
     def for_prefix(self, prefix: str) -> ResourceCache:
         cache = self.caches.get(prefix)
         if cache is None:
-            cache = self.caches[prefix] = ResourceCache(self.client, prefix)
+            cache = self.caches[prefix] = ResourceCache(self.client, prefix, self.values)
             cache.start()
         return cache
 
