@@ -210,6 +210,15 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     *_APPS,
     _res("events.k8s.io", "v1", "Event", "events", short=("ev",)),
     _res(
+        "authentication.k8s.io",
+        "v1",
+        "SelfSubjectReview",
+        "selfsubjectreviews",
+        namespaced=False,
+        verbs=CREATE_ONLY,
+    ),
+    _res("authentication.k8s.io", "v1", "TokenReview", "tokenreviews", namespaced=False, verbs=CREATE_ONLY),
+    _res(
         _AUTHZ,
         "v1",
         "SelfSubjectAccessReview",
@@ -222,6 +231,20 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     ),
     _res("batch", "v1", "CronJob", "cronjobs", short=("cj",), categories=("all",), status=True),
     _res("batch", "v1", "Job", "jobs", categories=("all",), status=True),
+    _res(
+        "certificates.k8s.io",
+        "v1",
+        "CertificateSigningRequest",
+        "certificatesigningrequests",
+        namespaced=False,
+        short=("csr",),
+        status=True,
+        extra=(
+            SubresourceInfo(
+                "approval", "CertificateSigningRequest", "certificates.k8s.io", "v1", STATUS_VERBS
+            ),
+        ),
+    ),
     _res(_NET, "v1", "IngressClass", "ingressclasses", namespaced=False),
     _res(_NET, "v1", "Ingress", "ingresses", short=("ing",), status=True),
     _res(_NET, "v1", "NetworkPolicy", "networkpolicies", short=("netpol",)),

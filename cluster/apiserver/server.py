@@ -26,9 +26,10 @@ from aiohttp import web
 
 from cluster.apiserver import discovery, encryption_config, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
-from cluster.apiserver.auth import request_info
+from cluster.apiserver.auth import identity_reviews, impersonation, request_info
 from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
 from cluster.apiserver.auth.authorizer import AlwaysAllow, Authorizer, Decision, RequestAttributes, forbidden
+from cluster.apiserver.auth.objects import CachedObjects
 from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
@@ -70,7 +71,9 @@ class ApiServer:
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
         self.security = security or SecurityOptions()
-        self.authenticator = Authenticator()
+        self.authenticator = Authenticator.for_server(
+            pki_dir, self.security.token_auth_file, CachedObjects(self.cache, self.store)
+        )
         self.authorizer: Authorizer = authorizer or AlwaysAllow()
         self.started = time.time()
         self.endpoints: EndpointReconciler | None = None
@@ -120,6 +123,18 @@ class ApiServer:
             for text in warnings:
                 response.headers.add("Warning", warning_header(text))
         return response
+
+    @web.middleware
+    async def impersonate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """``kubectl --as``/``--as-group``: act as another user when allowed to ``impersonate`` it
+        (``auth.impersonation``); ``request["impersonated_user"]`` is then who the request acts as."""
+        if impersonation.requested(request.headers):
+            acting = impersonation.impersonate(request["user"], request.headers, self.authorizer)
+            if acting is not None:
+                request["impersonated_user"] = acting
+                request["user"] = acting
+                set_user(acting)
+        return await handler(request)
 
     @web.middleware
     async def authorize(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -200,6 +215,8 @@ class ApiServer:
         user: UserInfo = request["user"]
         if target.info.plural in ("selfsubjectaccessreviews", "selfsubjectrulesreviews"):
             return await self.access_review(request, target, user)
+        if target.info.plural in identity_reviews.PLURALS:
+            return await identity_reviews.serve(request, target, user, self.authenticator)
         if target.subresource:
             return await self.subresources.dispatch(request, target)
         return await self.api.dispatch(request, target)
@@ -254,7 +271,8 @@ class ApiServer:
 
     def app(self, *, insecure_local: bool = False) -> web.Application:
         app = web.Application(
-            middlewares=[self.errors, self.authenticate, self.authorize], client_max_size=4 * 1024 * 1024
+            middlewares=[self.errors, self.authenticate, self.impersonate, self.authorize],
+            client_max_size=4 * 1024 * 1024,
         )
         app["insecure_local"] = insecure_local
         r = app.router

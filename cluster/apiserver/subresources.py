@@ -32,6 +32,7 @@ from cluster.apiserver.request import (
     read_object,
     read_raw,
 )
+from cluster.apiserver.resources import lookup
 from cluster.machinery.times import rfc3339
 
 
@@ -91,6 +92,8 @@ class Subresources:
         if self.pki_dir is None:
             raise StatusError(503, "ServiceUnavailable", "this API server has no service-account signing key")
         spec = body.get("spec") or {}
+        if spec.get("boundObjectRef"):
+            spec = {**spec, "boundObjectRef": await self._bound_object(spec["boundObjectRef"], t.namespace)}
         token, exp, seconds = tokens.issue(tokens.signing_key(self.pki_dir), sa, spec)
         return json_response(
             {
@@ -106,6 +109,30 @@ class Subresources:
             },
             201,
         )
+
+    async def _bound_object(self, ref: dict[str, Any], namespace: str | None) -> dict[str, Any]:
+        """The token's bound object with its uid (kube's TokenREST): a Pod or a Secret of the account's
+        namespace that exists, and has the uid the request names, if it names one."""
+        kind, api_version, name = ref.get("kind", ""), ref.get("apiVersion", "v1"), ref.get("name", "")
+        if kind not in ("Pod", "Secret") or api_version != "v1":
+            group, _, version = api_version.rpartition("/")
+            raise StatusError(
+                400, "BadRequest", f"cannot bind token to object of type {group}/{version}, Kind={kind}"
+            )
+        info = lookup("", "v1", "pods" if kind == "Pod" else "secrets")
+        assert info is not None
+        obj = await self.registry.get(info, namespace, name)
+        uid = obj["metadata"].get("uid", "")
+        if ref.get("uid") and ref["uid"] != uid:
+            raise StatusError(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {kind} "{name}": the UID in the bound object reference '
+                f"({ref['uid']}) does not match the UID in record ({uid}). The object might have been "
+                "deleted and then recreated",
+                details={"name": name, "kind": kind},
+            )
+        return {**ref, "apiVersion": "v1", "uid": uid}
 
     async def scale(self, request: web.Request, t: Target) -> web.Response:
         assert t.name is not None
