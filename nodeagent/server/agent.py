@@ -11,6 +11,13 @@ Routes (as the kubelet's):
   both ways with the client's subprotocol;
 * ``GET /healthz`` → ``ok``.
 
+Who may call: over TLS (the agent's context requires a client certificate from the cluster CA, so a
+client without one never gets past the handshake), only the API server's kubelet client
+certificate (``API_SERVER_CLIENT``, CN ``kube-apiserver-kubelet-client``): any other verified
+certificate (a user's, a node's) gets the kubelet's ``403 Forbidden (user=..., verb=...,
+resource=nodes, subresource=...)``, as a kubelet whose authorizer only allows the API server. No
+anonymous kubelet (CIS 4.2.1/4.2.2). Without TLS (unit tests) nothing is checked.
+
 Errors are Kubernetes ``Status`` JSON: the lookup's code/reason/message unchanged, 400 BadRequest for a
 bad query, a container that is not running or a request without a WebSocket upgrade (SPDY is not
 spoken), 500 InternalError when the runtime fails. Containers are found through a ``ContainerLookup``
@@ -78,6 +85,44 @@ async def _errors(request: web.Request, handler: Any) -> web.StreamResponse:
         return status_json(e.status, reason, e.text or e.reason)
 
 
+# The API server's client certificate for kubelets (cluster.apiserver.proxy.KUBELET_CLIENT_CN).
+API_SERVER_CLIENT = "kube-apiserver-kubelet-client"
+
+_VERBS = {
+    "GET": "get",
+    "HEAD": "get",
+    "POST": "create",
+    "PUT": "update",
+    "PATCH": "patch",
+    "DELETE": "delete",
+}
+# The kubelet's finer subresources by path prefix; everything else is nodes/proxy.
+_SUBRESOURCES = (
+    ("/stats", "stats"),
+    ("/metrics", "metrics"),
+    ("/logs", "log"),
+    ("/checkpoint", "checkpoint"),
+)
+
+
+def peer_common_name(peercert: Any) -> str:
+    """CN of a verified peer certificate as ``ssl`` reports it ('' when there is none)."""
+    for rdn in (peercert or {}).get("subject", ()):
+        for attribute, value in rdn:
+            if attribute == "commonName":
+                return str(value)
+    return ""
+
+
+def forbidden_message(user: str, method: str, path: str) -> str:
+    """The kubelet's refusal text for ``user`` calling ``method path``."""
+    sub = next(
+        (name for prefix, name in _SUBRESOURCES if path == prefix or path.startswith(prefix + "/")), "proxy"
+    )
+    verb = _VERBS.get(method, method.lower())
+    return f"Forbidden (user={user}, verb={verb}, resource=nodes, subresource={sub})"
+
+
 class AgentServer:
     """Serve the kubelet's log and exec routes for the containers ``lookup`` knows."""
 
@@ -91,7 +136,10 @@ class AgentServer:
         ssl_context: Any = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         poll_interval: float = 0.2,
+        allowed_clients: frozenset[str] = frozenset({API_SERVER_CLIENT}),
     ) -> None:
+        """``allowed_clients``: the certificate CNs served over TLS (module docstring)."""
+        self.allowed_clients = allowed_clients
         self.lookup = lookup
         self.cri = cri
         self.host = host
@@ -101,8 +149,18 @@ class AgentServer:
         self.poll_interval = poll_interval
         self._runner: web.AppRunner | None = None
 
+    @web.middleware
+    async def _only_allowed_clients(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        transport = request.transport
+        user = peer_common_name(transport.get_extra_info("peercert") if transport is not None else None)
+        if user not in self.allowed_clients:
+            return web.Response(status=403, text=forbidden_message(user, request.method, request.path))
+        resp: web.StreamResponse = await handler(request)
+        return resp
+
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[_errors])
+        checks = [self._only_allowed_clients] if self.ssl_context is not None else []
+        app = web.Application(middlewares=[*checks, _errors])
         app.router.add_get("/healthz", self.healthz)
         app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self.container_logs)
         app.router.add_route("GET", "/exec/{namespace}/{pod}/{container}", self.exec)
