@@ -1,10 +1,12 @@
-"""Objects every cluster has from its first start: the system namespaces and the ``kubernetes`` Service."""
+"""Objects every cluster has from its first start: the system namespaces, the ``kubernetes`` Service
+and the built-in PriorityClasses (``system-node-critical``, ``system-cluster-critical``)."""
 
 from __future__ import annotations
 
 import logging
 from typing import Any
 
+from cluster.apiserver.admission.priority import system_priority_classes
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup
@@ -56,3 +58,5 @@ async def ensure_system_objects(registry: Registry) -> None:
             },
         },
     )
+    for priority_class in system_priority_classes():  # system-node-critical, system-cluster-critical
+        await _ensure(registry, "scheduling.k8s.io", "priorityclasses", None, priority_class)

@@ -31,6 +31,7 @@ from cluster.apiserver.admission.service_allocation import (
     ServiceNetwork,
     release_keys,
 )
+from cluster.apiserver.admission_lookups import AdmissionLookups
 from cluster.apiserver.context import current_user
 from cluster.apiserver.errors import (
     StatusError,
@@ -82,19 +83,29 @@ def invalid(obj: dict[str, Any], causes: list[Any]) -> StatusError:
     )
 
 
-class Registry:
+class Registry(AdmissionLookups):
     def __init__(
         self,
         store: ObjectStore,
         clock: Clock = utcnow,
         cache: WatchCache | None = None,
         services: ServiceNetwork = DEFAULT_SERVICE_NETWORK,
+        service_accounts: bool = False,
     ) -> None:
+        """``service_accounts``: run the ServiceAccount admission plugin (a server that issues
+        tokens, with the serviceaccount controller making each namespace's ``default`` account)."""
         self.store = store
         self.clock = clock
         self.cache = cache  # when set, admission reads namespaces from it (live read on a miss)
         self.services = services  # the Service CIDR (ClusterIP allocation, the kubernetes Service)
-        self.admission = admission_chain(namespaces=self, keys=store, services=services, classes=self)
+        self.admission = admission_chain(
+            namespaces=self,
+            keys=store,
+            services=services,
+            classes=self,
+            lookups=self,
+            service_accounts=self if service_accounts else None,
+        )
 
     # ------------------------------------------------------------------ helpers
 
@@ -379,6 +390,9 @@ class Registry:
                     f"Precondition failed: ResourceVersion in precondition: {pre['resourceVersion']}, "
                     f"ResourceVersion in object meta: {meta.get('resourceVersion')}",
                 )
+            user, now = current_user(), self.clock()
+            gone = Attributes(Operation.DELETE, info, namespace, name, obj, now, old_object=obj, user=user)
+            await run(self.admission.on_delete, gone)  # NodeRestriction: a node's own pods only
             if dry_run:
                 return obj, True
             rv = int(meta["resourceVersion"])

@@ -170,8 +170,10 @@ def admission_defaults(pod: dict[str, Any]) -> None:
     spec = pod.setdefault("spec", {})
     if not isinstance(spec, dict):
         return
-    if not spec.get("serviceAccountName"):
+    mirror = "kubernetes.io/config.mirror" in ((pod.get("metadata") or {}).get("annotations") or {})
+    if not spec.get("serviceAccountName") and not mirror:  # kube leaves mirror pods without one
         spec["serviceAccountName"] = spec.get("serviceAccount") or "default"
-    spec.setdefault("serviceAccount", spec["serviceAccountName"])
+    if spec.get("serviceAccountName"):
+        spec.setdefault("serviceAccount", spec["serviceAccountName"])
     spec.setdefault("priority", 0)
     spec.setdefault("preemptionPolicy", "PreemptLowerPriority")

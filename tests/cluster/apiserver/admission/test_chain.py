@@ -73,12 +73,38 @@ def test_plugin_order() -> None:
         "PodSchedulingGated",
         "JobSelector",
         "PersistentVolumeClaimResize",
+        "NodeRestriction",
+        "PodSecurity",
         "ServiceAllocation",
     ]
+    assert [p.NAME for p in CHAIN.on_delete] == ["NodeRestriction"]
     assert FIELD_MANAGER_BASELINE == "Defaulting"
 
 
-PLUGINS = {p.NAME: p for p in (*CHAIN.before_validation, *CHAIN.after_validation)}
+def test_plugin_order_with_lookups() -> None:
+    """With the registry's lookups and ServiceAccounts, kube's order: LimitRanger's defaults,
+    ServiceAccount and Priority before the defaults; LimitRanger's checks, NodeRestriction and
+    PodSecurity after validation; ResourceQuota last (it charges the quota)."""
+    assert [p.NAME for p in FULL.before_validation][:6] == [
+        "NamespaceLifecycle",
+        "Defaulting",
+        "LimitRanger",
+        "ServiceAccount",
+        "Priority",
+        "PodAdmissionDefaults",
+    ]
+    assert [p.NAME for p in FULL.after_validation][-6:] == [
+        "PersistentVolumeClaimResize",
+        "LimitRangerValidation",
+        "NodeRestriction",
+        "PodSecurity",
+        "ServiceAllocation",
+        "ResourceQuota",
+    ]
+
+
+FULL = admission_chain(FakeNamespaces(), NoKeys(), lookups=object(), service_accounts=object())  # type: ignore[arg-type]
+PLUGINS = {p.NAME: p for p in (*FULL.before_validation, *FULL.after_validation)}
 
 
 @pytest.mark.parametrize(
@@ -99,6 +125,13 @@ PLUGINS = {p.NAME: p for p in (*CHAIN.before_validation, *CHAIN.after_validation
         pytest.param("StorageStatus", {C, U}, id="storage-status"),
         pytest.param("PersistentVolumeClaimResize", {U}, id="pvc-resize"),
         pytest.param("ServiceAllocation", {C}, id="service-allocation"),
+        pytest.param("LimitRanger", {C}, id="limit-ranger"),
+        pytest.param("LimitRangerValidation", {C, U}, id="limit-ranger-validation"),
+        pytest.param("ServiceAccount", {C}, id="service-account"),
+        pytest.param("Priority", {C, U}, id="priority"),
+        pytest.param("NodeRestriction", {C, U, D}, id="node-restriction"),
+        pytest.param("PodSecurity", {C, U}, id="pod-security"),
+        pytest.param("ResourceQuota", {C}, id="resource-quota"),
     ],
 )
 def test_handles(name: str, operations: set[Operation]) -> None:
@@ -107,7 +140,7 @@ def test_handles(name: str, operations: set[Operation]) -> None:
 
 
 def test_every_plugin_has_a_handles_case() -> None:
-    assert len(PLUGINS) == 15
+    assert len(PLUGINS) == 22
 
 
 class Append(MutatingPlugin):
