@@ -28,7 +28,9 @@ from cluster.apiserver import discovery, encryption_config, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
 from cluster.apiserver.auth import identity_reviews, impersonation, request_info
 from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
-from cluster.apiserver.auth.authorizer import AlwaysAllow, Authorizer, Decision, RequestAttributes, forbidden
+from cluster.apiserver.auth.authorization import Authorization
+from cluster.apiserver.auth.authorizer import Authorizer, Decision, RequestAttributes, forbidden
+from cluster.apiserver.auth.bootstrap_policy import reconcile_policy
 from cluster.apiserver.auth.objects import CachedObjects
 from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.auth.user import UserInfo
@@ -74,7 +76,8 @@ class ApiServer:
         self.authenticator = Authenticator.for_server(
             pki_dir, self.security.token_auth_file, CachedObjects(self.cache, self.store)
         )
-        self.authorizer: Authorizer = authorizer or AlwaysAllow()
+        self.authorization = Authorization(self.security)  # --authorization-mode (default Node,RBAC)
+        self.authorizer: Authorizer = authorizer or self.authorization.authorizer
         self.started = time.time()
         self.endpoints: EndpointReconciler | None = None
         self._endpoints_task: asyncio.Task[None] | None = None
@@ -294,7 +297,13 @@ class ApiServer:
         return app
 
     async def _on_startup(self, app: web.Application) -> None:
+        # aiohttp runs this before the site listens: the authorizers' caches hold their initial
+        # lists before the first request (none is denied for a binding not yet seen), and the
+        # default RBAC policy is reconciled as kube's rbac/bootstrap-roles hook does.
+        await self.authorization.start(self.cache)
         await ensure_system_objects(self.registry)
+        await reconcile_policy(self.registry)
+        await self.authorization.caught_up()
 
     async def _on_cleanup(self, app: web.Application) -> None:
         if self._endpoints_task is not None and self.endpoints is not None:

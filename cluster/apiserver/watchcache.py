@@ -68,6 +68,9 @@ class ResourceCache:
         self._ready = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.subscribers: set[asyncio.Queue[WatchEvent | None]] = set()
+        # In-process followers (the RBAC and Node authorizers' indexes): called with each event as
+        # it is applied, and with None after a relist (then read ``objects`` afresh). Must not block.
+        self.listeners: list[Callable[[WatchEvent | None], None]] = []
 
     def start(self) -> None:
         if self._task is None:
@@ -95,6 +98,8 @@ class ResourceCache:
         for q in list(self.subscribers):
             q.put_nowait(None)  # their resume point is gone: make them end with 410
         self.subscribers.clear()
+        for listener in self.listeners:
+            listener(None)
         return res.revision
 
     async def _run(self) -> None:
@@ -142,6 +147,8 @@ class ResourceCache:
             self.events.append(we)
             for q in self.subscribers:
                 q.put_nowait(we)
+            for listener in self.listeners:
+                listener(we)
         self.revision = max(self.revision, revision)
 
     def _decrypted(self, key: bytes, value: bytes, revision: int) -> dict[str, Any] | None:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from cluster.apiserver.auth.authorizer import AlwaysAllow
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
 from cluster.apiserver.registry import Registry
@@ -412,9 +413,10 @@ def test_the_server_answers_a_kubernetes_status(
         store.txn_faults = [Fault(LOST)]
 
     async def go() -> tuple[int, dict[str, Any]]:
-        server = ApiServer(store)  # type: ignore[arg-type]
+        # no authorization caches, system objects or background loops: only the request
+        server = ApiServer(store, authorizer=AlwaysAllow())  # type: ignore[arg-type]
         app = server.app(insecure_local=True)
-        app.on_startup.clear()  # no system objects, no background loops: only the request
+        app.on_startup.clear()
         app.on_cleanup.clear()
         async with TestClient(TestServer(app)) as client:
             resp = await client.request(method, f"/api/v1/namespaces/default/{path}", json=body)
