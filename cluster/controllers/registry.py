@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.clusterrole_aggregation import ClusterRoleAggregationController
 from cluster.controllers.control_plane_pods import ControlPlanePods
 from cluster.controllers.cronjob import CronJobController
 from cluster.controllers.daemonset import DaemonSetController
@@ -54,6 +55,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     JobController.NAME: JobController,
     CronJobController.NAME: CronJobController,
     TTLAfterFinishedController.NAME: TTLAfterFinishedController,
+    ClusterRoleAggregationController.NAME: ClusterRoleAggregationController,
     PodGCController.NAME: PodGCController,
     ServiceLBController.NAME: ServiceLBController,
     PersistentVolumeController.NAME: PersistentVolumeController,
