@@ -36,7 +36,7 @@ from nodeagent.cri.client import CRIClient, CRIError
 from nodeagent.csi.client import CSIClient
 from nodeagent.kubelet import events as ev
 from nodeagent.kubelet import static_pods as sp
-from nodeagent.kubelet.container_env import EnvSources
+from nodeagent.kubelet.container_env import EnvSources, master_service_env
 from nodeagent.kubelet.dns import ClusterDns, ResolvConf, parse_resolv_conf, pod_dns
 from nodeagent.kubelet.node_status import MachineInfo, allocatable
 from nodeagent.kubelet.restart import CrashLoopBackOff
@@ -95,6 +95,7 @@ class NodeAgent:
         self.logs_root = os.path.join(data_dir, "pods")
         self.manifests_dir = manifests_dir
         self.clock = clock
+        self._master_env: tuple[datetime, tuple[tuple[str, str], ...]] | None = None
         self.config = config
         self.cri = CRIClient(cri_socket)
         machine = replace(machine, kubelet_port=kubelet_port)
@@ -298,7 +299,29 @@ class NodeAgent:
                 except ApiError as err:
                     if err.status != 404:
                         raise
-        return EnvSources(found["configmaps"], found["secrets"], allocatable(self.machine))
+        return EnvSources(
+            found["configmaps"],
+            found["secrets"],
+            allocatable(self.machine),
+            service_env=await self._service_env(),
+        )
+
+    async def _service_env(self) -> tuple[tuple[str, str], ...]:
+        """``KUBERNETES_SERVICE_HOST`` and the rest, from ``default/kubernetes`` (read again after a
+        minute; its address never changes in practice, but a cluster without it gets none)."""
+        now = self.clock()
+        if self._master_env is not None and now < self._master_env[0]:
+            return self._master_env[1]
+        try:
+            service = await self.api.get("v1", "services", "default", "kubernetes")
+        except ApiError as err:
+            log.warning(
+                "cannot read the kubernetes Service (%s): pods get no KUBERNETES_SERVICE_* variables", err
+            )
+            return ()
+        env = master_service_env(service)
+        self._master_env = (now + timedelta(seconds=60), env)
+        return env
 
     def _is_static(self, pod: Mapping[str, Any]) -> bool:
         return (pod.get("metadata") or {}).get("uid", "") in self.statics

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -385,9 +386,7 @@ class PodWorker:
         try:
             sources = await self.ctx.fetch_env(pod)
             ips = self.view.sandbox.ips if self.view.sandbox else ()
-            sources = EnvSources(
-                sources.config_maps, sources.secrets, sources.node_allocatable, self.ctx.host_ips, ips
-            )
+            sources = dataclasses.replace(sources, host_ips=self.ctx.host_ips, pod_ips=ips)
             command = container_command(pod, spec, sources)
             mounts = self.ctx.volumes.container_mounts(pod, spec, command.env) if self.ctx.volumes else []
         except CreateContainerConfigError as err:

@@ -15,7 +15,11 @@ Invariants, as Kubernetes defines them:
   kubelet's message (``configmap "x" not found``); the pod worker reports it as the container's waiting
   reason ``CreateContainerConfigError``.
 
-Kubernetes' service environment variables (``FOO_SERVICE_HOST`` ...) are deliberately not produced.
+Of Kubernetes' service environment variables only the API server's are produced, as the kubelet
+gives them to every pod whatever ``enableServiceLinks`` says (``KUBERNETES_SERVICE_HOST``,
+``KUBERNETES_SERVICE_PORT``, ``KUBERNETES_PORT_443_TCP`` ...: ``master_service_env``): they come first,
+so ``env`` may override them and ``$(KUBERNETES_SERVICE_HOST)`` expands; other Services' ``FOO_SERVICE_HOST``
+variables are deliberately not produced.
 """
 
 from __future__ import annotations
@@ -58,6 +62,7 @@ class EnvSources:
     node_allocatable: Mapping[str, Any] = field(default_factory=dict)
     host_ips: tuple[str, ...] = ()
     pod_ips: tuple[str, ...] = ()
+    service_env: tuple[tuple[str, str], ...] = ()  # the kubernetes Service's (master_service_env)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +72,34 @@ class ContainerCommand:
     argv: tuple[str, ...]
     env: tuple[tuple[str, str], ...]
     working_dir: str
+
+
+def master_service_env(service: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    """The variables the kubelet derives from the ``default/kubernetes`` Service (its ``https`` port)."""
+    spec = service.get("spec") or {}
+    ip = spec.get("clusterIP")
+    ports = spec.get("ports") or []
+    if not ip or ip == "None" or not ports:
+        return ()
+    env = [("KUBERNETES_SERVICE_HOST", str(ip)), ("KUBERNETES_SERVICE_PORT", str(ports[0].get("port")))]
+    for port in ports:
+        if port.get("name"):
+            env.append(
+                (f"KUBERNETES_SERVICE_PORT_{str(port['name']).upper().replace('-', '_')}", str(port["port"]))
+            )
+    first = ports[0]
+    protocol = str(first.get("protocol") or "TCP")
+    env.append(("KUBERNETES_PORT", f"{protocol.lower()}://{ip}:{first['port']}"))
+    for port in ports:
+        proto = str(port.get("protocol") or "TCP")
+        prefix = f"KUBERNETES_PORT_{port['port']}_{proto.upper()}"
+        env += [
+            (prefix, f"{proto.lower()}://{ip}:{port['port']}"),
+            (f"{prefix}_PROTO", proto.lower()),
+            (f"{prefix}_PORT", str(port["port"])),
+            (f"{prefix}_ADDR", str(ip)),
+        ]
+    return tuple(env)
 
 
 def expand(text: str, mapping: Callable[[str], str]) -> str:
@@ -137,7 +170,7 @@ def make_environment(
     an unsupported fieldRef or resourceFieldRef.
     """
     namespace = (pod.get("metadata") or {}).get("namespace") or "default"
-    env: dict[str, str] = {}
+    env: dict[str, str] = dict(sources.service_env)
     for src in container.get("envFrom") or ():
         prefix = src.get("prefix") or ""
         if "configMapRef" in src:

@@ -4,7 +4,10 @@ namespace.
 Role: ``check`` refuses, at CreateContainer, what this runtime cannot do (any mount in ``plain`` mode,
 which has no mount namespace; ``Bidirectional`` propagation, whose mounts would never reach the host
 from our slave namespace; a host-filesystem container whose target is missing, since we never create
-directories on the host's root filesystem for a container; a file over a directory or the reverse);
+directories on the host's root filesystem for a container, with one exception: the kubelet-managed
+``/var/run/secrets/kubernetes.io/`` tree, where every pod's ServiceAccount token is mounted, is made
+(empty) on the host once, so pods of record images get their token as in Kubernetes; a file over a
+directory or the reverse);
 ``spec`` orders the mounts for the wrapper (shallowest container path first, as containerd does, so a
 mount inside another lands on top of it); ``BIND_SCRIPT`` is the Python the wrapper runs as the
 container's first process, after the image root is mounted and before the chroot (or, on the host's
@@ -32,6 +35,10 @@ from nodeagent.runtimes.process.isolation import Isolation
 from nodeagent.runtimes.process.oci_layout import LayoutError, resolve_in
 
 PRIVATE, SLAVE = "private", "slave"
+# Made on the host when missing: the ServiceAccount admission plugin mounts every pod's token volume
+# below it. The mount itself happens in the container's private mount namespace; the host directory
+# stays an empty mount point.
+KUBELET_MANAGED_DIR = "/var/run/secrets/kubernetes.io/"
 
 # Run as `python -I -S -c BIND_SCRIPT ROOT CREATE SPEC` inside the container's mount namespace.
 # ROOT: the container's root ("/" on the host's filesystem); CREATE "1": make missing mount points;
@@ -154,6 +161,9 @@ def check(mounts: Sequence[api_pb2.Mount], isolation: Isolation, image_rootfs: s
                 raise MountError(f"mount at {m.container_path}: {e}") from e
         else:
             target = m.container_path
+            managed = os.path.normpath(target).startswith(KUBELET_MANAGED_DIR)  # no ".." out of it
+            if managed and not os.path.lexists(target) and os.path.isdir(m.host_path):
+                os.makedirs(os.path.normpath(target), exist_ok=True)
             if not os.path.lexists(target):
                 raise MountError(
                     f"mount target {target} does not exist on the host's filesystem, and the process "

@@ -16,6 +16,7 @@ from nodeagent.kubelet.container_env import (
     final_argv,
     make_environment,
     mapping_for,
+    master_service_env,
 )
 
 POD: dict[str, Any] = {
@@ -263,3 +264,38 @@ def test_container_command_expands_command_and_args_with_env() -> None:
 def test_working_dir_defaults_to_image() -> None:
     got = container_command(POD, {"name": "c"}, SOURCES, ImageConfig(working_dir="/img"))
     assert got.working_dir == "/img"
+
+
+KUBERNETES_SERVICE = {
+    "metadata": {"name": "kubernetes", "namespace": "default"},
+    "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443, "protocol": "TCP"}]},
+}
+
+
+def test_master_service_env_is_the_kubelets() -> None:
+    assert dict(master_service_env(KUBERNETES_SERVICE)) == {
+        "KUBERNETES_SERVICE_HOST": "10.96.0.1",
+        "KUBERNETES_SERVICE_PORT": "443",
+        "KUBERNETES_SERVICE_PORT_HTTPS": "443",
+        "KUBERNETES_PORT": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP": "tcp://10.96.0.1:443",
+        "KUBERNETES_PORT_443_TCP_PROTO": "tcp",
+        "KUBERNETES_PORT_443_TCP_PORT": "443",
+        "KUBERNETES_PORT_443_TCP_ADDR": "10.96.0.1",
+    }
+    assert master_service_env({"spec": {"clusterIP": "None", "ports": []}}) == ()
+
+
+def test_service_env_comes_first_and_env_overrides_and_expands_it() -> None:
+    container = {
+        "name": "c",
+        "env": [
+            {"name": "KUBERNETES_SERVICE_PORT", "value": "8443"},
+            {"name": "API", "value": "https://$(KUBERNETES_SERVICE_HOST):$(KUBERNETES_SERVICE_PORT)"},
+        ],
+    }
+    sources = EnvSources(service_env=master_service_env(KUBERNETES_SERVICE))
+    env = make_environment({"metadata": {"namespace": "ns"}}, container, sources)
+    assert next(iter(env)) == "KUBERNETES_SERVICE_HOST"
+    assert env["KUBERNETES_SERVICE_PORT"] == "8443"
+    assert env["API"] == "https://10.96.0.1:8443"

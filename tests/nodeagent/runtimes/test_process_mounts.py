@@ -106,6 +106,24 @@ def test_check_refuses_what_the_runtime_cannot_do(tmp_path: Path) -> None:
     mounts.check([mount(tmp_path / "file", "/link/motd")], root, str(img))
 
 
+def test_the_kubelet_managed_token_directory_is_made_on_the_host(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every pod mounts its ServiceAccount token under /var/run/secrets/kubernetes.io/: that one
+    tree is made (empty) on the host for containers on the host's filesystem; a path that climbs
+    out of it with ".." is not, and stays refused."""
+    managed = tmp_path / "run" / "secrets" / "kubernetes.io"
+    monkeypatch.setattr(mounts, "KUBELET_MANAGED_DIR", f"{managed}/")
+    (tmp_path / "vol").mkdir()
+    root = Isolation("root")
+    mounts.check([mount(tmp_path / "vol", f"{managed}/serviceaccount")], root, "")
+    assert (managed / "serviceaccount").is_dir() and not any((managed / "serviceaccount").iterdir())
+    escape = f"{managed}/../../elsewhere"
+    with pytest.raises(mounts.MountError, match="does not exist on the host's filesystem"):
+        mounts.check([mount(tmp_path / "vol", escape)], root, "")
+    assert not (tmp_path / "run" / "elsewhere").exists()
+
+
 def test_plain_mode_refuses_a_container_with_mounts(tmp_path: Path) -> None:
     (tmp_path / "vol").mkdir()
 
