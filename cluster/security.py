@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cluster.apiserver import encryption_config
+from cluster.apiserver import audit_policy, encryption_config
 from cluster.apiserver.auth.options import SecurityOptions, parse_authorization_modes
 from cluster.machinery.files import write_private
 
@@ -66,6 +66,11 @@ def security_options(
         raise ValueError(f"--encryption-provider-config: {err}") from None
     if (name := _copy(audit_policy_file, pki_dir, AUDIT_POLICY_FILE)) is not None:
         options = replace(options, audit_policy_file=name)
+    if options.audit_policy_file:
+        try:
+            audit_policy.load(pki_dir / options.audit_policy_file)
+        except audit_policy.AuditPolicyError as err:
+            raise ValueError(f"--audit-policy-file: {err}") from None
     if audit_log_path is not None:
         options = replace(options, audit_log_path=audit_log_path)
     return options

@@ -76,7 +76,8 @@ async def read_raw(request: web.Request) -> bytes:
         if size > MAX_BODY_BYTES:
             raise too_large(MAX_BODY_BYTES)
         chunks.append(chunk)
-    return b"".join(chunks)
+    body = request["raw_body"] = b"".join(chunks)  # the audit log's requestObject (apiserver.audit)
+    return body
 
 
 def decode_body(raw: bytes, mtype: str) -> Any:

@@ -24,8 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from cluster.apiserver import discovery, encryption_config, openapi
+from cluster.apiserver import audit, discovery, encryption_config, openapi
 from cluster.apiserver.admission.service_allocation import DEFAULT_SERVICE_NETWORK, ServiceNetwork
+from cluster.apiserver.audit import DECISION_ANNOTATION, REASON_ANNOTATION
 from cluster.apiserver.auth import identity_reviews, impersonation, request_info
 from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
 from cluster.apiserver.auth.authorization import Authorization
@@ -35,7 +36,7 @@ from cluster.apiserver.auth.objects import CachedObjects
 from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
-from cluster.apiserver.context import begin_warnings, set_user, warning_header
+from cluster.apiserver.context import add_audit_annotation, begin_warnings, set_user, warning_header
 from cluster.apiserver.endpoint_reconciler import EndpointReconciler
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
@@ -69,6 +70,8 @@ class ApiServer:
         values = encryption_config.for_api_server(self.security.encryption_provider_config, pki_dir)
         self.store = ObjectStore(client, values)
         self.cache = WatchCache(client, values)
+        sec = self.security
+        self.auditor = audit.for_api_server(sec.audit_policy_file, sec.audit_log_path, pki_dir)
         self.registry = Registry(self.store, cache=self.cache, services=services)
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
@@ -145,6 +148,8 @@ class ApiServer:
         reveals whether the object exists)."""
         attrs = request_info.attributes(request.method, request.path, request.query, request["user"])
         decision, reason = self.authorizer.authorize(attrs)
+        add_audit_annotation(DECISION_ANNOTATION, "allow" if decision is Decision.ALLOW else "forbid")
+        add_audit_annotation(REASON_ANNOTATION, reason)
         if decision is not Decision.ALLOW:
             raise forbidden(attrs, reason)
         request["authz"] = attrs
@@ -274,7 +279,13 @@ class ApiServer:
 
     def app(self, *, insecure_local: bool = False) -> web.Application:
         app = web.Application(
-            middlewares=[self.errors, self.authenticate, self.impersonate, self.authorize],
+            middlewares=[
+                self.errors,
+                self.authenticate,
+                *self._audit_middleware(),
+                self.impersonate,
+                self.authorize,
+            ],
             client_max_size=4 * 1024 * 1024,
         )
         app["insecure_local"] = insecure_local
@@ -294,7 +305,13 @@ class ApiServer:
         r.add_route("*", "/apis/{group}/{version}/{rest:.+}", self.resource)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
+        if self.auditor is not None:
+            app.on_response_prepare.append(self.auditor[0].on_response_prepare)
         return app
+
+    def _audit_middleware(self) -> list[Handler]:
+        """``audit`` (``cluster.apiserver.audit``) when a policy and a log are configured, else none."""
+        return [self.auditor[0].middleware] if self.auditor is not None else []  # type: ignore[list-item]
 
     async def _on_startup(self, app: web.Application) -> None:
         # aiohttp runs this before the site listens: the authorizers' caches hold their initial
@@ -313,6 +330,8 @@ class ApiServer:
             except Exception as err:  # the store may be gone too; the Lease then expires on its own
                 log.warning("could not withdraw this API server from the kubernetes Endpoints: %s", err)
         await self.cache.stop()
+        if self.auditor is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.auditor[1].close)
 
 
 def _json(body: Any) -> bytes:
