@@ -52,10 +52,15 @@ from cluster.apiserver.tokens import signing_key
 from cluster.autoscaler.ray_autoscaler import autoscaling_settings
 from cluster.control_plane import apiserver_hosts, control_plane_instances, control_plane_nodes, find_store
 from cluster.controllers.actor import ACTOR_NAME as CONTROLLER_MANAGER_ACTOR
-from cluster.controllers.actor import ControllerManagerActor
-from cluster.controllers.registry import UnknownController
+from cluster.controllers.actor import AUTOSCALER_ACCOUNT, FOLLOWER_ACCOUNT, ControllerManagerActor
+from cluster.controllers.registry import SERVICE_ACCOUNTS, UnknownController
 from cluster.controllers.registry import enabled as enabled_controllers
-from cluster.identities import SCHEDULER, component_kubeconfig
+from cluster.identities import (
+    CONTROLLER_MANAGER,
+    SCHEDULER,
+    component_kubeconfig,
+    service_account_kubeconfigs,
+)
 from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
@@ -433,7 +438,11 @@ def deploy_controller_manager(
     spec = _controllers_spec(controllers)
     instances = control_plane_instances(CONTROLLER_MANAGER_ACTOR, namespace)
     home = instances[0].node_name
-    kubeconfig = (data_dir / "kubeconfig").read_text()  # instances on other hosts lack the file
+    # Texts, not files: instances on other hosts lack them. The informers and the Lease as
+    # system:kube-controller-manager, each controller and loop as its own ServiceAccount.
+    kubeconfig = component_kubeconfig(data_dir, CONTROLLER_MANAGER)
+    accounts = {SERVICE_ACCOUNTS[name] for name in enabled_controllers(spec) if name in SERVICE_ACCOUNTS}
+    identities = service_account_kubeconfigs(data_dir, accounts | {FOLLOWER_ACCOUNT, AUTOSCALER_ACCOUNT})
     actors = [
         ControllerManagerActor.options(**pinned(instance.actor, instance.node_id, namespace)).remote(  # type: ignore[attr-defined]
             str(data_dir / "kubeconfig"),
@@ -447,6 +456,7 @@ def deploy_controller_manager(
             home=home,
             kubeconfig=kubeconfig,
             autoscaling=autoscaling,
+            identities=identities,
         )
         for instance in instances
     ]

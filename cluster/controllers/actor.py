@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, AutoscalingSettings, RayAutoscaler
+from cluster.client.kubeconfig import load_kubeconfig, load_kubeconfig_text
 from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, campaign_forever, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
@@ -52,6 +53,10 @@ log = logging.getLogger("raykube.controllers")
 ACTOR_NAME = "controller-manager"
 LEASE_NAMESPACE = "kube-system"
 LEASE_NAME = "kube-controller-manager"
+# The loops' ServiceAccounts (cluster.identities issues them): following Ray's membership does to
+# Nodes what kube's node lifecycle controller does; the autoscaler's is the cluster-autoscaler's.
+FOLLOWER_ACCOUNT = "node-controller"
+AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
 class RayComponents:
@@ -118,10 +123,14 @@ class ControllerManagerActor:
         home: str = "",
         kubeconfig: str | None = None,
         autoscaling: AutoscalingSettings | None = None,
+        identities: dict[str, str] | None = None,
     ) -> None:
         """``node_name``: this instance's node (its Lease identity); ``home``: the node that ran
         ``raykube up``, where the base-named control-plane actors run; ``kubeconfig``: the
-        kubeconfig's text (else the file at ``kubeconfig_path`` is read)."""
+        kubeconfig's text (else the file at ``kubeconfig_path`` is read): the informers' and the
+        Lease's identity; ``identities``: a kubeconfig text per ServiceAccount of ``kube-system``
+        the controllers and loops write as (``registry.SERVICE_ACCOUNTS``, ``AUTOSCALER_ACCOUNT``,
+        ``FOLLOWER_ACCOUNT``); None: everything uses ``kubeconfig``."""
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
@@ -135,7 +144,9 @@ class ControllerManagerActor:
         self.node_name = node_name or "controller-manager"
         self.home = home
         self.kubeconfig = kubeconfig
+        self.identities = identities
         self.client: ApiClient | None = None
+        self._clients: dict[str, ApiClient] = {}  # per account, kept across terms
         self.elector: LeaderElector | None = None
         self._campaign: asyncio.Task[None] | None = None
         self._working = asyncio.Event()  # set once this term's controllers run
@@ -157,6 +168,34 @@ class ControllerManagerActor:
         """A new client to the API servers (the caller closes it)."""
         return ApiClient.from_kubeconfig_text(self.kubeconfig, self.kubeconfig_path)
 
+    def _client_of(self, account: str) -> ApiClient:
+        """The client of ServiceAccount ``account`` (made once, closed by ``shutdown``); the
+        manager's own when no kubeconfig was handed over for it."""
+        assert self.client is not None
+        if self.identities is None or account not in self.identities:
+            if self.identities is not None:
+                log.warning("no identity for ServiceAccount %s: using the controller manager's", account)
+            return self.client
+        client = self._clients.get(account)
+        if client is None:
+            client = ApiClient.from_kubeconfig_text(self.identities[account], self.kubeconfig_path)
+            self._clients[account] = client
+        return client
+
+    def _root_ca_pem(self) -> str:
+        """The cluster CA of the kubeconfig (its certificate-authority), for kube-root-ca.crt."""
+        try:
+            if self.kubeconfig is not None:
+                settings = load_kubeconfig_text(self.kubeconfig, str(Path(self.kubeconfig_path).parent))
+            else:
+                settings = load_kubeconfig(self.kubeconfig_path)
+            if settings.ca_data:
+                return settings.ca_data.decode()
+            return Path(settings.ca_file).read_text() if settings.ca_file else ""
+        except (OSError, ValueError) as err:
+            log.warning("no cluster CA for kube-root-ca.crt: %s", err)
+            return ""
+
     def _cluster_loops(self) -> list[Any]:
         """The Ray-aware loops only the leader runs, built fresh for each term: objects with
         ``async def run(self) -> None`` that loop forever and survive their own errors."""
@@ -166,7 +205,7 @@ class ControllerManagerActor:
         if self.agents is not None and self.client is not None:
             # Pending pods ask Ray's autoscaler for nodes, idle nodes go back (docs/autoscaling.md).
             options = AutoscalingOptions.from_env(self.autoscaling.enabled, self.autoscaling.unneeded)
-            loops.append(RayAutoscaler(self.client, self.ray_namespace, options))
+            loops.append(RayAutoscaler(self._client_of(AUTOSCALER_ACCOUNT), self.ray_namespace, options))
         return loops
 
     async def _lead(self) -> None:
@@ -200,6 +239,7 @@ class ControllerManagerActor:
         options = ControllerOptions(
             node_monitor_grace=self.node_monitor_grace,
             csi=csi_caller(self.ray_namespace),  # each node's volume plugin, by its csi-<node> actor
+            root_ca_pem=self._root_ca_pem(),
             extra={
                 "control_plane_source": source,
                 "cluster_cidr": self.cluster_cidr,
@@ -207,7 +247,7 @@ class ControllerManagerActor:
             },
         )
         names = enabled(self.spec)
-        manager = ControllerManager(client, names, options=options)
+        manager = ControllerManager(client, names, options=options, clients=self._client_of)
         self.manager = manager  # stopped by _lead's finally even when start is cancelled midway
         await manager.start()
         log.info("controllers running: %s (grace %.0fs)", ", ".join(self.running()), self.node_monitor_grace)
@@ -244,11 +284,7 @@ class ControllerManagerActor:
         """Follow Ray's membership (``cluster.membership``): a node that joins (``ray up``, the
         autoscaler) gets its network plugin, proxy, runtime and agent within about a second; the Node
         of one that dies turns Unknown at once and is deleted after ``agents.node_delete_delay``."""
-        client = self._connect()
-        try:
-            await RayNodeFollower(agents, self.ray_namespace, client).run()
-        finally:
-            await client.close()
+        await RayNodeFollower(agents, self.ray_namespace, self._client_of(FOLLOWER_ACCOUNT)).run()
 
     async def shutdown(self) -> None:
         """Stop the controllers and loops and release the Lease (a standby takes over at its next
@@ -257,5 +293,7 @@ class ControllerManagerActor:
             self._campaign.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._campaign
+        for client in self._clients.values():
+            await client.close()
         if self.client is not None:
             await self.client.close()

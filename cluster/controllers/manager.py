@@ -8,6 +8,11 @@ is logged and left out; the others run (a bad one must not take the cluster's co
 
 Each controller records events through its own :class:`~cluster.client.event_recorder.EventRecorder`
 (source component = the controller's ``COMPONENT``), whose sender task the manager runs.
+
+Identities, as kube-controller-manager with ``--use-service-account-credentials``: the shared
+informers read with ``client`` (``system:kube-controller-manager``), each controller writes, and
+sends its events, with ``clients(account)``, the client of its ServiceAccount (``SERVICE_ACCOUNTS``).
+Without ``clients`` (unit tests, a single identity) every controller uses ``client``.
 """
 
 from __future__ import annotations
@@ -15,13 +20,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import Any
 
 from cluster.client.event_recorder import ClientEventWriter, EventRecorder
 from cluster.client.events import object_ref
 from cluster.client.rest import ApiClient
-from cluster.controllers.registry import CONTROLLERS
+from cluster.controllers.registry import CONTROLLERS, SERVICE_ACCOUNTS
 from cluster.controllers.runtime import (
     Controller,
     ControllerContext,
@@ -55,13 +61,17 @@ class ControllerManager:
         clock: Clock | None = None,
         options: ControllerOptions | None = None,
         registry: Mapping[str, type[Controller]] | None = None,
+        clients: Callable[[str], ApiClient] | None = None,
+        accounts: Mapping[str, str] | None = None,
     ) -> None:
         self.client = client
+        self.clients = clients
+        self.accounts = SERVICE_ACCOUNTS if accounts is None else accounts
         self.names = list(names)
         self.clock = clock or SystemClock()
         self.registry = CONTROLLERS if registry is None else registry
         self.informers = SharedInformers(client)
-        self._recorders: dict[str, EventRecorder] = {}
+        self._recorders: dict[tuple[str, str], EventRecorder] = {}
         self._recorder_tasks: list[asyncio.Task[None]] = []
         self.ctx = ControllerContext(
             client, self.informers, self.clock, self._recorder_for, options or ControllerOptions()
@@ -69,18 +79,34 @@ class ControllerManager:
         self.controllers: dict[str, Controller] = {}
         self.failed: dict[str, str] = {}
 
-    def _recorder_for(self, component: str) -> Recorder:
-        recorder = self._recorders.get(component)
+    def _recorder_for(self, component: str, account: str = "") -> Recorder:
+        recorder = self._recorders.get((component, account))
         if recorder is None:
-            recorder = EventRecorder(ClientEventWriter(self.client), "", self.clock.now, component=component)
-            self._recorders[component] = recorder
+            client = self.clients(account) if account and self.clients is not None else self.client
+            recorder = EventRecorder(ClientEventWriter(client), "", self.clock.now, component=component)
+            self._recorders[(component, account)] = recorder
             self._recorder_tasks.append(asyncio.get_running_loop().create_task(recorder.run()))
         return ObjectRecorder(recorder)
+
+    def context_for(self, name: str) -> ControllerContext:
+        """The context controller ``name`` runs with: the shared informers, and its own account's
+        client for writes and events (the manager's when there is none)."""
+        account = self.accounts.get(name, "")
+        if self.clients is None:
+            return self.ctx
+        if not account:
+            log.warning("controller %s has no ServiceAccount: it writes as the controller manager", name)
+            return self.ctx
+
+        def recorder_for(component: str) -> Recorder:
+            return self._recorder_for(component, account)
+
+        return replace(self.ctx, client=self.clients(account), recorder_for=recorder_for)
 
     async def start(self, sync_timeout: float = SYNC_TIMEOUT) -> None:
         for name in self.names:
             try:
-                controller = self.registry[name](self.ctx)
+                controller = self.registry[name](self.context_for(name))
                 await controller.prepare()
             except Exception as err:
                 log.exception("controller %s failed to start; the others run without it", name)

@@ -25,6 +25,8 @@ from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.nodeipam import NodeIpamController
 from cluster.controllers.podgc import PodGCController
 from cluster.controllers.replicaset import ReplicaSetController
+from cluster.controllers.resourcequota import ResourceQuotaController
+from cluster.controllers.root_ca_publisher import RootCACertPublisher
 from cluster.controllers.runtime import Controller
 from cluster.controllers.service_lb import ServiceLBController
 from cluster.controllers.serviceaccount import ServiceAccountController
@@ -64,9 +66,47 @@ CONTROLLERS: dict[str, type[Controller]] = {
     ExpandController.NAME: ExpandController,
     CSIProvisioner.NAME: CSIProvisioner,
     AttachDetachController.NAME: AttachDetachController,
+    ResourceQuotaController.NAME: ResourceQuotaController,
+    RootCACertPublisher.NAME: RootCACertPublisher,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()
+
+# Controller name -> the kube-system ServiceAccount it writes as (kube-controller-manager's
+# --use-service-account-credentials; Kubernetes' names, bound to its system:controller:<name>
+# ClusterRoles; raykube's own controllers get theirs from raykube_policy). The shared informers
+# read as system:kube-controller-manager. A controller missing here writes as that identity too,
+# which RBAC refuses: add it with its account.
+SERVICE_ACCOUNTS: dict[str, str] = {
+    "attachdetach": "attachdetach-controller",
+    "clusterrole-aggregation": "clusterrole-aggregation-controller",
+    "controlplanepods": "control-plane-pods",
+    "cronjob": "cronjob-controller",
+    "csi-provisioner": "csi-provisioner",
+    "daemonset": "daemon-set-controller",
+    "deployment": "deployment-controller",
+    "disruption": "disruption-controller",
+    "endpoint": "endpoint-controller",
+    "endpointslice": "endpointslice-controller",
+    "garbagecollector": "generic-garbage-collector",
+    "job": "job-controller",
+    "namespace": "namespace-controller",
+    "node-ipam-controller": "node-controller",  # kube's node IPAM runs with the node controller's account
+    "nodelifecycle": "node-controller",
+    "persistentvolume-binder": "persistent-volume-binder",
+    "persistentvolume-expander": "expand-controller",
+    "podgc": "pod-garbage-collector",
+    "pv-protection": "pv-protection-controller",
+    "pvc-protection": "pvc-protection-controller",
+    "replicaset": "replicaset-controller",
+    "resourcequota": "resourcequota-controller",
+    "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "serviceaccount": "service-account-controller",
+    "service-lb-controller": "service-controller",  # kube's service controller publishes LB status
+    "statefulset": "statefulset-controller",
+    "taint-eviction-controller": "node-controller",  # as kube's, which evicts with that account
+    "ttl-after-finished": "ttl-after-finished-controller",
+}
 
 
 class UnknownController(ValueError):
