@@ -221,6 +221,13 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _res(
         _AUTHZ,
         "v1",
+        "LocalSubjectAccessReview",
+        "localsubjectaccessreviews",
+        verbs=CREATE_ONLY,
+    ),
+    _res(
+        _AUTHZ,
+        "v1",
         "SelfSubjectAccessReview",
         "selfsubjectaccessreviews",
         namespaced=False,
@@ -229,6 +236,7 @@ RESOURCES: tuple[ResourceInfo, ...] = (
     _res(
         _AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", namespaced=False, verbs=CREATE_ONLY
     ),
+    _res(_AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", namespaced=False, verbs=CREATE_ONLY),
     _res("batch", "v1", "CronJob", "cronjobs", short=("cj",), categories=("all",), status=True),
     _res("batch", "v1", "Job", "jobs", categories=("all",), status=True),
     _res(

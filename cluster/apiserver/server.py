@@ -30,10 +30,11 @@ from cluster.apiserver.audit import DECISION_ANNOTATION, REASON_ANNOTATION
 from cluster.apiserver.auth import identity_reviews, impersonation, request_info
 from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
 from cluster.apiserver.auth.authorization import Authorization
-from cluster.apiserver.auth.authorizer import Authorizer, Decision, RequestAttributes, forbidden
+from cluster.apiserver.auth.authorizer import Authorizer, Decision, forbidden
 from cluster.apiserver.auth.bootstrap_policy import reconcile_policy
 from cluster.apiserver.auth.objects import CachedObjects
 from cluster.apiserver.auth.options import SecurityOptions
+from cluster.apiserver.auth.reviews import REVIEW_PLURALS, serve_review
 from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
 from cluster.apiserver.context import add_audit_annotation, begin_warnings, set_user, warning_header
@@ -41,7 +42,7 @@ from cluster.apiserver.endpoint_reconciler import EndpointReconciler
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
 from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.registry import Registry
-from cluster.apiserver.request import Target, json_response, parse_path, read_object
+from cluster.apiserver.request import json_response, parse_path
 from cluster.apiserver.storage import ObjectStore, status_for_store_error
 from cluster.apiserver.subresources import Subresources
 from cluster.apiserver.watchcache import WatchCache
@@ -221,59 +222,13 @@ class ApiServer:
         parts = [p for p in request.match_info["rest"].split("/") if p]
         target = parse_path(group, version, parts)
         user: UserInfo = request["user"]
-        if target.info.plural in ("selfsubjectaccessreviews", "selfsubjectrulesreviews"):
-            return await self.access_review(request, target, user)
+        if target.info.plural in REVIEW_PLURALS:
+            return await serve_review(request, target, user, self.authorizer)
         if target.info.plural in identity_reviews.PLURALS:
             return await identity_reviews.serve(request, target, user, self.authenticator)
         if target.subresource:
             return await self.subresources.dispatch(request, target)
         return await self.api.dispatch(request, target)
-
-    async def access_review(self, request: web.Request, target: Target, user: UserInfo) -> web.Response:
-        if request.method != "POST":
-            raise StatusError(
-                405, "MethodNotAllowed", "the server does not allow this method on the requested resource"
-            )
-        body = await read_object(request)
-        spec = body.get("spec") or {}
-        if target.info.plural == "selfsubjectaccessreviews":
-            attrs = spec.get("resourceAttributes")
-            if attrs:
-                asked = RequestAttributes(
-                    user=user,
-                    verb=attrs.get("verb", ""),
-                    resource_request=True,
-                    api_group=attrs.get("group", ""),
-                    api_version=attrs.get("version", ""),
-                    resource=attrs.get("resource", ""),
-                    subresource=attrs.get("subresource", ""),
-                    namespace=attrs.get("namespace", ""),
-                    name=attrs.get("name", ""),
-                )
-            else:
-                nr = spec.get("nonResourceAttributes") or {}
-                asked = RequestAttributes(
-                    user=user, verb=nr.get("verb", ""), resource_request=False, path=nr.get("path", "")
-                )
-            decision, reason = self.authorizer.authorize(asked)
-            allowed = decision is Decision.ALLOW
-            status = {"allowed": allowed, **({"reason": reason} if reason else {})}
-        else:
-            status = {
-                "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
-                "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
-                "incomplete": False,
-            }
-        return json_response(
-            {
-                "kind": body.get("kind", target.info.kind),
-                "apiVersion": target.info.api_version,
-                "metadata": {"creationTimestamp": None},
-                "spec": spec,
-                "status": status,
-            },
-            201,
-        )
 
     # ------------------------------------------------------------------ app
 
