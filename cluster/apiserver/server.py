@@ -37,6 +37,7 @@ from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.auth.reviews import REVIEW_PLURALS, serve_review
 from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.bootstrap_objects import ensure_system_objects
+from cluster.apiserver.certificates import approval as csr_approval
 from cluster.apiserver.context import add_audit_annotation, begin_warnings, set_user, warning_header
 from cluster.apiserver.endpoint_reconciler import EndpointReconciler
 from cluster.apiserver.errors import StatusError, status_body, unauthorized
@@ -226,6 +227,8 @@ class ApiServer:
             return await serve_review(request, target, user, self.authorizer)
         if target.info.plural in identity_reviews.PLURALS:
             return await identity_reviews.serve(request, target, user, self.authenticator)
+        if target.subresource == "approval" and target.info.plural == "certificatesigningrequests":
+            return await csr_approval(request, target, user, self.registry, self.authorizer)
         if target.subresource:
             return await self.subresources.dispatch(request, target)
         return await self.api.dispatch(request, target)

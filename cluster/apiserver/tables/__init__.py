@@ -24,7 +24,7 @@ from functools import cache
 from typing import Any, Literal
 
 from cluster.apiserver.resources import ResourceInfo
-from cluster.apiserver.tables import cluster, core, networking, storage, workloads
+from cluster.apiserver.tables import certificates, cluster, core, networking, storage, workloads
 from cluster.apiserver.tables.format import (
     Column,
     TablePrinter,
@@ -79,6 +79,7 @@ _PRINTER_FACTORIES = {
     ("scheduling.k8s.io", "priorityclasses"): cluster.priorityclass_printer,
     ("policy", "poddisruptionbudgets"): cluster.pdb_printer,
     ("coordination.k8s.io", "leases"): cluster.lease_printer,
+    ("certificates.k8s.io", "certificatesigningrequests"): certificates.csr_printer,
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from cluster.apiserver.validation import (
     apps,
     batch,
+    certificates,
     cluster_policy,
     core,
     networking,
@@ -140,6 +141,9 @@ _RULES: dict[tuple[str, str], KindRules] = {
     ),
     ("policy", "PodDisruptionBudget"): KindRules(create=cluster_policy.validate_pod_disruption_budget),
     ("events.k8s.io", "Event"): KindRules(create=core.validate_events_v1_event),
+    ("certificates.k8s.io", "CertificateSigningRequest"): KindRules(
+        create=certificates.validate_csr, update=certificates.validate_csr_update
+    ),
 }
 
 # The group a bare kind name belongs to, for qualifying it in messages (core wins for "Event").
