@@ -469,9 +469,11 @@ def default_policy() -> list[tuple[str, dict[str, Any]]]:
         *(("clusterroles", o) for o in cluster_roles()),
         *(("clusterroles", o) for o in raykube_policy.cluster_roles()),
         *(("roles", o) for o in namespace_roles()),
+        *(("roles", o) for o in raykube_policy.roles()),
         *(("clusterrolebindings", o) for o in cluster_role_bindings()),
         *(("clusterrolebindings", o) for o in raykube_policy.cluster_role_bindings()),
         *(("rolebindings", o) for o in namespace_role_bindings()),
+        *(("rolebindings", o) for o in raykube_policy.role_bindings()),
     ]
 
 
