@@ -28,6 +28,7 @@ from typing import Any
 import ray
 
 from cluster.autoscaler.ray_autoscaler import AutoscalingOptions, AutoscalingSettings, RayAutoscaler
+from cluster.client.kubeconfig import load_kubeconfig, load_kubeconfig_text
 from cluster.client.leaderelection import LeaderElectionConfig, LeaderElector, campaign_forever, new_identity
 from cluster.client.rest import ApiClient
 from cluster.controllers.control_plane_pods import (
@@ -181,6 +182,20 @@ class ControllerManagerActor:
             self._clients[account] = client
         return client
 
+    def _root_ca_pem(self) -> str:
+        """The cluster CA of the kubeconfig (its certificate-authority), for kube-root-ca.crt."""
+        try:
+            if self.kubeconfig is not None:
+                settings = load_kubeconfig_text(self.kubeconfig, str(Path(self.kubeconfig_path).parent))
+            else:
+                settings = load_kubeconfig(self.kubeconfig_path)
+            if settings.ca_data:
+                return settings.ca_data.decode()
+            return Path(settings.ca_file).read_text() if settings.ca_file else ""
+        except (OSError, ValueError) as err:
+            log.warning("no cluster CA for kube-root-ca.crt: %s", err)
+            return ""
+
     def _cluster_loops(self) -> list[Any]:
         """The Ray-aware loops only the leader runs, built fresh for each term: objects with
         ``async def run(self) -> None`` that loop forever and survive their own errors."""
@@ -224,6 +239,7 @@ class ControllerManagerActor:
         options = ControllerOptions(
             node_monitor_grace=self.node_monitor_grace,
             csi=csi_caller(self.ray_namespace),  # each node's volume plugin, by its csi-<node> actor
+            root_ca_pem=self._root_ca_pem(),
             extra={
                 "control_plane_source": source,
                 "cluster_cidr": self.cluster_cidr,

@@ -25,6 +25,8 @@ from cluster.controllers.node_lifecycle import NodeLifecycleController
 from cluster.controllers.nodeipam import NodeIpamController
 from cluster.controllers.podgc import PodGCController
 from cluster.controllers.replicaset import ReplicaSetController
+from cluster.controllers.resourcequota import ResourceQuotaController
+from cluster.controllers.root_ca_publisher import RootCACertPublisher
 from cluster.controllers.runtime import Controller
 from cluster.controllers.service_lb import ServiceLBController
 from cluster.controllers.serviceaccount import ServiceAccountController
@@ -64,6 +66,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     ExpandController.NAME: ExpandController,
     CSIProvisioner.NAME: CSIProvisioner,
     AttachDetachController.NAME: AttachDetachController,
+    ResourceQuotaController.NAME: ResourceQuotaController,
+    RootCACertPublisher.NAME: RootCACertPublisher,
 }
 
 DISABLED_BY_DEFAULT: frozenset[str] = frozenset()

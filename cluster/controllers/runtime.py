@@ -101,6 +101,7 @@ class ControllerOptions:
     workers: int = 5
     extra: Mapping[str, Any] = field(default_factory=dict)
     csi: CSICaller | None = None  # None: no volume plugins reachable (volume controllers say so in events)
+    root_ca_pem: str = ""  # the cluster CA the root-ca-cert-publisher puts in kube-root-ca.crt ("": none)
 
 
 @dataclass(frozen=True, slots=True)
