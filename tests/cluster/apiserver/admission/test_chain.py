@@ -66,6 +66,7 @@ def test_plugin_order() -> None:
         "PodInitialStatus",
         "StorageStatus",
         "ServiceAllocatedValues",
+        "CertificateSigningRequestStrategy",
         "GenerationField",
     ]
     assert [p.NAME for p in CHAIN.after_validation] == [
@@ -132,6 +133,7 @@ PLUGINS = {p.NAME: p for p in (*FULL.before_validation, *FULL.after_validation)}
         pytest.param("NodeRestriction", {C, U, D}, id="node-restriction"),
         pytest.param("PodSecurity", {C, U}, id="pod-security"),
         pytest.param("ResourceQuota", {C}, id="resource-quota"),
+        pytest.param("CertificateSigningRequestStrategy", {C, U}, id="csr-strategy"),
     ],
 )
 def test_handles(name: str, operations: set[Operation]) -> None:
@@ -140,7 +142,7 @@ def test_handles(name: str, operations: set[Operation]) -> None:
 
 
 def test_every_plugin_has_a_handles_case() -> None:
-    assert len(PLUGINS) == 22
+    assert len(PLUGINS) == 23
 
 
 class Append(MutatingPlugin):
