@@ -457,11 +457,21 @@ def deploy_controller_manager(
             kubeconfig=kubeconfig,
             autoscaling=autoscaling,
             identities=identities,
+            signing_ca=_signing_ca(data_dir / "pki"),
         )
         for instance in instances
     ]
     names: list[list[str]] = ray.get([a.ready.remote() for a in actors], timeout=180)
     return names[0]
+
+
+def _signing_ca(pki_dir: Path) -> tuple[str, str] | None:
+    """The cluster CA (certificate, key) as PEM texts for the csrsigning controller (kube-controller-
+    manager's --cluster-signing-cert-file/--cluster-signing-key-file); None without a PKI."""
+    cert, key = pki_dir / "ca.crt", pki_dir / "ca.key"
+    if not cert.exists() or not key.exists():
+        return None
+    return cert.read_text(), key.read_text()
 
 
 def _controllers_spec(controllers: tuple[str, ...] | None) -> tuple[str, ...]:

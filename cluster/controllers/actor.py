@@ -124,13 +124,15 @@ class ControllerManagerActor:
         kubeconfig: str | None = None,
         autoscaling: AutoscalingSettings | None = None,
         identities: dict[str, str] | None = None,
+        signing_ca: tuple[str, str] | None = None,
     ) -> None:
         """``node_name``: this instance's node (its Lease identity); ``home``: the node that ran
         ``raykube up``, where the base-named control-plane actors run; ``kubeconfig``: the
         kubeconfig's text (else the file at ``kubeconfig_path`` is read): the informers' and the
         Lease's identity; ``identities``: a kubeconfig text per ServiceAccount of ``kube-system``
         the controllers and loops write as (``registry.SERVICE_ACCOUNTS``, ``AUTOSCALER_ACCOUNT``,
-        ``FOLLOWER_ACCOUNT``); None: everything uses ``kubeconfig``."""
+        ``FOLLOWER_ACCOUNT``); None: everything uses ``kubeconfig``. ``signing_ca``: the cluster
+        CA's (certificate PEM, key PEM) the csrsigning controller issues from (None: it signs nothing)."""
         logging.basicConfig(level=logging.INFO)
         self.spec = controllers
         self.cluster_cidr = cluster_cidr
@@ -145,6 +147,7 @@ class ControllerManagerActor:
         self.home = home
         self.kubeconfig = kubeconfig
         self.identities = identities
+        self.signing_ca = signing_ca
         self.client: ApiClient | None = None
         self._clients: dict[str, ApiClient] = {}  # per account, kept across terms
         self.elector: LeaderElector | None = None
@@ -244,6 +247,7 @@ class ControllerManagerActor:
                 "control_plane_source": source,
                 "cluster_cidr": self.cluster_cidr,
                 "lb_pool": self.lb_pool,
+                "signing_ca": self.signing_ca,
             },
         )
         names = enabled(self.spec)

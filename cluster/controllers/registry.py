@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from cluster.controllers.certificates import CSRApprovingController, CSRSigningController
 from cluster.controllers.clusterrole_aggregation import ClusterRoleAggregationController
 from cluster.controllers.control_plane_pods import ControlPlanePods
 from cluster.controllers.cronjob import CronJobController
@@ -66,6 +67,8 @@ CONTROLLERS: dict[str, type[Controller]] = {
     ExpandController.NAME: ExpandController,
     CSIProvisioner.NAME: CSIProvisioner,
     AttachDetachController.NAME: AttachDetachController,
+    CSRSigningController.NAME: CSRSigningController,
+    CSRApprovingController.NAME: CSRApprovingController,
     ResourceQuotaController.NAME: ResourceQuotaController,
     RootCACertPublisher.NAME: RootCACertPublisher,
 }
@@ -81,6 +84,8 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "attachdetach": "attachdetach-controller",
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "controlplanepods": "control-plane-pods",
+    "csrapproving": "certificate-controller",
+    "csrsigning": "certificate-controller",
     "cronjob": "cronjob-controller",
     "csi-provisioner": "csi-provisioner",
     "daemonset": "daemon-set-controller",
