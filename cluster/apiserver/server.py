@@ -32,6 +32,7 @@ from cluster.apiserver.auth.authn import ANONYMOUS_USER, Authenticator
 from cluster.apiserver.auth.authorization import Authorization
 from cluster.apiserver.auth.authorizer import Authorizer, Decision, forbidden
 from cluster.apiserver.auth.bootstrap_policy import reconcile_policy
+from cluster.apiserver.auth.escalation import with_escalation_check
 from cluster.apiserver.auth.objects import CachedObjects
 from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.auth.reviews import REVIEW_PLURALS, serve_review
@@ -83,6 +84,9 @@ class ApiServer:
         )
         self.authorization = Authorization(self.security)  # --authorization-mode (default Node,RBAC)
         self.authorizer: Authorizer = authorizer or self.authorization.authorizer
+        self.registry.admission = with_escalation_check(  # RBAC: no granting what one does not hold
+            self.registry.admission, self.authorizer, self.authorization.rbac
+        )
         self.started = time.time()
         self.endpoints: EndpointReconciler | None = None
         self._endpoints_task: asyncio.Task[None] | None = None
