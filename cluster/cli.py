@@ -21,8 +21,8 @@ from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
-from cluster.apiserver.kubeconfig import write_kubeconfig
-from cluster.apiserver.tls import Pki
+from cluster.apiserver.kubeconfig import kubeconfig_for_user, write_kubeconfig
+from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.bootstrap import (
     ApiServerUp,
     ClusterConfig,
@@ -41,6 +41,7 @@ from cluster.bootstrap import (
     teardown,
     up,
 )
+from cluster.client.kubeconfig import load_kubeconfig
 from cluster.machinery.pki import certificate_hosts, normalize_host
 from cluster.naming import default_namespace
 from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
@@ -159,6 +160,9 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
     if not path.exists():
         console.print("no kubeconfig yet: run `raykube up` first")
         return 1
+    if args.user is not None:
+        out = Path(args.out).expanduser() if args.out else None
+        return _kubeconfig_for_user(data_dir, args.user, args.group or [], args.days, args.server, out)
     if args.server is None:
         print(path)
         return 0
@@ -188,6 +192,33 @@ def _kubeconfig_for_server(data_dir: Path, server: str, out: Path | None) -> int
         return 0
     with tempfile.TemporaryDirectory(prefix="raykube-kubeconfig-") as tmp:  # 0700, removed at once
         sys.stdout.write(write_kubeconfig(Path(tmp) / "kubeconfig", server=server, pki=pki).read_text())
+    return 0
+
+
+def _kubeconfig_for_user(
+    data_dir: Path, user: str, groups: list[str], days: int, server: str | None, out: Path | None
+) -> int:
+    """A kubeconfig for ``user`` in ``groups``: a client certificate from the cluster CA (CN = user,
+    O = each group, ``days`` long), the admin kubeconfig's servers unless ``server`` is given; written
+    to ``out`` (0600) or printed. What the user may do is up to RBAC bindings for the name or groups."""
+    if not user.strip() or days <= 0:
+        console.print("error: --user needs a name and --days a positive number")
+        return 2
+    admin = load_kubeconfig(str(data_dir / "kubeconfig"))
+    servers = [server] if server else list(admin.servers or (admin.server,))
+    pki = Pki.in_dir(data_dir / "pki")
+    cert_pem, key_pem = issue_client_cert(pki, user, groups, days)
+
+    def write(path: Path) -> Path:
+        return kubeconfig_for_user(
+            path, server=servers[0], pki=pki, user=user, cert_pem=cert_pem, key_pem=key_pem, servers=servers
+        )
+
+    if out is not None:
+        print(write(out))
+        return 0
+    with tempfile.TemporaryDirectory(prefix="raykube-kubeconfig-") as tmp:  # 0700, removed at once
+        sys.stdout.write(write(Path(tmp) / "kubeconfig").read_text())
     return 0
 
 
@@ -583,7 +614,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="the API server's URL as another machine reaches it, e.g. https://PUBLIC_IP:6443 (the "
         "certificate must name that host: raykube up --tls-san); prints the kubeconfig, or writes --out",
     )
-    kc.add_argument("--out", default=None, help="with --server: write the kubeconfig here (mode 0600)")
+    kc.add_argument(
+        "--out", default=None, help="with --server or --user: write the kubeconfig here (mode 0600)"
+    )
+    kc.add_argument(
+        "--user",
+        default=None,
+        help="a kubeconfig for this user instead of the admin: a client certificate from the cluster CA "
+        "(CN = the user); prints the kubeconfig, or writes --out",
+    )
+    kc.add_argument("--group", action="append", help="with --user: a group of the user (O); repeatable")
+    kc.add_argument("--days", type=int, default=365, help="with --user: how long the certificate is valid")
     bench = sub.add_parser("bench", help="run a benchmark suite (store)", add_help=False)
     bench.add_argument("suite")
     return p

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cluster.apiserver import audit_policy, encryption_config
+from cluster.apiserver.auth import token_file
 from cluster.apiserver.auth.options import SecurityOptions, parse_authorization_modes
 from cluster.machinery.files import write_private
 
@@ -54,6 +55,8 @@ def security_options(
         options = replace(options, anonymous_auth=anonymous_auth)
     if (name := _copy(token_auth_file, pki_dir, TOKEN_AUTH_FILE)) is not None:
         options = replace(options, token_auth_file=name)
+    if options.token_auth_file:
+        token_file.load(pki_dir / options.token_auth_file)  # a malformed file: ValueError naming the line
     if (name := _copy(encryption_provider_config, pki_dir, ENCRYPTION_CONFIG_FILE)) is not None:
         options = replace(options, encryption_provider_config=name)
     if options.encryption_provider_config is None:  # a new cluster never writes a Secret in plain text

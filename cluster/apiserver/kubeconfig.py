@@ -135,10 +135,12 @@ def kubeconfig_for_user(
     cluster_name: str = "raykube",
     context: str | None = None,
     namespace: str | None = None,
+    servers: list[str] | None = None,
 ) -> Path:
     """Write a kubeconfig for a certificate from ``issue_client_cert`` (always embedded).
 
-    The context defaults to ``<user>@<cluster_name>``; ``namespace`` sets the context's default.
+    The context defaults to ``<user>@<cluster_name>``; ``namespace`` sets the context's default;
+    ``servers`` as for ``write_kubeconfig``.
     """
     document = kubeconfig_document(
         server=server,
@@ -149,5 +151,6 @@ def kubeconfig_for_user(
         client_certificate=cert_pem,
         client_key=key_pem,
         namespace=namespace,
+        servers=servers,
     )
     return _write(path, document)

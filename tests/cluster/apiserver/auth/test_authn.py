@@ -23,6 +23,7 @@ from cluster.apiserver.auth import sa_tokens, token_file
 from cluster.apiserver.auth.authn import bearer_token
 from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.server import ApiServer
+from cluster.security import security_options
 from tests.cluster.controllers.local_apiserver import WatchableStore
 
 POD_CONTAINER = {"name": "c", "image": "busybox"}
@@ -362,3 +363,12 @@ def test_anonymous_off_still_lets_credentials_in(tmp_path: Path) -> None:
         assert (await api.whoami("wrong"))[0] == 401
 
     run(tmp_path, scenario, anonymous_auth=False)
+
+
+def test_raykube_up_refuses_a_malformed_token_file(tmp_path: Path) -> None:
+    bad = tmp_path / "tokens.csv"
+    bad.write_text("tok,alice\n")
+    pki = tmp_path / "pki"
+    pki.mkdir()
+    with pytest.raises(ValueError, match="line 1: want at least 3 fields"):
+        security_options(pki, None, token_auth_file=bad)
