@@ -151,12 +151,19 @@ def _checks(item: dict[str, Any], kind: str, requests: dict[str, Any], limits: d
 
 
 def _pod_totals(spec: dict[str, Any], field: str) -> dict[str, Any]:
-    """The pod's requests or limits: the containers' sum, or an init container's when larger."""
-    summed = q.total((c.get("resources") or {}).get(field) for c in spec.get("containers") or [])
+    """The pod's requests or limits: the containers' sum, or an init container's when larger (in
+    the format of the first quantity seen, as kube's quantity sums keep it)."""
+    summed: dict[str, Decimal] = {}
+    binary: dict[str, bool] = {}
+    for container in spec.get("containers") or []:
+        for name, raw in ((container.get("resources") or {}).get(field) or {}).items():
+            summed[name] = summed.get(name, Decimal(0)) + q.value(raw)
+            binary.setdefault(name, q.is_binary(raw))
     for init in spec.get("initContainers") or []:
         for name, raw in ((init.get("resources") or {}).get(field) or {}).items():
             summed[name] = max(summed.get(name, Decimal(0)), q.value(raw))
-    return {name: str(amount) for name, amount in summed.items()}
+            binary.setdefault(name, q.is_binary(raw))
+    return {name: q.canonical(amount, binary[name]) for name, amount in summed.items()}
 
 
 def violations(obj: dict[str, Any], kind: str, limit_range: dict[str, Any]) -> list[str]:

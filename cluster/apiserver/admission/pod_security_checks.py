@@ -178,7 +178,7 @@ def se_linux_options(meta: Mapping[str, Any], spec: Mapping[str, Any]) -> Result
             ok = False
         for field in ("user", "role"):
             if opts.get(field):
-                flags[field] = ok = False
+                flags[field], ok = True, False
         return ok
 
     setters: list[str] = []
