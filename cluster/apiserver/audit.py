@@ -257,12 +257,35 @@ class Auditor:
         request's ``ResponseStarted`` event."""
         audit_id = request.get("audit_id")
         if audit_id is None:
+            if response.status == 401 and "user" not in request:  # refused before this middleware ran
+                self._failed_authentication(request, response)
             return
         response.headers[HEADER] = audit_id
         state: _Request | None = request.get("audit")
         if state is not None and state.long_running and not state.started:
             state.started = True
             self._emit(request, state, "ResponseStarted", responseStatus=response_status(response.status))
+
+    def _failed_authentication(self, request: web.Request, response: web.StreamResponse) -> None:
+        """kube's failed-authentication audit: one ``ResponseStarted`` event with no user, the 401 and
+        which credentials were tried, when the policy selects the request for an empty user."""
+        attrs = request_info.attributes(request.method, request.path, request.query, UserInfo(""))
+        config = self.policy.evaluate(attrs)
+        audit_id = request.headers.get(HEADER) or str(uuid.uuid4())
+        response.headers[HEADER] = audit_id
+        if config.level is Level.NONE:
+            return
+        now = self.clock()
+        fields: dict[str, Any] = {"requestURI": request.raw_path, "verb": attrs.verb, "user": {}}
+        fields["sourceIPs"] = _source_ips(request)
+        if agent := request.headers.get("User-Agent"):
+            fields["userAgent"] = agent
+        if (ref := object_ref(attrs)) is not None:
+            fields["objectRef"] = ref
+        state = _Request(attrs, config, fields, now)
+        request["audit_id"] = audit_id
+        status = {"metadata": {}, "message": _auth_methods(request), "code": response.status}
+        self._emit(request, state, "ResponseStarted", responseStatus=status)
 
     def _complete(self, request: web.Request, state: _Request, stage: str, code: int, body: Any) -> None:
         extra: dict[str, Any] = {
@@ -327,6 +350,25 @@ class Auditor:
             self.sink.write(event)
         except Exception:  # a full disk must not fail the request
             log.exception("audit: could not queue an event")
+
+
+def _auth_methods(request: web.Request) -> str:
+    """kube's text for what a refused request tried."""
+    methods = []
+    scheme, _, credential = request.headers.get("Authorization", "").strip().partition(" ")
+    if scheme.lower() == "basic":
+        methods.append("basic")
+    if scheme.lower() == "bearer" and credential.strip():
+        methods.append("bearer")
+    if request.query.get("access_token", "").strip():
+        methods.append("access_token")
+    transport = request.transport
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    if ssl_object is not None and ssl_object.getpeercert(binary_form=True):
+        methods.append("x509")
+    if methods:
+        return f"Authentication failed, attempted: {', '.join(methods)}"
+    return "Authentication failed, no credentials provided"
 
 
 def _source_ips(request: web.Request) -> list[str]:

@@ -63,6 +63,8 @@ def make_app(sink: Sink) -> web.Application:
 
     @web.middleware
     async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if "X-Refuse" in request.headers:
+            raise StatusError(401, "Unauthorized", "Unauthorized")
         request["user"] = UserInfo(
             request.headers.get("X-User", "alice"), groups=("devs", "system:authenticated")
         )
@@ -257,3 +259,21 @@ def test_the_log_can_be_the_process_log(caplog: pytest.LogCaptureFixture) -> Non
         sink.write({"kind": "Event", "stage": "ResponseComplete"})
         sink.close()
     assert '{"kind":"Event","stage":"ResponseComplete"}' in caplog.text
+
+
+def test_a_refused_authentication_is_one_response_started_event() -> None:
+    async def scenario(client: TestClient[Any, Any], sink: Sink) -> None:
+        headers = {"X-Refuse": "1", "Authorization": "Bearer not-a-token"}
+        resp = await client.post("/api/v1/namespaces/ns/secrets", json=SECRET, headers=headers)
+        assert resp.status == 401 and resp.headers["Audit-Id"] == sink.events[0]["auditID"]
+        assert (await client.get("/api/v1/namespaces/ns/services", headers={"X-Refuse": "1"})).status == 401
+
+    events = run(scenario).events
+    assert len(events) == 1  # the services request matches no rule
+    assert events[0]["stage"] == "ResponseStarted" and events[0]["user"] == {}
+    assert events[0]["verb"] == "create" and events[0]["objectRef"]["resource"] == "secrets"
+    assert events[0]["responseStatus"] == {
+        "metadata": {},
+        "message": "Authentication failed, attempted: bearer",
+        "code": 401,
+    }
