@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from cluster.apiserver.admission.forbidden import admission_forbidden
 from cluster.apiserver.admission.interfaces import Attributes, NamespaceLookup, Operation, ValidatingPlugin
-from cluster.apiserver.errors import StatusError, forbidden
+from cluster.apiserver.errors import StatusError
 
 
 class NamespaceLifecycle(ValidatingPlugin):
@@ -35,7 +36,6 @@ class NamespaceLifecycle(ValidatingPlugin):
             )
         terminating = ns.get("status", {}).get("phase") == "Terminating"
         if ns.get("metadata", {}).get("deletionTimestamp") or terminating:
-            raise forbidden(
-                f"{attrs.resource.plural} is forbidden: unable to create new content in namespace "
-                f"{namespace} because it is being terminated"
+            raise admission_forbidden(
+                attrs, f"unable to create new content in namespace {namespace} because it is being terminated"
             )
