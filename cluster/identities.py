@@ -26,11 +26,15 @@ certificates live as long as the CA's other client certificates and are re-issue
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import yaml  # type: ignore[import-untyped]
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from cluster.apiserver.auth.user import (
     NODE_PREFIX,
@@ -39,8 +43,9 @@ from cluster.apiserver.auth.user import (
     service_account_username,
 )
 from cluster.apiserver.kubeconfig import kubeconfig_document
-from cluster.apiserver.tls import Pki, issue_client_cert
+from cluster.apiserver.tls import Pki
 from cluster.client.kubeconfig import SERVERS_EXTENSION
+from cluster.machinery import pki as certutil
 
 KUBE_SYSTEM = "kube-system"
 
@@ -74,10 +79,34 @@ RAY_NODE_FOLLOWER_ACCOUNT = "node-controller"
 AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
+def subject(identity: Identity) -> x509.Name:
+    """CN = the user, each O a group. X.509 bounds a CN to 64 characters (RFC 5280's
+    ub-common-name), which some ServiceAccount user names pass
+    (``system:serviceaccount:kube-system:clusterrole-aggregation-controller`` has 68): the bound is
+    not checked for those, as parsers (OpenSSL's, Go's) read longer names unchanged."""
+    attributes = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, group) for group in identity.groups]
+    with warnings.catch_warnings():  # cryptography still warns about the length it lets through
+        warnings.simplefilter("ignore", UserWarning)
+        attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, identity.user, _validate=False))
+    return x509.Name(attributes)
+
+
+def issue(pki: Pki, identity: Identity, days: int = 365) -> tuple[bytes, bytes]:
+    """A client certificate for ``identity`` from the cluster CA: (certificate PEM, key PEM)."""
+    cert, key = certutil.issue_leaf(
+        *certutil.load_ca(pki),
+        subject=subject(identity),
+        usage=ExtendedKeyUsageOID.CLIENT_AUTH,
+        now=datetime.now(UTC),
+        validity=timedelta(days=days),
+    )
+    return certutil.cert_pem(cert), certutil.key_pem(key)
+
+
 def kubeconfig_text(pki: Pki, identity: Identity, servers: list[str]) -> str:
     """A kubeconfig (YAML text) for a new certificate of ``identity``; ``servers[0]`` is the one
     kubectl uses, all of them go into the ``raykube.io/servers`` extension for our client."""
-    cert_pem, key_pem = issue_client_cert(pki, identity.user, list(identity.groups))
+    cert_pem, key_pem = issue(pki, identity)
     document = kubeconfig_document(
         server=servers[0],
         servers=servers,

@@ -4,6 +4,10 @@ own user (CN) and groups (O), and reaches the same API servers as the admin kube
 from __future__ import annotations
 
 import base64
+import socket
+import ssl
+import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -13,8 +17,10 @@ from cryptography.x509.oid import NameOID
 
 from cluster import identities
 from cluster.apiserver.kubeconfig import write_kubeconfig
-from cluster.apiserver.tls import ensure_pki
+from cluster.apiserver.tls import Pki, ensure_pki, peer_identity, server_ssl_context
 from cluster.client.kubeconfig import load_kubeconfig_text
+from cluster.controllers.actor import AUTOSCALER_ACCOUNT, FOLLOWER_ACCOUNT
+from cluster.controllers.registry import SERVICE_ACCOUNTS
 
 SERVERS = ["https://127.0.0.1:6443", "https://10.0.0.5:6443", "https://10.0.0.6:6443"]
 
@@ -30,7 +36,9 @@ def data_dir(tmp_path: Path) -> Path:
 def subject(text: str) -> tuple[str, list[str]]:
     document = yaml.safe_load(text)
     pem = base64.b64decode(document["users"][0]["user"]["client-certificate-data"])
-    name = x509.load_pem_x509_certificate(pem).subject
+    with warnings.catch_warnings():  # a CN past X.509's 64-character bound is what some are
+        warnings.simplefilter("ignore", UserWarning)
+        name = x509.load_pem_x509_certificate(pem).subject
     cn = name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
     return str(cn), [str(a.value) for a in name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)]
 
@@ -66,3 +74,44 @@ def test_one_kubeconfig_per_controller_service_account(data_dir: Path) -> None:
     assert sorted(texts) == ["deployment-controller", "node-controller"]
     assert subject(texts["node-controller"])[0] == "system:serviceaccount:kube-system:node-controller"
     assert "system:masters" not in subject(texts["deployment-controller"])[1]
+
+
+def test_a_service_account_name_past_the_64_character_common_name_bound_still_authenticates(
+    data_dir: Path,
+) -> None:
+    """``system:serviceaccount:kube-system:clusterrole-aggregation-controller`` has 68 characters;
+    the API server's TLS context verifies the certificate and reads the full name from it."""
+    identity = identities.Identity.service_account("clusterrole-aggregation-controller")
+    pki = Pki.in_dir(data_dir / "pki")
+    cert_pem, key_pem = identities.issue(pki, identity)
+    (data_dir / "c.pem").write_bytes(cert_pem)
+    (data_dir / "k.pem").write_bytes(key_pem)
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[object] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with server_ssl_context(pki).wrap_socket(conn, server_side=True) as tls:
+            seen.append(peer_identity(tls))
+            tls.recv(1)
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    client = ssl.create_default_context(cafile=str(pki.ca_cert))
+    client.load_cert_chain(str(data_dir / "c.pem"), str(data_dir / "k.pem"))
+    with (
+        socket.create_connection(listener.getsockname()) as raw,
+        client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        tls.sendall(b".")
+    thread.join(10)
+    listener.close()
+    assert seen == [(identity.user, list(identity.groups))]
+
+
+def test_every_controller_account_gets_a_certificate(data_dir: Path) -> None:
+    accounts = set(SERVICE_ACCOUNTS.values()) | {FOLLOWER_ACCOUNT, AUTOSCALER_ACCOUNT}
+    texts = identities.service_account_kubeconfigs(data_dir, accounts)
+    assert {subject(t)[0] for t in texts.values()} == {
+        f"system:serviceaccount:kube-system:{a}" for a in accounts
+    }
