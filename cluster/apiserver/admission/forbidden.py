@@ -8,8 +8,7 @@ from cluster.apiserver.errors import StatusError, forbidden, qualified_resource
 
 
 def admission_forbidden(attrs: Attributes, reason: str) -> StatusError:
-    return forbidden(
-        f'{qualified_resource(attrs.resource)} "{attrs.name}" is forbidden: {reason}',
-        attrs.resource,
-        attrs.name,
-    )
+    """``<resource> "<name>" is forbidden: <reason>``; ``<resource> is forbidden: ...`` without a name."""
+    resource = qualified_resource(attrs.resource)
+    who = f'{resource} "{attrs.name}"' if attrs.name else resource
+    return forbidden(f"{who} is forbidden: {reason}", attrs.resource, attrs.name)

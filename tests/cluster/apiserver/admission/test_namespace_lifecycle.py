@@ -33,3 +33,14 @@ def test_missing_namespace() -> None:
     with pytest.raises(StatusError) as err:
         run(NamespaceLifecycle(Namespaces()).validate(attrs(pod())))
     assert (err.value.code, err.value.message) == (404, 'namespaces "team" not found')
+
+
+def test_without_a_name_the_resource_alone_is_named() -> None:
+    plugin = NamespaceLifecycle(
+        Namespaces(team={"metadata": {"name": "team"}, "status": {"phase": "Terminating"}})
+    )
+    nameless = pod()
+    nameless["metadata"]["name"] = ""
+    assert refused(plugin.validate(attrs(nameless))).startswith(
+        "pods is forbidden: unable to create new content"
+    )
