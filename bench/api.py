@@ -44,6 +44,7 @@ from typing import Any
 
 import ray
 
+from bench.api_authz import MODES, compare, measure_mode, user_context
 from bench.api_measure import (  # noqa: F401 - re-exported for callers and tests
     ACTOR_HOPS_PER_CREATE,
     FULL_DURATION_S,
@@ -73,6 +74,7 @@ from bench.api_measure import (  # noqa: F401 - re-exported for callers and test
     ssl_context_from_kubeconfig,
     summarize,
 )
+from cluster.apiserver.auth.options import SecurityOptions
 from cluster.bootstrap import (
     connect_ray,
     deploy_apiserver,
@@ -131,7 +133,9 @@ async def run_suite(
 
 
 @contextlib.contextmanager
-def raykube_for_bench(replicas: int, say: Callable[[str], None]) -> Any:
+def raykube_for_bench(
+    replicas: int, say: Callable[[str], None], security: SecurityOptions | None = None
+) -> Any:
     """A throw-away raykube (store + API server) in a fresh Ray namespace; yields the kubeconfig path.
 
     Joins the machine's Ray or starts a local one; on the way out (errors and Ctrl-C included) kills
@@ -147,7 +151,7 @@ def raykube_for_bench(replicas: int, say: Callable[[str], None]) -> Any:
         say(("started a local Ray" if started else "joined the running Ray") + f"; namespace {namespace}")
         handles, _ = deploy_store(replicas, data_dir, namespace, detached=False)
         asyncio.run(wait_until_serving(namespace, timeout=120))
-        _, kubeconfig = deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0)
+        _, kubeconfig = deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0, security=security)
         yield kubeconfig, data_dir
     finally:
         del handles
@@ -233,6 +237,49 @@ def render(results: Sequence[dict[str, Any]], slo: dict[str, Any], console: Any)
     console.print(f"actor hops per create: {slo['actor_hops_per_create']}", soft_wrap=True, highlight=False)
 
 
+def run_authz(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
+    """The authorization row (``bench.api_authz``): AlwaysAllow, then RBAC, each in a fresh cluster."""
+    clients = min(16, max(cfg.clients))
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for mode, security in MODES.items():
+        say(f"authorization row: --authorization-mode {','.join(security.authorization_modes)}")
+        with raykube_for_bench(cfg.replicas, say, security=security) as (kubeconfig, data_dir):
+            server, admin_ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
+            user_ctx = user_context(data_dir, data_dir)
+            rows[mode] = asyncio.run(
+                measure_mode(server, admin_ctx, user_ctx, clients, cfg.duration_s, cfg.warmup_s, say)
+            )
+    return compare(rows["AlwaysAllow"], rows["RBAC"])
+
+
+def render_authz(authz: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    table = Table(title="authorization: RBAC (1,000 Roles + RoleBindings) vs AlwaysAllow, as a bound user")
+    table.add_column("op")
+    for col in ("clients", "AlwaysAllow ops/s", "RBAC ops/s", "ratio", "AlwaysAllow p99", "RBAC p99"):
+        table.add_column(col, justify="right")
+    for o in authz["ops"]:
+        a, r = o["always_allow_ops_per_s"], o["rbac_ops_per_s"]
+        table.add_row(
+            o["op"],
+            str(o["clients"]),
+            "-" if a is None else f"{a:,.0f}",
+            "-" if r is None else f"{r:,.0f}",
+            "-" if o["ratio"] is None else f"{o['ratio']:.3f}",
+            _ms(o["always_allow_p99_ms"]),
+            _ms(o["rbac_p99_ms"]),
+        )
+    console.print(table)
+    ratio = authz["throughput_ratio"]
+    verdict = "[green]met[/green]" if authz["met"] else "[red]not met[/red]"
+    console.print(
+        f"RBAC throughput {'-' if ratio is None else f'{ratio:.3f}'} of AlwaysAllow (geometric mean; cost "
+        f"{authz['cost_pct']}%) — goal ≥ {authz['goal_ratio']} {verdict}",
+        soft_wrap=True,
+    )
+
+
 # ---- CLI ------------------------------------------------------------------------------------
 
 
@@ -265,6 +312,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clients", type=_int_list, default=[1, 16, 64], help="default: 1,16,64")
     p.add_argument("--ops", type=_ops, default=list(MEASUREMENTS), help=f"default: {','.join(MEASUREMENTS)}")
     p.add_argument("--replicas", type=int, choices=(1, 3), default=1, help="store replicas (default: 1)")
+    p.add_argument(
+        "--authz",
+        choices=("on", "off", "only"),
+        default="on",
+        help="the authorization row: the create/get/list/update mix as a bound non-admin user with RBAC "
+        "(1,000 Roles and RoleBindings) and with AlwaysAllow, in two fresh clusters (default: on)",
+    )
     # Hidden knobs for tests and experiments.
     p.add_argument("--duration", type=float, default=None, help=argparse.SUPPRESS)
     p.add_argument("--warmup", type=float, default=None, help=argparse.SUPPRESS)
@@ -298,19 +352,30 @@ def main(argv: list[str] | None = None) -> int:
         err.print(msg, highlight=False, soft_wrap=True)
 
     machine = machine_info(cfg)
+    results: list[dict[str, Any]] = []
+    paced = None
+    authz: dict[str, Any] | None = None
     try:
-        with raykube_for_bench(cfg.replicas, say) as (kubeconfig, data_dir):
-            server, ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
-            results, paced = asyncio.run(run_suite(cfg, server, ctx, say))
+        if args.authz != "only":
+            with raykube_for_bench(cfg.replicas, say) as (kubeconfig, data_dir):
+                server, ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
+                results, paced = asyncio.run(run_suite(cfg, server, ctx, say))
+        if args.authz != "off":
+            authz = run_authz(cfg, say)
     except KeyboardInterrupt:
         err.print("interrupted; raykube torn down")
         return 130
     slo = slo_summary(results, paced)
     doc = {"suite": "api", "results": results, "slo": slo, "machine": machine}
+    if authz is not None:
+        doc["authorization"] = authz
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=2) + "\n")
     render(results, slo, console)
+    if authz is not None:
+        render_authz(authz, console)
     failed = any(r["errors"] or r["ops_per_s"] is None for r in results) or bool(paced and paced["errors"])
+    failed = failed or bool(authz and any(o["errors"] or o["ratio"] is None for o in authz["ops"]))
     return 1 if failed else 0
 
 

@@ -23,6 +23,7 @@ from bench.api import (
     ssl_context_from_kubeconfig,
     summarize,
 )
+from bench.api_authz import MIX, compare
 
 MS = 1_000_000
 
@@ -192,14 +193,19 @@ def test_ssl_context_from_embedded_kubeconfig(tmp_path: Path) -> None:
 
 
 @pytest.mark.integration
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(600)
 def test_quick_run_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "api.json"
     rc = main(["--quick", "--duration", "0.5", "--clients", "1,4", "--json", str(out)])
     doc = json.loads(out.read_text())
     assert rc == 0
     assert doc["suite"] == "api"
-    assert set(doc) == {"suite", "results", "slo", "machine"}
+    assert set(doc) == {"suite", "results", "slo", "machine", "authorization"}
+    authz = doc["authorization"]
+    assert [(o["op"], o["clients"]) for o in authz["ops"]] == [(op, 4) for op in MIX]
+    for o in authz["ops"]:
+        assert o["errors"] == 0 and o["always_allow_ops_per_s"] > 0 and o["rbac_ops_per_s"] > 0, o
+    assert authz["throughput_ratio"] > 0 and isinstance(authz["met"], bool)
     got = [(r["op"], r["clients"]) for r in doc["results"]]
     assert got == [(op, c) for op in OPS for c in (1, 4)]
     for r in doc["results"]:
@@ -214,3 +220,12 @@ def test_quick_run_end_to_end(tmp_path: Path) -> None:
     assert peak["clients"] == 4 and peak["ops_per_s"] > 0
     assert "apiserver→store leader" in doc["slo"]["actor_hops_per_create"]
     assert doc["machine"]["cpu_count"] > 0
+
+
+def test_authorization_row_compares_per_op() -> None:
+    row = lambda op, ops: {"op": op, "clients": 16, "ops_per_s": ops, "p99_ms": 1.0, "errors": 0}  # noqa: E731
+    got = compare([row("get", 1000.0), row("list", 100.0)], [row("get", 900.0), row("list", 100.0)])
+    assert [o["ratio"] for o in got["ops"]] == [0.9, 1.0]
+    assert got["throughput_ratio"] == pytest.approx((0.9 * 1.0) ** 0.5)
+    assert got["cost_pct"] == 5.1 and got["met"] is True
+    assert compare([row("get", 1000.0)], [row("get", None)])["met"] is False
