@@ -18,7 +18,9 @@ grants each of them what its code does and nothing more:
   and eviction rules);
 * controllers that do more than Kubernetes' of the same name: the attach/detach controller also
   does the CSI external-attacher's work (VolumeAttachment status and finalizers), the expander writes
-  the claim's storage-resizer annotation itself.
+  the claim's storage-resizer annotation itself; and some of ours PATCH where Kubernetes' UPDATE
+  (the status of ReplicaSets, DaemonSets, StatefulSets and Namespaces, a Deployment's revision
+  annotation, a StatefulSet claim's owner references): the same fields, another verb.
 
 Namespaced rules (``kube-system`` only) are Roles (``roles``/``role_bindings``), as Kubernetes'
 own ``namespace_policy`` does. Every object carries the bootstrap label and the autoupdate
@@ -113,6 +115,30 @@ _CLUSTER: dict[str, tuple[str, list[Rule]]] = {
     f"{PREFIX}expand-controller": (
         EXPANDER_ACCOUNT,
         [_rule(["update"], [""], ["persistentvolumeclaims"])],  # the storage-resizer annotation
+    ),
+    # Ours patch where kube's controllers update (the same fields, so no more power than kube grants):
+    f"{PREFIX}deployment-controller": (
+        "deployment-controller",
+        [_rule(["patch"], ["apps"], ["deployments"])],  # the revision annotation
+    ),
+    f"{PREFIX}replicaset-controller": (
+        "replicaset-controller",
+        [_rule(["patch"], ["apps"], ["replicasets/status"])],
+    ),
+    f"{PREFIX}daemon-set-controller": (
+        "daemon-set-controller",
+        [_rule(["patch"], ["apps"], ["daemonsets/status"])],
+    ),
+    f"{PREFIX}statefulset-controller": (
+        "statefulset-controller",
+        [
+            _rule(["patch"], ["apps"], ["statefulsets/status"]),
+            _rule(["patch"], [""], ["persistentvolumeclaims"]),  # the retention policy's owner references
+        ],
+    ),
+    f"{PREFIX}namespace-controller": (
+        "namespace-controller",
+        [_rule(["patch"], [""], ["namespaces/status"])],
     ),
 }
 
