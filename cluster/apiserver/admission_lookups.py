@@ -4,9 +4,11 @@ ResourceQuota, Priority, PodSecurity, NodeRestriction).
 Each plugin declares the small Protocol it needs next to itself (``admission.service_account.
 ServiceAccountLookup``, ...); ``Registry`` inherits this mixin, so it implements all of them while the
 plugins never import the registry. Reads follow Kubernetes' informer-backed plugins: the watch cache
-when it has synced, a live store read when it has nothing (an object created a moment ago may not
-have reached the cache yet). ResourceQuota reads live, always: its charge is a compare-and-swap on
-the quota's resourceVersion, which must be the store's current one.
+once it has synced (a ServiceAccount it does not hold yet is read live: one created a moment ago may
+not have reached it), the store before. Lists answer from the cache, so a namespace without
+LimitRanges or quotas costs no store read per create. ResourceQuota reads a namespace's quotas live
+when the cache shows any: its charge is a compare-and-swap on the quota's resourceVersion, which must
+be the store's current one.
 """
 
 from __future__ import annotations
@@ -46,9 +48,7 @@ class AdmissionLookups:
         if self.cache is not None:
             cache = self.cache.for_prefix(list_prefix(info, None))
             if cache.revision:
-                found = [obj for key, obj in cache.objects.items() if key.startswith(prefix)]
-                if found:
-                    return found
+                return [obj for key, obj in cache.objects.items() if key.startswith(prefix)]
         return (await self.store.list(prefix)).items
 
     async def get_service_account(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -62,6 +62,8 @@ class AdmissionLookups:
 
     async def resource_quotas(self, namespace: str) -> list[dict[str, Any]]:
         info = _info("", "v1", "resourcequotas")
+        if not await self._cached_list(info, namespace):
+            return []
         return (await self.store.list(list_prefix(info, namespace))).items
 
     async def update_quota_status(self, quota: dict[str, Any]) -> dict[str, Any]:
