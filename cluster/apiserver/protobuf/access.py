@@ -1,6 +1,7 @@
 """Field tables for access reviews and tokens: authentication.k8s.io/v1 ``TokenRequest`` (``kubectl
 create token``, the ``serviceaccounts/token`` subresource) and authorization.k8s.io/v1
-``SelfSubjectAccessReview``/``SelfSubjectRulesReview`` (``kubectl auth can-i``).
+``SelfSubjectAccessReview``/``SelfSubjectRulesReview`` (``kubectl auth can-i``), and
+authentication.k8s.io/v1 ``SelfSubjectReview`` (``kubectl auth whoami``) and ``TokenReview``.
 
 Numbers from ``authentication/v1`` and ``authorization/v1`` ``generated.proto``.
 """
@@ -78,4 +79,14 @@ SELF_SUBJECT_ACCESS_REVIEW: Schema = {
 SELF_SUBJECT_RULES_REVIEW: Schema = {
     1: message("metadata", OBJECT_META),
     2: message("spec", {1: string("namespace")}),
+}
+
+# authentication.k8s.io/v1: kubectl auth whoami sends an empty SelfSubjectReview; TokenReview's spec.
+SELF_SUBJECT_REVIEW: Schema = {
+    1: message("metadata", OBJECT_META),
+}
+
+TOKEN_REVIEW: Schema = {
+    1: message("metadata", OBJECT_META),
+    2: message("spec", {1: string("token"), 2: string("audiences", repeated=True)}),
 }

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 from cluster.apiserver.protobuf.access import (
     SELF_SUBJECT_ACCESS_REVIEW,
+    SELF_SUBJECT_REVIEW,
     SELF_SUBJECT_RULES_REVIEW,
     TOKEN_REQUEST,
+    TOKEN_REVIEW,
 )
 from cluster.apiserver.protobuf.autoscaling import (
     HORIZONTAL_POD_AUTOSCALER_V1,
     HORIZONTAL_POD_AUTOSCALER_V2,
 )
+from cluster.apiserver.protobuf.certificates import CERTIFICATE_SIGNING_REQUEST
 from cluster.apiserver.protobuf.core import (
     CONFIG_MAP,
     NAMESPACE,
@@ -59,6 +62,9 @@ KINDS: dict[tuple[str, str], Schema] = {
     ("policy/v1", "Eviction"): EVICTION,
     ("scheduling.k8s.io/v1", "PriorityClass"): PRIORITY_CLASS,
     ("authentication.k8s.io/v1", "TokenRequest"): TOKEN_REQUEST,
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): SELF_SUBJECT_REVIEW,
+    ("authentication.k8s.io/v1", "TokenReview"): TOKEN_REVIEW,
+    ("certificates.k8s.io/v1", "CertificateSigningRequest"): CERTIFICATE_SIGNING_REQUEST,
     (_AUTHZ, "SelfSubjectAccessReview"): SELF_SUBJECT_ACCESS_REVIEW,
     (_AUTHZ, "SelfSubjectRulesReview"): SELF_SUBJECT_RULES_REVIEW,
 }
