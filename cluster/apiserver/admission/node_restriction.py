@@ -8,8 +8,11 @@ what the Node authorizer lets it reach (kube-apiserver's admission plugin of tha
 * Nodes: only its own Node; never its taints, nor labels under ``node-restriction.kubernetes.io/``
   (on create or update) or other ``kubernetes.io``/``k8s.io`` labels the kubelet does not set itself
   (on update).
-* Leases: only its own, in ``kube-node-lease``. CSINodes: only its own.
-* ServiceAccount tokens: only bound to a pod that runs on it.
+* Leases: only its own, in ``kube-node-lease``. CSINodes: only its own. Claims: status only.
+
+Not here (yet): kube's check that a node's TokenRequest is bound to a pod running on it; TokenRequest
+is served outside the registry (``subresources``), where only the Node authorizer limits it to the
+ServiceAccounts of the node's pods.
 
 Requests of any other user pass untouched. Runs validating, after object validation, and on DELETE
 (the registry runs its ``on_delete`` plugins with the stored object).
