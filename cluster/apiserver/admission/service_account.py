@@ -135,7 +135,7 @@ class ServiceAccount(MutatingPlugin):
         self,
         accounts: ServiceAccountLookup,
         rng: random.Random | None = None,
-        retry_interval: float = 0.1,
+        retry_interval: float = 0.2,  # kube waits 100-200 ms between its 10 tries
     ) -> None:
         self._accounts = accounts
         self._rng = rng or random.SystemRandom()
