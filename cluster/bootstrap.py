@@ -67,6 +67,7 @@ from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents, ray_node_names
 from cluster.ownership import claim
+from cluster.ray_auth import token_auth_env
 from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
 from cluster.security import security_options
@@ -175,7 +176,8 @@ def connect_ray(address: str | None, data_dir: Path, *, start_if_missing: bool =
                 raise
         ray_bin = shutil.which("ray") or str(Path(sys.executable).with_name("ray"))
         cmd = [ray_bin, "start", "--head", "--disable-usage-stats", "--include-dashboard=false"]
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        env = token_auth_env()  # Ray's token authentication on (cluster.ray_auth), unless opted out
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         private_dir(data_dir, tighten=True)
         write_private(data_dir / RAY_MARKER, str(time.time()))
         started = True
