@@ -75,7 +75,10 @@ class ApiServer:
         self.cache = WatchCache(client, values)
         sec = self.security
         self.auditor = audit.for_api_server(sec.audit_policy_file, sec.audit_log_path, pki_dir)
-        self.registry = Registry(self.store, cache=self.cache, services=services)
+        # the ServiceAccount plugin needs a server that issues tokens: one with a PKI directory
+        self.registry = Registry(
+            self.store, cache=self.cache, services=services, service_accounts=pki_dir is not None
+        )
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
         self.security = security or SecurityOptions()
