@@ -41,6 +41,13 @@ GV = "certificates.k8s.io/v1"
 DEFAULT_DURATION = timedelta(days=365)  # --cluster-signing-duration
 BACKDATE = timedelta(minutes=5)
 
+_KEY_USAGES = (
+    "digital signature",
+    "content commitment",
+    "key encipherment",
+    "data encipherment",
+    "key agreement",
+)
 _EXTENDED = {
     "client auth": ExtendedKeyUsageOID.CLIENT_AUTH,
     "server auth": ExtendedKeyUsageOID.SERVER_AUTH,
@@ -81,11 +88,14 @@ def sign(
         .not_valid_before(now - BACKDATE)
         .not_valid_after(min(now + duration, ca_cert.not_valid_after_utc))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(key_usage, critical=True)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
     )
+    # As Go's x509 does for a zero KeyUsage: no extension at all (an empty one makes OpenSSL, and so
+    # this API server, refuse the certificate for TLS client authentication).
+    if any(u in usages for u in _KEY_USAGES):
+        builder = builder.add_extension(key_usage, critical=True)
     extended = [_EXTENDED[u] for u in usages if u in _EXTENDED]
     if extended:
         builder = builder.add_extension(x509.ExtendedKeyUsage(extended), critical=False)

@@ -201,6 +201,10 @@ def test_sign_keeps_subject_and_caps_duration(tmp_path: Path) -> None:
     assert cert.subject == req.subject
     assert (cert.not_valid_after_utc - now).total_seconds() == 3600
     cert.verify_directly_issued_by(ca_cert)
+    # Usages without key usage bits: no KeyUsage extension (as Go's x509), which TLS accepts.
+    only_client = x509.load_pem_x509_certificate(sign(req, ["client auth"], ca_cert, ca_key, now, None))
+    with pytest.raises(x509.ExtensionNotFound):
+        only_client.extensions.get_extension_for_class(x509.KeyUsage)
 
 
 async def _wait_issued(client: ApiClient, name: str) -> dict[str, Any]:
