@@ -9,8 +9,8 @@ cluster, each authenticates as the user Kubernetes' bootstrap RBAC policy (and r
 * the controller manager's shared informers and its leader election as
   ``system:kube-controller-manager``, and each controller's writes as its own ServiceAccount,
   ``system:serviceaccount:kube-system:<name>`` (kube-controller-manager's
-  ``--use-service-account-credentials``; the names are Kubernetes', the controller's
-  ``SERVICE_ACCOUNT``);
+  ``--use-service-account-credentials``; Kubernetes' names, listed in
+  ``cluster.controllers.registry.SERVICE_ACCOUNTS``);
 * each node's service proxy as ``system:kube-proxy`` (``system:node-proxier``), its agent and network
   plugin as ``system:node:<name>`` in ``system:nodes`` (the Node authorizer);
 * cluster DNS as ``kube-system/kube-dns`` and the Ingress controller as
@@ -71,12 +71,6 @@ CONTROLLER_MANAGER = Identity("system:kube-controller-manager")
 KUBE_PROXY = Identity("system:kube-proxy")
 DNS = Identity.service_account("kube-dns")
 INGRESS = Identity.service_account("raykube-ingress")
-
-# The controller manager's loops that are not controllers: following Ray's membership does what
-# kube's node lifecycle controller does to Nodes (so it acts as that controller's account), and the
-# autoscaler loop has the account the cluster-autoscaler chart names.
-RAY_NODE_FOLLOWER_ACCOUNT = "node-controller"
-AUTOSCALER_ACCOUNT = "cluster-autoscaler"
 
 
 def subject(identity: Identity) -> x509.Name:
