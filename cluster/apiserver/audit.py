@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import orjson
-import yaml
 from aiohttp import web
 
 from cluster.apiserver import audit_policy
@@ -41,6 +40,7 @@ from cluster.apiserver.auth.authorizer import RequestAttributes
 from cluster.apiserver.auth.user import UserInfo
 from cluster.apiserver.context import begin_audit_annotations
 from cluster.apiserver.errors import StatusError
+from cluster.apiserver.request import decode_body
 from cluster.apiserver.storage import status_for_store_error
 from cluster.store.client import Unavailable
 from cluster.store.mvcc import StoreError
@@ -164,16 +164,17 @@ def _without_managed_fields(obj: Any) -> Any:
 
 
 def _decode(raw: bytes, content_type: str) -> Any:
-    """A body for the log, or None when it is not JSON or YAML (protobuf, text)."""
-    mtype = content_type.split(";")[0].strip().lower()
-    try:
-        if mtype in ("", "application/json") or mtype.endswith("+json"):
-            return orjson.loads(raw) if raw else None
-        if mtype.endswith("yaml"):
-            return yaml.safe_load(raw) if raw else None
-    except (orjson.JSONDecodeError, yaml.YAMLError):
+    """A body for the log (JSON, YAML or Kubernetes protobuf, as the request decoder reads them), or
+    None when it is none of them (text, a log stream) or does not decode."""
+    if not raw:
         return None
-    return None
+    mtype = content_type.split(";")[0].strip().lower()
+    if mtype.startswith("text/"):
+        return None
+    try:
+        return decode_body(raw, mtype)
+    except Exception:  # not for the log; the handler answered the client already
+        return None
 
 
 class _Request:
@@ -336,9 +337,10 @@ class Auditor:
         if impersonated is not None and stage != "RequestReceived":
             event["impersonatedUser"] = user_info(impersonated)
         event["sourceIPs"] = state.fields["sourceIPs"]
-        for key in ("userAgent", "objectRef"):
-            if key in state.fields:
-                event[key] = state.fields[key]
+        if "userAgent" in state.fields:
+            event["userAgent"] = state.fields["userAgent"]
+        if "objectRef" in state.fields:  # a copy: a create's name is filled in later, the sink is async
+            event["objectRef"] = dict(state.fields["objectRef"])
         for key in ("responseStatus", "requestObject", "responseObject"):
             if key in extra:
                 event[key] = extra[key]
