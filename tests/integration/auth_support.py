@@ -13,6 +13,7 @@ import http.client
 import json
 import secrets
 import ssl
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -24,7 +25,7 @@ import yaml
 
 from cluster.apiserver.kubeconfig import kubeconfig_document
 from cluster.apiserver.tls import Pki, issue_client_cert
-from tests.integration.conftest import Kubectl, RaykubeCluster
+from tests.integration.conftest import RAYKUBE, Kubectl, RaykubeCluster
 
 T = TypeVar("T")
 
@@ -161,6 +162,29 @@ def user(cluster: RaykubeCluster, workdir: Path, name: str, groups: tuple[str, .
     kubeconfig.write_text(yaml.safe_dump(document, sort_keys=False))
     kubeconfig.chmod(0o600)
     caller = replace(base, cert_file=folder / "client.crt", key_file=folder / "client.key")
+    return User(name, groups, kubeconfig, caller, cluster)
+
+
+def cli_user(cluster: RaykubeCluster, workdir: Path, name: str, groups: tuple[str, ...] = ()) -> User:
+    """A user from ``raykube kubeconfig --user NAME --group G... --out FILE`` (what an operator runs)."""
+    folder = workdir / f"cli-user-{name.replace(':', '_')}-{secrets.token_hex(2)}"
+    folder.mkdir(parents=True)
+    kubeconfig = folder / "kubeconfig"
+    group_args = [arg for group in groups for arg in ("--group", group)]
+    proc = subprocess.run(
+        [*RAYKUBE, "kubeconfig", "--data-dir", str(cluster.data_dir), "--user", name, *group_args,
+         "--out", str(kubeconfig)],
+        capture_output=True, text=True, env=cluster.env, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0 and kubeconfig.exists(), (proc.stdout, proc.stderr)
+    assert kubeconfig.stat().st_mode & 0o077 == 0, oct(kubeconfig.stat().st_mode)
+    entry = yaml.safe_load(kubeconfig.read_text())["users"][0]["user"]
+    (folder / "client.crt").write_bytes(base64.b64decode(entry["client-certificate-data"]))
+    (folder / "client.key").write_bytes(base64.b64decode(entry["client-key-data"]))
+    (folder / "client.key").chmod(0o600)
+    caller = replace(
+        anonymous(cluster, folder), cert_file=folder / "client.crt", key_file=folder / "client.key"
+    )
     return User(name, groups, kubeconfig, caller, cluster)
 
 

@@ -8,28 +8,33 @@ checked twice: with `kubectl auth can-i` and with real requests made as the subj
   ClusterRoleBinding grants in every namespace.
 
 The manifests follow Kubernetes' RBAC documentation (pod-reader, secret-reader, read-pods, ...),
-with unique names for the cluster-scoped ones.
+with unique names for the cluster-scoped ones; the users' kubeconfigs come from
+`raykube kubeconfig --user NAME --group G`, as an operator makes them.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
 
 from tests.integration.auth_support import (
     NO,
     YES,
     admin,
+    anonymous,
     answer,
+    cli_user,
     create_token,
     eventually,
     forbidden_list,
     settled_answer,
     token_kubeconfig,
     unique,
-    user,
 )
 from tests.integration.conftest import RaykubeCluster
 
@@ -59,7 +64,7 @@ def test_role_applies_in_its_namespace_and_a_role_binding_binds_there_only(
     raykube_cluster: RaykubeCluster, tmp_path: Path, namespaces: tuple[str, str]
 ) -> None:
     dev, prod = namespaces
-    jane = user(raykube_cluster, tmp_path, unique("jane"))
+    jane = cli_user(raykube_cluster, tmp_path, unique("jane"))
     admin(raykube_cluster).apply(
         f"""
 apiVersion: rbac.authorization.k8s.io/v1
@@ -94,6 +99,21 @@ roleRef:
     assert kubectl.run("get", "pods", "-n", dev, namespaced=False).returncode == 0
     err = kubectl.fails("get", "pods", "-n", prod, namespaced=False)
     assert f"Error from server (Forbidden): {forbidden_list(jane.name, 'pods', namespace=prod)}" in err
+    # The official Python client with jane's kubeconfig: the same answers.
+    api = config.new_client_from_config(config_file=str(jane.kubeconfig))
+    try:
+        core = client.CoreV1Api(api)
+        assert core.list_namespaced_pod(dev).items == []
+        with pytest.raises(ApiException) as refused:
+            core.list_namespaced_pod(prod)
+        assert refused.value.status == 403
+        status = json.loads(refused.value.body)
+        assert (status["reason"], status["message"]) == (
+            "Forbidden",
+            forbidden_list(jane.name, "pods", namespace=prod),
+        )
+    finally:
+        api.close()
 
     # A RoleBinding in the other namespace naming the Role finds no Role there: a Role belongs to
     # its namespace, so still nothing is granted in prod (RBAC's reason names the missing Role).
@@ -122,7 +142,11 @@ roleRef:
         lambda: jane.caller.get(f"/api/v1/namespaces/{prod}/pods"), lambda r: r.status_fields()[2] == expected
     )
     assert reply.status_fields() == (403, "Forbidden", expected)
-    assert answer(kubectl, "list", "pods", "-n", prod) == NO
+    # kubectl prints the review's reason after its "no".
+    assert answer(kubectl, "list", "pods", "-n", prod) == (
+        'no - RBAC: role.rbac.authorization.k8s.io "pod-reader" not found\n',
+        1,
+    )
 
 
 def test_cluster_role_by_role_binding_is_namespaced_and_by_cluster_role_binding_is_global(
@@ -131,8 +155,8 @@ def test_cluster_role_by_role_binding_is_namespaced_and_by_cluster_role_binding_
     dev, prod = namespaces
     secret_reader = unique("secret-reader")
     manager_group = unique("manager")
-    dave = user(raykube_cluster, tmp_path, unique("dave"))
-    boss = user(raykube_cluster, tmp_path, unique("boss"), (manager_group,))
+    dave = cli_user(raykube_cluster, tmp_path, unique("dave"))
+    boss = cli_user(raykube_cluster, tmp_path, unique("boss"), (manager_group, "staff"))
     for namespace in (dev, prod):
         admin(raykube_cluster, namespace).out("create", "secret", "generic", "s", "--from-literal=k=v")
     admin(raykube_cluster).apply(
@@ -226,9 +250,22 @@ roleRef:
     robot = f"system:serviceaccount:{prod}:robot"
     assert settled_answer(admin(raykube_cluster), YES, "list", "pods", "-n", dev, "--as", robot) == YES
     assert answer(admin(raykube_cluster), "list", "pods", "-n", prod, "--as", robot) == NO
-    kubectl = token_kubeconfig(raykube_cluster, tmp_path, create_token(raykube_cluster, prod, "robot"))
+    token = create_token(raykube_cluster, prod, "robot")
+    kubectl = token_kubeconfig(raykube_cluster, tmp_path, token)
     assert answer(kubectl, "list", "pods", "-n", dev) == YES
     assert answer(kubectl, "list", "pods", "-n", prod) == NO
     assert kubectl.run("get", "pods", "-n", dev, namespaced=False).returncode == 0
     err = kubectl.fails("get", "pods", "-n", prod, namespaced=False)
     assert forbidden_list(robot, "pods", namespace=prod) in err
+    # The official Python client with the bearer token only.
+    configuration = client.Configuration()
+    configuration.host = raykube_cluster.server
+    configuration.ssl_ca_cert = str(anonymous(raykube_cluster, tmp_path / "ca").ca_file)
+    configuration.api_key = {"authorization": f"Bearer {token}"}
+    with client.ApiClient(configuration) as api:
+        core = client.CoreV1Api(api)
+        assert core.list_namespaced_pod(dev).items == []
+        with pytest.raises(ApiException) as refused:
+            core.list_namespaced_pod(prod)
+        assert refused.value.status == 403
+        assert json.loads(refused.value.body)["message"] == forbidden_list(robot, "pods", namespace=prod)
