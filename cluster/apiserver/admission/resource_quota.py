@@ -15,7 +15,8 @@ whose ``spec.hard`` names something it uses (``cluster.machinery.quota``):
   can never both take the last unit. The quota controller later recomputes ``used`` from the objects
   (a charged object whose create then failed is released there).
 
-Dry runs are checked but charge nothing.
+A claim that grows (an update raising ``requests.storage``) is charged the difference, as kube
+charges it. Dry runs are checked but charge nothing.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def charge(quota: dict[str, Any], wanted: dict[str, Decimal]) -> tuple[dict[str,
 
 class ResourceQuota(ValidatingPlugin):
     NAME: ClassVar[str] = "ResourceQuota"
-    OPERATIONS: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE})
+    OPERATIONS: ClassVar[frozenset[Operation]] = frozenset({Operation.CREATE, Operation.UPDATE})
 
     def __init__(self, quotas: QuotaLookup) -> None:
         self._quotas = quotas
@@ -115,6 +116,11 @@ class ResourceQuota(ValidatingPlugin):
             return
         group, plural = attrs.resource.group, attrs.resource.plural
         wanted = qu.usage(group, plural, attrs.object)
+        if attrs.operation == Operation.UPDATE:
+            if (group, plural) != ("", "persistentvolumeclaims"):
+                return  # only a claim's growth is charged on update (pods cannot change their resources)
+            before = qu.usage(group, plural, attrs.old_object or {})
+            wanted = {k: v - before.get(k, 0) for k, v in wanted.items() if v > before.get(k, 0)}
         if not wanted:
             return
         done: set[str] = set()  # quotas already charged in an earlier attempt

@@ -132,7 +132,7 @@ PLUGINS = {p.NAME: p for p in (*FULL.before_validation, *FULL.after_validation)}
         pytest.param("Priority", {C, U}, id="priority"),
         pytest.param("NodeRestriction", {C, U, D}, id="node-restriction"),
         pytest.param("PodSecurity", {C, U}, id="pod-security"),
-        pytest.param("ResourceQuota", {C}, id="resource-quota"),
+        pytest.param("ResourceQuota", {C, U}, id="resource-quota"),
         pytest.param("CertificateSigningRequestStrategy", {C, U}, id="csr-strategy"),
     ],
 )

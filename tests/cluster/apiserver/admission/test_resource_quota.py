@@ -7,6 +7,7 @@ import asyncio
 import copy
 from typing import Any
 
+from cluster.apiserver.admission.interfaces import Operation
 from cluster.apiserver.admission.resource_quota import QuotaConflict, ResourceQuota
 from tests.cluster.apiserver.admission.helpers import attrs, pod, refused, resource, run
 
@@ -112,3 +113,26 @@ def test_two_concurrent_creates_cannot_both_take_the_last_pod() -> None:
     assert quotas.quotas["q"]["status"]["used"] == {"pods": "1"}
     (loser,) = [r for r in results if r is not None]
     assert "exceeded quota: q, requested: pods=1, used: pods=1, limited: pods=1" in str(loser)
+
+
+def test_a_growing_claim_is_charged_the_difference() -> None:
+    claims = resource("", "v1", "persistentvolumeclaims")
+
+    def claim(size: str) -> dict[str, Any]:
+        return {"metadata": {"name": "data"}, "spec": {"resources": {"requests": {"storage": size}}}}
+
+    quotas = Quotas(quota("q", {"requests.storage": "10Gi"}, {"requests.storage": "8Gi"}))
+    plugin = ResourceQuota(quotas)
+    run(plugin.validate(attrs(claim("2Gi"), claims, operation=Operation.UPDATE, old=claim("1Gi"))))
+    assert quotas.quotas["q"]["status"]["used"] == {"requests.storage": "9Gi"}
+    assert refused(
+        plugin.validate(attrs(claim("4Gi"), claims, operation=Operation.UPDATE, old=claim("2Gi")))
+    ) == (
+        'persistentvolumeclaims "data" is forbidden: exceeded quota: q, requested: requests.storage=2Gi, '
+        "used: requests.storage=9Gi, limited: requests.storage=10Gi"
+    )
+    run(
+        plugin.validate(attrs(claim("1Gi"), claims, operation=Operation.UPDATE, old=claim("2Gi")))
+    )  # shrinking
+    run(plugin.validate(attrs(pod(), operation=Operation.UPDATE, old=pod())))  # pods: nothing on update
+    assert quotas.writes == 1
