@@ -298,3 +298,35 @@ def test_the_object_store_keeps_only_ciphertext_and_reads_it_back() -> None:
         assert (await plain.get("/registry/configmaps/ns/c1")) is not None
 
     asyncio.run(scenario())
+
+
+def test_the_store_snapshot_holds_only_ciphertext() -> None:
+    """What a replica writes as its snapshot (the MVCC state, history included) after a Secret was
+    created and updated through the API server's storage layer, and what a restored replica serves."""
+    config = parse(default_config())
+    store = FaultyStore()
+    objects = ObjectStore(store, config)  # type: ignore[arg-type]
+    secret = {
+        "kind": "Secret",
+        "metadata": {"name": "s", "namespace": "ns"},
+        "stringData": {"p": "hunter2-v1"},
+    }
+
+    async def scenario() -> None:
+        created = await objects.create("/registry/secrets/ns/s", secret)
+        rv = int(created["metadata"]["resourceVersion"])
+        await objects.update("/registry/secrets/ns/s", {**secret, "stringData": {"p": "hunter2-v2"}}, rv)
+        await objects.create("/registry/configmaps/ns/c", {"kind": "ConfigMap", "data": {"k": "plain-cm"}})
+
+    asyncio.run(scenario())
+    snapshot = store.mvcc.snapshot()
+    assert b"plain-cm" in snapshot  # the snapshot does hold the values written
+    assert b"hunter2" not in snapshot and base64.b64encode(b"hunter2")[:8] not in snapshot
+    restored = FaultyStore()
+    restored.mvcc = type(store.mvcc).restore(snapshot)
+
+    async def read_back() -> dict[str, object] | None:
+        return await ObjectStore(restored, config).get("/registry/secrets/ns/s")  # type: ignore[arg-type]
+
+    got = asyncio.run(read_back())
+    assert got is not None and got["stringData"] == {"p": "hunter2-v2"}
