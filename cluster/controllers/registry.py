@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from cluster.controllers.certificates import CSRApprovingController, CSRSigningController
+from cluster.controllers.certificates import (
+    CSRApprovingController,
+    CSRCleanerController,
+    CSRSigningController,
+)
 from cluster.controllers.clusterrole_aggregation import ClusterRoleAggregationController
 from cluster.controllers.control_plane_pods import ControlPlanePods
 from cluster.controllers.cronjob import CronJobController
@@ -69,6 +73,7 @@ CONTROLLERS: dict[str, type[Controller]] = {
     AttachDetachController.NAME: AttachDetachController,
     CSRSigningController.NAME: CSRSigningController,
     CSRApprovingController.NAME: CSRApprovingController,
+    CSRCleanerController.NAME: CSRCleanerController,
     ResourceQuotaController.NAME: ResourceQuotaController,
     RootCACertPublisher.NAME: RootCACertPublisher,
 }
@@ -85,6 +90,7 @@ SERVICE_ACCOUNTS: dict[str, str] = {
     "clusterrole-aggregation": "clusterrole-aggregation-controller",
     "controlplanepods": "control-plane-pods",
     "csrapproving": "certificate-controller",
+    "csrcleaner": "certificate-controller",
     "csrsigning": "certificate-controller",
     "cronjob": "cronjob-controller",
     "csi-provisioner": "csi-provisioner",
