@@ -44,7 +44,7 @@ from typing import Any
 
 import ray
 
-from bench.api_authz import MODES, compare, measure_mode, user_context
+from bench.api_authz import MODES, compare, measure_alternating, user_context
 from bench.api_measure import (  # noqa: F401 - re-exported for callers and tests
     ACTOR_HOPS_PER_CREATE,
     FULL_DURATION_S,
@@ -200,6 +200,8 @@ def _ms(v: float | None) -> str:
 def render(results: Sequence[dict[str, Any]], slo: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
+    if not results:
+        return
     table = Table(title="raykube bench api (HTTPS, JSON, loopback)")
     table.add_column("op")
     for col in ("clients", "ops/s", "p50 ms", "p99 ms", "errors", "retries"):
@@ -234,21 +236,27 @@ def render(results: Sequence[dict[str, Any]], slo: dict[str, Any], console: Any)
             f"{p['goal_ops_per_s']:,.0f}/s {verdict[p['met']]}",
             soft_wrap=True,
         )
-    console.print(f"actor hops per create: {slo['actor_hops_per_create']}", soft_wrap=True, highlight=False)
+    if results:
+        console.print(
+            f"actor hops per create: {slo['actor_hops_per_create']}", soft_wrap=True, highlight=False
+        )
 
 
 def run_authz(cfg: Config, say: Callable[[str], None]) -> dict[str, Any]:
-    """The authorization row (``bench.api_authz``): AlwaysAllow, then RBAC, each in a fresh cluster."""
+    """The authorization row (``bench.api_authz``): two fresh clusters up side by side, AlwaysAllow
+    and RBAC, and each op measured on them in turn (``ROUNDS`` times each, alternating), so that
+    load drifting on the machine weighs on both alike."""
     clients = min(16, max(cfg.clients))
-    rows: dict[str, list[dict[str, Any]]] = {}
-    for mode, security in MODES.items():
-        say(f"authorization row: --authorization-mode {','.join(security.authorization_modes)}")
-        with raykube_for_bench(cfg.replicas, say, security=security) as (kubeconfig, data_dir):
-            server, admin_ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
-            user_ctx = user_context(data_dir, data_dir)
-            rows[mode] = asyncio.run(
-                measure_mode(server, admin_ctx, user_ctx, clients, cfg.duration_s, cfg.warmup_s, say)
+    with contextlib.ExitStack() as stack:
+        targets = {}
+        for mode, security in MODES.items():
+            say(f"authorization row: --authorization-mode {','.join(security.authorization_modes)}")
+            kubeconfig, data_dir = stack.enter_context(
+                raykube_for_bench(cfg.replicas, say, security=security)
             )
+            server, admin_ctx = ssl_context_from_kubeconfig(kubeconfig, data_dir)
+            targets[mode] = (server, admin_ctx, user_context(data_dir, data_dir))
+        rows = asyncio.run(measure_alternating(targets, clients, cfg.duration_s, cfg.warmup_s, say))
     return compare(rows["AlwaysAllow"], rows["RBAC"])
 
 

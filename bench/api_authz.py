@@ -1,19 +1,21 @@
 """The authorization row of ``raykube bench api``: what RBAC costs in throughput.
 
-Two throw-away raykubes in the same run, identical but for ``--authorization-mode``: ``AlwaysAllow``
-(the baseline) and the default ``Node,RBAC``. Each gets the same objects: the bench's namespaces and
-ConfigMaps, and 1,000 Roles with 1,000 RoleBindings (997 for other users, spread over 100
-namespaces, and three that bind the bench's client, a plain user ``bench-user`` with its own client
-certificate, to read and write ConfigMaps in the bench namespaces: it is not an admin, so every
-request goes through the rules). Then the same closed-loop mix (create, get, list, update of
-ConfigMaps) runs against each as ``bench-user``; the row reports both throughputs and their ratio
-per op, and the geometric mean of the ratios (``throughput_ratio``; goal: RBAC costs under 10%,
-i.e. a ratio of at least 0.9).
+Two throw-away raykubes up side by side in the same run, identical but for
+``--authorization-mode``: ``AlwaysAllow`` (the baseline) and the default ``Node,RBAC``. Each gets
+the same objects: the bench's namespaces and ConfigMaps, and 1,000 Roles with 1,000 RoleBindings
+(997 for other users, spread over 100 namespaces, and three that bind the bench's client, a plain
+user ``bench-user`` with its own client certificate, to read and write ConfigMaps in the bench
+namespaces: it is not an admin, so every request goes through the rules). Then the same
+closed-loop mix (create, get, list, update of ConfigMaps) runs against each as ``bench-user``, op
+by op, alternating between the two (``ROUNDS`` times each, so load drifting on the machine weighs
+on both alike). The row reports both throughputs and their ratio per op, and the geometric mean of
+the ratios (``throughput_ratio``; goal: RBAC costs under 10%, a ratio of at least 0.9).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import ssl
 from collections.abc import Callable
@@ -88,37 +90,68 @@ def user_context(data_dir: Path, scratch: Path) -> ssl.SSLContext:
     return ctx
 
 
-async def measure_mode(
-    server: str,
-    admin_ctx: ssl.SSLContext,
-    user_ctx: ssl.SSLContext,
+ROUNDS = 2  # measurements per op and mode, alternating between the modes
+
+
+async def measure_alternating(
+    targets: dict[str, tuple[str, ssl.SSLContext, ssl.SSLContext]],
     clients: int,
     duration_s: float,
     warmup_s: float,
     say: Callable[[str], None],
-) -> list[dict[str, Any]]:
+) -> dict[str, list[dict[str, Any]]]:
+    """Set up every target (server, admin TLS, bench-user TLS), then measure each op ``ROUNDS``
+    times per target, alternating; per op and target one row (``combine``)."""
     import aiohttp
 
     timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=admin_ctx), timeout=timeout) as admin:
-        admin_bench = Bench(Api(admin, server), clients)
-        say("authz: namespaces, ConfigMaps, 1,000 Roles and RoleBindings")
-        await admin_bench.setup()
-        await make_policy(Api(admin, server))
-    limit = 2 * clients + 8
-    connector = aiohttp.TCPConnector(ssl=user_ctx, limit=limit, limit_per_host=limit)
-    rows = []
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        bench = Bench(Api(session, server), clients)
-        bench.rv = dict(admin_bench.rv)
-        await _wait_authorized(bench.api)
+    async with contextlib.AsyncExitStack() as stack:
+        benches = {}
+        for mode, (server, admin_ctx, user_ctx) in targets.items():
+            admin = await stack.enter_async_context(
+                aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=admin_ctx), timeout=timeout)
+            )
+            admin_bench = Bench(Api(admin, server), clients)
+            say(f"authz ({mode}): namespaces, ConfigMaps, 1,000 Roles and RoleBindings")
+            await admin_bench.setup()
+            await make_policy(Api(admin, server))
+            limit = 2 * clients + 8
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(
+                    connector=aiohttp.TCPConnector(ssl=user_ctx, limit=limit, limit_per_host=limit),
+                    timeout=timeout,
+                )
+            )
+            bench = Bench(Api(session, server), clients)
+            bench.rv = dict(admin_bench.rv)
+            await _wait_authorized(bench.api)
+            benches[mode] = bench
+        rows: dict[str, list[dict[str, Any]]] = {mode: [] for mode in benches}
         for op in MIX:
-            say(f"authz: {op} clients={clients} as {BENCH_USER}")
-            try:
-                rows.append(await bench.closed_loop(op, clients, duration_s, warmup_s))
-            except (OpError, OSError, TimeoutError) as e:
-                rows.append({**summarize(op, clients, [], 0, 1), "error": f"{type(e).__name__}: {e}"[:300]})
+            rounds: dict[str, list[dict[str, Any]]] = {mode: [] for mode in benches}
+            for r in range(ROUNDS):
+                for mode, bench in benches.items():
+                    say(f"authz: {op} clients={clients} as {BENCH_USER} ({mode}, round {r + 1})")
+                    try:
+                        rounds[mode].append(await bench.closed_loop(op, clients, duration_s, warmup_s))
+                    except (OpError, OSError, TimeoutError) as e:
+                        error = f"{type(e).__name__}: {e}"[:300]
+                        rounds[mode].append({**summarize(op, clients, [], 0, 1), "error": error})
+            for mode, got in rounds.items():
+                rows[mode].append(combine(got))
     return rows
+
+
+def combine(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One row from several rounds of one op: mean throughput, summed errors, the worst p99."""
+    ok = [r for r in rounds if r.get("ops_per_s")]
+    out = dict(rounds[0])
+    out["ops_per_s"] = sum(r["ops_per_s"] for r in ok) / len(ok) if len(ok) == len(rounds) else None
+    out["errors"] = sum(r.get("errors") or 0 for r in rounds)
+    p99s = [r["p99_ms"] for r in ok if r.get("p99_ms") is not None]
+    out["p99_ms"] = max(p99s) if p99s else None
+    out["rounds"] = [r.get("ops_per_s") for r in rounds]
+    return out
 
 
 async def _wait_authorized(api: Api, timeout: float = 30.0) -> None:
@@ -153,6 +186,8 @@ def compare(baseline: list[dict[str, Any]], rbac: list[dict[str, Any]]) -> dict[
                 "always_allow_p99_ms": allow.get("p99_ms"),
                 "rbac_p99_ms": checked.get("p99_ms"),
                 "ratio": ratio,
+                "always_allow_rounds": allow.get("rounds"),
+                "rbac_rounds": checked.get("rounds"),
                 "errors": (allow.get("errors") or 0) + (checked.get("errors") or 0),
             }
         )
