@@ -19,6 +19,7 @@ no ``Auditor`` at all and requests pay nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import queue
@@ -180,7 +181,7 @@ def _decode(raw: bytes, content_type: str) -> Any:
 class _Request:
     """One audited request's state: its config, the event's fixed fields and its annotations."""
 
-    __slots__ = ("annotations", "attrs", "config", "fields", "long_running", "received", "started")
+    __slots__ = ("annotations", "attrs", "code", "config", "fields", "long_running", "received", "started")
 
     def __init__(
         self, attrs: RequestAttributes, config: RequestAuditConfig, fields: dict[str, Any], received: float
@@ -193,6 +194,7 @@ class _Request:
             attrs.verb in _LONG_RUNNING_VERBS or attrs.subresource in _LONG_RUNNING_SUBRESOURCES
         )
         self.started = False
+        self.code = 0  # the status sent, once headers went out
         self.received = received
 
 
@@ -234,6 +236,10 @@ class Auditor:
         except web.HTTPException as err:
             self._complete(request, state, "ResponseComplete", err.status, None)
             raise
+        except asyncio.CancelledError:  # the client went away: the request still completed
+            if state.code:
+                self._complete(request, state, "ResponseComplete", state.code, None)
+            raise
         except Exception as err:
             status = status_for_store_error(err, write=request.method not in ("GET", "HEAD"))
             if isinstance(err, Unavailable | StoreError):
@@ -263,7 +269,10 @@ class Auditor:
             return
         response.headers[HEADER] = audit_id
         state: _Request | None = request.get("audit")
-        if state is not None and state.long_running and not state.started:
+        if state is None:
+            return
+        state.code = response.status
+        if state.long_running and not state.started:
             state.started = True
             self._emit(request, state, "ResponseStarted", responseStatus=response_status(response.status))
 

@@ -4,11 +4,13 @@ stage, Audit-Id, annotations, impersonation, failures and panics, and the log fi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -34,7 +36,7 @@ rules:
   - level: RequestResponse
     resources: [{group: "", resources: [configmaps]}]
   - level: Request
-    resources: [{group: "", resources: [pods, pods/log]}]
+    resources: [{group: "", resources: [pods, pods/log, pods/exec]}]
   - level: Metadata
     omitStages: [RequestReceived]
     nonResourceURLs: ["/boom"]
@@ -105,6 +107,12 @@ def make_app(sink: Sink) -> web.Application:
         await resp.write(b"line\n")
         return resp
 
+    async def exec_(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse()
+        await resp.prepare(request)
+        await resp.write(b"partial")
+        raise asyncio.CancelledError  # the client went away mid-stream
+
     async def healthz(request: web.Request) -> web.Response:
         return json_response("ok")
 
@@ -118,6 +126,7 @@ def make_app(sink: Sink) -> web.Application:
     app.router.add_get("/api/v1/namespaces/{ns}/configmaps/{name}", get_cm)
     app.router.add_get("/api/v1/namespaces/{ns}/pods/{name}/log", log)
     app.router.add_get("/boom", boom)
+    app.router.add_post("/api/v1/namespaces/{ns}/pods/{name}/exec", exec_)
     app.router.add_get("/healthz", healthz)
     return app
 
@@ -277,3 +286,15 @@ def test_a_refused_authentication_is_one_response_started_event() -> None:
         "message": "Authentication failed, attempted: bearer",
         "code": 401,
     }
+
+
+def test_a_request_cancelled_mid_stream_still_completes() -> None:
+    async def scenario(client: TestClient[Any, Any], sink: Sink) -> None:
+        with contextlib.suppress(aiohttp.ClientError):
+            resp = await client.post("/api/v1/namespaces/ns/pods/p/exec")
+            await resp.read()
+
+    events = run(scenario).events
+    assert [e["stage"] for e in events] == ["RequestReceived", "ResponseStarted", "ResponseComplete"]
+    assert events[2]["responseStatus"] == {"metadata": {}, "code": 200}
+    assert events[2]["objectRef"]["subresource"] == "exec"
