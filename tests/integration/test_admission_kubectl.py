@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import sys
 import textwrap
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.integration.auth_support import user
 from tests.integration.conftest import Kubectl
 from tests.integration.support import wait_until
 
@@ -213,3 +215,18 @@ def test_a_pods_service_account_lists_pods_only_once_bound(kubectl: Kubectl, nam
         60,
     )
     assert kubectl_phase
+
+
+def test_node_restriction_with_a_node_identity(kubectl: Kubectl, namespace: str, tmp_path: Path) -> None:
+    """A node's identity (``system:node:ghost`` in ``system:nodes``, as a node agent's certificate) is
+    let through by the Node authorizer to create pods and patch Nodes, and NodeRestriction refuses
+    what is not its own, in kube's words."""
+    node = user(kubectl.cluster, tmp_path, "system:node:ghost", ("system:nodes",)).kubectl(namespace)
+    err = node.fails("run", "p", "--image=busybox", "--restart=Never", "--", "true")
+    assert (
+        'pods "p" is forbidden: pod does not have "kubernetes.io/config.mirror" annotation, '
+        'node "ghost" can only create mirror pods'
+    ) in err, err
+    real = kubectl.json("get", "nodes", namespaced=False)["items"][0]["metadata"]["name"]
+    err = node.fails("label", "node", real, "example.com/x=y", namespaced=False)
+    assert f'nodes "{real}" is forbidden: node "ghost" is not allowed to modify node "{real}"' in err, err
