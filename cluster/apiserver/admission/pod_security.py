@@ -13,6 +13,8 @@ three is evaluated as ``restricted`` (fail closed, as kube does).
   prints it), for pods and for the pod templates of workloads (Deployment, ReplicaSet, StatefulSet,
   DaemonSet, Job, CronJob, ReplicationController, PodTemplate), which are never refused.
 * ``audit``: the request's audit event gets ``pod-security.kubernetes.io/audit-violations``.
+* A namespace's labels must name a known level and a ``latest``/``v1.N`` version (422 otherwise,
+  unless an update leaves bad labels as they were).
 * A namespace whose ``enforce`` label changes is checked against its pods: each violating pod is
   a warning (``existing pods in namespace "x" violate the new PodSecurity enforce level
   "restricted:latest"``, then ``pod: reason, reason``), nothing is refused.
@@ -20,12 +22,16 @@ three is evaluated as ``restricted`` (fail closed, as kube does).
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar, Protocol
 
 from cluster.apiserver.admission.forbidden import admission_forbidden
 from cluster.apiserver.admission.interfaces import Attributes, NamespaceLookup, Operation, ValidatingPlugin
 from cluster.apiserver.admission.pod_security_checks import LEVELS, PRIVILEGED, RESTRICTED, describe, evaluate
 from cluster.apiserver.context import add_audit_annotation, add_warning
+from cluster.apiserver.errors import StatusError
+from cluster.apiserver.validation import invalid_message, status_details
+from cluster.apiserver.validation.fields import Cause, invalid
 
 LABEL_PREFIX = "pod-security.kubernetes.io/"
 AUDIT_ANNOTATION = "pod-security.kubernetes.io/audit-violations"
@@ -56,6 +62,31 @@ def policy(labels: dict[str, str], mode: str) -> tuple[str, str]:
     if level is None:
         return PRIVILEGED, version
     return (level if level in LEVELS else RESTRICTED), version
+
+
+MODES = ("enforce", "audit", "warn")
+_VERSION = re.compile(r"^v1\.(0|[1-9][0-9]*)$")
+
+
+def label_errors(labels: dict[str, str]) -> list[Cause]:
+    """kube's checks of a namespace's Pod Security labels: a known level, a ``latest``/``v1.N`` version."""
+    causes: list[Cause] = []
+    for mode in MODES:
+        key = f"{LABEL_PREFIX}{mode}"
+        if key in labels and labels[key] not in LEVELS:
+            causes.append(
+                invalid(f"metadata.labels[{key}]", labels[key], f"must be one of {', '.join(LEVELS)}")
+            )
+        version_key = f"{key}-version"
+        if (
+            version_key in labels
+            and labels[version_key] != "latest"
+            and not _VERSION.match(labels[version_key])
+        ):
+            causes.append(
+                invalid(f"metadata.labels[{version_key}]", labels[version_key], 'must be "latest" or "v1.x"')
+            )
+    return causes
 
 
 def _template(obj: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any] | None:
@@ -137,6 +168,14 @@ class PodSecurity(ValidatingPlugin):
         """Warn about the namespace's pods that its new ``enforce`` level would refuse."""
         new_labels = (attrs.object.get("metadata") or {}).get("labels") or {}
         old_labels = ((attrs.old_object or {}).get("metadata") or {}).get("labels") or {}
+        causes = label_errors(new_labels)
+        if causes and (attrs.operation == Operation.CREATE or label_errors(old_labels) != causes):
+            raise StatusError(
+                422,
+                "Invalid",
+                invalid_message("Namespace", attrs.name, causes),
+                details=status_details("Namespace", attrs.name, causes),
+            )
         level, version = policy(new_labels, "enforce")
         if attrs.operation != Operation.UPDATE or level == PRIVILEGED or self._pods is None:
             return

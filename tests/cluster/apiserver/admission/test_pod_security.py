@@ -11,6 +11,7 @@ from cluster.apiserver.admission import pod_security_checks as psc
 from cluster.apiserver.admission.interfaces import Operation
 from cluster.apiserver.admission.pod_security import AUDIT_ANNOTATION, PodSecurity, policy
 from cluster.apiserver.context import begin_audit_annotations, begin_warnings
+from cluster.apiserver.errors import StatusError
 from tests.cluster.apiserver.admission.helpers import attrs, pod, refused, resource, run
 
 RESTRICTED_OK: dict[str, Any] = {
@@ -278,3 +279,29 @@ def test_a_stricter_enforce_label_warns_about_existing_pods() -> None:
         'existing pods in namespace "team" violate the new PodSecurity enforce level "baseline:latest"',
         "p0 (and 1 other pod): privileged",
     ]
+
+
+def test_namespace_labels_must_be_valid() -> None:
+    namespaces = resource("", "v1", "namespaces")
+    plugin = PodSecurity(Namespaces({}), Pods())
+    bad = {
+        "metadata": {"name": "team", "labels": {LABEL + "enforce": "bogus", LABEL + "warn-version": "1.30"}}
+    }
+    with pytest.raises(StatusError) as err:
+        run(plugin.validate(attrs(bad, namespaces, namespace=None)))
+    assert (err.value.code, err.value.message) == (
+        422,
+        'Namespace "team" is invalid: [metadata.labels[pod-security.kubernetes.io/enforce]: '
+        'Invalid value: "bogus": must be one of privileged, baseline, restricted, '
+        "metadata.labels[pod-security.kubernetes.io/warn-version]: "
+        'Invalid value: "1.30": must be "latest" or "v1.x"]',
+    )
+    # an update that leaves the bad labels as they were (changing something else) passes
+    run(plugin.validate(attrs(bad, namespaces, namespace=None, operation=Operation.UPDATE, old=bad)))
+    good = {
+        "metadata": {
+            "name": "team",
+            "labels": {LABEL + "enforce": "baseline", LABEL + "enforce-version": "v1.33"},
+        }
+    }
+    run(plugin.validate(attrs(good, namespaces, namespace=None)))
