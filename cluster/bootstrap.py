@@ -758,6 +758,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     service_cidr = _service_cidr(config, existing, network.plugin)
     lb_pool = _lb_pool(config, existing)
     tls_sans = _tls_sans(config, existing)
+    _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     try:
         security = security_options(
             data_dir / "pki",
@@ -771,7 +772,6 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         )
     except ValueError as err:
         raise UpRefused(str(err)) from None
-    _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     t0 = time.monotonic()
     yield RayJoined(connect_ray(config.address, data_dir), data_dir)
     namespace = config.namespace or (existing.namespace if existing else None) or default_namespace()

@@ -59,14 +59,11 @@ def security_options(
         token_file.load(pki_dir / options.token_auth_file)  # a malformed file: ValueError naming the line
     if (name := _copy(encryption_provider_config, pki_dir, ENCRYPTION_CONFIG_FILE)) is not None:
         options = replace(options, encryption_provider_config=name)
-    if options.encryption_provider_config is None:  # a new cluster never writes a Secret in plain text
-        if not (pki_dir / ENCRYPTION_CONFIG_FILE).exists():
-            write_private(pki_dir / ENCRYPTION_CONFIG_FILE, encryption_config.default_config())
-        options = replace(options, encryption_provider_config=ENCRYPTION_CONFIG_FILE)
-    try:  # refused here, before anything starts, rather than by every API server
-        encryption_config.load(pki_dir / (options.encryption_provider_config or ENCRYPTION_CONFIG_FILE))
-    except encryption_config.EncryptionConfigError as err:
-        raise ValueError(f"--encryption-provider-config: {err}") from None
+    if options.encryption_provider_config:
+        try:  # refused here, before anything starts, rather than by every API server
+            encryption_config.load(pki_dir / options.encryption_provider_config)
+        except encryption_config.EncryptionConfigError as err:
+            raise ValueError(f"--encryption-provider-config: {err}") from None
     if (name := _copy(audit_policy_file, pki_dir, AUDIT_POLICY_FILE)) is not None:
         options = replace(options, audit_policy_file=name)
     if options.audit_policy_file:
@@ -76,4 +73,8 @@ def security_options(
             raise ValueError(f"--audit-policy-file: {err}") from None
     if audit_log_path is not None:
         options = replace(options, audit_log_path=audit_log_path)
+    if options.encryption_provider_config is None:  # a new cluster never writes a Secret in plain text
+        if not (pki_dir / ENCRYPTION_CONFIG_FILE).exists():  # (last: a refused flag writes nothing)
+            write_private(pki_dir / ENCRYPTION_CONFIG_FILE, encryption_config.default_config())
+        options = replace(options, encryption_provider_config=ENCRYPTION_CONFIG_FILE)
     return options
