@@ -228,10 +228,8 @@ def test_certificate_from_a_foreign_ca_gets_nothing(raykube_cluster: RaykubeClus
     caller = Caller(base.host, base.port, base.ca_file, tmp_path / "foreign.crt", tmp_path / "foreign.key")
     try:
         reply = caller.get("/api/v1/namespaces/kube-system/secrets")
-    except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as err:
-        assert "certificate" in str(err).lower() or isinstance(err, ConnectionResetError | BrokenPipeError), (
-            err
-        )
+    except (ssl.SSLError, ConnectionError):
+        pass  # refused during the handshake (TLS 1.3 reports the alert at the first read): no answer
     else:
         assert reply.status_fields() == UNAUTHORIZED
     # kubectl with that certificate gets no list either.

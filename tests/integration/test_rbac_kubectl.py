@@ -106,6 +106,42 @@ def test_can_i_role_applies_in_its_namespace_only(
     assert verbs_of(there, "selfsubjectaccessreviews.authorization.k8s.io") == {"create"}
 
 
+# What kubectl 1.33 prints for an authenticated user without bindings on a new Kubernetes cluster:
+# system:basic-user (the three self reviews), system:discovery and system:public-info-viewer (both
+# grant /healthz, /livez, /readyz, /version and /version/, so those rows come twice: kubectl compacts
+# resource rules only), sorted by the rules' string form (verbs first).
+FRESH_USER_LIST = """\
+Resources                                       Non-Resource URLs   Resource Names   Verbs
+selfsubjectreviews.authentication.k8s.io        []                  []               [create]
+selfsubjectaccessreviews.authorization.k8s.io   []                  []               [create]
+selfsubjectrulesreviews.authorization.k8s.io    []                  []               [create]
+                                                [/api/*]            []               [get]
+                                                [/api]              []               [get]
+                                                [/apis/*]           []               [get]
+                                                [/apis]             []               [get]
+                                                [/healthz]          []               [get]
+                                                [/healthz]          []               [get]
+                                                [/livez]            []               [get]
+                                                [/livez]            []               [get]
+                                                [/openapi/*]        []               [get]
+                                                [/openapi]          []               [get]
+                                                [/readyz]           []               [get]
+                                                [/readyz]           []               [get]
+                                                [/version/]         []               [get]
+                                                [/version/]         []               [get]
+                                                [/version]          []               [get]
+                                                [/version]          []               [get]
+"""
+
+
+def test_can_i_list_of_a_user_without_bindings_is_kubes(
+    raykube_cluster: RaykubeCluster, tmp_path: Path, namespace: str
+) -> None:
+    nobody = user(raykube_cluster, tmp_path, unique("nobody"))
+    out = nobody.kubectl().out("auth", "can-i", "--list", "-n", namespace, namespaced=False)
+    assert out == FRESH_USER_LIST
+
+
 def test_can_i_cluster_role_by_role_binding_and_by_cluster_role_binding(
     raykube_cluster: RaykubeCluster,
     tmp_path: Path,
