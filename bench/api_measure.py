@@ -202,6 +202,10 @@ class Bench:
         for ns in ("bench-create", "bench-pods", "bench-rw", "bench-list", "bench-watch", "bench-paced"):
             body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}
             await self.api.call("POST", "/api/v1/namespaces", body, ok=(201, 409))
+            # The bench runs no controller manager, so no ServiceAccount controller: make the
+            # default account pods are admitted with (ServiceAccount admission refuses them without).
+            account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+            await self.api.call("POST", f"/api/v1/namespaces/{ns}/serviceaccounts", account, ok=(201, 409))
         sem = asyncio.Semaphore(16)
 
         async def make(ns: str, name: str) -> dict[str, Any]:
