@@ -18,7 +18,10 @@ from typing import Any
 from aiohttp import web
 
 from cluster.apiserver import tokens
-from cluster.apiserver.errors import StatusError, conflict
+from cluster.apiserver.admission.node_restriction import token_request_refusal
+from cluster.apiserver.auth.user import node_of
+from cluster.apiserver.context import current_user
+from cluster.apiserver.errors import StatusError, conflict, forbidden
 from cluster.apiserver.handlers import ResourceAPI
 from cluster.apiserver.patch import PatchError, json_merge_patch, json_patch
 from cluster.apiserver.pod_verbs import bind_pod, evict_pod
@@ -92,6 +95,7 @@ class Subresources:
         if self.pki_dir is None:
             raise StatusError(503, "ServiceUnavailable", "this API server has no service-account signing key")
         spec = body.get("spec") or {}
+        await self._node_restriction(spec, t)  # on the request as sent (before the uid is filled in)
         if spec.get("boundObjectRef"):
             spec = {**spec, "boundObjectRef": await self._bound_object(spec["boundObjectRef"], t.namespace)}
         token, exp, seconds = tokens.issue(tokens.signing_key(self.pki_dir), sa, spec)
@@ -109,6 +113,22 @@ class Subresources:
             },
             201,
         )
+
+    async def _node_restriction(self, spec: dict[str, Any], t: Target) -> None:
+        """NodeRestriction for TokenRequest: a node gets tokens only bound to a pod running on it."""
+        user = current_user()
+        node = node_of(user) if user is not None else None
+        if node is None:
+            return
+        ref = spec.get("boundObjectRef") or {}
+        pod = None
+        if ref.get("kind") == "Pod" and ref.get("name"):
+            info = lookup("", "v1", "pods")
+            assert info is not None
+            pod = await self.registry.get(info, t.namespace, ref["name"])
+        refusal = token_request_refusal(node, ref, pod)
+        if refusal:
+            raise forbidden(f'serviceaccounts "{t.name}" is forbidden: {refusal}', t.info, t.name or "")
 
     async def _bound_object(self, ref: dict[str, Any], namespace: str | None) -> dict[str, Any]:
         """The token's bound object with its uid (kube's TokenREST): a Pod or a Secret of the account's

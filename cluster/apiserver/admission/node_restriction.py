@@ -10,9 +10,8 @@ what the Node authorizer lets it reach (kube-apiserver's admission plugin of tha
   (on update).
 * Leases: only its own, in ``kube-node-lease``. CSINodes: only its own. Claims: status only.
 
-Not here (yet): kube's check that a node's TokenRequest is bound to a pod running on it; TokenRequest
-is served outside the registry (``subresources``), where only the Node authorizer limits it to the
-ServiceAccounts of the node's pods.
+* ServiceAccount tokens: only bound to a pod that runs on it (``token_request_refusal``; TokenRequest
+  is served outside the registry, so ``subresources`` asks it directly).
 
 Requests of any other user pass untouched. Runs validating, after object validation, and on DELETE
 (the registry runs its ``on_delete`` plugins with the stored object).
@@ -88,6 +87,24 @@ def _references_config_maps(spec: dict[str, Any]) -> bool:
             if any(e.get("configMapRef") for e in container.get("envFrom") or []):
                 return True
     return False
+
+
+def token_request_refusal(node: str, ref: dict[str, Any], pod: dict[str, Any] | None) -> str | None:
+    """Why a node's TokenRequest with bound object ``ref`` (``pod``: the Pod it names, read by the
+    caller; a missing one is the caller's 404) is refused, or None (kube's ``admitServiceAccount``)."""
+    if ref.get("apiVersion") != "v1" or ref.get("kind") != "Pod" or not ref.get("name"):
+        return "node requested token not bound to a pod"
+    if not ref.get("uid"):
+        return "node requested token with a pod binding without a uid"
+    uid = ((pod or {}).get("metadata") or {}).get("uid", "")
+    if ref["uid"] != uid:
+        return (
+            f"the UID in the bound object reference ({ref['uid']}) does not match the UID in record ({uid}). "
+            "The object might have been deleted and then recreated"
+        )
+    if _node_name(pod) != node:
+        return "node requested token bound to a pod scheduled on a different node"
+    return None
 
 
 class NodeRestriction(ValidatingPlugin):

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from cluster.apiserver.admission.interfaces import Operation
-from cluster.apiserver.admission.node_restriction import NodeRestriction
+from cluster.apiserver.admission.node_restriction import NodeRestriction, token_request_refusal
 from cluster.apiserver.auth.user import NODES, UserInfo
 from tests.cluster.apiserver.admission.helpers import attrs, pod, refused, resource, run
 
@@ -141,3 +141,36 @@ def test_refused(call: Any, message: str) -> None:
 def test_other_users_pass() -> None:
     run(NodeRestriction().validate(attrs(pod(nodeName="n2"), user=UserInfo("alice"))))
     run(NodeRestriction().validate(attrs(pod(nodeName="n2"))))
+
+
+@pytest.mark.parametrize(
+    ("ref", "pod_node", "pod_uid", "message"),
+    [
+        pytest.param(
+            {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u1"}, "n1", "u1", None, id="own-pod",
+        ),
+        pytest.param({}, "n1", "u1", "node requested token not bound to a pod", id="unbound"),
+        pytest.param(
+            {"kind": "Secret", "apiVersion": "v1", "name": "s", "uid": "u1"}, "n1", "u1",
+            "node requested token not bound to a pod", id="secret",
+        ),
+        pytest.param(
+            {"kind": "Pod", "apiVersion": "v1", "name": "web"}, "n1", "u1",
+            "node requested token with a pod binding without a uid", id="no-uid",
+        ),
+        pytest.param(
+            {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "old"}, "n1", "u1",
+            "the UID in the bound object reference (old) does not match the UID in record (u1). "
+            "The object might have been deleted and then recreated",
+            id="recreated",
+        ),
+        pytest.param(
+            {"kind": "Pod", "apiVersion": "v1", "name": "web", "uid": "u1"}, "n2", "u1",
+            "node requested token bound to a pod scheduled on a different node", id="other-node",
+        ),
+    ],
+)  # fmt: skip
+def test_token_requests(ref: dict[str, Any], pod_node: str, pod_uid: str, message: str | None) -> None:
+    bound = pod(nodeName=pod_node)
+    bound["metadata"]["uid"] = pod_uid
+    assert token_request_refusal("n1", ref, bound) == message
