@@ -33,45 +33,59 @@ REVIEW_PLURALS = frozenset(
 )
 
 
-def _invalid(kind: str, field: str, value: Any, detail: str) -> StatusError:
-    message = (
-        f'{kind}.authorization.k8s.io "" is invalid: {field}: Invalid value: {_go_value(value)}: {detail}'
-    )
+def _go_value(value: Any) -> str:
+    """A value as kube's field errors print it: strings quoted, nil ``"null"``, structs ``%#v``."""
+    if value is None:
+        return '"null"'
+    if isinstance(value, str):
+        return f'"{value}"'
+    if isinstance(value, dict):  # NonResourceAttributes
+        path, verb = value.get("path", ""), value.get("verb", "")
+        return f'authorization.NonResourceAttributes{{Path:"{path}", Verb:"{verb}"}}'
+    return str(value)
+
+
+def invalid(kind: str, errors: list[tuple[str, Any, str]]) -> StatusError:
+    """kube's 422 for field errors ``(field, value, detail)``, several in brackets."""
+    texts = [f"{field}: Invalid value: {_go_value(value)}: {detail}" for field, value, detail in errors]
+    joined = texts[0] if len(texts) == 1 else "[" + ", ".join(texts) + "]"
+    causes = [
+        {
+            "reason": "FieldValueInvalid",
+            "message": f"Invalid value: {_go_value(value)}: {detail}",
+            "field": field,
+        }
+        for field, value, detail in errors
+    ]
     return StatusError(
         422,
         "Invalid",
-        message,
-        details={
-            "group": "authorization.k8s.io",
-            "kind": kind,
-            "causes": [
-                {
-                    "reason": "FieldValueInvalid",
-                    "message": f"Invalid value: {_go_value(value)}: {detail}",
-                    "field": field,
-                }
-            ],
-        },
+        f'{kind}.authorization.k8s.io "" is invalid: {joined}',
+        details={"group": "authorization.k8s.io", "kind": kind, "causes": causes},
     )
 
 
-def _go_value(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    return "v1.SubjectAccessReviewSpec{...}" if isinstance(value, dict) else str(value)
-
-
-def asked_attributes(spec: dict[str, Any], user: UserInfo, kind: str) -> RequestAttributes:
-    """The question of an access review's spec, asked as ``user``."""
-    resource = spec.get("resourceAttributes")
-    non_resource = spec.get("nonResourceAttributes")
-    if bool(resource) == bool(non_resource):
-        raise _invalid(
-            kind,
-            "spec.resourceAttributes",
-            spec,
-            "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+def spec_errors(spec: dict[str, Any], *, subject: bool) -> list[tuple[str, Any, str]]:
+    """kube's ``ValidateSubjectAccessReviewSpec`` (``subject``: user or groups required; the self
+    reviews do without)."""
+    errors: list[tuple[str, Any, str]] = []
+    resource, non_resource = spec.get("resourceAttributes"), spec.get("nonResourceAttributes")
+    if resource and non_resource:
+        detail = "cannot be specified in combination with resourceAttributes"
+        errors.append(("spec.nonResourceAttributes", non_resource, detail))
+    if not resource and not non_resource:
+        detail = "exactly one of nonResourceAttributes or resourceAttributes must be specified"
+        errors.append(("spec.resourceAttributes", None, detail))
+    if subject and not spec.get("user") and not spec.get("groups"):
+        errors.append(
+            ("spec.user", spec.get("user") or "", "at least one of user or group must be specified")
         )
+    return errors
+
+
+def asked_attributes(spec: dict[str, Any], user: UserInfo) -> RequestAttributes:
+    """The question of a (validated) access review's spec, asked as ``user``."""
+    resource = spec.get("resourceAttributes")
     if resource:
         return RequestAttributes(
             user=user,
@@ -84,7 +98,7 @@ def asked_attributes(spec: dict[str, Any], user: UserInfo, kind: str) -> Request
             namespace=resource.get("namespace", ""),
             name=resource.get("name", ""),
         )
-    non_resource = non_resource or {}
+    non_resource = spec.get("nonResourceAttributes") or {}
     return RequestAttributes(
         user=user,
         verb=non_resource.get("verb", ""),
@@ -93,13 +107,10 @@ def asked_attributes(spec: dict[str, Any], user: UserInfo, kind: str) -> Request
     )
 
 
-def _subject(spec: dict[str, Any], kind: str) -> UserInfo:
-    if not spec.get("user") and not spec.get("groups"):
-        raise _invalid(kind, "spec.user", "", "at least one of user or group must be specified")
+def _subject(spec: dict[str, Any]) -> UserInfo:
     extra = {k: tuple(v or ()) for k, v in (spec.get("extra") or {}).items()}
-    return UserInfo(
-        spec.get("user") or "", uid=spec.get("uid") or "", groups=tuple(spec.get("groups") or ()), extra=extra
-    )
+    groups = tuple(spec.get("groups") or ())
+    return UserInfo(spec.get("user") or "", uid=spec.get("uid") or "", groups=groups, extra=extra)
 
 
 def access_status(authorizer: Authorizer, attrs: RequestAttributes) -> dict[str, Any]:
@@ -156,25 +167,25 @@ async def serve_review(
         resolver: RuleResolver = authorizer  # type: ignore[assignment]  # Union and every mode resolve rules
         status = rules_status(resolver, user, namespace)
     elif plural == "selfsubjectaccessreviews":
-        status = access_status(authorizer, asked_attributes(spec, user, kind))
+        if errors := spec_errors(spec, subject=False):
+            raise invalid(kind, errors)
+        status = access_status(authorizer, asked_attributes(spec, user))
     else:
-        subject = _subject(spec, kind)
-        attrs = asked_attributes(spec, subject, kind)
+        errors = spec_errors(spec, subject=True)
         if plural == "localsubjectaccessreviews":
             namespace = target.namespace or ""
-            asked_ns = (spec.get("resourceAttributes") or {}).get("namespace")
-            if spec.get("nonResourceAttributes"):
-                raise _invalid(kind, "spec.nonResourceAttributes", spec, "disallowed on this kind of request")
-            if asked_ns and asked_ns != namespace:
-                raise StatusError(
-                    400,
-                    "BadRequest",
-                    f"spec.resourceAttributes.namespace must match namespace: {namespace}",
-                )
-            spec["resourceAttributes"] = {**spec["resourceAttributes"], "namespace": namespace}
-            attrs = asked_attributes(spec, subject, kind)
             metadata["namespace"] = namespace
-        status = access_status(authorizer, attrs)
+            asked_ns = (spec.get("resourceAttributes") or {}).get("namespace", "")
+            if spec.get("resourceAttributes") and asked_ns != namespace:
+                errors.append(
+                    ("spec.resourceAttributes.namespace", asked_ns, "must match metadata.namespace")
+                )
+            if spec.get("nonResourceAttributes"):
+                detail = "disallowed on this kind of request"
+                errors.append(("spec.nonResourceAttributes", spec["nonResourceAttributes"], detail))
+        if errors:
+            raise invalid(kind, errors)
+        status = access_status(authorizer, asked_attributes(spec, _subject(spec)))
     return json_response(
         {
             "kind": kind,

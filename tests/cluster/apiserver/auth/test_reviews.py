@@ -74,7 +74,12 @@ def test_reviews_answer_from_the_authorizers() -> None:
             {
                 "spec": {
                     "user": "alice",
-                    "resourceAttributes": {"verb": "get", "resource": "pods", "subresource": "log"},
+                    "resourceAttributes": {
+                        "verb": "get",
+                        "resource": "pods",
+                        "subresource": "log",
+                        "namespace": "dev",
+                    },
                 }
             },
             "dev",
@@ -99,15 +104,21 @@ def test_reviews_answer_from_the_authorizers() -> None:
                     "spec": {
                         "user": "a",
                         "resourceAttributes": {"verb": "get"},
-                        "nonResourceAttributes": {"verb": "get"},
+                        "nonResourceAttributes": {"verb": "get", "path": "/logs"},
                     }
                 },
             ),
+            ("neither", {"spec": {}}),
         ):
             try:
                 await client.create(AUTHZ, "subjectaccessreviews", body)
             except ApiError as err:
                 out[bad] = (err.status, err.message)
+        try:  # a LocalSubjectAccessReview asks about its own namespace only
+            lsar = {"spec": {"user": "alice", "resourceAttributes": {"verb": "get", "resource": "pods"}}}
+            await client.create(AUTHZ, "localsubjectaccessreviews", lsar, "dev")
+        except ApiError as err:
+            out["local-elsewhere"] = (err.status, err.message)
         try:
             await client.create(AUTHZ, "selfsubjectrulesreviews", {"spec": {}})
         except ApiError as err:
@@ -124,9 +135,8 @@ def test_reviews_answer_from_the_authorizers() -> None:
     assert got["other-name"]["status"]["allowed"] is False
     # a binding to a missing Role is named in the reason of a denial
     assert got["other-name"]["status"]["reason"] == 'RBAC: role.rbac.authorization.k8s.io "nope" not found'
-    assert (
-        got["log"]["status"]["allowed"] is True
-    )  # a ClusterRole bound in the namespace grants pods/log there
+    # a ClusterRole bound in the namespace grants pods/log there
+    assert got["log"]["status"]["allowed"] is True
     assert got["log"]["metadata"]["namespace"] == "dev"
     assert got["url"]["status"]["allowed"] is False
     status = got["rules"]["status"]
@@ -138,8 +148,21 @@ def test_reviews_answer_from_the_authorizers() -> None:
         'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.user: Invalid value: "": '
         "at least one of user or group must be specified",
     )
-    assert (
-        got["both"][0] == 422
-        and "exactly one of nonResourceAttributes or resourceAttributes" in got["both"][1]
+    assert got["both"] == (
+        422,
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: spec.nonResourceAttributes: Invalid value: '
+        'authorization.NonResourceAttributes{Path:"/logs", Verb:"get"}: '
+        "cannot be specified in combination with resourceAttributes",
+    )
+    assert got["neither"] == (
+        422,
+        'SubjectAccessReview.authorization.k8s.io "" is invalid: [spec.resourceAttributes: Invalid value: '
+        '"null": exactly one of nonResourceAttributes or resourceAttributes must be specified, '
+        'spec.user: Invalid value: "": at least one of user or group must be specified]',
+    )
+    assert got["local-elsewhere"] == (
+        422,
+        'LocalSubjectAccessReview.authorization.k8s.io "" is invalid: spec.resourceAttributes.namespace: '
+        'Invalid value: "": must match metadata.namespace',
     )
     assert got["no-namespace"] == (400, "no namespace on request")
