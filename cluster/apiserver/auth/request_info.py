@@ -4,7 +4,8 @@ from the path alone (an unknown resource is still a resource request: it is auth
 
 Verbs: GET on a collection is ``list`` (``watch`` with ``?watch=true`` or the ``/watch/`` prefix),
 on one object ``get``; POST ``create``, PUT ``update``, PATCH ``patch``, DELETE ``delete`` (on a
-collection ``deletecollection``). A non-resource URL's verb is the lower-case HTTP method.
+collection ``deletecollection``). A non-resource URL's verb is the lower-case HTTP method. A
+list or watch with ``fieldSelector=metadata.name=<name>`` names that object, as in Kubernetes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,18 @@ from cluster.apiserver.auth.user import UserInfo
 
 _NAMESPACE_SUBRESOURCES = frozenset({"status", "finalize"})
 _WRITE_VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch"}
+
+
+def _exact_name(field_selector: str) -> str:
+    """The name a list or watch is restricted to by ``fieldSelector=metadata.name=<name>`` (kube
+    authorises it as a request for that one object: a rule's resourceNames, the Node authorizer)."""
+    for term in field_selector.split(","):
+        key, sep, value = term.partition("==") if "==" in term else term.partition("=")
+        if sep and key.strip() == "metadata.name" and not key.endswith("!"):
+            value = value.strip()
+            if value and value not in (".", "..") and "/" not in value and "%" not in value:
+                return value
+    return ""
 
 
 def attributes(method: str, path: str, query: Mapping[str, str], user: UserInfo) -> RequestAttributes:
@@ -44,6 +57,8 @@ def attributes(method: str, path: str, query: Mapping[str, str], user: UserInfo)
             verb = "watch"
         else:
             verb = "get" if name else "list"
+        if verb in ("list", "watch") and not name:
+            name = _exact_name(query.get("fieldSelector", ""))
     elif method == "DELETE":
         verb = "delete" if name else "deletecollection"
     else:

@@ -100,6 +100,25 @@ def test_rule_matching(raw: dict[str, Any], method: str, path: str, allowed: boo
 
 
 @pytest.mark.parametrize(
+    ("query", "allowed"),
+    [
+        pytest.param({"fieldSelector": "metadata.name=a"}, True, id="list-of-one-named"),
+        pytest.param({"fieldSelector": "metadata.name==a", "watch": "true"}, True, id="watch-of-one-named"),
+        pytest.param({"fieldSelector": "metadata.name=b"}, False, id="another-name"),
+        pytest.param({"fieldSelector": "metadata.name!=b"}, False, id="not-an-exact-match"),
+        pytest.param({}, False, id="the-whole-list"),
+    ],
+)
+def test_a_list_restricted_to_one_name_is_authorised_for_that_name(
+    query: dict[str, str], allowed: bool
+) -> None:
+    raw = rule("list watch", "core", "secrets", "a")
+    assert (
+        compile_rule(raw).allows(attributes("GET", "/api/v1/namespaces/d/secrets", query, ALICE)) is allowed
+    )
+
+
+@pytest.mark.parametrize(
     ("subject", "namespace", "applies"),
     [
         ({"kind": "User", "name": "alice"}, "", True),
