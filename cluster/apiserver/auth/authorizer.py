@@ -103,7 +103,7 @@ class AlwaysDeny:
 
 class Union:
     """Ask each authorizer in order: the first ALLOW or DENY decides; if all have no opinion the
-    request is denied, with their reasons joined (kube's ``union.New``)."""
+    request is denied, with their reasons joined, one per line (kube's ``union.New``)."""
 
     def __init__(self, authorizers: Sequence[Authorizer]) -> None:
         self.authorizers = tuple(authorizers)
@@ -116,7 +116,7 @@ class Union:
                 return decision, reason
             if reason:
                 reasons.append(reason)
-        return Decision.NO_OPINION, ", ".join(reasons)
+        return Decision.NO_OPINION, "\n".join(reasons)  # kube's union joins them by line
 
     def rules_for(self, user: UserInfo, namespace: str) -> Rules:
         resource: list[ResourceRule] = []
@@ -133,7 +133,9 @@ class Union:
             incomplete = incomplete or rules.incomplete
             if rules.error:
                 errors.append(rules.error)
-        return Rules(tuple(resource), tuple(non_resource), incomplete, ", ".join(errors))
+        # kube's utilerrors.NewAggregate: one error as is, several in brackets
+        error = errors[0] if len(errors) == 1 else ("[" + ", ".join(errors) + "]" if errors else "")
+        return Rules(tuple(resource), tuple(non_resource), incomplete, error)
 
 
 def forbidden_message(attrs: RequestAttributes) -> str:

@@ -130,3 +130,29 @@ def test_other_users_and_impostors() -> None:
     )
     assert authz.rules_for(N1, "app").incomplete is True
     assert authz.rules_for(not_in_group, "app").incomplete is False
+
+
+def test_the_chain_joins_the_reasons_of_every_authorizer_by_line() -> None:
+    from cluster.apiserver.auth.authorization import build_authorizer
+    from cluster.apiserver.auth.options import SecurityOptions
+    from cluster.apiserver.auth.rbac import RBACAuthorizer
+
+    rbac = RBACAuthorizer()
+    rbac.index.put(
+        "clusterrolebindings",
+        {
+            "metadata": {"name": "ghost"},
+            "roleRef": {"kind": "ClusterRole", "name": "ghost"},
+            "subjects": [{"kind": "Group", "name": "system:nodes"}],
+        },
+    )
+    chain = build_authorizer(SecurityOptions(), rbac_authorizer=rbac, node=authorizer())
+    decision, reason = chain.authorize(attributes("GET", "/api/v1/namespaces/app/secrets/theirs", {}, N1))
+    assert decision is Decision.NO_OPINION
+    assert reason == f'{RELATION}\nRBAC: clusterrole.rbac.authorization.k8s.io "ghost" not found'
+    rules = chain.rules_for(N1, "app")
+    assert rules.incomplete is True
+    assert rules.error == (
+        "[node authorizer does not support user rule resolution, "
+        'clusterrole.rbac.authorization.k8s.io "ghost" not found]'
+    )
