@@ -147,6 +147,8 @@ async def measure(client: Any, workload: Workload, replicas: int) -> dict[str, A
     """Steps 1-3 of the module docstring against a running control plane reachable by ``client``."""
     with contextlib.suppress(Exception):
         await client.create("v1", "namespaces", {"metadata": {"name": BENCH_NAMESPACE}})
+    with contextlib.suppress(Exception):  # pods need it (ServiceAccount admission); no controller here
+        await client.create("v1", "serviceaccounts", {"metadata": {"name": "default"}}, BENCH_NAMESPACE)
     nodes = workload.build_nodes()
     started = time.monotonic()
     await _create_all(client, "nodes", nodes, None)

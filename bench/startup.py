@@ -293,6 +293,8 @@ async def measure(
     and the wait for their volumes to go is ``volumes_not_deleted``."""
     with contextlib.suppress(Exception):
         await client.create("v1", "namespaces", {"metadata": {"name": BENCH_NAMESPACE}})
+    with contextlib.suppress(Exception):  # pods need it (ServiceAccount admission); no controller here
+        await client.create("v1", "serviceaccounts", {"metadata": {"name": "default"}}, BENCH_NAMESPACE)
     listed = await client.list("v1", "pods", BENCH_NAMESPACE, limit=1)
     watch = _RunningWatch(client, listed["metadata"]["resourceVersion"])
     sets = [objects(i) if objects else [("v1", "pods", pod_manifest(i))] for i in range(pods)]
