@@ -285,6 +285,12 @@ def test_user_without_bindings_is_forbidden(
     )
     nodes = nobody.caller.get("/api/v1/nodes")
     assert nodes.status_fields() == (403, "Forbidden", forbidden_list(nobody.name, "nodes"))
+    # Non-resource paths are denied by default too (/metrics is system:monitoring's).
+    assert nobody.caller.get("/metrics").status_fields() == (
+        403,
+        "Forbidden",
+        f'forbidden: User "{nobody.name}" cannot get path "/metrics"',
+    )
     # Authenticated, so discovery and the public endpoints are still open to it.
     assert nobody.caller.get("/api").status == 200
     assert nobody.caller.get("/version").status == 200

@@ -435,6 +435,67 @@ rules:
     assert answer(esc.kubectl(), "get", "secrets", "-n", namespace) == NO
 
 
+def test_binding_cluster_admin_needs_bind(
+    raykube_cluster: RaykubeCluster, tmp_path: Path, cluster_scoped: list[str]
+) -> None:
+    """A user allowed to create ClusterRoleBindings cannot make itself cluster-admin, until it holds
+    ``bind`` on that ClusterRole: the missing rules are cluster-admin's two wildcard rules."""
+    mallory = user(raykube_cluster, tmp_path, unique("mallory"))
+    boss = admin(raykube_cluster)
+    binder = unique("crb-writer")
+    boss.out(
+        "create", "clusterrole", binder, "--verb=create,get,list", f"--resource=clusterrolebindings.{RBAC}"
+    )
+    cluster_scoped.append(f"clusterrole/{binder}")
+    boss.out("create", "clusterrolebinding", binder, f"--clusterrole={binder}", f"--user={mallory.name}")
+    cluster_scoped.append(f"clusterrolebinding/{binder}")
+    name = unique("mallory-admin")
+    cluster_scoped.append(f"clusterrolebinding/{name}")
+    kubectl = mallory.kubectl()
+    # -A: cluster-scoped questions without a namespace (kubectl would warn about "default").
+    assert settled_answer(kubectl, YES, "create", f"clusterrolebindings.{RBAC}", "-A") == YES
+    binding = {
+        "apiVersion": f"{RBAC}/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": RBAC, "kind": "ClusterRole", "name": "cluster-admin"},
+        "subjects": [{"apiGroup": RBAC, "kind": "User", "name": mallory.name}],
+    }
+    path = f"/apis/{RBAC}/v1/clusterrolebindings"
+    missing = '{APIGroups:["*"], Resources:["*"], Verbs:["*"]}\n{NonResourceURLs:["*"], Verbs:["*"]}'
+    expected = _escalation_message(
+        "clusterrolebindings", name, mallory.name, ["system:authenticated"], missing
+    )
+    assert mallory.caller.request("POST", path, binding).status_fields() == (403, "Forbidden", expected)
+    err = kubectl.fails(
+        "create", "clusterrolebinding", name, "--clusterrole=cluster-admin", f"--user={mallory.name}"
+    )
+    assert expected in err
+    assert answer(kubectl, "list", "secrets", "--all-namespaces") == NO
+
+    may_bind = unique("bind-cluster-admin")
+    apply(
+        boss,
+        f"""
+apiVersion: {RBAC}/v1
+kind: ClusterRole
+metadata: {{name: {may_bind}}}
+rules:
+- apiGroups: [{RBAC}]
+  resources: [clusterroles]
+  verbs: [bind]
+  resourceNames: [cluster-admin]
+""",
+    )
+    cluster_scoped.append(f"clusterrole/{may_bind}")
+    boss.out("create", "clusterrolebinding", may_bind, f"--clusterrole={may_bind}", f"--user={mallory.name}")
+    cluster_scoped.append(f"clusterrolebinding/{may_bind}")
+    assert settled_answer(kubectl, YES, "bind", f"clusterroles.{RBAC}/cluster-admin", "-A") == YES
+    created = mallory.caller.request("POST", path, binding)
+    assert created.status == 201, created.body[:500]
+    assert settled_answer(kubectl, YES, "list", "secrets", "--all-namespaces") == YES
+
+
 # ------------------------------------------------------------------------------------ impersonation
 
 
