@@ -115,17 +115,6 @@ def micro_time(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def user_info(user: UserInfo) -> dict[str, Any]:
-    out: dict[str, Any] = {"username": user.name}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
-
-
 def object_ref(attrs: RequestAttributes) -> dict[str, Any] | None:
     if not attrs.resource_request:
         return None
@@ -219,7 +208,7 @@ class Auditor:
         fields: dict[str, Any] = {
             "requestURI": request.raw_path,
             "verb": attrs.verb,
-            "user": user_info(user),
+            "user": user.to_api(),
             "sourceIPs": _source_ips(request),
         }
         if agent := request.headers.get("User-Agent"):
@@ -344,7 +333,7 @@ class Auditor:
         }
         impersonated: UserInfo | None = request.get("impersonated_user")
         if impersonated is not None and stage != "RequestReceived":
-            event["impersonatedUser"] = user_info(impersonated)
+            event["impersonatedUser"] = impersonated.to_api()
         event["sourceIPs"] = state.fields["sourceIPs"]
         if "userAgent" in state.fields:
             event["userAgent"] = state.fields["userAgent"]

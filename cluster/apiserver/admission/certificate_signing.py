@@ -53,13 +53,7 @@ class CertificateSigningRequestStrategy(MutatingPlugin):
                 spec.pop(field, None)
             user = attrs.user
             if user is not None:
-                spec["username"] = user.name
-                if user.uid:
-                    spec["uid"] = user.uid
-                if user.groups:
-                    spec["groups"] = list(user.groups)
-                if user.extra:
-                    spec["extra"] = {k: list(v) for k, v in user.extra.items()}
+                spec.update(user.to_api())
             obj["status"] = {}
             if spec.get("signerName") == KUBE_APISERVER_CLIENT and MASTERS in _organizations(
                 spec.get("request")

@@ -19,18 +19,6 @@ from cluster.apiserver.request import Target, json_response, read_object
 PLURALS = ("selfsubjectreviews", "tokenreviews")
 
 
-def user_info(user: UserInfo) -> dict[str, Any]:
-    """kube's ``authentication.k8s.io/v1 UserInfo`` (empty fields left out)."""
-    out: dict[str, Any] = {"username": user.name}
-    if user.uid:
-        out["uid"] = user.uid
-    if user.groups:
-        out["groups"] = list(user.groups)
-    if user.extra:
-        out["extra"] = {k: list(v) for k, v in user.extra.items()}
-    return out
-
-
 async def serve(request: web.Request, target: Target, user: UserInfo, authn: Authenticator) -> web.Response:
     if request.method != "POST" or target.name:
         raise StatusError(
@@ -38,7 +26,7 @@ async def serve(request: web.Request, target: Target, user: UserInfo, authn: Aut
         )
     body = await read_object(request)
     if target.info.plural == "selfsubjectreviews":
-        status: dict[str, Any] = {"userInfo": user_info(user)}
+        status: dict[str, Any] = {"userInfo": user.to_api()}
         spec = None
     else:
         spec = body.get("spec") or {}
@@ -48,7 +36,7 @@ async def serve(request: web.Request, target: Target, user: UserInfo, authn: Aut
         answer = await authn.authenticate_token(token, spec.get("audiences") or None)
         status = {"authenticated": answer.user is not None, "user": {}}
         if answer.user is not None:
-            status["user"] = user_info(answer.user)
+            status["user"] = answer.user.to_api()
             status["audiences"] = list(answer.audiences)
         if answer.error:
             status["error"] = answer.error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 ANONYMOUS = "system:anonymous"
 UNAUTHENTICATED = "system:unauthenticated"
@@ -32,6 +33,18 @@ class UserInfo:
 
     def __hash__(self) -> int:
         return hash((self.name, self.uid, self.groups))
+
+    def to_api(self) -> dict[str, Any]:
+        """kube's ``authentication.k8s.io/v1 UserInfo`` (username, uid, groups, extra; empty ones left
+        out): what reviews answer, audit events record and a CSR's spec names."""
+        out: dict[str, Any] = {"username": self.name}
+        if self.uid:
+            out["uid"] = self.uid
+        if self.groups:
+            out["groups"] = list(self.groups)
+        if self.extra:
+            out["extra"] = {k: list(v) for k, v in self.extra.items()}
+        return out
 
 
 def service_account_username(namespace: str, name: str) -> str:
