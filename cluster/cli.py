@@ -10,19 +10,14 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import ray
-from cryptography import x509
 from rich.console import Console
 from rich.table import Table
 
-from cluster.apiserver.kubeconfig import kubeconfig_for_user, write_kubeconfig
-from cluster.apiserver.tls import Pki, issue_client_cert
 from cluster.bootstrap import (
     ApiServerUp,
     ClusterConfig,
@@ -41,8 +36,7 @@ from cluster.bootstrap import (
     teardown,
     up,
 )
-from cluster.client.kubeconfig import load_kubeconfig
-from cluster.machinery.pki import certificate_hosts, normalize_host
+from cluster.kubeconfigs import kubeconfig_for_server, kubeconfig_for_user
 from cluster.naming import default_namespace
 from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
 from cluster.ownership import NamespaceTaken, check, release
@@ -162,64 +156,14 @@ def cmd_kubeconfig(args: argparse.Namespace) -> int:
         return 1
     if args.user is not None:
         out = Path(args.out).expanduser() if args.out else None
-        return _kubeconfig_for_user(data_dir, args.user, args.group or [], args.days, args.server, out)
+        return kubeconfig_for_user(
+            data_dir, args.user, args.group or [], args.days, args.server, out, say=console.print
+        )
     if args.server is None:
         print(path)
         return 0
-    return _kubeconfig_for_server(data_dir, args.server, Path(args.out).expanduser() if args.out else None)
-
-
-def _kubeconfig_for_server(data_dir: Path, server: str, out: Path | None) -> int:
-    """An admin kubeconfig naming ``server`` (e.g. the head's public address, for a laptop), written
-    to ``out`` (0600) or printed. The data directory's own kubeconfig keeps naming 127.0.0.1."""
-    url = urlsplit(server)
-    if url.scheme != "https" or not url.hostname:
-        console.print(
-            f"error: --server takes the API server's URL, such as https://203.0.113.7:6443 (got {server!r})"
-        )
-        return 2
-    pki = Pki.in_dir(data_dir / "pki")
-    names = certificate_hosts(x509.load_pem_x509_certificate(pki.server_cert.read_bytes()))
-    if normalize_host(url.hostname) not in names:
-        print(
-            f"warning: the API server's certificate names {', '.join(sorted(names))}, not {url.hostname}: "
-            f"kubectl will refuse it. Add `--tls-san {url.hostname}` to `raykube up` (in deploy/*.yaml, the "
-            "head's last start command) and run it again",
-            file=sys.stderr,
-        )
-    if out is not None:
-        print(write_kubeconfig(out, server=server, pki=pki))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="raykube-kubeconfig-") as tmp:  # 0700, removed at once
-        sys.stdout.write(write_kubeconfig(Path(tmp) / "kubeconfig", server=server, pki=pki).read_text())
-    return 0
-
-
-def _kubeconfig_for_user(
-    data_dir: Path, user: str, groups: list[str], days: int, server: str | None, out: Path | None
-) -> int:
-    """A kubeconfig for ``user`` in ``groups``: a client certificate from the cluster CA (CN = user,
-    O = each group, ``days`` long), the admin kubeconfig's servers unless ``server`` is given; written
-    to ``out`` (0600) or printed. What the user may do is up to RBAC bindings for the name or groups."""
-    if not user.strip() or days <= 0:
-        console.print("error: --user needs a name and --days a positive number")
-        return 2
-    admin = load_kubeconfig(str(data_dir / "kubeconfig"))
-    servers = [server] if server else list(admin.servers or (admin.server,))
-    pki = Pki.in_dir(data_dir / "pki")
-    cert_pem, key_pem = issue_client_cert(pki, user, groups, days)
-
-    def write(path: Path) -> Path:
-        return kubeconfig_for_user(
-            path, server=servers[0], pki=pki, user=user, cert_pem=cert_pem, key_pem=key_pem, servers=servers
-        )
-
-    if out is not None:
-        print(write(out))
-        return 0
-    with tempfile.TemporaryDirectory(prefix="raykube-kubeconfig-") as tmp:  # 0700, removed at once
-        sys.stdout.write(write(Path(tmp) / "kubeconfig").read_text())
-    return 0
+    out = Path(args.out).expanduser() if args.out else None
+    return kubeconfig_for_server(data_dir, args.server, out, say=console.print)
 
 
 def cmd_down(args: argparse.Namespace) -> int:
