@@ -81,7 +81,6 @@ class ApiServer:
         )
         self.api = ResourceAPI(self.registry, self.cache, self.store)
         self.subresources = Subresources(self.api, pki_dir)
-        self.security = security or SecurityOptions()
         self.authenticator = Authenticator.for_server(
             pki_dir, self.security.token_auth_file, CachedObjects(self.cache, self.store)
         )
