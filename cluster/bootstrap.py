@@ -8,22 +8,15 @@ first one's actors. A namespace belongs to one data directory (``cluster.ownersh
 refuses to mix the actors of one with the files of another. Everything written under the data
 directory is private to its user (``cluster.machinery.files``: directories 0700, files 0600).
 
-Placement of store replicas: one replica is pinned to the node that ran ``up`` (its data is on that
-node's disk). With ``--replicas N`` and at least N alive Ray nodes, a detached STRICT_SPREAD
-placement group puts each replica on a different node; with fewer nodes they share the local node
-(and the CLI says so).
+The store replicas' placement is ``cluster.store_deploy``'s.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
-import ipaddress
-import json
 import logging
 import os
-import re
 import shutil
 import socket
 import subprocess
@@ -35,10 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import ray
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import remove_placement_group
 from ray.util.scheduling_strategies import (
     NodeAffinitySchedulingStrategy,
-    PlacementGroupSchedulingStrategy,
 )
 
 from cluster.addons import DnsUp, IngressUp, deploy_dns, deploy_ingress, stop_ingress
@@ -61,9 +53,9 @@ from cluster.identities import (
     component_kubeconfig,
     service_account_kubeconfigs,
 )
-from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_cluster_cidrs
+from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR
 from cluster.machinery.files import private_dir, write_private
-from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
+from cluster.machinery.ippool import DEFAULT_LB_POOL
 from cluster.naming import DEFAULT_NAMESPACE, default_namespace
 from cluster.node_agents import AgentInfo, NodeAgentsConfig, deploy_node_agents, ray_node_names
 from cluster.ownership import claim
@@ -72,88 +64,26 @@ from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
 from cluster.security import security_options
 from cluster.storage_defaults import ensure_with_kubeconfig as ensure_storage_defaults
-from cluster.store.actor import StoreReplicaActor, replica_name
-from cluster.store.client import StoreClient
-from cluster.store.membership import (
-    cluster_created,
-    home_placement,
-    record_cluster,
-    record_homes,
-    recorded_homes,
-    recorded_members,
+from cluster.store_deploy import PG_NAME, alive_nodes, deploy_store, wait_until_serving
+from cluster.up_config import (
+    DEFAULT_VOLUME_PLUGIN,
+    ClusterConfig,
+    UpConfig,
+    UpRefused,
+    chosen_cluster_cidr,
+    chosen_lb_pool,
+    chosen_network,
+    chosen_replicas,
+    chosen_service_cidr,
+    chosen_tls_sans,
+    chosen_volume_plugin,
 )
-from cluster.store.replica import ReplicaOptions
-from netplugins.cni.plugin import PluginLoadError, load_plugin
-from nodeagent.actor import load_runtime
-from nodeagent.csi.plugin import PluginLoadError as CSIPluginLoadError
-from nodeagent.csi.plugin import load_volume_plugin
 
-CNI_BIN = "/usr/lib/cni"  # Debian's containernetworking-plugins
-NETWORK_BACKENDS = ("host-gw", "vxlan")  # across nodes; the first is the default
-HOST_SERVICE_CIDR = "127.96.0.0/16"  # the default Service CIDR with --network host (loopback)
-DEFAULT_VOLUME_PLUGIN = "hostpath"  # the built-in CSI driver hostpath.csi.raykube.io
-
-PG_NAME = "raykube-store"
-CONTROL_PLANE_RESOURCE = "raykube_control_plane"  # the Ray resource deploy/ gives control-plane nodes
 RAY_MARKER = "ray-started-by-raykube"
 
 
 def default_data_dir() -> Path:
     return Path(os.environ.get("RAYKUBE_DATA_DIR", Path.home() / ".raykube"))
-
-
-@dataclass(frozen=True, slots=True)
-class ClusterConfig:
-    replicas: int
-    namespace: str = DEFAULT_NAMESPACE
-    cluster_cidr: str = DEFAULT_CLUSTER_CIDR  # a cluster.json from before --cluster-cidr: the default
-    service_cidr: str = str(SERVICE_CIDR)  # likewise for --service-cidr (ClusterIPs already given out)
-    lb_pool: str = DEFAULT_LB_POOL
-    network: str | None = None  # --network; None: a cluster.json from before it (the default then)
-    network_backend: str | None = None
-    tls_sans: tuple[str, ...] = ()  # --tls-san: extra names in the API server certificate
-    volume_plugin: str | None = None  # --volume-plugin; None: a cluster.json from before it (hostpath)
-    security: dict[str, Any] | None = None  # SecurityOptions.to_dict(); None: the defaults
-
-    @staticmethod
-    def load(data_dir: Path) -> ClusterConfig | None:
-        path = data_dir / "cluster.json"
-        if not path.exists():
-            return None
-        raw = json.loads(path.read_text())
-        return ClusterConfig(
-            replicas=int(raw["replicas"]),
-            namespace=raw.get("namespace", DEFAULT_NAMESPACE),
-            cluster_cidr=raw.get("cluster_cidr", DEFAULT_CLUSTER_CIDR),
-            service_cidr=raw.get("service_cidr", str(SERVICE_CIDR)),
-            lb_pool=raw.get("lb_pool", DEFAULT_LB_POOL),
-            network=raw.get("network"),
-            network_backend=raw.get("network_backend"),
-            tls_sans=tuple(raw.get("tls_sans") or ()),
-            volume_plugin=raw.get("volume_plugin"),
-            security=raw.get("security"),
-        )
-
-    def save(self, data_dir: Path) -> None:
-        private_dir(data_dir, tighten=True)  # also tightens a data directory an older raykube made
-        write_private(
-            data_dir / "cluster.json",
-            json.dumps(
-                {
-                    "replicas": self.replicas,
-                    "namespace": self.namespace,
-                    "cluster_cidr": self.cluster_cidr,
-                    "service_cidr": self.service_cidr,
-                    "lb_pool": self.lb_pool,
-                    "network": self.network,
-                    "network_backend": self.network_backend,
-                    "tls_sans": list(self.tls_sans),
-                    "volume_plugin": self.volume_plugin,
-                    "security": self.security,
-                },
-                indent=2,
-            ),
-        )
 
 
 # ---------------------------------------------------------------------- Ray
@@ -200,126 +130,6 @@ def stop_local_ray_if_ours(data_dir: Path) -> bool:
     return True
 
 
-# ---------------------------------------------------------------------- store
-
-
-def _alive_nodes() -> list[dict[str, Any]]:
-    return [n for n in ray.nodes() if n.get("Alive")]
-
-
-def store_bundles(replicas: int, nodes: list[dict[str, Any]]) -> list[dict[str, float]]:
-    """The placement group's bundles, one per replica: on the control-plane nodes (Ray resource
-    ``raykube_control_plane``, as ``deploy/`` gives them) when there are enough of them alive, so a
-    worker that happened to join first does not get a replica; else on any node."""
-    planes = [n for n in nodes if (n.get("Resources") or {}).get(CONTROL_PLANE_RESOURCE, 0) > 0]
-    bundle = {"CPU": 0.01, CONTROL_PLANE_RESOURCE: 0.01} if len(planes) >= replicas else {"CPU": 0.01}
-    return [dict(bundle) for _ in range(replicas)]
-
-
-def deploy_store(
-    replicas: int,
-    data_dir: Path,
-    namespace: str = DEFAULT_NAMESPACE,
-    options: ReplicaOptions | None = None,
-    *,
-    detached: bool = True,
-) -> tuple[list[Any], str]:
-    """Create (or find) the store replicas; returns their handles and a placement description.
-
-    The members are the ones the cluster marker records (after a replacement or an operator's
-    change they are not ``1..N``: removed ids must never come back); only missing ones are created."""
-    recorded = recorded_members(data_dir / "store")
-    voters = recorded[0] if recorded else list(range(1, replicas + 1))
-    running = set(find_store(namespace))
-    if all(replica_name(rid) in running for rid in voters):
-        handles = [ray.get_actor(replica_name(rid), namespace=namespace) for rid in voters]
-        # A quorum answering is enough: a member on a dead node is the store keeper's to replace.
-        ray.wait([h.ready.remote() for h in handles], num_returns=len(handles) // 2 + 1, timeout=120)
-        _record_homes(data_dir, voters, handles)
-        return handles, f"{len(voters)} replica(s): {', '.join(replica_name(r) for r in voters)}"
-    nodes = _alive_nodes()
-    here = ray.get_runtime_context().get_node_id()
-    strategies: list[Any]
-    alive = [
-        (n["NodeID"], str(n.get("NodeManagerAddress")), str(n.get("NodeManagerHostname"))) for n in nodes
-    ]
-    recorded_hosts = recorded_homes(data_dir / "store") if recorded else {}
-    homes = home_placement(voters, recorded_hosts, alive) if recorded_hosts else None
-    if homes is not None and len(voters) > 1:
-        # A restart of a cluster whose replicas each have a host of their own: back to their disks.
-        strategies = [NodeAffinitySchedulingStrategy(homes[rid], soft=False) for rid in voters]
-        placement = f"{len(voters)} replicas back on the hosts holding their data"
-    elif replicas > 1 and len(nodes) >= replicas:
-        pg = None
-        with contextlib.suppress(ValueError):
-            pg = ray.util.get_placement_group(f"{PG_NAME}-{namespace}")
-        if pg is None:
-            pg = placement_group(
-                store_bundles(replicas, nodes),
-                strategy="STRICT_SPREAD",
-                name=f"{PG_NAME}-{namespace}",
-                lifetime="detached" if detached else None,
-            )
-        ray.get(pg.ready(), timeout=60)
-        strategies = [
-            PlacementGroupSchedulingStrategy(pg, placement_group_bundle_index=i) for i in range(replicas)
-        ]
-        placement = f"{replicas} replicas on {replicas} distinct Ray nodes (STRICT_SPREAD)"
-        if recorded_hosts and len(voters) > 1:
-            hosts = ", ".join(sorted({ip for ip, _ in recorded_hosts.values()}))
-            placement += (
-                f"; their hosts ({hosts}) are not each one alive Ray node, so a replica placed away from "
-                "its data waits for the store keeper to replace it"
-            )
-    else:
-        strategies = [NodeAffinitySchedulingStrategy(here, soft=False)] * replicas
-        placement = f"{replicas} replica(s) on this node"
-        if replicas > 1:
-            placement += f" (only {len(nodes)} Ray node(s); STRICT_SPREAD needs {replicas})"
-    # An empty replica directory may bootstrap only when this store directory never held a cluster.
-    initial = not cluster_created(data_dir / "store")
-    handles = []
-    for i, rid in enumerate(voters):
-        # More members than bundles (an operator added one): the extra ones go next to this node.
-        strategy = strategies[i] if i < len(strategies) else NodeAffinitySchedulingStrategy(here, soft=True)
-        handle = StoreReplicaActor.options(  # type: ignore[attr-defined]
-            name=replica_name(rid),
-            namespace=namespace,
-            get_if_exists=True,
-            lifetime="detached" if detached else None,
-            scheduling_strategy=strategy,
-        ).remote(rid, voters, str(data_dir / "store" / f"replica-{rid}"), namespace, options, initial=initial)
-        handles.append(handle)
-    ray.get([h.ready.remote() for h in handles], timeout=120)
-    record_cluster(data_dir / "store", voters)
-    _record_homes(data_dir, voters, handles)
-    return handles, placement
-
-
-def _record_homes(data_dir: Path, voters: list[int], handles: list[Any]) -> None:
-    """Record the host of every replica that answers (``membership.record_homes``)."""
-    hosts = {
-        n["NodeID"]: (str(n.get("NodeManagerAddress")), str(n.get("NodeManagerHostname")))
-        for n in _alive_nodes()
-    }
-    homes = recorded_homes(data_dir / "store")
-    for rid, handle in zip(voters, handles, strict=True):
-        with contextlib.suppress(Exception):
-            node = ray.get(handle.status.remote(), timeout=5).get("node_id")
-            if node in hosts:
-                homes[rid] = hosts[node]
-    record_homes(data_dir / "store", {rid: home for rid, home in homes.items() if rid in voters})
-
-
-async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
-    """Return once a linearizable read succeeds (a leader exists and has committed in its term)."""
-    client = await StoreClient.connect(namespace, deadline=timeout, request_timeout=2.0)
-    try:
-        await client.get(b"/raykube/health")
-    finally:
-        await client.close()
-
-
 def pinned(name: str, node_id: str, namespace: str) -> dict[str, Any]:
     """Ray options of a detached, named control-plane actor pinned to one node (found, not started
     twice, when it runs already)."""
@@ -351,7 +161,7 @@ def deploy_apiserver(
     (same CA) and the running instances switch to it. The kubeconfig's ``server`` is this node's
     loopback (kubectl reads that one); its ``raykube.io/servers`` extension lists every instance,
     for our client's failover. ``service_cidr`` is where ClusterIPs come from (``--service-cidr``)."""
-    alive = {n["NodeID"]: n for n in _alive_nodes()}
+    alive = {n["NodeID"]: n for n in alive_nodes()}
     names = ray_node_names()  # as the Nodes are named: over every node Ray remembers
     nodes = [n for n in control_plane_nodes(namespace) if n in alive]
     addresses = [str(alive[n].get("NodeManagerAddress") or "") for n in nodes]
@@ -519,42 +329,6 @@ def _release_leases(namespace: str, timeout: float = 10.0) -> None:
 
 
 @dataclass(frozen=True, slots=True)
-class UpConfig:
-    """What ``raykube up`` was asked for. ``None`` means: what ``data_dir/cluster.json`` says, else
-    the default (1 replica; the namespace from ``$RAYKUBE_NAMESPACE`` or ``raykube``). ``runtime``
-    ``none`` deploys no node agents (control plane only)."""
-
-    data_dir: Path
-    address: str | None = None
-    replicas: int | None = None
-    namespace: str | None = None
-    port: int = 6443
-    runtime: str = "process"
-    manifests_dir: Path | None = None
-    timeout: float = 120.0
-    controllers: tuple[str, ...] | None = None  # --controllers; None: $RAYKUBE_CONTROLLERS or "*"
-    cluster_cidr: str | None = None  # --cluster-cidr; None: cluster.json's, else 10.244.0.0/16
-    service_cidr: str | None = None  # --service-cidr; None: cluster.json's, else service_cidr_for()
-    lb_pool: str | None = None  # --lb-pool; None: cluster.json's, else 172.29.0.0/24
-    network: str | None = None  # --network; None: cluster.json's, else default_network()
-    network_backend: str | None = None  # --network-backend; None: cluster.json's, else host-gw
-    autoscale: bool | None = None  # --autoscale / --no-autoscale; None: $RAYKUBE_AUTOSCALE, else detect
-    scale_down_unneeded: float | None = None  # --scale-down-unneeded-time; None: $RAYKUBE_SCALE_DOWN_UNNEEDED
-    tls_sans: tuple[str, ...] | None = None  # --tls-san (repeatable); None: cluster.json's, else none
-    volume_plugin: str | None = None  # --volume-plugin; None: cluster.json's, else hostpath
-    authorization_mode: str | None = None  # --authorization-mode; None: cluster.json's, else Node,RBAC
-    anonymous_auth: bool | None = None  # --anonymous-auth; None: cluster.json's, else true
-    token_auth_file: Path | None = None  # --token-auth-file
-    encryption_provider_config: Path | None = None  # --encryption-provider-config
-    audit_policy_file: Path | None = None  # --audit-policy-file
-    audit_log_path: str | None = None  # --audit-log-path
-
-
-class UpRefused(ValueError):
-    """``up`` started and wrote nothing: the request contradicts the data directory or is invalid."""
-
-
-@dataclass(frozen=True, slots=True)
 class RayJoined:
     started: bool  # True: a local Ray head was started (``raykube down`` stops it again)
     data_dir: Path
@@ -592,154 +366,6 @@ class NodeAgentsUp:
 UpStep = RayJoined | StoreUp | ApiServerUp | SchedulerUp | ControllersUp | IngressUp | DnsUp | NodeAgentsUp
 
 
-def _replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
-    replicas = config.replicas or (existing.replicas if existing else 1)
-    if existing and config.replicas and config.replicas != existing.replicas:
-        raise UpRefused(
-            f"the store in {config.data_dir} was created with {existing.replicas} replica(s); "
-            f"`raykube down --purge` first to start over with {config.replicas} (or change membership "
-            "one replica at a time)."
-        )
-    if replicas not in (1, 3, 5):
-        raise UpRefused("--replicas must be 1, 3 or 5")
-    return replicas
-
-
-def _cluster_cidr(config: UpConfig, existing: ClusterConfig | None) -> str:
-    """The cluster CIDR, normalized; a different one than the data directory's is refused (the Nodes
-    keep their podCIDRs, so it cannot change under a running cluster)."""
-    asked = config.cluster_cidr
-    try:
-        cidr = ",".join(str(c) for c in parse_cluster_cidrs(asked)) if asked else None
-    except CidrError as err:
-        raise UpRefused(f"--cluster-cidr: {err}") from None
-    if existing and cidr and cidr != existing.cluster_cidr:
-        raise UpRefused(
-            f"the cluster in {config.data_dir} was created with --cluster-cidr {existing.cluster_cidr}; "
-            f"`raykube down --purge` first to start over with {cidr}."
-        )
-    return cidr or (existing.cluster_cidr if existing else DEFAULT_CLUSTER_CIDR)
-
-
-def service_cidr_for(plugin: str) -> str:
-    """The default Service CIDR: ``10.96.0.0/12``; with the ``host`` plugin a loopback range, since
-    there the userspace proxy listens on each ClusterIP, and only loopback addresses are local to
-    every node without adding addresses (which needs root)."""
-    return HOST_SERVICE_CIDR if plugin == "host" else str(SERVICE_CIDR)
-
-
-def _service_cidr(config: UpConfig, existing: ClusterConfig | None, plugin: str) -> str:
-    """The Service CIDR, normalized; a different one than the data directory's is refused (the
-    Services keep their ClusterIPs)."""
-    try:
-        asked = str(ServiceNetwork.parse(config.service_cidr).cidr) if config.service_cidr else None
-    except ValueError as err:
-        raise UpRefused(f"--service-cidr: {err}") from None
-    if existing and asked and asked != existing.service_cidr:
-        raise UpRefused(
-            f"the cluster in {config.data_dir} was created with --service-cidr {existing.service_cidr}; "
-            f"`raykube down --purge` first to start over with {asked}."
-        )
-    return asked or (existing.service_cidr if existing else service_cidr_for(plugin))
-
-
-def _lb_pool(config: UpConfig, existing: ClusterConfig | None) -> str:
-    """The LoadBalancer pool, normalized; it may change between runs (the controller moves Services
-    whose address left the pool)."""
-    if not config.lb_pool:
-        return existing.lb_pool if existing else DEFAULT_LB_POOL
-    try:
-        parse_pool(config.lb_pool)
-    except PoolError as err:
-        raise UpRefused(f"--lb-pool: {err}") from None
-    return ",".join(part.strip() for part in config.lb_pool.split(",") if part.strip())
-
-
-def _tls_sans(config: UpConfig, existing: ClusterConfig | None) -> tuple[str, ...]:
-    """The extra names of the API server certificate: as asked (``--tls-san``, replacing the recorded
-    ones), else what ``cluster.json`` recorded. Each must be an IP address or a DNS name."""
-    asked = config.tls_sans if config.tls_sans is not None else (existing.tls_sans if existing else ())
-    names = tuple(dict.fromkeys(name.strip().lower() for name in asked if name.strip()))
-    for name in names:
-        with contextlib.suppress(ValueError):
-            ipaddress.ip_address(name)
-            continue
-        if not _DNS_NAME.fullmatch(name):
-            raise UpRefused(f"--tls-san {name!r}: give an IP address or a DNS name (e.g. api.example.com)")
-    return names
-
-
-_DNS_NAME = re.compile(r"(\*\.)?([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?\.)*[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
-
-
-def default_network() -> str:
-    """``bridge`` as root where the CNI reference plugins are installed (and the bridge plugin is
-    part of this raykube), else ``host``."""
-    has_bridge = importlib.util.find_spec("netplugins.bridge") is not None
-    if os.geteuid() == 0 and Path(CNI_BIN, "bridge").exists() and has_bridge:
-        return "bridge"
-    return "host"
-
-
-@dataclass(frozen=True, slots=True)
-class NetworkChoice:
-    plugin: str
-    backend: str
-
-
-def _network(config: UpConfig, existing: ClusterConfig | None) -> NetworkChoice:
-    """The network plugin and backend (what the data directory says unless asked, checked before Ray
-    starts): an unknown plugin or runtime, a different one than the cluster's, or containerd with
-    the ``host`` plugin is refused."""
-    if config.runtime != "none":
-        try:
-            load_runtime(config.runtime)
-        except PluginLoadError as err:
-            raise UpRefused(f"--runtime: {err}") from None
-    had_plugin = existing.network if existing else None
-    had_backend = existing.network_backend if existing else None
-    plugin = config.network or had_plugin or default_network()
-    backend = config.network_backend or had_backend or NETWORK_BACKENDS[0]
-    try:
-        cls = load_plugin(plugin)
-    except PluginLoadError as err:
-        raise UpRefused(f"--network: {err}") from None
-    if backend not in NETWORK_BACKENDS:
-        raise UpRefused(f"--network-backend must be one of {', '.join(NETWORK_BACKENDS)}, not {backend!r}")
-    for flag, asked, had in (
-        ("--network", config.network, had_plugin),
-        ("--network-backend", config.network_backend, had_backend),
-    ):
-        if asked and had and asked != had:
-            raise UpRefused(
-                f"the cluster in {config.data_dir} was created with {flag} {had}; "
-                f"`raykube down --purge` first to start over with {asked}."
-            )
-    if config.runtime == "containerd" and cls.NODE_NETWORK:
-        raise UpRefused(
-            f"--runtime containerd cannot use --network {plugin}: containerd always gives a pod a network "
-            "namespace of its own, which a node-network plugin does not wire; use --network bridge"
-        )
-    return NetworkChoice(plugin, backend)
-
-
-def _volume_plugin(config: UpConfig, existing: ClusterConfig | None) -> str:
-    """The volume plugin (what the data directory says unless asked; checked before Ray starts): an
-    unknown one, or a different one than the cluster's (its volumes live in the first), is refused."""
-    had = existing.volume_plugin if existing else None
-    plugin = config.volume_plugin or had or DEFAULT_VOLUME_PLUGIN
-    try:
-        load_volume_plugin(plugin)
-    except CSIPluginLoadError as err:
-        raise UpRefused(f"--volume-plugin: {err}") from None
-    if config.volume_plugin and had and config.volume_plugin != had:
-        raise UpRefused(
-            f"the cluster in {config.data_dir} was created with --volume-plugin {had}, whose volumes it "
-            f"keeps; `raykube down --purge` first to start over with {config.volume_plugin}."
-        )
-    return plugin
-
-
 def up(config: UpConfig) -> Iterator[UpStep]:
     """``raykube up``: join (or start) Ray, then the store, API server, scheduler, controller manager,
     cluster DNS and node agents (those two unless ``--runtime none``), yielding each step as it
@@ -751,13 +377,13 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     """
     data_dir = config.data_dir
     existing = ClusterConfig.load(data_dir)
-    replicas = _replicas(config, existing)
-    cluster_cidr = _cluster_cidr(config, existing)
-    network = _network(config, existing)
-    volume_plugin = _volume_plugin(config, existing)
-    service_cidr = _service_cidr(config, existing, network.plugin)
-    lb_pool = _lb_pool(config, existing)
-    tls_sans = _tls_sans(config, existing)
+    replicas = chosen_replicas(config, existing)
+    cluster_cidr = chosen_cluster_cidr(config, existing)
+    network = chosen_network(config, existing)
+    volume_plugin = chosen_volume_plugin(config, existing)
+    service_cidr = chosen_service_cidr(config, existing, network.plugin)
+    lb_pool = chosen_lb_pool(config, existing)
+    tls_sans = chosen_tls_sans(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     try:
         security = security_options(

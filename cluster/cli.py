@@ -20,7 +20,6 @@ from rich.table import Table
 
 from cluster.bootstrap import (
     ApiServerUp,
-    ClusterConfig,
     ControllersUp,
     DnsUp,
     IngressUp,
@@ -28,8 +27,6 @@ from cluster.bootstrap import (
     RayJoined,
     SchedulerUp,
     StoreUp,
-    UpConfig,
-    UpRefused,
     connect_ray,
     default_data_dir,
     stop_local_ray_if_ours,
@@ -44,6 +41,7 @@ from cluster.status import ClusterStatus
 from cluster.status import collect as collect_status
 from cluster.store.client import StoreClient, Unavailable
 from cluster.store.members import MembershipRefused, add_member, observe, ray_nodes, remove_member
+from cluster.up_config import ClusterConfig, UpConfig, UpRefused
 from netplugins.actor import network_plugins
 from nodeagent.actor import runtime_limits
 from nodeagent.csi.actor import volume_plugins

@@ -94,6 +94,8 @@ ALLOWED: dict[str, frozenset[str]] = {
 # Modules that may import ray or an actor module (fnmatch patterns over dotted names).
 RAY_GLUE: tuple[str, ...] = (
     "cluster.bootstrap",
+    "cluster.store_deploy",  # creates the store replica actors (placement groups, node affinity)
+    "cluster.up_config",  # checks --runtime with nodeagent.actor.load_runtime before anything starts
     "cluster.addons",  # the DNS and Ingress actors on the head node
     "cluster.ownership",
     "cluster.cli",

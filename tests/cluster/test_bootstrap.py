@@ -7,15 +7,15 @@ from typing import Any
 
 import pytest
 
-from cluster.bootstrap import (
+from cluster.bootstrap import up
+from cluster.store_deploy import store_bundles
+from cluster.up_config import (
     ClusterConfig,
     UpConfig,
     UpRefused,
-    _cluster_cidr,
-    _network,
+    chosen_cluster_cidr,
+    chosen_network,
     default_network,
-    store_bundles,
-    up,
 )
 from netplugins.host.plugin import HostNetwork
 
@@ -83,7 +83,7 @@ def test_cluster_cidr_refused_before_ray(
 )
 def test_cluster_cidr_chosen(tmp_path: Path, existing: str | None, asked: str | None, expected: str) -> None:
     old = ClusterConfig(replicas=1, cluster_cidr=existing) if existing else None
-    assert _cluster_cidr(UpConfig(data_dir=tmp_path, cluster_cidr=asked), old) == expected
+    assert chosen_cluster_cidr(UpConfig(data_dir=tmp_path, cluster_cidr=asked), old) == expected
 
 
 def test_cluster_json_keeps_the_cluster_cidr(tmp_path: Path) -> None:
@@ -106,7 +106,7 @@ def test_cluster_json_keeps_the_cluster_cidr(tmp_path: Path) -> None:
             None, {"network": "nosuch.module:Net"}, "cannot import network plugin module", id="bad-import"
         ),
         pytest.param(
-            None, {"network": "cluster.bootstrap:UpConfig"}, "not a NetworkPlugin", id="not-a-plugin"
+            None, {"network": "cluster.up_config:UpConfig"}, "not a NetworkPlugin", id="not-a-plugin"
         ),
         pytest.param(None, {"network_backend": "ipip"}, "--network-backend must be one of", id="bad-backend"),
         pytest.param(None, {"runtime": "cri-o"}, "--runtime: unknown runtime 'cri-o'", id="unknown-runtime"),
@@ -158,7 +158,7 @@ def test_network_chosen(
     tmp_path: Path, existing: tuple[str, str] | None, config: dict[str, Any], expected: tuple[str, str]
 ) -> None:
     old = ClusterConfig(replicas=1, network=existing[0], network_backend=existing[1]) if existing else None
-    choice = _network(UpConfig(data_dir=tmp_path, **config), old)
+    choice = chosen_network(UpConfig(data_dir=tmp_path, **config), old)
     assert (choice.plugin, choice.backend) == expected
 
 
@@ -168,7 +168,7 @@ def test_default_network_is_host_without_root_or_the_reference_plugins(
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert default_network() == "host"
     monkeypatch.setattr("os.geteuid", lambda: 0)
-    monkeypatch.setattr("cluster.bootstrap.CNI_BIN", "/nonexistent/cni")
+    monkeypatch.setattr("cluster.up_config.CNI_BIN", "/nonexistent/cni")
     assert default_network() == "host"
 
 

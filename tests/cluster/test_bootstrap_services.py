@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bootstrap import (
+from cluster.bootstrap import up
+from cluster.up_config import (
     ClusterConfig,
     UpConfig,
     UpRefused,
-    _lb_pool,
-    _service_cidr,
+    chosen_lb_pool,
+    chosen_service_cidr,
     service_cidr_for,
-    up,
 )
 
 
@@ -31,7 +31,7 @@ def test_service_cidr_chosen(
     tmp_path: Path, existing: str | None, asked: str | None, plugin: str, expected: str
 ) -> None:
     old = ClusterConfig(replicas=1, service_cidr=existing) if existing else None
-    assert _service_cidr(UpConfig(data_dir=tmp_path, service_cidr=asked), old, plugin) == expected
+    assert chosen_service_cidr(UpConfig(data_dir=tmp_path, service_cidr=asked), old, plugin) == expected
     assert service_cidr_for("bridge") == "10.96.0.0/12"
 
 
@@ -46,7 +46,7 @@ def test_service_cidr_chosen(
 )
 def test_lb_pool_chosen(tmp_path: Path, existing: str | None, asked: str | None, expected: str) -> None:
     old = ClusterConfig(replicas=1, lb_pool=existing) if existing else None
-    assert _lb_pool(UpConfig(data_dir=tmp_path, lb_pool=asked), old) == expected
+    assert chosen_lb_pool(UpConfig(data_dir=tmp_path, lb_pool=asked), old) == expected
 
 
 @pytest.mark.parametrize(

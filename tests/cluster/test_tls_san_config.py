@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bootstrap import ClusterConfig, UpConfig, UpRefused, _tls_sans, up
+from cluster.bootstrap import up
 from cluster.cli import build_parser
+from cluster.up_config import ClusterConfig, UpConfig, UpRefused, chosen_tls_sans
 
 
 def test_the_flag_repeats() -> None:
@@ -21,11 +22,11 @@ def test_recorded_kept_and_replaced(tmp_path: Path) -> None:
     ClusterConfig(replicas=1, tls_sans=("203.0.113.7", "api.example.com")).save(tmp_path)
     existing = ClusterConfig.load(tmp_path)
     assert existing is not None and existing.tls_sans == ("203.0.113.7", "api.example.com")
-    assert _tls_sans(UpConfig(data_dir=tmp_path), existing) == ("203.0.113.7", "api.example.com")
+    assert chosen_tls_sans(UpConfig(data_dir=tmp_path), existing) == ("203.0.113.7", "api.example.com")
     asked = UpConfig(data_dir=tmp_path, tls_sans=("API.example.com", " 2001:db8::1 ", "api.example.com"))
-    assert _tls_sans(asked, existing) == ("api.example.com", "2001:db8::1")
-    assert _tls_sans(UpConfig(data_dir=tmp_path, tls_sans=()), existing) == ()
-    assert _tls_sans(UpConfig(data_dir=tmp_path), None) == ()
+    assert chosen_tls_sans(asked, existing) == ("api.example.com", "2001:db8::1")
+    assert chosen_tls_sans(UpConfig(data_dir=tmp_path, tls_sans=()), existing) == ()
+    assert chosen_tls_sans(UpConfig(data_dir=tmp_path), None) == ()
 
 
 def test_a_cluster_json_from_before_the_flag_has_none(tmp_path: Path) -> None:

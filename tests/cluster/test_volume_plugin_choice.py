@@ -7,19 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from cluster.bootstrap import ClusterConfig, UpConfig, UpRefused, _volume_plugin
 from cluster.storage_defaults import DEFAULT_CLASS_ANNOTATION, hostpath_csidriver, standard_storageclass
+from cluster.up_config import ClusterConfig, UpConfig, UpRefused, chosen_volume_plugin
 
 
 def test_default_is_hostpath_and_cluster_json_keeps_the_choice(tmp_path: Path) -> None:
-    assert _volume_plugin(UpConfig(data_dir=tmp_path), None) == "hostpath"
+    assert chosen_volume_plugin(UpConfig(data_dir=tmp_path), None) == "hostpath"
     ClusterConfig(replicas=1, volume_plugin="examples.tmpfs_csi:TmpfsPlugin").save(tmp_path)
     existing = ClusterConfig.load(tmp_path)
     assert existing is not None and existing.volume_plugin == "examples.tmpfs_csi:TmpfsPlugin"
-    assert _volume_plugin(UpConfig(data_dir=tmp_path), existing) == "examples.tmpfs_csi:TmpfsPlugin"
+    assert chosen_volume_plugin(UpConfig(data_dir=tmp_path), existing) == "examples.tmpfs_csi:TmpfsPlugin"
     # A cluster.json from before the flag: the default.
-    assert _volume_plugin(UpConfig(data_dir=tmp_path), ClusterConfig(replicas=1)) == "hostpath"
-    assert _volume_plugin(UpConfig(data_dir=tmp_path, volume_plugin="socket:/run/csi.sock"), None) == (
+    assert chosen_volume_plugin(UpConfig(data_dir=tmp_path), ClusterConfig(replicas=1)) == "hostpath"
+    assert chosen_volume_plugin(UpConfig(data_dir=tmp_path, volume_plugin="socket:/run/csi.sock"), None) == (
         "socket:/run/csi.sock"
     )
 
@@ -36,7 +36,7 @@ def test_default_is_hostpath_and_cluster_json_keeps_the_choice(tmp_path: Path) -
 def test_refused_before_ray(tmp_path: Path, asked: str, had: str | None, message: str) -> None:
     existing = ClusterConfig(replicas=1, volume_plugin=had) if had else None
     with pytest.raises(UpRefused, match=message.replace(".", r"\.")):
-        _volume_plugin(UpConfig(data_dir=tmp_path, volume_plugin=asked), existing)
+        chosen_volume_plugin(UpConfig(data_dir=tmp_path, volume_plugin=asked), existing)
 
 
 def test_storage_objects_of_the_builtin_driver() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from cluster.apiserver.admission.service_allocation import ServiceNetwork
-from cluster.bootstrap import ClusterConfig
+from cluster.up_config import ClusterConfig
 from tests.integration import support
 from tests.integration.conftest import Kubectl, RaykubeCluster
 

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 
-from cluster.bootstrap import ClusterConfig
+from cluster.up_config import ClusterConfig
 from tests.capabilities import not_root, require
 from tests.integration import support
 from tests.integration.test_dns_kubectl import GETHOSTBYNAME
