@@ -227,6 +227,10 @@ async def measure_ceiling(kubeconfig: Path, scratch: Path, cfg: Config) -> dict[
         api = Api(session, server)
         ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "bench-ceiling"}}
         await api.call("POST", "/api/v1/namespaces", ns, ok=(201, 409))
+        # The controller manager (its serviceaccount controller) starts after this step: make the
+        # default account the pods are admitted with (ServiceAccount admission refuses them without).
+        account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+        await api.call("POST", "/api/v1/namespaces/bench-ceiling/serviceaccounts", account, ok=(201, 409))
         path = "/api/v1/namespaces/bench-ceiling/pods"
 
         async def create_pod(_: int) -> int:
