@@ -8,7 +8,6 @@ import asyncio
 import importlib
 import json
 import os
-import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +35,7 @@ from cluster.bootstrap import (
 from cluster.kubeconfigs import kubeconfig_for_server, kubeconfig_for_user
 from cluster.naming import default_namespace
 from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
-from cluster.ownership import NamespaceTaken, check, release
+from cluster.ownership import NamespaceTaken, check, purge, release
 from cluster.status import ClusterStatus
 from cluster.status import collect as collect_status
 from cluster.store.client import StoreClient, Unavailable
@@ -185,7 +184,8 @@ def cmd_down(args: argparse.Namespace) -> int:
     if not foreign and ray.is_initialized() and stop_local_ray_if_ours(data_dir):
         console.print("stopped the local Ray head raykube had started")
     if args.purge:
-        shutil.rmtree(data_dir, ignore_errors=True)
+        if (problem := purge(data_dir)) is not None:
+            console.print(f"[red]error:[/] {problem}")
         console.print(f"purged {data_dir}")
     return 1 if foreign else 0
 

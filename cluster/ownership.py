@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 
 from ray.experimental import internal_kv
+
+from nodeagent.volumes.mounts import unmount_under
 
 KV_NAMESPACE = "raykube"
 
@@ -92,3 +95,16 @@ def release(namespace: str, data_dir: Path) -> None:
     """Forget the owner of ``namespace`` if it is ``data_dir`` (after ``down`` stopped its actors)."""
     if owner(namespace) == Owner.of(data_dir):
         internal_kv._internal_kv_del(_key(namespace), namespace=KV_NAMESPACE)
+
+
+def purge(data_dir: Path) -> str | None:
+    """Delete the data directory (``raykube down --purge``). The pods of a node whose agent died (its
+    Ray node left) still have their volumes mounted below it (tmpfs for tokens and Secrets): those
+    come off first, else the mounts would outlive the tree. Returns what could not be unmounted."""
+    problem = None
+    try:
+        unmount_under(str(data_dir))
+    except OSError as err:
+        problem = f"{err}: some of {data_dir} stays mounted"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    return problem

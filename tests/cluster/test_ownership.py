@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import socket
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from cluster.ownership import NamespaceTaken, Owner
+from cluster.machinery import mountinfo
+from cluster.ownership import NamespaceTaken, Owner, purge
+from tests.capabilities import needs, not_root
 
 
 @pytest.mark.parametrize(
@@ -41,3 +44,21 @@ def test_namespace_taken_names_the_owner(tmp_path: Path) -> None:
         f"the Ray namespace 'raykube' runs the raykube cluster of {tmp_path / 'a'} on host host-b, "
         f"not of {tmp_path / 'b'}"
     )
+
+
+@needs("root", not_root())
+def test_purge_unmounts_what_a_dead_agent_left_then_deletes(tmp_path: Path) -> None:
+    """``raykube down --purge``: the token tmpfs of a pod whose node agent died comes off with the tree
+    (before, the mount outlived the deleted data directory)."""
+    data_dir = tmp_path / "data"
+    volume = data_dir / "nodes" / "vm" / "pods" / "uid" / "volumes" / "kubernetes.io~projected" / "kube-api"
+    volume.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", str(volume)], check=True)
+    (volume / "token").write_text("secret")
+    try:
+        assert purge(data_dir) is None
+    finally:
+        if mountinfo.is_mount_point(str(volume)):
+            subprocess.run(["umount", str(volume)], check=False)
+    assert mountinfo.mount_points_under(str(tmp_path)) == []
+    assert not data_dir.exists()
