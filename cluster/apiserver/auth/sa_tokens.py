@@ -178,24 +178,10 @@ class ServiceAccountTokens:
         extra: dict[str, tuple[str, ...]] = {}
         secret_ref = k8s.get("secret")
         if secret_ref:
-            secret = await self.objects.get("secrets", namespace, secret_ref.get("name", ""))
-            if secret is None or _deleted_before(secret, deleted_limit):
-                raise TokenInvalid("service account token has been invalidated")
-            if _uid(secret) != secret_ref.get("uid", ""):
-                raise TokenInvalid(
-                    f"secret UID ({_uid(secret)}) does not match service account secret ref claim "
-                    f"({secret_ref.get('uid', '')})"
-                )
+            await self._check_bound("secret", namespace, secret_ref, deleted_limit)
         pod_ref = k8s.get("pod")
         if pod_ref:
-            pod = await self.objects.get("pods", namespace, pod_ref.get("name", ""))
-            if pod is None or _deleted_before(pod, deleted_limit):
-                raise TokenInvalid("service account token has been invalidated")
-            if _uid(pod) != pod_ref.get("uid", ""):
-                raise TokenInvalid(
-                    f"pod UID ({_uid(pod)}) does not match service account pod ref claim "
-                    f"({pod_ref.get('uid', '')})"
-                )
+            await self._check_bound("pod", namespace, pod_ref, deleted_limit)
             extra[POD_NAME] = (pod_ref["name"],)
             extra[POD_UID] = (pod_ref["uid"],)
         if claims.get("jti"):
@@ -206,6 +192,20 @@ class ServiceAccountTokens:
             groups=(*service_account_groups(namespace), AUTHENTICATED),
             extra=extra,
         )
+
+    async def _check_bound(
+        self, kind: str, namespace: str, ref: dict[str, Any], deleted_limit: float
+    ) -> None:
+        """The object a token is bound to (a ``pod`` or ``secret``) must still exist, not be deleted
+        (beyond the leeway), and have the uid the token names; kube's texts otherwise."""
+        obj = await self.objects.get(kind + "s", namespace, ref.get("name", ""))
+        if obj is None or _deleted_before(obj, deleted_limit):
+            raise TokenInvalid("service account token has been invalidated")
+        if _uid(obj) != ref.get("uid", ""):
+            raise TokenInvalid(
+                f"{kind} UID ({_uid(obj)}) does not match service account {kind} ref claim "
+                f"({ref.get('uid', '')})"
+            )
 
     async def _legacy(self, token: str, claims: dict[str, Any]) -> UserInfo:
         namespace = str(claims.get("kubernetes.io/serviceaccount/namespace") or "")
