@@ -18,6 +18,7 @@ import orjson
 from aiohttp import web
 
 from cluster.apiserver import fieldvalidation
+from cluster.apiserver.context import warning_header
 from cluster.apiserver.errors import StatusError, bad_request, method_not_allowed, success_status
 from cluster.apiserver.fieldselectors import parse_field_selector
 from cluster.apiserver.patch import (
@@ -73,8 +74,7 @@ def _parse_continue(token: str) -> tuple[int, str]:
 
 def _warn(resp: web.Response, warnings: list[str]) -> web.Response:
     for w in warnings:
-        escaped = w.replace("\\", "\\\\").replace('"', '\\"')
-        resp.headers.add("Warning", f'299 - "{escaped}"')
+        resp.headers.add("Warning", warning_header(w))
     return resp
 
 
