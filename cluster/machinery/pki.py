@@ -19,7 +19,7 @@ depends on time takes ``now`` so tests can pin it.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
@@ -167,13 +167,14 @@ def issue_leaf(
     ca_key: PrivateKey,
     *,
     subject: x509.Name,
-    usage: x509.ObjectIdentifier,
+    usage: x509.ObjectIdentifier | Sequence[x509.ObjectIdentifier],
     now: datetime,
     validity: timedelta,
     sans: list[x509.GeneralName] | None = None,
 ) -> tuple[x509.Certificate, PrivateKey]:
-    """A new key and a certificate for it signed by the CA, for ``usage`` (server or client auth),
-    valid for ``validity`` from ``now`` but never past the CA's own expiry."""
+    """A new key and a certificate for it signed by the CA, for ``usage`` (server or client auth, or
+    both: a sequence), valid for ``validity`` from ``now`` but never past the CA's own expiry."""
+    usages = [usage] if isinstance(usage, x509.ObjectIdentifier) else list(usage)
     key = new_key()
     builder = (
         x509.CertificateBuilder()
@@ -198,7 +199,7 @@ def issue_leaf(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )
