@@ -296,6 +296,30 @@ class Replica:
     def kv_hash(self) -> tuple[int, int, int]:
         return self.applied, self.mvcc.revision, self.mvcc.hash()
 
+    async def wait_applied(self, ready: Callable[[], bool], timeout: float | None = None) -> bool:
+        """Wait until ``ready()`` holds, checking it again after each applied batch (a
+        follower's ReadIndex waits for an applied index; a watch for a new revision). Returns
+        False on timeout or when the replica closes first."""
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while not ready():
+            self._check_serving()
+            remaining = None if deadline is None else deadline - loop.time()
+            if self._closed or (remaining is not None and remaining <= 0):
+                return False
+            async with self._applied_cond:
+                if ready():  # an apply may have notified while we took the lock
+                    break
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._applied_cond.wait(), remaining)
+        return True
+
+    def lease_remaining(self, lease_id: int) -> float | None:
+        """Seconds before the leader revokes the lease (None: not tracked here, so not the leader
+        or no such lease). Only the leader's clock decides expiry."""
+        deadline = self._lease_deadlines.get(lease_id)
+        return None if deadline is None else max(0.0, deadline - time.monotonic())
+
     # ------------------------------------------------------------------ the loop
 
     async def _run(self) -> None:
