@@ -1,4 +1,6 @@
-"""Async client for the replicated store: finds the leader, batches, retries exactly-once.
+"""Async client for the replicated store over Ray calls to the replica actors: finds the leader,
+batches, retries exactly-once. A ``cluster.store.api.StoreAPI``; ``cluster.store.etcd_client`` is the
+other one (etcd's gRPC API, the default), this one the fallback (``RAYKUBE_STORE_CLIENT=ray``).
 
 * Writes are wrapped in ``Request(client_id, seq, first_incomplete, op)``. A retry (after a timeout,
   a dead replica or a leader change) resends the same seq, and the state machine returns the
@@ -24,6 +26,8 @@ from typing import Any
 import ray
 
 from cluster.store.actor import REPLICA_PREFIX
+from cluster.store.api import Unavailable as Unavailable  # re-exported: callers import it from here
+from cluster.store.api import WatchResponse as WatchResponse
 from cluster.store.mvcc import (
     CompactOp,
     Compare,
@@ -45,17 +49,6 @@ from cluster.store.mvcc import (
     prefix_end,
 )
 from cluster.store.replica import NotLeader
-
-
-class Unavailable(Exception):
-    """No replica could serve the request before the deadline; a write's outcome is unknown."""
-
-
-@dataclass(frozen=True, slots=True)
-class WatchResponse:
-    events: tuple[Event, ...]
-    revision: int  # progress: every event at or below this revision has been delivered
-    compact_revision: int
 
 
 @dataclass
