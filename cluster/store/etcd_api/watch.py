@@ -1,0 +1,386 @@
+"""etcd's ``Watch/Watch``: the bidirectional stream of watch requests and watch responses.
+
+One stream carries many watches. What the client sees follows etcd's ``v3rpc/watch.go``:
+
+* **create**: a ``created`` response first, with the watch id (the client's ``watch_id`` when
+  non-zero, else the lowest unused id of the stream, from 0) and in its header the revision the
+  watch starts after when ``start_revision`` is 0. An id already in use, or an empty range, is
+  answered with ``created`` and ``canceled``, watch id -1 and etcd's mvcc text as the cancel
+  reason; a negative start revision with etcd's compacted text. An empty key means "\\0" (the
+  smallest key); a range end "\\0" means every key >= key.
+* **events**: in revision order, every revision whole, nothing twice and nothing left out, each
+  response's header revision at least its last event's (``cluster.store.etcd_api.watch_feed``).
+  ``prev_kv`` adds the replaced version; filters ``NOPUT``/``NODELETE`` drop event types (a batch
+  left empty sends nothing). With ``fragment`` a response of at least ``max_response_bytes``
+  (etcd: --max-request-bytes + 512 KiB of gRPC overhead) with two events or more is split as etcd
+  splits it: ``fragment`` true on all parts but the last.
+* **compaction**: a start revision the history no longer holds ends the watch with one response,
+  ``compact_revision`` (the oldest revision a watch can start from: our compact revision + 1,
+  because the events *of* the compact revision itself are gone) and ``canceled``, header revision
+  0, as etcd sends it.
+* **cancel**: a response with ``canceled``; an unknown id is ignored (etcd answers nothing).
+* **progress**: a watch with ``progress_notify`` gets an empty response with its watch id every
+  ``progress_interval`` seconds (etcd: 10 minutes, plus up to 10 % jitter) when it got no event
+  in the last interval and is caught up; the header revision is the revision through which it
+  has every event. A ``WatchProgressRequest`` gets one empty response with watch id -1 once every
+  watch of the stream is caught up (etcd >= 3.5.8 defers it likewise, so the revision never runs
+  ahead of events still to come); with no watch at all it answers at once with the store revision.
+* **leaving**: when the client goes away (or cancels the call) the handler is cancelled; its
+  watchers leave the feed and its tasks end with it. A client that only half-closes keeps
+  receiving, as with etcd. A replica that stops serving ends every stream with UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import grpc
+
+from cluster.store.etcd_api.backend import Backend
+from cluster.store.etcd_api.watch_feed import BACKLOG_LOW, EventFeed, Watcher
+from cluster.store.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
+from cluster.store.ops import MAX_REQUEST_BYTES, Event, EventType, KeyValue
+
+log = logging.getLogger("raykube.store.watch")
+
+PROGRESS_INTERVAL = 600.0
+"""etcd's default --experimental-watch-progress-notify-interval (10 minutes)."""
+
+GRPC_OVERHEAD_BYTES = 512 * 1024
+"""etcd's allowance for gRPC framing on top of --max-request-bytes."""
+
+INVALID_WATCH_ID = -1
+ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
+ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
+ERR_COMPACTED = "etcdserver: mvcc: required revision has been compacted"
+ERR_STOPPED = "etcdserver: server stopped"
+ERR_NO_LEADER = "etcdserver: no leader"
+REQUIRE_LEADER_KEY = "hasleader"  # clientv3.WithRequireLeader's metadata
+
+
+def kv_pb(kv: KeyValue) -> kv_pb2.KeyValue:
+    return kv_pb2.KeyValue(
+        key=kv.key,
+        create_revision=kv.create_revision,
+        mod_revision=kv.mod_revision,
+        version=kv.version,
+        value=kv.value,
+        lease=kv.lease,
+    )
+
+
+class _EventCache:
+    """Each store event converted once however many watchers get it (fan-out). Holds the event
+    itself next to its message, so an id is never reused while cached; bounded."""
+
+    def __init__(self, size: int = 16384) -> None:
+        self.size = size
+        self._plain: dict[int, tuple[Event, kv_pb2.Event]] = {}
+        self._prev: dict[int, tuple[Event, kv_pb2.Event]] = {}
+
+    def get(self, ev: Event, prev_kv: bool) -> kv_pb2.Event:
+        cache = self._prev if prev_kv else self._plain
+        hit = cache.get(id(ev))
+        if hit is not None and hit[0] is ev:
+            return hit[1]
+        msg = kv_pb2.Event(
+            type=kv_pb2.Event.DELETE if ev.type == EventType.DELETE else kv_pb2.Event.PUT, kv=kv_pb(ev.kv)
+        )
+        if prev_kv and ev.prev_kv is not None:
+            msg.prev_kv.CopyFrom(kv_pb(ev.prev_kv))
+        if len(cache) >= self.size:
+            cache.clear()
+        cache[id(ev)] = (ev, msg)
+        return msg
+
+
+def fragments(resp: rpc_pb2.WatchResponse, max_bytes: int) -> list[rpc_pb2.WatchResponse]:
+    """etcd's ``sendFragments``: whole when under ``max_bytes`` or with fewer than two events;
+    else parts of as many events as keep a part under ``max_bytes`` (at least one each),
+    ``fragment`` set on every part but the last."""
+    if len(resp.events) < 2 or resp.ByteSize() < max_bytes:
+        return [resp]
+    head = rpc_pb2.WatchResponse()
+    head.CopyFrom(resp)
+    del head.events[:]
+    head.fragment = True
+    base = head.ByteSize()
+    parts: list[rpc_pb2.WatchResponse] = []
+    cur: list[Any] = []
+    size = base
+    for ev in resp.events:
+        n = ev.ByteSize()
+        cost = 1 + _varint_len(n) + n  # field 11's tag, length, message
+        if cur and size + cost >= max_bytes:
+            parts.append(_part(head, cur, fragment=True))
+            cur, size = [], base
+        cur.append(ev)
+        size += cost
+    parts.append(_part(head, cur, fragment=False))
+    return parts
+
+
+def _part(head: rpc_pb2.WatchResponse, events: list[Any], *, fragment: bool) -> rpc_pb2.WatchResponse:
+    part = rpc_pb2.WatchResponse()
+    part.CopyFrom(head)
+    part.fragment = fragment
+    part.events.extend(events)
+    return part
+
+
+def _varint_len(n: int) -> int:
+    length = 1
+    while n >= 0x80:
+        n >>= 7
+        length += 1
+    return length
+
+
+class WatchServicer(rpc_pb2_grpc.WatchServicer):
+    """``etcdserverpb.Watch`` over a ``Backend``: one shared ``EventFeed`` for every stream."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        progress_interval: float = PROGRESS_INTERVAL,
+        max_response_bytes: int = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+    ) -> None:
+        self.backend = backend
+        self.progress_interval = progress_interval
+        self.max_response_bytes = max_response_bytes
+        self.feed = EventFeed(backend)
+        self.events = _EventCache()
+        self.streams = 0  # open streams (tests check that leaving clients leave nothing behind)
+
+    def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
+        h = self.backend.header(revision)
+        return rpc_pb2.ResponseHeader(
+            cluster_id=h.cluster_id, member_id=h.member_id, revision=h.revision, raft_term=h.raft_term
+        )
+
+    async def Watch(
+        self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: grpc.aio.ServicerContext
+    ) -> None:
+        metadata = dict(context.invocation_metadata() or ())
+        if metadata.get(REQUIRE_LEADER_KEY) == "true" and not self.backend.status().leader:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, ERR_NO_LEADER)
+        stream = _Stream(self, context)
+        self.streams += 1
+        reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
+        try:
+            await stream.write(reader)
+        finally:
+            reader.cancel()
+            stream.close()
+            self.streams -= 1
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reader
+
+
+class _Failed:
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+class _Stream:
+    """One Watch call: its watchers, its queue of responses (built when sent), its progress
+    ticker. Implements ``watch_feed.Sink``; everything runs on the event loop."""
+
+    def __init__(self, servicer: WatchServicer, context: grpc.aio.ServicerContext) -> None:
+        self.servicer = servicer
+        self.feed = servicer.feed
+        self.context = context
+        self.watchers: dict[int, Watcher] = {}
+        self.next_id = 0
+        self.queue: deque[Any] = deque()
+        self.ready = asyncio.Event()
+        self.progress_pending = False  # a WatchProgressRequest waits for every watcher to catch up
+        self.ticker: asyncio.Task[None] | None = None
+        self.closed = False
+
+    # ------------------------------------------------------------------ Sink (called by the feed)
+
+    def deliver(self, watcher: Watcher, events: Sequence[Event], revision: int) -> None:
+        self._push((watcher, events, revision))
+
+    def compacted(self, watcher: Watcher, compact_revision: int) -> None:
+        self.watchers.pop(watcher.id, None)
+        resp = rpc_pb2.WatchResponse(
+            header=self.servicer.header(0),
+            watch_id=watcher.id,
+            compact_revision=compact_revision,
+            canceled=True,
+        )
+        self._push(resp)
+        self.synced()
+
+    def failed(self, reason: str) -> None:
+        self.watchers.clear()
+        self._push(_Failed(reason))
+
+    def backlog(self) -> int:
+        return len(self.queue)
+
+    def synced(self) -> None:
+        if self.progress_pending and all(w.synced for w in self.watchers.values()):
+            self.progress_pending = False
+            self._push(self._progress_all())
+
+    # ------------------------------------------------------------------ requests
+
+    async def read(self, requests: AsyncIterator[rpc_pb2.WatchRequest]) -> None:
+        async for req in requests:
+            kind = req.WhichOneof("request_union")
+            if kind == "create_request":
+                self._create(req.create_request)
+            elif kind == "cancel_request":
+                self._cancel(req.cancel_request.watch_id)
+            elif kind == "progress_request":
+                if all(w.synced for w in self.watchers.values()):
+                    self._push(self._progress_all())
+                else:
+                    self.progress_pending = True
+            # an empty request is ignored, as etcd does
+
+    def _create(self, creq: rpc_pb2.WatchCreateRequest) -> None:
+        key = creq.key or b"\0"
+        range_end = creq.range_end
+        revision = self.servicer.backend.header().revision
+        reason = ""
+        if creq.start_revision < 0:
+            reason = ERR_COMPACTED
+        elif range_end and range_end != b"\0" and key >= range_end:
+            reason = ERR_EMPTY_RANGE
+        elif creq.watch_id and creq.watch_id in self.watchers:
+            reason = ERR_DUPLICATE_ID
+        if reason:
+            self._push(
+                rpc_pb2.WatchResponse(
+                    header=self.servicer.header(revision),
+                    watch_id=INVALID_WATCH_ID,
+                    created=True,
+                    canceled=True,
+                    cancel_reason=reason,
+                )
+            )
+            return
+        wid = creq.watch_id
+        if not wid:
+            while self.next_id in self.watchers:
+                self.next_id += 1
+            wid = self.next_id
+            self.next_id += 1
+        filters = set(creq.filters)
+        w = Watcher(
+            id=wid,
+            key=key,
+            range_end=range_end,
+            start_revision=creq.start_revision or revision + 1,
+            sink=self,
+            prev_kv=creq.prev_kv,
+            no_put=rpc_pb2.WatchCreateRequest.NOPUT in filters,
+            no_delete=rpc_pb2.WatchCreateRequest.NODELETE in filters,
+            progress_notify=creq.progress_notify,
+            fragment=creq.fragment,
+        )
+        self.watchers[wid] = w
+        # Queued before the feed can hand w anything: the created response always comes first.
+        self._push(rpc_pb2.WatchResponse(header=self.servicer.header(revision), watch_id=wid, created=True))
+        self.feed.add(w)
+        if w.progress_notify and self.ticker is None:
+            self.ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    def _cancel(self, wid: int) -> None:
+        w = self.watchers.pop(wid, None)
+        if w is None:
+            return
+        self.feed.remove(w)
+        self._push(rpc_pb2.WatchResponse(header=self.servicer.header(), watch_id=wid, canceled=True))
+        self.synced()
+
+    def _progress_all(self) -> rpc_pb2.WatchResponse:
+        if self.watchers:
+            revision = min(w.progress_rev for w in self.watchers.values())
+        else:
+            revision = self.servicer.backend.header().revision
+        return rpc_pb2.WatchResponse(header=self.servicer.header(revision), watch_id=INVALID_WATCH_ID)
+
+    async def _tick(self) -> None:
+        interval = self.servicer.progress_interval
+        while True:
+            await asyncio.sleep(interval + random.uniform(0, interval / 10))
+            for w in list(self.watchers.values()):
+                if not w.progress_notify:
+                    continue
+                # etcd elides the tick after an event, and says nothing for a watcher still catching up
+                # or one whose start revision lies ahead of what the store has.
+                if w.quiet and w.synced and w.progress_rev >= w.start_revision - 1:
+                    self._push(
+                        rpc_pb2.WatchResponse(header=self.servicer.header(w.progress_rev), watch_id=w.id)
+                    )
+                w.quiet = True
+
+    # ------------------------------------------------------------------ responses
+
+    def _push(self, item: Any) -> None:
+        if self.closed:
+            return
+        self.queue.append(item)
+        self.ready.set()
+
+    async def write(self, reader: asyncio.Task[None]) -> None:
+        """Send queued responses until the call ends (the handler is cancelled), the reader fails,
+        or the feed fails (UNAVAILABLE)."""
+        write = self.context.write
+        while True:
+            while not self.queue:
+                self.ready.clear()
+                if reader.done() and reader.exception() is not None:
+                    raise reader.exception()  # type: ignore[misc]
+                if reader.done():  # the client half-closed: keep sending, as etcd does
+                    await self.ready.wait()
+                    continue
+                waiter = asyncio.ensure_future(self.ready.wait())
+                try:
+                    await asyncio.wait((waiter, reader), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+            item = self.queue.popleft()
+            if len(self.queue) == BACKLOG_LOW:
+                self.feed.resync(self)
+            if isinstance(item, _Failed):
+                await self.context.abort(grpc.StatusCode.UNAVAILABLE, ERR_STOPPED)
+            if isinstance(item, tuple):
+                for resp in self._event_responses(*item):
+                    await write(resp)
+            else:
+                await write(item)
+
+    def _event_responses(
+        self, w: Watcher, events: Sequence[Event], revision: int
+    ) -> list[rpc_pb2.WatchResponse]:
+        get = self.servicer.events.get
+        resp = rpc_pb2.WatchResponse(
+            header=self.servicer.header(revision),
+            watch_id=w.id,
+            events=[get(ev, w.prev_kv) for ev in events],
+        )
+        if w.fragment:
+            return fragments(resp, self.servicer.max_response_bytes)
+        return [resp]
+
+    def close(self) -> None:
+        self.closed = True
+        for w in self.watchers.values():
+            self.feed.remove(w)
+        self.watchers.clear()
+        self.queue.clear()
+        if self.ticker is not None:
+            self.ticker.cancel()

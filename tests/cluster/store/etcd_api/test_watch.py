@@ -1,0 +1,419 @@
+"""etcd's Watch stream over real Replicas (no Ray), served with real gRPC on loopback.
+
+Each test drives the stream through the generated stubs the way clientv3 does (one stream, many
+watches) and checks what etcd sends: created first, events in revision order with nothing lost or
+repeated, filters, prev_kv, cancel, compaction, progress, fragments; then that a client leaving
+leaves nothing behind, and that a watch on a follower rides through a leader change.
+``test_watch_etcdctl.py`` checks the same through the real etcdctl 3.4.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from cluster.store.etcd_api.backend import ReplicaBackend
+from cluster.store.etcd_api.watch import ERR_COMPACTED, ERR_DUPLICATE_ID, ERR_EMPTY_RANGE, WatchServicer
+from cluster.store.etcdpb import rpc_pb2, rpc_pb2_grpc
+from cluster.store.mvcc import CompactOp, DeleteRangeOp, PutOp, TxnOp, prefix_end
+from tests.cluster.store.etcd_api.cluster import LocalCluster, start_cluster
+
+NOPUT = rpc_pb2.WatchCreateRequest.NOPUT
+NODELETE = rpc_pb2.WatchCreateRequest.NODELETE
+
+
+@asynccontextmanager
+async def served(backend: ReplicaBackend, **options: Any) -> AsyncIterator[tuple[str, WatchServicer]]:
+    """The backend's Watch service on 127.0.0.1 (a free port): (address, servicer)."""
+    server = grpc.aio.server()
+    servicer = WatchServicer(backend, **options)
+    rpc_pb2_grpc.add_WatchServicer_to_server(servicer, server)  # type: ignore[no-untyped-call]
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}", servicer
+    finally:
+        await server.stop(None)
+        await servicer.feed.close()
+
+
+class Stream:
+    """A client side of one Watch call."""
+
+    def __init__(self, address: str) -> None:
+        self.channel = grpc.aio.insecure_channel(address)
+        self.call = rpc_pb2_grpc.WatchStub(self.channel).Watch()  # type: ignore[no-untyped-call]
+
+    async def create(self, key: bytes, range_end: bytes = b"", **fields: Any) -> rpc_pb2.WatchResponse:
+        req = rpc_pb2.WatchCreateRequest(key=key, range_end=range_end, **fields)
+        await self.call.write(rpc_pb2.WatchRequest(create_request=req))
+        resp = await self.read()
+        assert resp.created, resp
+        return resp
+
+    async def send(self, **request: Any) -> None:
+        await self.call.write(rpc_pb2.WatchRequest(**request))
+
+    async def read(self, timeout: float = 10.0) -> rpc_pb2.WatchResponse:
+        resp = await asyncio.wait_for(self.call.read(), timeout)
+        assert resp is not grpc.aio.EOF, "the server ended the stream"
+        assert isinstance(resp, rpc_pb2.WatchResponse)
+        return resp
+
+    async def events(self, count: int, watch_id: int | None = None) -> list[Any]:
+        """Read responses until ``count`` events arrived; every response must be an event response."""
+        got: list[Any] = []
+        while len(got) < count:
+            resp = await self.read()
+            assert resp.events and not resp.created and not resp.canceled, resp
+            if watch_id is not None:
+                assert resp.watch_id == watch_id
+            assert resp.header.revision >= resp.events[-1].kv.mod_revision
+            got.extend(resp.events)
+        assert len(got) == count, got
+        return got
+
+    async def close(self) -> None:
+        self.call.cancel()
+        await self.channel.close()
+
+
+async def put(b: ReplicaBackend, key: bytes, value: bytes = b"v") -> int:
+    res = await b.write(PutOp(key, value))
+    return int(res.revision)  # type: ignore[union-attr]
+
+
+def keys(events: list[Any]) -> list[bytes]:
+    return [e.kv.key for e in events]
+
+
+def run(tmp: Path, scenario: Any, size: int = 1) -> None:
+    async def main() -> None:
+        c = await start_cluster(tmp, size)
+        try:
+            await scenario(c)
+        finally:
+            await c.close()
+
+    asyncio.run(main())
+
+
+def test_history_then_live_events_in_order(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        for i in range(5):
+            await put(b, b"/k/%d" % i, b"v%d" % i)  # revisions 2..6
+        await put(b, b"/other", b"x")  # 7: outside the prefix
+        async with served(b) as (addr, _):
+            s = Stream(addr)
+            created = await s.create(b"/k/", prefix_end(b"/k/"), start_revision=3)
+            assert created.watch_id == 0 and created.header.revision == 7
+            assert created.header.member_id == b.member_id and created.header.cluster_id == b.cluster_id
+            replay = await s.events(4, watch_id=0)
+            assert keys(replay) == [b"/k/1", b"/k/2", b"/k/3", b"/k/4"]
+            assert [e.kv.mod_revision for e in replay] == [3, 4, 5, 6]
+            await put(b, b"/k/1", b"again")
+            await b.write(DeleteRangeOp(b"/k/2"))
+            live = await s.events(2)
+            assert [(e.type, e.kv.key, e.kv.mod_revision) for e in live] == [(0, b"/k/1", 8), (1, b"/k/2", 9)]
+            assert live[0].kv.version == 2 and live[0].kv.value == b"again"
+            assert not live[0].HasField("prev_kv")  # not asked for
+            # start_revision 0: from after the created response's revision
+            s2 = Stream(addr)
+            now = await s2.create(b"/k/1")
+            assert now.header.revision == 9
+            await put(b, b"/k/1", b"third")
+            [ev] = await s2.events(1)
+            assert ev.kv.mod_revision == 10
+            await s.close()
+            await s2.close()
+
+    run(tmp_path, scenario)
+
+
+def test_filters_prev_kv_and_ranges(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b) as (addr, _):
+            s = Stream(addr)
+            noput = await s.create(b"/f/", prefix_end(b"/f/"), filters=[NOPUT], prev_kv=True)
+            nodel = await s.create(b"/f/", prefix_end(b"/f/"), filters=[NODELETE])
+            fromkey = await s.create(b"/f/b", b"\0")  # every key >= /f/b
+            assert (noput.watch_id, nodel.watch_id, fromkey.watch_id) == (0, 1, 2)
+            await put(b, b"/f/a", b"1")  # 2
+            await put(b, b"/f/b", b"2")  # 3
+            await b.write(DeleteRangeOp(b"/f/a"))  # 4
+            await b.write(
+                TxnOp(success=(PutOp(b"/f/a", b"3"), PutOp(b"/g", b"4")))
+            )  # 5: two keys, one revision
+            by_id: dict[int, list[Any]] = {0: [], 1: [], 2: []}
+            while len(by_id[0]) < 1 or len(by_id[1]) < 3 or len(by_id[2]) < 2:
+                resp = await s.read()
+                by_id[resp.watch_id].extend(resp.events)
+            [deleted] = by_id[0]
+            assert deleted.type == 1 and deleted.kv.key == b"/f/a" and deleted.kv.mod_revision == 4
+            assert deleted.prev_kv.value == b"1" and deleted.prev_kv.mod_revision == 2
+            assert [(e.kv.key, e.kv.mod_revision) for e in by_id[1]] == [
+                (b"/f/a", 2),
+                (b"/f/b", 3),
+                (b"/f/a", 5),
+            ]
+            assert [(e.kv.key, e.kv.mod_revision) for e in by_id[2]] == [(b"/f/b", 3), (b"/g", 5)]
+            # prev_kv on a put that replaced a version
+            s2 = Stream(addr)
+            await s2.create(b"/f/b", prev_kv=True)
+            await put(b, b"/f/b", b"new")
+            [ev] = await s2.events(1)
+            assert ev.prev_kv.value == b"2" and ev.kv.value == b"new"
+            await s.close()
+            await s2.close()
+
+    run(tmp_path, scenario)
+
+
+def test_ids_cancel_and_errors(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b) as (addr, servicer):
+            s = Stream(addr)
+            a = await s.create(b"/a")
+            mine = await s.create(b"/b", watch_id=7)
+            auto = await s.create(b"/c")
+            assert (a.watch_id, mine.watch_id, auto.watch_id) == (0, 7, 1)
+            dup = await s.create(b"/d", watch_id=7)
+            assert (dup.watch_id, dup.canceled, dup.cancel_reason) == (-1, True, ERR_DUPLICATE_ID)
+            empty = await s.create(b"/z", b"/a")
+            assert (empty.watch_id, empty.canceled, empty.cancel_reason) == (-1, True, ERR_EMPTY_RANGE)
+            negative = await s.create(b"/a", start_revision=-1)
+            assert (negative.watch_id, negative.canceled, negative.cancel_reason) == (-1, True, ERR_COMPACTED)
+            await s.send(cancel_request=rpc_pb2.WatchCancelRequest(watch_id=0))
+            gone = await s.read()
+            assert (gone.watch_id, gone.canceled, gone.created) == (0, True, False)
+            await s.send(cancel_request=rpc_pb2.WatchCancelRequest(watch_id=42))  # unknown: no answer
+            await put(b, b"/a", b"x")  # canceled watch: nothing
+            await put(b, b"/b", b"y")
+            [ev] = await s.events(1, watch_id=7)
+            assert ev.kv.key == b"/b"
+            # automatic ids only grow (etcd's nextID): a freed id is not handed out again
+            again = await s.create(b"/e")
+            assert again.watch_id == 2
+            assert servicer.feed.watchers() == 3
+            await s.close()
+
+    run(tmp_path, scenario)
+
+
+def test_compacted_start_revision(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        for i in range(6):
+            await put(b, b"/c", b"%d" % i)  # revisions 2..7
+        await b.write(CompactOp(5))
+        async with served(b) as (addr, servicer):
+            s = Stream(addr)
+            created = await s.create(b"/c", start_revision=3)
+            assert created.watch_id == 0 and not created.canceled
+            gone = await s.read()
+            assert gone.watch_id == 0 and gone.canceled and gone.compact_revision == 6, gone
+            assert not gone.events and gone.header.revision == 0
+            # compact_revision is where a watch can start again
+            ok = await s.create(b"/c", start_revision=gone.compact_revision)
+            assert ok.watch_id == 1 and not ok.canceled
+            evs = await s.events(2, watch_id=1)
+            assert [e.kv.mod_revision for e in evs] == [6, 7]
+            assert servicer.feed.watchers() == 1
+            await s.close()
+
+    run(tmp_path, scenario)
+
+
+def test_progress_request_and_progress_notify(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        for i in range(3):
+            await put(b, b"/p/%d" % i)  # 2..4
+        async with served(b, progress_interval=0.2) as (addr, _):
+            s = Stream(addr)
+            await s.send(progress_request=rpc_pb2.WatchProgressRequest())  # no watch: at once
+            first = await s.read()
+            assert (first.watch_id, first.header.revision, len(first.events)) == (-1, 4, 0)
+            await s.create(b"/p/", prefix_end(b"/p/"), start_revision=2)
+            await s.send(progress_request=rpc_pb2.WatchProgressRequest())
+            # the progress response never overtakes the replayed events
+            evs = await s.events(3, watch_id=0)
+            assert [e.kv.mod_revision for e in evs] == [2, 3, 4]
+            progress = await s.read()
+            assert (progress.watch_id, progress.header.revision, list(progress.events)) == (-1, 4, [])
+            # progress_notify: an idle watch hears its revision every interval
+            s2 = Stream(addr)
+            w = await s2.create(b"/q", progress_notify=True)
+            await put(b, b"/p/x")  # 5: not in /q's range, moves its progress on
+            note = await s2.read()
+            assert note.watch_id == w.watch_id and not note.events and not note.created
+            assert note.header.revision in (4, 5)
+            while note.header.revision < 5:
+                note = await s2.read()
+            assert note.header.revision == 5 and note.watch_id == w.watch_id
+            await s.close()
+            await s2.close()
+
+    run(tmp_path, scenario)
+
+
+def test_fragments_split_large_batches(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        value = b"x" * 300
+        await b.write(TxnOp(success=tuple(PutOp(b"/big/%02d" % i, value) for i in range(20))))  # one revision
+        async with served(b, max_response_bytes=2000) as (addr, _):
+            s = Stream(addr)
+            await s.create(b"/big/", prefix_end(b"/big/"), start_revision=2, fragment=True)
+            parts = []
+            while True:
+                resp = await s.read()
+                parts.append(resp)
+                if not resp.fragment:
+                    break
+            assert len(parts) >= 3 and all(p.fragment for p in parts[:-1])
+            assert all(p.watch_id == 0 and p.header.revision == 2 for p in parts)
+            assert all(p.ByteSize() < 2000 for p in parts)
+            got = [e.kv.key for p in parts for e in p.events]
+            assert got == [b"/big/%02d" % i for i in range(20)]
+            # without fragment the same revision comes whole
+            whole = await s.create(b"/big/", prefix_end(b"/big/"), start_revision=2)
+            resp = await s.read()
+            assert resp.watch_id == whole.watch_id and len(resp.events) == 20 and not resp.fragment
+            await s.close()
+
+    run(tmp_path, scenario)
+
+
+def test_client_leaving_leaves_nothing(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b, progress_interval=0.1) as (addr, servicer):
+            before = len(asyncio.all_tasks())
+            streams = [Stream(addr) for _ in range(3)]
+            for s in streams:
+                for k in (b"/x", b"/y"):
+                    await s.create(k, progress_notify=True)
+            await put(b, b"/x")
+            assert servicer.streams == 3 and servicer.feed.watchers() == 6
+            for s in streams:
+                await s.close()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 10
+            while loop.time() < deadline and (servicer.streams or len(asyncio.all_tasks()) > before):
+                await asyncio.sleep(0.05)
+            assert servicer.streams == 0 and servicer.feed.watchers() == 0
+            assert servicer.feed._feed_task is None and servicer.feed._sync_task is None
+            leftover = [t for t in asyncio.all_tasks() if "etcd-watch" in t.get_name()]
+            assert not leftover and len(asyncio.all_tasks()) <= before, asyncio.all_tasks()
+
+    run(tmp_path, scenario)
+
+
+def test_many_watchers_one_feed(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b) as (addr, servicer):
+            streams = [Stream(addr) for _ in range(16)]
+            for s in streams:
+                await s.create(b"/m/", prefix_end(b"/m/"))
+            writes = [put(b, b"/m/%03d" % i, b"v") for i in range(200)]
+            revs = sorted(await asyncio.gather(*writes))
+            for s in streams:
+                got = await s.events(200)
+                assert [e.kv.mod_revision for e in got] == revs
+                await s.close()
+            assert servicer.feed.watchers() <= 16
+
+    run(tmp_path, scenario)
+
+
+def test_follower_watch_through_leader_change(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        leader = await c.leader()
+        follower = await c.follower()
+        other = next(x for x in c.backends.values() if x is not leader and x is not follower)
+        acked: list[int] = []
+        stop = asyncio.Event()
+
+        async def writer(n0: int) -> None:
+            n = n0
+            while not stop.is_set():
+                try:
+                    acked.append(await put(follower, b"/w/%05d" % n, b"%d" % n))  # forwarded to the leader
+                except (TimeoutError, Exception):
+                    await asyncio.sleep(0.02)
+                n += 1
+                await asyncio.sleep(0)
+
+        async with served(follower) as (addr, _):
+            s = Stream(addr)
+            await s.create(b"/w/", prefix_end(b"/w/"), start_revision=1)
+            task = asyncio.get_running_loop().create_task(writer(0))
+            while len(acked) < 50:
+                await asyncio.sleep(0.01)
+            # kill the leader: the other two elect a new one; the follower's watch goes on
+            c.transport.down.add(leader.member_id)
+            c.forwarder.down.add(leader.member_id)
+            await leader.replica.close()
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 15
+            while loop.time() < deadline and not (
+                other.replica.role.name == "LEADER" or follower.replica.role.name == "LEADER"
+            ):
+                await asyncio.sleep(0.02)
+            mark = len(acked)
+            while len(acked) < mark + 50 and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+            stop.set()
+            await task
+            assert len(acked) >= mark + 50, "no writes after the leader change"
+            last = max(acked)
+            got: list[Any] = []
+            while not got or got[-1].kv.mod_revision < last:
+                got.extend(await s.events(1))
+            revs = [e.kv.mod_revision for e in got]
+            assert revs == sorted(set(revs)), "events out of order or repeated"
+            assert set(acked) <= set(revs), (
+                f"acknowledged writes missing: {sorted(set(acked) - set(revs))[:5]}"
+            )
+            # every revision of the store up to `last` is a put of /w/: no gap anywhere
+            assert revs[: revs.index(last) + 1] == list(range(2, last + 1))
+            await s.close()
+        # resuming on the other replica from the middle continues without a gap either
+        async with served(other) as (addr2, _):
+            s2 = Stream(addr2)
+            await s2.create(b"/w/", prefix_end(b"/w/"), start_revision=revs[len(revs) // 2])
+            rest = await s2.events(last - revs[len(revs) // 2] + 1)
+            assert [e.kv.mod_revision for e in rest] == list(range(revs[len(revs) // 2], last + 1))
+            await s2.close()
+
+    run(tmp_path, scenario, size=3)
+
+
+@pytest.mark.parametrize("size", [1])
+def test_stream_ends_unavailable_when_the_replica_stops(tmp_path: Path, size: int) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b) as (addr, _):
+            s = Stream(addr)
+            await s.create(b"/s")
+            b.replica._fail_stop("test: stopped", None)
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                while True:
+                    resp = await asyncio.wait_for(s.call.read(), 10)
+                    assert resp is not grpc.aio.EOF
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert err.value.details() == "etcdserver: server stopped"
+            await s.close()
+
+    run(tmp_path, scenario, size)
