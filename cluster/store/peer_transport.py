@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import socket
 import ssl
@@ -46,6 +47,7 @@ from typing import Any
 
 from cluster.store import peer_wire as wire
 from cluster.store.raft.types import Message
+from cluster.store.tls import StoreTls, peer_is_replica, peer_ssl_contexts
 
 log = logging.getLogger("raykube.store.peer")
 
@@ -329,3 +331,47 @@ class PeerListener:
         finally:
             self._conns.discard(writer)
             writer.close()
+
+
+def transport_kind(configured: str) -> str:
+    """The transport a replica uses: ``$RAYKUBE_STORE_TRANSPORT`` if set, else ``configured``
+    (``ReplicaOptions.transport``); "tcp" or "ray"."""
+    kind = os.environ.get("RAYKUBE_STORE_TRANSPORT") or configured
+    if kind not in ("tcp", "ray"):
+        raise ValueError(f"unknown store transport {kind!r} (tcp or ray)")
+    return kind
+
+
+class PeerLink:
+    """A replica's two ends of the peer traffic, as the actor shell holds them: the transport it
+    sends through and the listener it receives on, with mutual TLS when ``tls`` is given."""
+
+    def __init__(self, self_id: int, resolver: Resolver, tls: StoreTls | None) -> None:
+        server_ctx, client_ctx = peer_ssl_contexts(tls) if tls is not None else (None, None)
+        authorize = peer_is_replica if tls is not None else None
+        self.id = self_id
+        self.transport = PeerTransport(self_id, resolver, ssl_context=client_ctx, authorize=authorize)
+        self._server_ctx, self._authorize = server_ctx, authorize
+        self.listener: PeerListener | None = None
+        self._serving: asyncio.Task[None] | None = None
+
+    def listen(self, deliver: Callable[[Sequence[Message]], None], host: str, port: int) -> int:
+        """Bind ``host:port`` now (a port that is taken falls back to a free one) and serve in the
+        background; returns the bound port."""
+        self.listener = PeerListener(
+            self.id, deliver, ssl_context=self._server_ctx, authorize=self._authorize
+        )
+        try:
+            _, bound = self.listener.bind(host, port)
+        except OSError as err:
+            if port == 0:
+                raise
+            log.warning("replica %d: peer port %d is taken (%s); binding a free one", self.id, port, err)
+            _, bound = self.listener.bind(host, 0)
+        self._serving = asyncio.get_running_loop().create_task(self.listener.serve())
+        return bound
+
+    async def close(self) -> None:
+        await self.transport.close()
+        if self.listener is not None:
+            await self.listener.close()

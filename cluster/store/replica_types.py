@@ -47,3 +47,7 @@ class ReplicaOptions:
     snapshot_entries: int = 20_000  # take an application snapshot after this many applied entries
     keep_entries: int = 5_000  # entries kept behind a snapshot for slightly lagging followers
     max_batch_bytes: int = 4 << 20
+    # Raft traffic between replica actors: "tcp", direct connections (cluster.store.peer_transport),
+    # or "ray", one actor call per peer per round (the fallback). $RAYKUBE_STORE_TRANSPORT, where
+    # the replica runs, overrides it.
+    transport: str = "tcp"
