@@ -32,6 +32,7 @@ COMPONENTS: dict[str, str] = {
     "cluster.naming": "naming",  # Ray namespace and node-name conventions: a leaf beside machinery
     "cluster.store": "store",
     "cluster.store.members": "store-glue",  # membership changes on Ray: the keeper's loop, `store member`
+    "cluster.store.endpoints": "store-glue",  # the replicas' client URLs, asked of their actors
     "cluster.client": "client",
     "cluster.apiserver": "apiserver",
     "cluster.scheduler": "scheduler",
@@ -107,6 +108,7 @@ RAY_GLUE: tuple[str, ...] = (
     "cluster.autoscaler.ray_autoscaler",  # request_resources, and stopping a released node's actors
     "cluster.store.client",  # the store client's transport is Ray calls to the replica actors
     "cluster.store.members",  # starts, adds, removes and kills replica actors
+    "cluster.store.endpoints",  # asks the replica actors where they listen
     "*.actor",
     "nodeagent.actor",
     "bench.*",

@@ -225,6 +225,15 @@ def allowed_pem(pem: bytes) -> bool:
     return identity(cert) in CLIENT_IDENTITIES
 
 
+def allowed_peer_pem(pem: bytes) -> bool:
+    """Whether a peer certificate (PEM; chain verified) is the replicas' own (``PEER_COMMON_NAME``)."""
+    try:
+        cert = x509.load_pem_x509_certificate(pem)
+    except ValueError:
+        return False
+    return identity(cert) == (PEER_COMMON_NAME, (STORE_CLIENTS_GROUP,))
+
+
 PERMISSION_DENIED = "etcdserver: permission denied"  # etcd's rpctypes.ErrGRPCPermissionDenied
 
 
