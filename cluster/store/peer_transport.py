@@ -9,17 +9,18 @@ placement, restarts and discovery: a peer's address comes from a resolver, ``asy
 Invariants and choices:
 
 * ``send`` never blocks and never waits for the network: it appends to the peer's queue and wakes
-  the peer's writer task. The queue is bounded (``queue_size`` batches); when it is full the batch
-  is dropped and counted. That is the back-pressure: Raft retransmits what a follower did not
-  acknowledge and the leader's inflight window bounds appends, so a slow or paused peer costs a
-  bounded amount of memory and never the leader's loop.
+  the peer's writer task. The queue is bounded (``queue_size`` batches, ``queue_bytes`` of
+  entries); when it is full the batch is dropped and counted. That is the back-pressure: Raft
+  retransmits what a follower did not acknowledge and the leader's inflight window bounds appends,
+  so a slow or paused peer costs a bounded amount of memory and never the leader's loop.
 * While a peer is known to be unreachable (the last dial failed, the next waits out its backoff),
   ``send`` drops and raises ``ConnectionError``, which the replica turns into
   ``report_unreachable`` (the leader stops pipelining to it and probes), and the queue is emptied:
   what was queued for a peer we cannot reach is stale by the time we reach it.
-* Dials back off exponentially with jitter (``backoff``), and every dial asks the resolver again:
-  a restarted peer may listen elsewhere. The handshake checks that the listener is the replica we
-  meant (a restarted replica on a reused port may be another one).
+* A peer is dialed when there is something to send to it (a removed member is left alone). Dials,
+  and connections that break at once, back off exponentially with jitter (``backoff``), and every
+  dial asks the resolver again: a restarted peer may listen elsewhere. The handshake checks that
+  the listener is the replica we meant (a restarted replica on a reused port may be another one).
 * A snapshot travels in chunks (``chunk_bytes``), the writer waiting for the socket between them;
   the listener reassembles it per connection, so a broken connection leaves no partial snapshot.
 * Mutual TLS when the caller gives ``ssl.SSLContext``\\ s (``cluster.store.tls.peer_ssl_contexts``):
@@ -88,6 +89,7 @@ class _Peer:
         self.owner = owner
         self.id = peer_id
         self.queue: deque[list[Message]] = deque()
+        self.queued_bytes = 0
         self.wake = asyncio.Event()
         self.unreachable = False  # the last dial failed; set until the next dial starts
         self.connected = False
@@ -98,30 +100,46 @@ class _Peer:
         if self.unreachable:
             self.dropped += 1
             raise ConnectionError(f"replica {self.id} is unreachable")
-        if len(self.queue) >= self.owner.queue_size:
+        size = sum(wire.message_size(m) for m in messages)
+        # Bounded in batches and in bytes; a batch alone in the queue always fits (a snapshot
+        # larger than the byte bound must still be able to go).
+        if self.queue and (
+            len(self.queue) >= self.owner.queue_size or self.queued_bytes + size > self.owner.queue_bytes
+        ):
             self.dropped += 1
             return
         self.queue.append(messages)
+        self.queued_bytes += size
         self.wake.set()
+
+    def take(self) -> list[list[Message]]:
+        batches = list(self.queue)
+        self.queue.clear()
+        self.queued_bytes = 0
+        return batches
 
     async def _run(self) -> None:
         low, high = self.owner.backoff
         delay = low
+        loop = asyncio.get_running_loop()
         while True:
+            if not self.queue:  # dial only when there is something to send (a removed peer: never)
+                self.wake.clear()
+                await self.wake.wait()
             self.dials += 1
             try:
                 reader, writer = await self._dial()
             except Exception as e:  # refused, unresolvable (the peer's actor is restarting), TLS, ...
                 self.failed_dials += 1
                 self.unreachable = True
-                self.queue.clear()
+                self.take()
                 log.debug("replica %d: dial to %d failed: %r", self.owner.id, self.id, e)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, high)
                 self.unreachable = False
                 continue
-            delay = low
             self.connected = True
+            began = loop.time()
             try:
                 await self._pump(reader, writer)
             except (OSError, ConnectionError, wire.WireError) as e:
@@ -131,6 +149,11 @@ class _Peer:
                 writer.close()
                 with contextlib.suppress(Exception):
                     await writer.wait_closed()
+            if loop.time() - began < 1.0:  # a connection that breaks at once: back off all the same
+                await asyncio.sleep(delay * random.uniform(0.8, 1.2))
+                delay = min(delay * 2, high)
+            else:
+                delay = low
 
     async def _dial(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         host, port = await asyncio.wait_for(self.owner.resolver(self.id), HANDSHAKE_TIMEOUT)
@@ -166,8 +189,7 @@ class _Peer:
                     await self.wake.wait()
                 if broken.done():
                     raise ConnectionError(f"replica {self.id} closed the connection")
-                batches = list(self.queue)
-                self.queue.clear()
+                batches = self.take()
                 for data in wire.encode_batches(
                     batches, frame_bytes=self.owner.frame_bytes, chunk_bytes=self.owner.chunk_bytes
                 ):
@@ -193,6 +215,7 @@ class PeerTransport:
         ssl_context: ssl.SSLContext | None = None,
         authorize: Authorize | None = None,
         queue_size: int = 4096,
+        queue_bytes: int = 64 << 20,
         backoff: tuple[float, float] = (0.05, 2.0),
         frame_bytes: int = wire.FRAME_BYTES,
         chunk_bytes: int = wire.CHUNK_BYTES,
@@ -202,6 +225,7 @@ class PeerTransport:
         self.ssl = ssl_context
         self.authorize = authorize
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
         self.backoff = backoff
         self.frame_bytes = frame_bytes
         self.chunk_bytes = chunk_bytes

@@ -121,9 +121,10 @@ def message_from_wire(w: Any, snapshot_data: bytes | None = None) -> Message:
         raise WireError(f"malformed message: {type(e).__name__}: {e}") from None
 
 
-def _size(m: Message) -> int:
-    """Roughly the encoded size of a message without snapshot data (entries dominate)."""
-    return 64 + sum(len(e.data) + 24 for e in m.entries) + len(m.context)
+def message_size(m: Message) -> int:
+    """Roughly the encoded size of a message (entries and snapshot data dominate)."""
+    snap = len(m.snapshot.data) if m.snapshot is not None else 0
+    return 64 + sum(len(e.data) + 24 for e in m.entries) + len(m.context) + snap
 
 
 def encode_batches(
@@ -147,7 +148,7 @@ def encode_batches(
                     yield frame([CHUNK, view[off : off + chunk_bytes]])
                 continue
             pending.append(message_to_wire(m))
-            size += _size(m)
+            size += message_size(m)
             if size >= frame_bytes:
                 yield frame([MSGS, pending])
                 pending, size = [], 0

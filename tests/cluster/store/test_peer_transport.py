@@ -7,6 +7,7 @@ three real ``Replica``\\ s replicating over it (a lagging one catching up by a c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -179,6 +180,17 @@ async def until(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> N
         await asyncio.sleep(0.01)
 
 
+async def retransmitting(t: PeerTransport, to: int, m: Message, cond: Callable[[], bool], what: str) -> None:
+    """Send ``m`` every 10 ms until ``cond()``, as Raft resends heartbeats (refusals are expected)."""
+
+    def again() -> bool:
+        with contextlib.suppress(ConnectionError):
+            t.send(to, [m])
+        return cond()
+
+    await until(again, what)
+
+
 def resolver_for(addresses: dict[int, tuple[str, int]]) -> Callable[[int], Awaitable[tuple[str, int]]]:
     async def resolve(peer: int) -> tuple[str, int]:
         return addresses[peer]
@@ -301,7 +313,44 @@ def test_full_queue_drops_and_counts_then_flushes_in_order() -> None:
         assert inbox.messages == [heartbeat(i) for i in range(5)]
         assert t.stats()[2].sent_batches == 5
         await t.close()
+
+        # Bounded in bytes too; a batch alone in the queue always goes (a large snapshot must).
+        gate.clear()
+        inbox.messages.clear()
+        t = PeerTransport(1, slow_resolve, queue_bytes=100_000)
+        big = snap_msg(bytes(300_000))
+        entries = Message(MT.APP, to=2, frm=1, term=1, entries=(Entry(1, 1, data=bytes(60_000)),))
+        t.send(2, [big])  # over the bound, but the queue was empty
+        t.send(2, [heartbeat(1)])  # dropped: the queue holds more than the bound already
+        assert t.stats()[2].dropped_batches == 1
+        gate.set()
+        await until(lambda: len(inbox.messages) == 1, "the snapshot")
+        t.send(2, [entries])
+        t.send(2, [entries])  # may or may not still be queued behind the first: never both over 100 kB
+        await until(lambda: len(inbox.messages) >= 2, "the appends")
+        await asyncio.sleep(0.05)
+        assert inbox.messages[0] == big and all(m == entries for m in inbox.messages[1:])
+        await t.close()
         await lst.close()
+
+    asyncio.run(scenario())
+
+
+def test_dials_only_when_there_is_something_to_send() -> None:
+    async def scenario() -> None:
+        asked: list[int] = []
+
+        async def resolve(peer: int) -> tuple[str, int]:
+            asked.append(peer)
+            raise ConnectionError("no such replica")  # e.g. its actor is gone (removed member)
+
+        t = PeerTransport(1, resolve, backoff=(0.01, 0.02))
+        t.send(2, [heartbeat(1)])
+        await until(lambda: t.stats()[2].failed_dials == 1, "the failed dial")
+        await asyncio.sleep(0.3)  # many backoff periods: nothing to send, so no dial
+        assert asked == [2] and t.stats()[2].dials == 1
+        await retransmitting(t, 2, heartbeat(2), lambda: len(asked) >= 2, "a dial for a new message")
+        await t.close()
 
     asyncio.run(scenario())
 
@@ -312,7 +361,9 @@ def test_refuses_a_dial_meant_for_another_replica_and_messages_forged_for_anothe
         lst = await listen(3, inbox)  # replica 3 listens where 1 believes replica 2 is
         t = PeerTransport(1, resolver_for({2: lst.address}), backoff=(0.02, 0.05))
         t.send(2, [heartbeat(1)])
-        await until(lambda: lst.refused >= 1 and t.stats()[2].failed_dials >= 1, "the refusal")
+        await retransmitting(
+            t, 2, heartbeat(1), lambda: lst.refused >= 2 and t.stats()[2].failed_dials >= 2, "refusals"
+        )
         assert inbox.messages == [] and lst.accepted == 0
         await t.close()
 
@@ -366,7 +417,7 @@ def test_mutual_tls_refuses_peers_without_a_valid_certificate(who: str, certs: C
             backoff=(0.02, 0.05),
         )
         t.send(2, [heartbeat(1)])
-        await until(lambda: t.stats()[2].failed_dials >= 2, "refused dials")
+        await retransmitting(t, 2, heartbeat(1), lambda: t.stats()[2].failed_dials >= 2, "refused dials")
         assert inbox.messages == [] and lst.accepted == 0 and not t.stats()[2].connected
         await t.close()
         # The same listener accepts a replica's certificate: the refusal was the certificate.
