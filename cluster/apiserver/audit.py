@@ -43,7 +43,7 @@ from cluster.apiserver.context import begin_audit_annotations
 from cluster.apiserver.errors import StatusError
 from cluster.apiserver.request import decode_body
 from cluster.apiserver.storage import status_for_store_error
-from cluster.store.client import Unavailable
+from cluster.store.api import Unavailable
 from cluster.store.mvcc import StoreError
 
 log = logging.getLogger("raykube.apiserver.audit")

@@ -49,7 +49,7 @@ from cluster.apiserver.storage import ObjectStore, status_for_store_error
 from cluster.apiserver.subresources import Subresources
 from cluster.apiserver.watchcache import WatchCache
 from cluster.machinery.tasks import cancel_and_wait
-from cluster.store.client import StoreClient
+from cluster.store.api import StoreAPI
 
 log = logging.getLogger("raykube.apiserver")
 
@@ -61,7 +61,7 @@ PUBLIC_PATHS = ("/healthz", "/livez", "/readyz", "/version")
 class ApiServer:
     def __init__(
         self,
-        client: StoreClient,
+        client: StoreAPI,
         *,
         authorizer: Authorizer | None = None,
         pki_dir: Path | None = None,
@@ -305,7 +305,7 @@ def _json(body: Any) -> bytes:
 
 
 async def run_server(
-    client: StoreClient,
+    client: StoreAPI,
     host: str,
     port: int,
     ssl_context: Any,

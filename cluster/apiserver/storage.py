@@ -28,7 +28,7 @@ import orjson
 
 from cluster.apiserver.errors import StatusError, internal, timeout
 from cluster.apiserver.resources import ResourceInfo
-from cluster.store.client import StoreClient, Unavailable
+from cluster.store.api import StoreAPI, Unavailable
 from cluster.store.mvcc import (
     Compare,
     CompareResult,
@@ -150,7 +150,7 @@ class ObjectStore:
     ``StatusError`` of ``status_for_store_error``, which knows whether the call was a read or a write;
     typed store errors (``Compacted``, ...) pass through for callers that handle them."""
 
-    def __init__(self, client: StoreClient, values: ValueTransformers | None = None) -> None:
+    def __init__(self, client: StoreAPI, values: ValueTransformers | None = None) -> None:
         self.client = client
         self.values = values  # encryption at rest; None: nothing configured
 

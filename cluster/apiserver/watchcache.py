@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from cluster.apiserver.storage import ObjectStore, ValueTransformer, ValueTransformers
-from cluster.store.client import StoreClient
+from cluster.store.api import StoreAPI
 from cluster.store.mvcc import Compacted, EventType, RangeOp, prefix_end
 
 log = logging.getLogger("raykube.apiserver")
@@ -55,7 +55,7 @@ def _decode(value: bytes, revision: int) -> dict[str, Any]:
 
 
 class ResourceCache:
-    def __init__(self, client: StoreClient, prefix: str, values: ValueTransformers | None = None) -> None:
+    def __init__(self, client: StoreAPI, prefix: str, values: ValueTransformers | None = None) -> None:
         self.client = client
         self.store = ObjectStore(client, values)
         self.prefix = prefix
@@ -224,7 +224,7 @@ class ResourceCache:
 class WatchCache:
     """One ``ResourceCache`` per resource prefix, started on first use."""
 
-    def __init__(self, client: StoreClient, values: ValueTransformers | None = None) -> None:
+    def __init__(self, client: StoreAPI, values: ValueTransformers | None = None) -> None:
         self.client = client
         self.values = values
         self.caches: dict[str, ResourceCache] = {}

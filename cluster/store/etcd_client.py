@@ -16,6 +16,8 @@ real etcd as well (without the exactly-once promise, which needs our servers).
   one delivered, so a consumer sees no gap and no duplicate.
 * TLS: ``tls`` is anything with ``channel_credentials()`` (``cluster.store.tls.ClientTls``: the CA,
   and the client certificate the replicas require); ``https://`` endpoints need it.
+* Endpoints change (a replica replaced on another node): ``discover``, when given, is asked for the
+  current client URLs after every endpoint failed once in a row (at most every 2 s).
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ from cluster.store.ops import (
 _T = TypeVar("_T")
 
 STATUS_TIMEOUT = 2.0  # one Maintenance.Status of the leader lookup and of status()
+LEADER_RECHECK = 10.0  # seconds between leader lookups while every call succeeds (a leader may step down)
+REDISCOVER_EVERY = 2.0  # at most one endpoint discovery per this many seconds
+DROPPED_CHANNEL_GRACE = 30.0  # a channel to an endpoint that left closes after its calls had time to end
 _CHANNEL_OPTIONS = (
     ("grpc.max_receive_message_length", -1),  # a list of every object of a kind: no 4 MiB cap
     ("grpc.max_send_message_length", -1),  # requests are checked against MAX_REQUEST_BYTES first
@@ -123,18 +128,24 @@ class EtcdStoreClient:
         request_timeout: float = 5.0,
         deadline: float = 30.0,
         max_inflight: int = 0,  # accepted for StoreClient's signature: gRPC multiplexes every call
+        discover: Callable[[], Awaitable[Sequence[str]]] | None = None,
     ) -> None:
         if not endpoints:
             raise Unavailable("no store endpoints to connect to")
+        self._tls = tls
         self.endpoints = [Endpoint(url, tls) for url in endpoints]
+        self._discover = discover
+        self._discovered_at = -REDISCOVER_EVERY
+        self._closing: set[asyncio.Task[None]] = set()
         self.request_timeout = request_timeout
         self.deadline = deadline
         self.client_id = os.urandom(16)
         self._seq = itertools.count(1)
         self._outstanding: set[int] = set()
         self._preferred: int | None = None  # index of the leader's endpoint, when known
-        self._next = 0  # round-robin start while the leader is unknown
+        self._next = 0  # where a first attempt goes while the leader is unknown
         self._lookup: asyncio.Task[None] | None = None
+        self._looked_up_at = 0.0
         self._closed = False
 
     @classmethod
@@ -149,6 +160,8 @@ class EtcdStoreClient:
         self._closed = True
         if self._lookup is not None:
             self._lookup.cancel()
+        for task in list(self._closing):
+            task.cancel()
         for ep in self.endpoints:
             with contextlib.suppress(Exception):
                 await ep.channel.close()
@@ -165,13 +178,14 @@ class EtcdStoreClient:
 
     async def _find_leader(self) -> None:
         """Ask every endpoint who leads; prefer the endpoint of the leader the newest term names."""
+        self._looked_up_at = asyncio.get_running_loop().time()
         answers = await asyncio.gather(*(self._status_of(ep, STATUS_TIMEOUT) for ep in self.endpoints))
         known = [(st.raftTerm, st.leader) for st in answers if st is not None and st.leader]
         if not known:
             return
         _, leader = max(known)
-        for i, ep in enumerate(self.endpoints):
-            if ep.member_id == leader:
+        for i, (ep, st) in enumerate(zip(self.endpoints, answers, strict=False)):
+            if ep.member_id == leader and st is not None:  # a leader whose endpoint answers
                 self._preferred = i
                 return
 
@@ -179,14 +193,21 @@ class EtcdStoreClient:
         """The endpoint at ``index`` failed: stop preferring it and look the leader up again."""
         if self._preferred == index:
             self._preferred = None
+        self._next = index + 1
+        self._look_up()
+
+    def _look_up(self) -> None:
         if (self._lookup is None or self._lookup.done()) and not self._closed:
             self._lookup = asyncio.get_running_loop().create_task(self._find_leader())
 
-    def _pick(self, attempt: int) -> int:
-        n = len(self.endpoints)
-        if self._preferred is not None:
-            return (self._preferred + attempt) % n
-        return (self._next + attempt) % n
+    def _pick(self, after: int | None) -> int:
+        """The endpoint for a call's next attempt: the leader's, unless that is where the call
+        failed last (``after``); else the one after where it failed."""
+        if asyncio.get_running_loop().time() - self._looked_up_at > LEADER_RECHECK:
+            self._look_up()  # the preferred endpoint may have stepped down and forward since
+        if self._preferred is not None and self._preferred != after:
+            return self._preferred
+        return (self._next if after is None else after + 1) % len(self.endpoints)
 
     # ------------------------------------------------------------------ calls
 
@@ -203,11 +224,12 @@ class EtcdStoreClient:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.deadline
         last: BaseException | None = None
+        index: int | None = None
         for attempt in itertools.count():
             remaining = deadline - loop.time()
             if self._closed or remaining <= 0:
                 break
-            index = self._pick(attempt)
+            index = self._pick(index)
             ep = self.endpoints[index]
             try:
                 result = await attempt_on(ep, min(self.request_timeout, remaining))
@@ -225,11 +247,39 @@ class EtcdStoreClient:
                     self._preferred = index  # no leader lookup yet: stay where it worked
                 return result
             self._lost(index)
-            if (attempt + 1) % len(self.endpoints) == 0:  # every endpoint failed once: back off
-                await asyncio.sleep(min(0.05 * (attempt + 1) / len(self.endpoints), 0.5))
+            await self._after_failure(attempt)
         if self._closed:
             raise Unavailable(f"store client closed during {what}")
         raise Unavailable(f"store unavailable for {what} after {self.deadline:.0f}s: {_describe(last)}")
+
+    async def _after_failure(self, attempt: int) -> None:
+        """After ``attempt`` failed: once every endpoint failed in a row, back off and ask
+        ``discover`` whether the endpoints changed."""
+        n = len(self.endpoints)
+        if (attempt + 1) % n == 0:
+            await asyncio.sleep(min(0.05 * (attempt + 1) / n, 0.5))
+            await self._rediscover()
+
+    async def _rediscover(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._discover is None or loop.time() - self._discovered_at < REDISCOVER_EVERY:
+            return
+        self._discovered_at = loop.time()
+        try:
+            urls = list(await asyncio.wait_for(self._discover(), 2 * STATUS_TIMEOUT))
+        except Exception:
+            return
+        if not urls or urls == [ep.url for ep in self.endpoints]:
+            return
+        kept: dict[str, Endpoint | None] = {ep.url: ep for ep in self.endpoints}
+        self.endpoints = [kept.pop(url, None) or Endpoint(url, self._tls) for url in urls]
+        self._preferred = None
+        self._look_up()
+        for dropped in kept.values():  # calls still running on them may finish first
+            assert dropped is not None
+            task = loop.create_task(_close_later(dropped.channel, DROPPED_CHANNEL_GRACE))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     # ------------------------------------------------------------------ writes
 
@@ -377,6 +427,12 @@ class EtcdStoreClient:
             }
 
         return list(await asyncio.gather(*(one(ep) for ep in self.endpoints)))
+
+
+async def _close_later(channel: grpc.aio.Channel, delay: float) -> None:
+    await asyncio.sleep(delay)
+    with contextlib.suppress(Exception):
+        await channel.close()
 
 
 def _describe(error: BaseException | None) -> str:

@@ -133,8 +133,9 @@ async def resuming(
     """``EtcdStoreClient.watch`` from ``start_revision`` (> 0), forever (see the module docstring)."""
     next_rev = start_revision
     attempt = 0
+    index: int | None = None
     while not client._closed:
-        index = client._pick(attempt)
+        index = client._pick(index if attempt else None)
         ep = client.endpoints[index]
         stream = _watch_on(ep, key, range_end, next_rev, poll_timeout, client.request_timeout)
         try:
@@ -154,10 +155,9 @@ async def resuming(
                 raise store_error(code, message, trailing=e.trailing_metadata()) from None
         except StreamBroken:
             pass
-        attempt += 1
         client._lost(index)
-        if attempt % len(client.endpoints) == 0:
-            await asyncio.sleep(min(0.1 * attempt / len(client.endpoints), 1.0))
+        await client._after_failure(attempt)
+        attempt += 1
 
 
 async def progress_once(

@@ -19,7 +19,7 @@ from cluster.apiserver.registry import Registry
 from cluster.apiserver.resources import lookup
 from cluster.apiserver.server import ApiServer
 from cluster.apiserver.storage import DEADLINE_EXCEEDED, OUTCOME_UNKNOWN, ObjectStore, status_for_store_error
-from cluster.store.client import Unavailable
+from cluster.store.api import Unavailable
 from cluster.store.mvcc import RequestTooLarge
 from tests.cluster.apiserver.faulty_store import Fault, FaultyStore
 

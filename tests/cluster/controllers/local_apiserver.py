@@ -23,7 +23,7 @@ from cluster.controllers.runtime import (
     SharedInformers,
 )
 from cluster.machinery.times import SystemClock
-from cluster.store.client import WatchResponse
+from cluster.store.api import WatchResponse
 from tests.cluster.apiserver.faulty_store import FaultyStore
 from tests.cluster.controllers.fakes import FakeRecorder
 
