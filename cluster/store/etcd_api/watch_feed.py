@@ -147,6 +147,7 @@ class EventFeed:
         self._feed_task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
         self._failed: str | None = None
+        self.set_aside = 0  # how many times a slow stream's watcher was taken off the feed
 
     # ------------------------------------------------------------------ watchers
 
@@ -240,6 +241,7 @@ class EventFeed:
                 slow.append(w)
         self.pos = pos
         if slow:
+            self.set_aside += len(slow)
             self._demote(slow)
         if pos < revision:
             self._sync_wake.set()  # not strictly needed; keeps catch-up responsive under load

@@ -46,8 +46,8 @@ async def served(backend: ReplicaBackend, **options: Any) -> AsyncIterator[tuple
 class Stream:
     """A client side of one Watch call."""
 
-    def __init__(self, address: str) -> None:
-        self.channel = grpc.aio.insecure_channel(address)
+    def __init__(self, address: str, options: list[tuple[str, Any]] | None = None) -> None:
+        self.channel = grpc.aio.insecure_channel(address, options=options)
         self.call = rpc_pb2_grpc.WatchStub(self.channel).Watch()  # type: ignore[no-untyped-call]
 
     async def create(self, key: bytes, range_end: bytes = b"", **fields: Any) -> rpc_pb2.WatchResponse:
@@ -333,6 +333,33 @@ def test_many_watchers_one_feed(tmp_path: Path) -> None:
                 assert [e.kv.mod_revision for e in got] == revs
                 await s.close()
             assert servicer.feed.watchers() <= 16
+
+    run(tmp_path, scenario)
+
+
+def test_slow_client_is_set_aside_then_caught_up(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        b = await c.leader()
+        async with served(b) as (addr, servicer):
+            slow = Stream(addr, [("grpc.http2.bdp_probe", 0)])  # HTTP/2 window stays at 64 KiB
+            await slow.create(b"/s/", prefix_end(b"/s/"))
+            fast = Stream(addr)
+            await fast.create(b"/s/", prefix_end(b"/s/"))
+            revs = []
+            fast_got: list[Any] = []
+            for i in range(600):  # one batch each; the slow client reads nothing meanwhile
+                revs.append(await put(b, b"/s/%04d" % i, b"x" * 2048))
+                if i % 50 == 49:
+                    fast_got.extend(await fast.events(50))
+            assert [e.kv.mod_revision for e in fast_got] == revs
+            assert servicer.feed.set_aside >= 1, "the slow stream was never taken off the feed"
+            got = await slow.events(600)  # now it reads: history first, then the feed again
+            assert [e.kv.mod_revision for e in got] == revs
+            await put(b, b"/s/live")
+            [live] = await slow.events(1)
+            assert live.kv.key == b"/s/live"
+            await slow.close()
+            await fast.close()
 
     run(tmp_path, scenario)
 
