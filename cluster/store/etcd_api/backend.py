@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+import math
 import os
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -81,8 +82,11 @@ class RequestId:
             raise ValueError(
                 f"{REQUEST_ID_METADATA} must be <client id hex>/<seq>/<first incomplete>: {text!r}"
             )
-        client_id = bytes.fromhex(parts[0])
-        seq, first = int(parts[1]), int(parts[2])
+        try:
+            client_id = bytes.fromhex(parts[0])
+            seq, first = int(parts[1]), int(parts[2])
+        except ValueError:
+            raise ValueError(f"{REQUEST_ID_METADATA}: not <hex>/<int>/<int>: {text!r}") from None
         if not 1 <= len(client_id) <= 64 or seq < 1 or not 1 <= first <= seq:
             raise ValueError(f"{REQUEST_ID_METADATA}: bad client id length or sequence numbers: {text!r}")
         return cls(client_id, seq, first)
@@ -163,6 +167,8 @@ class Backend(Protocol):
 
     member_id: int
     cluster_id: int
+    min_lease_ttl: int
+    """The shortest lease TTL granted (etcd: 1.5 election timeouts, rounded up to seconds)."""
 
     def header(self, revision: int | None = None) -> Header:
         """The response header; ``revision`` None: the current store revision."""
@@ -229,6 +235,8 @@ class ReplicaBackend:
         self.forward = forward
         self.member_urls: dict[int, MemberURLs] = member_urls if member_urls is not None else {}
         self.request_timeout = request_timeout
+        opts = replica.options
+        self.min_lease_ttl = max(1, math.ceil(1.5 * opts.election_tick * opts.tick_seconds))
         self._client_id = os.urandom(16)  # our session for writes that came without a request id
         self._seqs = itertools.count(1)
         self._inflight: set[int] = set()
