@@ -371,3 +371,29 @@ def test_a_client_certificate_of_the_cluster_ca_is_required(tmp_path: Path) -> N
             await store.cluster.close()
 
     asyncio.run(main())
+
+
+def test_endpoints_that_moved_are_found_again_through_discover(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = await serve(tmp_path)
+        asked: list[int] = []
+
+        async def discover() -> list[str]:
+            asked.append(1)
+            return [store.urls[r] for r in sorted(store.servers)]
+
+        gone = store.urls[1]
+        await store.stop_server(1)  # the only endpoint the client starts with
+        c = await EtcdStoreClient.connect([gone], discover=discover, deadline=10.0, request_timeout=1.0)
+        try:
+            res = await c.put(b"/moved", b"1")
+            assert asked and sorted(ep.url for ep in c.endpoints) == sorted(store.urls[r] for r in (2, 3))
+            kv = await c.get(b"/moved")
+            assert kv is not None and kv.mod_revision == res.revision
+        finally:
+            await c.close()
+            for server in store.servers.values():
+                await server.stop(None)
+            await store.cluster.close()
+
+    asyncio.run(main())
