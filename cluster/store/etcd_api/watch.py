@@ -27,7 +27,13 @@ One stream carries many watches. What the client sees follows etcd's ``v3rpc/wat
   ahead of events still to come); with no watch at all it answers at once with the store revision.
 * **leaving**: when the client goes away (or cancels the call) the handler is cancelled; its
   watchers leave the feed and its tasks end with it. A client that only half-closes keeps
-  receiving, as with etcd. A replica that stops serving ends every stream with UNAVAILABLE.
+  receiving, as with etcd. A replica that stops serving ends every stream with UNAVAILABLE
+  ``etcdserver: server stopped``.
+* **require leader** (clientv3's ``WithRequireLeader``, metadata ``hasleader: true``, which
+  etcdctl and the Kubernetes API server send): refused with UNAVAILABLE ``etcdserver: no leader``
+  while this replica knows no leader, and ended so once it has known none for three checks, one
+  per election timeout (etcd's monitorLeader), so that a client of a cut-off replica moves on
+  instead of waiting for events that cannot come.
 """
 
 from __future__ import annotations
@@ -62,6 +68,8 @@ ERR_COMPACTED = "etcdserver: mvcc: required revision has been compacted"
 ERR_STOPPED = "etcdserver: server stopped"
 ERR_NO_LEADER = "etcdserver: no leader"
 REQUIRE_LEADER_KEY = "hasleader"  # clientv3.WithRequireLeader's metadata
+ELECTION_TIMEOUT = 1.0  # etcd's default (100 ms ticks x 10): how often a leaderless replica is noticed
+MAX_NO_LEADER = 3  # etcd's maxNoLeaderCnt: checks without a leader before such streams end
 
 
 def kv_pb(kv: KeyValue) -> kv_pb2.KeyValue:
@@ -151,13 +159,17 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
         *,
         progress_interval: float = PROGRESS_INTERVAL,
         max_response_bytes: int = MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES,
+        leader_check_interval: float = ELECTION_TIMEOUT,
     ) -> None:
         self.backend = backend
         self.progress_interval = progress_interval
         self.max_response_bytes = max_response_bytes
+        self.leader_check_interval = leader_check_interval
         self.feed = EventFeed(backend)
         self.events = _EventCache()
         self.streams = 0  # open streams (tests check that leaving clients leave nothing behind)
+        self._need_leader: set[_Stream] = set()  # streams opened with clientv3's WithRequireLeader
+        self._monitor: asyncio.Task[None] | None = None
 
     def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
         h = self.backend.header(revision)
@@ -173,6 +185,10 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
             await context.abort(grpc.StatusCode.UNAVAILABLE, ERR_NO_LEADER)
         stream = _Stream(self, context)
         self.streams += 1
+        if metadata.get(REQUIRE_LEADER_KEY) == "true":
+            self._need_leader.add(stream)
+            if self._monitor is None:
+                self._monitor = asyncio.get_running_loop().create_task(self._monitor_leader())
         reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
         try:
             await stream.write(reader)
@@ -180,13 +196,31 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
             reader.cancel()
             stream.close()
             self.streams -= 1
+            self._need_leader.discard(stream)
+            if not self._need_leader and self._monitor is not None:
+                self._monitor.cancel()
+                self._monitor = None
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await reader
 
+    async def _monitor_leader(self) -> None:
+        """etcd's monitorLeader: streams that require a leader end with "no leader" once this
+        replica has known none for MAX_NO_LEADER checks in a row (one check per election timeout),
+        so their clients move to a replica that is part of the quorum."""
+        misses = 0
+        while self._need_leader:
+            await asyncio.sleep(self.leader_check_interval)
+            misses = 0 if self.backend.status().leader else misses + 1
+            if misses >= MAX_NO_LEADER:
+                for stream in list(self._need_leader):
+                    stream.abort(ERR_NO_LEADER)
+                self._need_leader.clear()
+        self._monitor = None
+
 
 class _Failed:
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    def __init__(self, message: str) -> None:
+        self.message = message
 
 
 class _Stream:
@@ -222,8 +256,16 @@ class _Stream:
         self.synced()
 
     def failed(self, reason: str) -> None:
+        self.abort(ERR_STOPPED)
+
+    def abort(self, message: str) -> None:
+        """End the call with UNAVAILABLE ``message`` (etcd cancels the stream's context: what was
+        still queued is not sent)."""
+        for w in self.watchers.values():
+            self.feed.remove(w)
         self.watchers.clear()
-        self._push(_Failed(reason))
+        self.queue.clear()
+        self._push(_Failed(message))
 
     def backlog(self) -> int:
         return len(self.queue)
@@ -356,7 +398,7 @@ class _Stream:
             if len(self.queue) == BACKLOG_LOW:
                 self.feed.resync(self)
             if isinstance(item, _Failed):
-                await self.context.abort(grpc.StatusCode.UNAVAILABLE, ERR_STOPPED)
+                await self.context.abort(grpc.StatusCode.UNAVAILABLE, item.message)
             if isinstance(item, tuple):
                 for resp in self._event_responses(*item):
                     await write(resp)

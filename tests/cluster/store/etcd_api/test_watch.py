@@ -46,9 +46,14 @@ async def served(backend: ReplicaBackend, **options: Any) -> AsyncIterator[tuple
 class Stream:
     """A client side of one Watch call."""
 
-    def __init__(self, address: str, options: list[tuple[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        address: str,
+        options: list[tuple[str, Any]] | None = None,
+        metadata: tuple[tuple[str, str], ...] = (),
+    ) -> None:
         self.channel = grpc.aio.insecure_channel(address, options=options)
-        self.call = rpc_pb2_grpc.WatchStub(self.channel).Watch()  # type: ignore[no-untyped-call]
+        self.call = rpc_pb2_grpc.WatchStub(self.channel).Watch(metadata=metadata)  # type: ignore[no-untyped-call]
 
     async def create(self, key: bytes, range_end: bytes = b"", **fields: Any) -> rpc_pb2.WatchResponse:
         req = rpc_pb2.WatchCreateRequest(key=key, range_end=range_end, **fields)
@@ -423,6 +428,38 @@ def test_follower_watch_through_leader_change(tmp_path: Path) -> None:
             rest = await s2.events(last - revs[len(revs) // 2] + 1)
             assert [e.kv.mod_revision for e in rest] == list(range(revs[len(revs) // 2], last + 1))
             await s2.close()
+
+    run(tmp_path, scenario, size=3)
+
+
+def test_require_leader_streams_end_on_a_cut_off_replica(tmp_path: Path) -> None:
+    async def scenario(c: LocalCluster) -> None:
+        f = await c.follower()
+        async with served(f, leader_check_interval=0.1) as (addr, servicer):
+            strict = Stream(addr, metadata=(("hasleader", "true"),))
+            await strict.create(b"/r")
+            lenient = Stream(addr)
+            await lenient.create(b"/r")
+            f.replica.blocked = set(c.backends) - {f.member_id}  # hears nobody, reaches nobody
+            with pytest.raises(grpc.aio.AioRpcError) as err:
+                await strict.read(timeout=15)
+            assert (err.value.code(), err.value.details()) == (
+                grpc.StatusCode.UNAVAILABLE,
+                "etcdserver: no leader",
+            )
+            # a new stream that requires a leader is refused at once; one that does not is served
+            refused = Stream(addr, metadata=(("hasleader", "true"),))
+            with pytest.raises(grpc.aio.AioRpcError) as err2:
+                await refused.create(b"/r")
+            assert err2.value.details() == "etcdserver: no leader"
+            f.replica.blocked = set()
+            await c.leader()
+            await put(await c.leader(), b"/r", b"back")
+            [ev] = await lenient.events(1)
+            assert ev.kv.value == b"back"
+            for s in (strict, lenient, refused):
+                await s.close()
+            assert servicer.feed.watchers() <= 1
 
     run(tmp_path, scenario, size=3)
 
