@@ -23,6 +23,8 @@ Invariants and choices:
   the listener is the replica we meant (a restarted replica on a reused port may be another one).
 * A snapshot travels in chunks (``chunk_bytes``), the writer waiting for the socket between them;
   the listener reassembles it per connection, so a broken connection leaves no partial snapshot.
+  The replica hears whether each snapshot went out whole or was lost (``on_snapshot``, etcd's
+  ReportSnapshot): the leader holds a follower that awaits a snapshot until it hears either.
 * Mutual TLS when the caller gives ``ssl.SSLContext``\\ s (``cluster.store.tls.peer_ssl_contexts``):
   the listener requires a client certificate issued by the cluster CA, the dialer verifies the
   listener's certificate against the same CA; then ``authorize`` (``tls.peer_is_replica``) checks,
@@ -47,7 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from cluster.store import peer_wire as wire
-from cluster.store.raft.types import Message
+from cluster.store.raft.types import Message, MessageType
 from cluster.store.tls import StoreTls, peer_is_replica, peer_ssl_contexts
 
 log = logging.getLogger("raykube.store.peer")
@@ -99,6 +101,7 @@ class _Peer:
     def enqueue(self, messages: list[Message]) -> None:
         if self.unreachable:
             self.dropped += 1
+            self.report([messages], False)
             raise ConnectionError(f"replica {self.id} is unreachable")
         size = sum(wire.message_size(m) for m in messages)
         # Bounded in batches and in bytes; a batch alone in the queue always fits (a snapshot
@@ -107,10 +110,24 @@ class _Peer:
             len(self.queue) >= self.owner.queue_size or self.queued_bytes + size > self.owner.queue_bytes
         ):
             self.dropped += 1
+            self.report([messages], False)
             return
         self.queue.append(messages)
         self.queued_bytes += size
         self.wake.set()
+
+    def report(self, batches: list[list[Message]], ok: bool) -> None:
+        """Tell the replica the fate of every snapshot in ``batches`` (``on_snapshot``)."""
+        callback = self.owner.on_snapshot
+        if callback is None:
+            return
+        for batch in batches:
+            for m in batch:
+                if m.type == MessageType.SNAP:
+                    try:
+                        callback(self.id, ok)
+                    except Exception:
+                        log.exception("replica %d: snapshot report for %d failed", self.owner.id, self.id)
 
     def take(self) -> list[list[Message]]:
         batches = list(self.queue)
@@ -132,7 +149,7 @@ class _Peer:
             except Exception as e:  # refused, unresolvable (the peer's actor is restarting), TLS, ...
                 self.failed_dials += 1
                 self.unreachable = True
-                self.take()
+                self.report(self.take(), False)
                 log.debug("replica %d: dial to %d failed: %r", self.owner.id, self.id, e)
                 await asyncio.sleep(delay * random.uniform(0.8, 1.2))
                 delay = min(delay * 2, high)
@@ -190,14 +207,19 @@ class _Peer:
                 if broken.done():
                     raise ConnectionError(f"replica {self.id} closed the connection")
                 batches = self.take()
-                for data in wire.encode_batches(
-                    batches, frame_bytes=self.owner.frame_bytes, chunk_bytes=self.owner.chunk_bytes
-                ):
-                    writer.write(data)
-                    if writer.transport.get_write_buffer_size() > self.owner.frame_bytes:
-                        await writer.drain()  # a snapshot: wait for the socket between chunks
-                await writer.drain()
+                try:
+                    for data in wire.encode_batches(
+                        batches, frame_bytes=self.owner.frame_bytes, chunk_bytes=self.owner.chunk_bytes
+                    ):
+                        writer.write(data)
+                        if writer.transport.get_write_buffer_size() > self.owner.frame_bytes:
+                            await writer.drain()  # a snapshot: wait for the socket between chunks
+                    await writer.drain()
+                except BaseException:
+                    self.report(batches, False)
+                    raise
                 self.sent += len(batches)
+                self.report(batches, True)
         finally:
             broken.cancel()
 
@@ -226,6 +248,8 @@ class PeerTransport:
         self.authorize = authorize
         self.queue_size = queue_size
         self.queue_bytes = queue_bytes
+        # Told whether each snapshot went out whole (True) or was lost (False): Replica.report_snapshot.
+        self.on_snapshot: Callable[[int, bool], None] | None = None
         self.backoff = backoff
         self.frame_bytes = frame_bytes
         self.chunk_bytes = chunk_bytes
@@ -274,6 +298,7 @@ class PeerListener:
         self.ssl = ssl_context
         self.authorize = authorize
         self._sock: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.StreamWriter] = set()
         self.accepted = 0
@@ -292,14 +317,15 @@ class PeerListener:
             raise
         sock.setblocking(False)
         self._sock = sock
-        return host, sock.getsockname()[1]
+        self._address = (host, int(sock.getsockname()[1]))
+        return self._address
 
     @property
     def address(self) -> tuple[str, int]:
-        if self._sock is None:
+        """The bound ``(host, port)`` (kept after ``close``)."""
+        if self._address is None:
             raise RuntimeError("not bound")
-        host, port = self._sock.getsockname()[:2]
-        return host, port
+        return self._address
 
     async def serve(self) -> None:
         if self._sock is None:
@@ -379,9 +405,18 @@ class PeerLink:
         self.listener: PeerListener | None = None
         self._serving: asyncio.Task[None] | None = None
 
-    def listen(self, deliver: Callable[[Sequence[Message]], None], host: str, port: int) -> int:
+    def listen(
+        self,
+        deliver: Callable[[Sequence[Message]], None],
+        host: str,
+        port: int,
+        *,
+        report_snapshot: Callable[[int, bool], None] | None = None,
+    ) -> int:
         """Bind ``host:port`` now (a port that is taken falls back to a free one) and serve in the
-        background; returns the bound port."""
+        background, handing what arrives to ``deliver``; snapshot outcomes go to ``report_snapshot``
+        (``Replica.deliver`` and ``Replica.report_snapshot``). Returns the bound port."""
+        self.transport.on_snapshot = report_snapshot
         self.listener = PeerListener(
             self.id, deliver, ssl_context=self._server_ctx, authorize=self._authorize
         )

@@ -139,6 +139,7 @@ class Replica:
         self.leader = 0
         self.blocked: set[int] = set()  # fault injection: peers we neither send to nor hear from
         self._inbox: list[Message] = []
+        self._snapshot_reports: list[tuple[int, bool]] = []
         self._proposals: list[tuple[bytes, tuple[bytes, int]]] = []
         self._waiting: dict[tuple[bytes, int], list[asyncio.Future[Any]]] = defaultdict(list)
         self._conf_changes: list[tuple[ConfChange, asyncio.Future[Any]]] = []
@@ -187,6 +188,12 @@ class Replica:
         if self.blocked:
             messages = [m for m in messages if m.frm not in self.blocked]
         self._inbox.extend(messages)
+        self._wake.set()
+
+    def report_snapshot(self, peer: int, ok: bool) -> None:
+        """The transport's word on a snapshot sent to ``peer``: written out whole, or lost (etcd's
+        ReportSnapshot). Without it a leader whose snapshot was dropped waits for that peer forever."""
+        self._snapshot_reports.append((peer, ok))
         self._wake.set()
 
     async def propose(self, datas: Sequence[bytes]) -> list[Any]:
@@ -375,6 +382,9 @@ class Replica:
                 self.node.step(m)
             except Exception:
                 log.exception("replica %d: step(%s) failed", self.id, m.type)
+        reports, self._snapshot_reports = self._snapshot_reports, []
+        for peer, ok in reports:
+            self.node.report_snapshot(peer, ok)
         if self._proposals:
             props, self._proposals = self._proposals, []
             try:

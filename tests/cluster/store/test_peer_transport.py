@@ -336,6 +336,42 @@ def test_full_queue_drops_and_counts_then_flushes_in_order() -> None:
     asyncio.run(scenario())
 
 
+def test_the_replica_hears_whether_each_snapshot_went_out_or_was_lost() -> None:
+    async def scenario() -> None:
+        inbox = Inbox()
+        lst = await listen(2, inbox)
+        reports: list[tuple[int, bool]] = []
+        t = PeerTransport(1, resolver_for({2: lst.address}), chunk_bytes=1000)
+        t.on_snapshot = lambda peer, ok: reports.append((peer, ok))
+        t.send(2, [heartbeat(1), snap_msg(bytes(10_000))])
+        await until(lambda: reports == [(2, True)], "the snapshot written out")
+        await t.close()
+
+        gate = asyncio.Event()
+
+        async def slow_resolve(peer: int) -> tuple[str, int]:
+            await gate.wait()
+            return lst.address
+
+        t = PeerTransport(1, slow_resolve, queue_size=1)
+        t.on_snapshot = lambda peer, ok: reports.append((peer, ok))
+        t.send(2, [heartbeat(2)])
+        t.send(2, [snap_msg(b"dropped")])  # the queue is full
+        assert reports[1:] == [(2, False)]
+        await t.close()
+
+        await lst.close()  # nobody listens there now: the dial fails and the queued snapshot is lost
+        t = PeerTransport(1, resolver_for({2: lst.address}))
+        t.on_snapshot = lambda peer, ok: reports.append((peer, ok))
+        t.send(2, [snap_msg(b"never")])
+        await until(lambda: len(reports) == 3, "the failed dial")
+        assert reports[2] == (2, False)
+        assert [m.type for m in inbox.messages] == [MT.HEARTBEAT, MT.SNAP]
+        await t.close()
+
+    asyncio.run(scenario())
+
+
 def test_dials_only_when_there_is_something_to_send() -> None:
     async def scenario() -> None:
         asked: list[int] = []
@@ -470,6 +506,7 @@ def test_replicas_replicate_and_a_lagging_one_catches_up_by_chunked_snapshot(
             )
             transports.append(t)
             replicas[i] = Replica(i, list(ids), tmp_path / f"r{i}", t, FAST, empty_start=EmptyStart.BOOTSTRAP)
+            t.on_snapshot = replicas[i].report_snapshot
         for i in ids:
             await listeners[i].serve()
             replicas[i].start()
