@@ -22,6 +22,7 @@ from cluster.store.etcd_api.backend import ReplicaBackend
 from cluster.store.etcd_api.watch import ERR_COMPACTED, ERR_DUPLICATE_ID, ERR_EMPTY_RANGE, WatchServicer
 from cluster.store.etcdpb import rpc_pb2, rpc_pb2_grpc
 from cluster.store.mvcc import CompactOp, DeleteRangeOp, PutOp, TxnOp, prefix_end
+from cluster.store.replica import ReplicaOptions
 from tests.cluster.store.etcd_api.cluster import LocalCluster, start_cluster
 
 NOPUT = rpc_pb2.WatchCreateRequest.NOPUT
@@ -430,6 +431,56 @@ def test_follower_watch_through_leader_change(tmp_path: Path) -> None:
             await s2.close()
 
     run(tmp_path, scenario, size=3)
+
+
+def test_snapshot_past_a_compaction_cancels_a_lagging_follower_watch(tmp_path: Path) -> None:
+    """A follower cut off while the leader writes, compacts and truncates its log receives a
+    snapshot: its watchers below the new compaction point learn it (compacted), they never
+    silently skip the revisions in between; a watcher above it goes on."""
+
+    async def main() -> None:
+        options = ReplicaOptions(tick_seconds=0.01, election_tick=10, snapshot_entries=40, keep_entries=5)
+        c = await start_cluster(tmp_path, 3, options)
+        try:
+            leader = await c.leader()
+            f = await c.follower()
+            await put(leader, b"/n/first")  # 2
+            async with served(f) as (addr, servicer):
+                s = Stream(addr)
+                old = await s.create(b"/n/", prefix_end(b"/n/"), start_revision=2)
+                [first] = await s.events(1)
+                assert first.kv.mod_revision == 2
+                f.replica.blocked = set(c.backends) - {f.member_id}
+                for b in c.backends.values():
+                    if b is not f:
+                        b.replica.blocked = {f.member_id}
+                for i in range(150):
+                    await put(leader, b"/n/%03d" % i)  # 3..152
+                await leader.write(CompactOp(100))
+                for i in range(60):  # past another snapshot, so the log the follower misses is gone
+                    await put(leader, b"/m/%03d" % i)
+                assert leader.replica.storage.first_index() > f.replica.applied + 1
+                for b in c.backends.values():
+                    b.replica.blocked = set()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + 15
+                while loop.time() < deadline and f.replica.mvcc.compact_revision < 100:
+                    await asyncio.sleep(0.02)
+                assert f.replica.mvcc.compact_revision == 100, "the follower got no snapshot"
+                gone = await s.read()
+                assert (gone.watch_id, gone.canceled, gone.compact_revision) == (old.watch_id, True, 101), (
+                    gone
+                )
+                fresh = await s.create(b"/n/", prefix_end(b"/n/"), start_revision=101)
+                evs = await s.events(52)
+                assert [e.kv.mod_revision for e in evs] == list(range(101, 153))
+                assert fresh.watch_id != old.watch_id
+                assert servicer.feed.watchers() == 1
+                await s.close()
+        finally:
+            await c.close()
+
+    asyncio.run(main())
 
 
 def test_require_leader_streams_end_on_a_cut_off_replica(tmp_path: Path) -> None:
