@@ -137,6 +137,11 @@ def test_history_then_live_events_in_order(tmp_path: Path) -> None:
             await put(b, b"/k/1", b"third")
             [ev] = await s2.events(1)
             assert ev.kv.mod_revision == 10
+            # a client that half-closes keeps receiving, as from etcd
+            await s2.call.done_writing()
+            await put(b, b"/k/1", b"fourth")
+            [ev] = await s2.events(1)
+            assert ev.kv.mod_revision == 11
             await s.close()
             await s2.close()
 
