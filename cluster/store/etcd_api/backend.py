@@ -245,7 +245,8 @@ class ReplicaBackend:
 
     def header(self, revision: int | None = None) -> Header:
         rev = self.replica.mvcc.revision if revision is None else revision
-        return Header(self.cluster_id, self.member_id, rev, self.replica.node.status().term)
+        # The core's term directly: node.status() builds a whole Status, too much for every response.
+        return Header(self.cluster_id, self.member_id, rev, self.replica.node.raft.term)
 
     def status(self) -> BackendStatus:
         st = self.replica.status()

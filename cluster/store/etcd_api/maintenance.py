@@ -1,15 +1,20 @@
 """etcd's Maintenance and Cluster services, and the Auth service that answers UNIMPLEMENTED.
 
-Maintenance: Status (etcd's fields from this member's Raft and store state; ``version`` is
-``backend.VERSION``, a 3.4 version etcdctl 3.4 accepts; ``dbSize`` the bytes of the write-ahead
-log, our on-disk state), Hash and HashKV (a hash of the whole replicated state: equal on members
-that applied the same entries; HashKV's revision argument is not honoured, ``hash_revision`` says
-which revision was hashed), Defragment (nothing to defragment: a no-op, as the brief of a log-and-
-snapshot store allows), Alarm (no alarms: this store raises none). Snapshot and MoveLeader are
-not served (UNIMPLEMENTED).
+Maintenance:
 
-Cluster: MemberList (every voter, named ``store-<id>``, with the URLs the host recorded); the
-member changes go through ``raykube store`` commands, not this API (UNIMPLEMENTED).
+* Status: etcd's fields from this member's Raft and store state; ``version`` is
+  ``backend.VERSION``, a 3.4 version etcdctl 3.4 accepts; ``dbSize`` is the size of the
+  write-ahead log, our on-disk state.
+* Hash and HashKV: a hash of the whole replicated state, equal on members that applied the same
+  entries. HashKV hashes the current state whatever its revision argument, which is only checked
+  against the compacted and future revisions as etcd checks it; ``hash_revision`` says which
+  revision was hashed.
+* Defragment: nothing to defragment in a log-and-snapshot store, a no-op.
+* Alarm: this store raises no alarms, so the list is empty.
+* Snapshot and MoveLeader are not served (UNIMPLEMENTED).
+
+Cluster: MemberList (every voter, named ``store-<id>``, with the URLs the host recorded); member
+changes go through ``raykube store`` commands, not this API (UNIMPLEMENTED).
 """
 
 from __future__ import annotations
@@ -57,10 +62,15 @@ class MaintenanceServicer(rpc_pb2_grpc.MaintenanceServicer):
     @errors.unary
     async def HashKV(self, request: rpc_pb2.HashKVRequest, context: Context) -> rpc_pb2.HashKVResponse:
         _applied, revision, digest = self.backend.kv_hash()
+        compact_revision = self.backend.status().compact_revision
+        if request.revision > revision:
+            raise errors.FUTURE_REV
+        if 0 < request.revision < compact_revision:
+            raise errors.COMPACTED
         return rpc_pb2.HashKVResponse(
             header=self._header(revision),
             hash=digest & _UINT32,
-            compact_revision=self.backend.status().compact_revision,
+            compact_revision=compact_revision,
             hash_revision=revision,
         )
 

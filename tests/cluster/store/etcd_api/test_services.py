@@ -215,3 +215,21 @@ def test_follower_cut_off_from_the_leader_answers_unavailable(served3: Served) -
     assert (e.code(), e.details()) == (grpc.StatusCode.UNAVAILABLE, "etcdserver: request timed out")
     # Serializable reads need no leader.
     assert s.kv.Range(RR(key=b"k", serializable=True)).count == 0
+
+
+def test_hashkv_checks_its_revision_as_etcd(served1: Served) -> None:
+    s = served1.stubs()
+    for i in range(3):
+        put(s, b"h", b"%d" % i)  # revisions 2..4
+    s.kv.Compact(rpc_pb2.CompactionRequest(revision=3))
+    assert s.maintenance.HashKV(rpc_pb2.HashKVRequest(revision=4)).hash_revision == 4
+    e = rpc_error(s.maintenance.HashKV, rpc_pb2.HashKVRequest(revision=2))
+    assert (e.code(), e.details()) == (
+        grpc.StatusCode.OUT_OF_RANGE,
+        "etcdserver: mvcc: required revision has been compacted",
+    )
+    e = rpc_error(s.maintenance.HashKV, rpc_pb2.HashKVRequest(revision=5))
+    assert (e.code(), e.details()) == (
+        grpc.StatusCode.OUT_OF_RANGE,
+        "etcdserver: mvcc: required revision is a future revision",
+    )
