@@ -1,15 +1,16 @@
 """etcd as the in-run peer of the store benchmark.
 
-``EtcdTarget`` starts Debian's ``etcd`` binary (1 or 3 members) on loopback
-with fresh temporary data directories and etcd's default durability (fsync
-on; ``--unsafe-no-fsync`` is never passed), waits until the cluster has a
-leader and serves linearizable reads, and then sends puts to the leader over
-gRPC (``grpc.aio``) with the minimal stubs in ``bench/_etcd_proto``.
+``EtcdTarget`` starts Debian's ``etcd`` binary (1 or 3 members) on loopback with fresh temporary
+data directories and etcd's default durability (fsync on; ``--unsafe-no-fsync`` is never passed),
+and waits until the members agree on a leader (``Maintenance.Status``). The bench then drives it
+through ``bench.etcd_bench_client``, the client it drives raykube's store with.
 
-Connections: a fixed pool of ``conns`` channels (default 4) to the leader,
-used round-robin, one channel per put call. With 64 clients that is 16
-clients per HTTP/2 connection, roughly what etcd's own ``benchmark`` tool is
-run with in etcd's published performance docs (many clients per connection).
+With ``tls`` (the default, as raykube's store serves only TLS) the client port requires a client
+certificate (``--client-cert-auth``) and the members talk mutual TLS to each other, with a
+throw-away CA and certificates made the way ``raykube up`` makes the store's
+(``cluster.store.tls.ensure_store_pki``: EC P-256, the same usages). Each member also serves
+``/metrics`` on a plain loopback port (``--listen-metrics-urls``), from which ``fsyncs`` reads
+etcd's own count of WAL syncs (``etcd_disk_wal_fsync_duration_seconds_count``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
-import itertools
 import os
 import shutil
 import signal
@@ -25,17 +25,19 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
-import grpc
-
-from bench._etcd_proto import etcd_kv_pb2, etcd_kv_pb2_grpc
+from bench.etcd_bench_client import ClientTLS, find_leader
+from cluster.machinery import pki as certutil
+from cluster.machinery.files import private_dir
+from cluster.store.tls import LOOPBACK_HOSTS, StorePki, ensure_store_pki
 
 ETCD_BINARY_ENV = "RAYKUBE_BENCH_ETCD"  # optional override of the etcd binary path
-DEFAULT_CONNS = 4
-PUT_TIMEOUT_S = 30.0
 START_TIMEOUT_S = 40.0
+WAL_FSYNCS_METRIC = "etcd_disk_wal_fsync_duration_seconds_count"
 
 # Processes and directories still to clean up if the interpreter exits without close().
 _LIVE: set[EtcdTarget] = set()
@@ -63,7 +65,7 @@ def etcd_version(binary: str | None = None) -> str | None:
     return out.strip() or None
 
 
-def _free_ports(n: int) -> list[int]:
+def free_ports(n: int) -> list[int]:
     """Ask the kernel for n distinct free loopback ports (sockets held open together)."""
     socks = []
     try:
@@ -77,47 +79,68 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
+def throwaway_pki(pki_dir: Path) -> StorePki:
+    """A fresh CA in ``pki_dir`` and the store's certificates from it, for loopback only."""
+    now = datetime.now(UTC)
+    ca_cert, ca_key = certutil.new_ca(now)
+    pki = StorePki.in_dir(pki_dir)
+    private_dir(pki_dir)
+    certutil.store_pair(pki.ca_cert, pki.ca_key, ca_cert, ca_key)
+    return ensure_store_pki(pki_dir, list(LOOPBACK_HOSTS), now=now)
+
+
+def wal_fsyncs(metrics_text: str) -> int:
+    """etcd's count of WAL syncs in a Prometheus text page (the histogram's ``_count``)."""
+    for line in metrics_text.splitlines():
+        if line.startswith(WAL_FSYNCS_METRIC + " ") or line.startswith(WAL_FSYNCS_METRIC + "{"):
+            return int(float(line.rsplit(" ", 1)[1]))
+    raise ValueError(f"{WAL_FSYNCS_METRIC} not in the metrics page")
+
+
 @dataclass
 class _Member:
     name: str
     client_port: int
     peer_port: int
+    metrics_port: int
     data_dir: Path
     log_path: Path
+    scheme: str
     proc: subprocess.Popen[bytes] | None = None
     log_file: object | None = field(default=None, repr=False)
 
     @property
     def client_url(self) -> str:
-        return f"http://127.0.0.1:{self.client_port}"
+        return f"{self.scheme}://127.0.0.1:{self.client_port}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://127.0.0.1:{self.peer_port}"
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
 
     @property
-    def target(self) -> str:
+    def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
 
 class EtcdTarget:
-    """A local etcd cluster of 1 or 3 members, driven through the gRPC KV API."""
+    """A local etcd cluster of 1 or 3 members; ``endpoints`` and ``client_tls`` say how to reach it."""
 
     name = "etcd"
 
-    def __init__(self, members: int = 1, *, conns: int = DEFAULT_CONNS, data_root: str | None = None):
+    def __init__(self, members: int = 1, *, tls: bool = True, data_root: str | None = None):
         if members not in (1, 3):
             raise ValueError(f"etcd members must be 1 or 3, not {members}")
         self.replicas = members
-        self.conns = max(1, conns)
+        self.tls = tls
         self._data_root = data_root
         self._tmp: Path | None = None
         self._members: list[_Member] = []
-        self._channels: list[object] = []
-        self._stubs: list[object] = []
-        self._rr: itertools.cycle[object] | None = None
-        self._pb2: object | None = None
+        self.client_tls: ClientTLS | None = None
         self.leader_name: str | None = None
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [m.endpoint for m in self._members]
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -136,18 +159,37 @@ class EtcdTarget:
         assert last_error is not None
         raise last_error
 
+    def _security_args(self) -> list[str]:
+        if self._tmp is None or not self.tls:
+            return []
+        pki = throwaway_pki(self._tmp / "pki")
+        self.client_tls = ClientTLS.from_files(pki.ca_cert, pki.etcdctl_cert, pki.etcdctl_key)
+        return [
+            "--cert-file", str(pki.server_cert),
+            "--key-file", str(pki.server_key),
+            "--trusted-ca-file", str(pki.ca_cert),
+            "--client-cert-auth",
+            "--peer-cert-file", str(pki.peer_cert),
+            "--peer-key-file", str(pki.peer_key),
+            "--peer-trusted-ca-file", str(pki.ca_cert),
+            "--peer-client-cert-auth",
+        ]  # fmt: skip
+
     async def _start_once(self, binary: str) -> None:
-        self._pb2 = etcd_kv_pb2
         self._tmp = Path(tempfile.mkdtemp(prefix="raykube-bench-etcd-", dir=self._data_root))
         _LIVE.add(self)
-        ports = _free_ports(2 * self.replicas)
+        security = self._security_args()
+        ports = free_ports(3 * self.replicas)
+        scheme = "https" if self.tls else "http"
         self._members = [
             _Member(
                 name=f"m{i}",
-                client_port=ports[2 * i],
-                peer_port=ports[2 * i + 1],
+                client_port=ports[3 * i],
+                peer_port=ports[3 * i + 1],
+                metrics_port=ports[3 * i + 2],
                 data_dir=self._tmp / f"m{i}.etcd",
                 log_path=self._tmp / f"m{i}.log",
+                scheme=scheme,
             )
             for i in range(self.replicas)
         ]
@@ -162,12 +204,14 @@ class EtcdTarget:
                 "--advertise-client-urls", m.client_url,
                 "--listen-peer-urls", m.peer_url,
                 "--initial-advertise-peer-urls", m.peer_url,
+                "--listen-metrics-urls", f"http://127.0.0.1:{m.metrics_port}",
                 "--initial-cluster", initial_cluster,
                 "--initial-cluster-state", "new",
                 "--initial-cluster-token", token,
                 "--logger", "zap",
                 "--log-outputs", "stderr",
                 "--log-level", "warn",
+                *security,
             ]  # fmt: skip
             m.log_file = open(m.log_path, "wb")  # noqa: SIM115 - closed in close()
             # Own session: a terminal Ctrl-C reaches us, and we stop etcd in close().
@@ -178,53 +222,18 @@ class EtcdTarget:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        await self._wait_ready(grpc)
-        leader = self._leader_member
-        self._channels = [grpc.aio.insecure_channel(leader.target) for _ in range(self.conns)]
-        self._stubs = [etcd_kv_pb2_grpc.KVStub(ch) for ch in self._channels]
-        self._rr = itertools.cycle(self._stubs)
-        # One real put through the pool proves the write path end to end.
-        await self.put(b"\x00raykube-bench-probe", b"ok")
-
-    async def _wait_ready(self, grpc: object) -> None:
-        """Wait until every member answers a linearizable Range and all agree on one leader."""
-        pb2 = self._pb2
-        deadline = time.monotonic() + START_TIMEOUT_S
-        channels = [grpc.aio.insecure_channel(m.target) for m in self._members]  # type: ignore[attr-defined]
+        leader = asyncio.create_task(find_leader(self.endpoints, self.client_tls, START_TIMEOUT_S))
         try:
-            kv = [etcd_kv_pb2_grpc.KVStub(ch) for ch in channels]
-            maint = [etcd_kv_pb2_grpc.MaintenanceStub(ch) for ch in channels]
-            last = "no answer yet"
-            while True:
+            while not leader.done():
                 for m in self._members:
                     rc = m.proc.poll() if m.proc else None
                     if rc is not None:
                         raise RuntimeError(f"etcd member {m.name} exited with code {rc}: {self._log_tail(m)}")
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"etcd cluster not ready after {START_TIMEOUT_S:.0f}s ({last})")
-                try:
-                    ids: list[int] = []
-                    leaders: set[int] = set()
-                    for i in range(len(self._members)):
-                        await kv[i].Range(pb2.RangeRequest(key=b"health"), timeout=2.0)  # type: ignore[attr-defined]
-                        st = await maint[i].Status(pb2.StatusRequest(), timeout=2.0)  # type: ignore[attr-defined]
-                        ids.append(st.header.member_id)
-                        leaders.add(st.leader)
-                    if len(leaders) == 1 and (lid := leaders.pop()) in ids:
-                        self.leader_name = self._members[ids.index(lid)].name
-                        return
-                    last = f"members disagree on the leader: {sorted(leaders)}"
-                except Exception as e:  # keep polling until the deadline
-                    details = e.details() if hasattr(e, "details") else e
-                    last = f"{type(e).__name__}: {details}"
-                await asyncio.sleep(0.1)
+                await asyncio.wait([leader], timeout=0.2)
+            endpoint, _ = leader.result()
         finally:
-            for ch in channels:
-                await ch.close()
-
-    @property
-    def _leader_member(self) -> _Member:
-        return next(m for m in self._members if m.name == self.leader_name)
+            leader.cancel()
+        self.leader_name = next(m.name for m in self._members if m.endpoint == endpoint)
 
     def _log_tail(self, m: _Member, n: int = 800) -> str:
         try:
@@ -232,22 +241,17 @@ class EtcdTarget:
         except OSError:
             return "(no log)"
 
-    async def put(self, key: bytes, value: bytes) -> None:
-        assert self._rr is not None, "start() first"
-        await next(self._rr).Put(self._pb2.PutRequest(key=key, value=value), timeout=PUT_TIMEOUT_S)  # type: ignore[attr-defined]
+    async def fsyncs(self) -> int | None:
+        """WAL syncs over all members, as etcd counts them (``WAL_FSYNCS_METRIC``)."""
 
-    async def counters(self) -> dict[str, int | None]:
-        """The cluster's revision (a linearizable count-only Range); etcd's fsyncs are not counted (None)."""
-        assert self._rr is not None, "start() first"
-        req = self._pb2.RangeRequest(key=b"\x00", count_only=True)  # type: ignore[attr-defined]
-        resp = await next(self._rr).Range(req, timeout=PUT_TIMEOUT_S)  # type: ignore[attr-defined]
-        return {"revision": int(resp.header.revision), "fsyncs": None}
+        def read(port: int) -> int:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                return wal_fsyncs(resp.read().decode())
+
+        counts = await asyncio.gather(*(asyncio.to_thread(read, m.metrics_port) for m in self._members))
+        return sum(counts)
 
     async def close(self) -> None:
-        channels, self._channels, self._stubs, self._rr = self._channels, [], [], None
-        for ch in channels:
-            with contextlib.suppress(Exception):
-                await ch.close()  # type: ignore[attr-defined]
         self._stop_processes()
 
     def _stop_processes(self) -> None:
@@ -273,6 +277,7 @@ class EtcdTarget:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
         self._members = []
+        self.client_tls = None
         _LIVE.discard(self)
 
 

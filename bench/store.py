@@ -1,11 +1,11 @@
-"""Store benchmark: raykube's replicated store against etcd, same harness, same machine.
+"""Store benchmark: raykube's replicated store against etcd, same client, same requests, same run.
 
-For each (replicas, clients, value_bytes) the harness warms the target up,
-then runs ``clients`` concurrent asyncio workers, each doing sequential puts
-of unique 8-byte keys for a fixed duration, timing every put with
-``time.perf_counter_ns``. Systems are measured back to back for each
-configuration (their order alternates between configurations), so both see
-the same machine state. See docs/bench-store.md.
+Both systems serve etcd's v3 gRPC API, and the bench drives both through one client
+(``bench.etcd_bench_client``: the same stubs, the same channels to the leader) and one request
+stream (``bench.etcd_workloads``: keys and values from a seeded generator, the same for both).
+For each replica count both systems are started; then every (workload, clients, value_bytes) is
+measured on one system and right after on the other, the order alternating between configurations,
+so both see the same machine state. See docs/bench-store.md.
 
 Entry point: ``main(argv)`` (``raykube bench store ...`` / ``python -m bench.store``).
 """
@@ -17,40 +17,25 @@ import asyncio
 import contextlib
 import itertools
 import json
-import math
-import os
-import shutil
-import struct
 import sys
-import tempfile
-import time
-import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import ray
-
+from bench.etcd_bench_client import DEFAULT_CONNS, ClientTLS, EtcdBenchClient
 from bench.etcd_peer import EtcdTarget
-from bench.store_report import fsync_summary, machine_info, ratios, render
-from cluster.bootstrap import (
-    connect_ray,
-    default_data_dir,
-    deploy_store,
-    stop_local_ray_if_ours,
-    teardown,
-    wait_until_serving,
-)
-from cluster.store.client import StoreClient
-from cluster.store.replica import ReplicaOptions
+from bench.etcd_watch_workload import run_watch
+from bench.etcd_workloads import RUNNERS, WORKLOADS, Counter, Phases, Runner, Spec, seed_for, values_for
+from bench.raykube_target import RaykubeTarget, local_ray
+from bench.store_report import fsync_summary, goals, machine_info, ratios, render
 
 SYSTEMS = ("raykube", "etcd")
 FULL_DURATION_S = 5.0
 FULL_WARMUP_S = 1.0
 QUICK_DURATION_S = 1.5
 QUICK_WARMUP_S = 0.3
-RUN_SLACK_S = 60.0  # a measurement that overruns its duration by this much is a failure
+QUICK_MATRIX = {"replicas": [1, 3], "clients": [1, 64], "value_bytes": [256]}
 
 
 # ---- targets --------------------------------------------------------------------------------
@@ -58,103 +43,24 @@ RUN_SLACK_S = 60.0  # a measurement that overruns its duration by this much is a
 
 @runtime_checkable
 class Target(Protocol):
+    """A started system: where its etcd API listens and how to trust it, and its own counts."""
+
     name: str
     replicas: int
 
+    @property
+    def endpoints(self) -> list[str]: ...
+
+    @property
+    def client_tls(self) -> ClientTLS | None: ...
+
     async def start(self) -> None: ...
 
-    async def put(self, key: bytes, value: bytes) -> None: ...
-
-    async def counters(self) -> dict[str, int | None]:
-        """What the system itself says it did: ``revision`` (advanced by one per put) and
-        ``fsyncs`` (None where the system does not report them)."""
+    async def fsyncs(self) -> int | None:
+        """Log syncs so far, summed over the members, as the system counts them (None: unknown)."""
         ...
 
     async def close(self) -> None: ...
-
-
-@contextlib.asynccontextmanager
-async def start_store_for_bench(
-    replicas: int, data_dir: str | os.PathLike[str] | None = None, options: ReplicaOptions | None = None
-) -> AsyncIterator[str]:
-    """A throw-away store in its own namespace (for benchmarks and tests); yields the namespace."""
-    if not ray.is_initialized():
-        connect_ray(None, default_data_dir())
-    namespace = f"raykube-bench-{uuid.uuid4().hex[:8]}"
-    tmp = None
-    if data_dir is None:
-        tmp = tempfile.mkdtemp(prefix="raykube-bench-")
-        data_dir = tmp
-    handles: list[Any] = []
-    try:
-        # Keep the handles: a non-detached actor dies with the last handle to it.
-        handles, _ = await asyncio.to_thread(
-            deploy_store, replicas, Path(data_dir), namespace, options, detached=False
-        )
-        await wait_until_serving(namespace)
-        yield namespace
-    finally:
-        del handles
-        await asyncio.to_thread(teardown, namespace)
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-class RaykubeTarget:
-    """raykube's replicated store, started for the bench and driven through its StoreClient.
-
-    Written against the store client API (``cluster.store.client.StoreClient``), on a store
-    from ``start_store_for_bench``.
-    """
-
-    name = "raykube"
-
-    def __init__(self, replicas: int = 1, *, data_root: str | None = None):
-        if replicas not in (1, 3):
-            raise ValueError(f"raykube replicas must be 1 or 3, not {replicas}")
-        self.replicas = replicas
-        self._data_root = data_root
-        self._tmp: str | None = None
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
-
-    async def start(self) -> None:
-        self._tmp = tempfile.mkdtemp(prefix="raykube-bench-store-", dir=self._data_root)
-        self._stack = contextlib.AsyncExitStack()
-        namespace = await self._stack.enter_async_context(
-            start_store_for_bench(replicas=self.replicas, data_dir=self._tmp)
-        )
-        self._client = await StoreClient.connect(namespace)
-        await self.put(b"\x00raykube-bench-probe", b"ok")
-
-    async def put(self, key: bytes, value: bytes) -> None:
-        await self._client.put(key, value)
-
-    async def counters(self) -> dict[str, int | None]:
-        """The highest revision over the replicas and the sum of their WAL syncs (``status``)."""
-        statuses = await self._client.status()
-        healthy = [st for st in statuses if "revision" in st]
-        if len(healthy) != self.replicas:
-            raise RuntimeError(f"replica status unavailable: {statuses}")
-        return {
-            "revision": max(int(st["revision"]) for st in healthy),
-            "fsyncs": sum(int(st["wal_fsyncs"]) for st in healthy),
-        }
-
-    async def close(self) -> None:
-        client, self._client = self._client, None
-        stack, self._stack = self._stack, None
-        try:
-            if client is not None:
-                await client.close()
-        finally:
-            try:
-                if stack is not None:
-                    await stack.aclose()
-            finally:
-                if self._tmp is not None:
-                    shutil.rmtree(self._tmp, ignore_errors=True)
-                    self._tmp = None
 
 
 def make_target(system: str, replicas: int, *, data_root: str | None = None) -> Target:
@@ -165,105 +71,16 @@ def make_target(system: str, replicas: int, *, data_root: str | None = None) -> 
     raise ValueError(f"unknown system {system!r}")
 
 
-# ---- measurement ----------------------------------------------------------------------------
+WORKLOAD_RUNNERS: dict[str, Runner] = {**RUNNERS, "watch": run_watch}
 
 
-def percentile(sorted_values: Sequence[int | float], q: float) -> float:
-    """Nearest-rank percentile (q in [0, 100]) of an ascending, non-empty sequence."""
-    if not sorted_values:
-        raise ValueError("percentile of an empty sequence")
-    if not 0 <= q <= 100:
-        raise ValueError(f"q must be within [0, 100], not {q}")
-    rank = max(1, math.ceil(q / 100 * len(sorted_values)))
-    return float(sorted_values[rank - 1])
+async def run_workload(client: EtcdBenchClient, spec: Spec, fsyncs: Counter | None = None) -> dict[str, Any]:
+    """One measurement on a connected client: the figures and the counts the system reports.
 
-
-def summarize(latencies_ns: Sequence[int], elapsed_ns: int) -> dict[str, float]:
-    """ops_per_s over the elapsed wall time; p50/p99 of the per-op latencies, in ms."""
-    if not latencies_ns:
-        raise ValueError("no operation completed")
-    if elapsed_ns <= 0:
-        raise ValueError("elapsed time must be positive")
-    lat = sorted(latencies_ns)
-    return {
-        "ops_per_s": round(len(lat) / (elapsed_ns / 1e9), 1),
-        "p50_ms": round(percentile(lat, 50) / 1e6, 3),
-        "p99_ms": round(percentile(lat, 99) / 1e6, 3),
-    }
-
-
-class KeySource:
-    """Unique 8-byte keys (big-endian counter), like etcd's benchmark default key size."""
-
-    def __init__(self, start: int = 1):
-        self._it = itertools.count(start)
-
-    def next(self) -> bytes:
-        return struct.pack(">Q", next(self._it))
-
-
-async def drive(
-    target: Target, clients: int, value: bytes, duration_s: float, keys: KeySource
-) -> tuple[list[int], int]:
-    """Run ``clients`` workers of sequential puts for ``duration_s``; return (latencies_ns, elapsed_ns).
-
-    A worker starts no put after the deadline; the elapsed time runs until the last put ends.
-    Any failed put fails the whole measurement (no partial figures).
+    ``fsyncs`` (optional) reads the system's log-sync counter (see ``bench.etcd_workloads.Phases``).
     """
-    latencies: list[int] = []
-    clock = time.perf_counter_ns
-    start = clock()
-    deadline = start + int(duration_s * 1e9)
-
-    async def worker() -> None:
-        put, rec = target.put, latencies.append
-        while clock() < deadline:
-            key = keys.next()
-            t0 = clock()
-            await put(key, value)
-            rec(clock() - t0)
-
-    async with asyncio.timeout(duration_s + RUN_SLACK_S), asyncio.TaskGroup() as tg:
-        for _ in range(clients):
-            tg.create_task(worker())
-    return latencies, clock() - start
-
-
-async def measure(
-    target: Target, clients: int, value_bytes: int, duration_s: float, warmup_s: float, keys: KeySource
-) -> dict[str, Any]:
-    """The summary of the timed puts, plus the counts a reader can check against the system.
-
-    ``puts`` counts every put sent (warmup included); ``revision_delta`` and ``fsyncs`` are what the
-    system reports it did over the same span (``counters`` before and after), so ``revision_delta ==
-    puts`` and ``fsync`` (fsyncs > 0) are facts of this run, not claims.
-    """
-    value = os.urandom(value_bytes)  # incompressible; the same size for every system
-    before = await target.counters()
-    warm: list[int] = []
-    if warmup_s > 0:
-        warm, _ = await drive(target, clients, value, warmup_s, keys)
-    latencies, elapsed = await drive(target, clients, value, duration_s, keys)
-    after = await target.counters()
-    return {**summarize(latencies, elapsed), **count_fields(len(warm) + len(latencies), before, after)}
-
-
-def count_fields(
-    puts: int, before: dict[str, int | None], after: dict[str, int | None]
-) -> dict[str, int | bool | None]:
-    """``puts``, ``revision_delta``, ``fsyncs`` and ``fsync`` of one measurement (None: not reported)."""
-
-    def delta(name: str) -> int | None:
-        a, b = after.get(name), before.get(name)
-        return None if a is None or b is None else a - b
-
-    fsyncs = delta("fsyncs")
-    return {
-        "puts": puts,
-        "revision_delta": delta("revision"),
-        "fsyncs": fsyncs,
-        "fsync": None if fsyncs is None else fsyncs > 0,
-    }
+    runner = WORKLOAD_RUNNERS[spec.workload]
+    return await runner(client, spec, values_for(spec.seed, spec.value_bytes), Phases(client, fsyncs))
 
 
 def _error_text(e: BaseException) -> str:
@@ -284,65 +101,95 @@ class Config:
     value_bytes: list[int]
     duration_s: float
     warmup_s: float
+    workloads: list[str] = field(default_factory=lambda: list(WORKLOADS))
+    conns: int = DEFAULT_CONNS
     data_root: str | None = None
 
+    def combos(self) -> list[tuple[str, int, int]]:
+        """(workload, clients, value_bytes) in measuring order: workload by workload."""
+        return list(itertools.product(self.workloads, self.clients, self.value_bytes))
 
-def _entry(system: str, replicas: int, clients: int, value_bytes: int) -> dict[str, Any]:
-    return {"system": system, "replicas": replicas, "clients": clients, "value_bytes": value_bytes}
+
+def _entry(
+    workload: str, system: str, replicas: int, clients: int, value_bytes: int, client: str
+) -> dict[str, Any]:
+    return {
+        "workload": workload,
+        "system": system,
+        "replicas": replicas,
+        "clients": clients,
+        "value_bytes": value_bytes,
+        "client": client,
+    }
 
 
-def _error_entry(system: str, replicas: int, clients: int, value_bytes: int, error: str) -> dict[str, Any]:
-    e = _entry(system, replicas, clients, value_bytes)
-    e.update(ops_per_s=None, p50_ms=None, p99_ms=None, error=error)
-    return e
+class _Started:
+    """The systems of one replica count, each with its connected client (or why it has none)."""
+
+    def __init__(self, cfg: Config, replicas: int, say: Any):
+        self.cfg, self.replicas, self.say = cfg, replicas, say
+        self.targets: dict[str, Target] = {}
+        self.clients: dict[str, EtcdBenchClient] = {}
+        self.errors: dict[str, str] = {}
+
+    async def __aenter__(self) -> _Started:
+        for system in self.cfg.systems:
+            self.say(f"starting {system} (replicas={self.replicas})")
+            t = make_target(system, self.replicas, data_root=self.cfg.data_root)
+            try:
+                await t.start()
+                self.targets[system] = t
+                client = EtcdBenchClient(t.endpoints, tls=t.client_tls, conns=self.cfg.conns)
+                await client.connect()
+                self.clients[system] = client
+            except Exception as e:  # recorded, the other system still runs
+                self.errors[system] = f"start failed: {_error_text(e)}"
+                self.say(f"[red]{system} (replicas={self.replicas}) {self.errors[system]}[/red]")
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for client in self.clients.values():
+            with contextlib.suppress(Exception):
+                await client.close()
+        for t in self.targets.values():
+            self.say(f"stopping {t.name} (replicas={self.replicas})")
+            with contextlib.suppress(Exception):
+                await t.close()
 
 
 async def run_suite(cfg: Config, progress: Any = None) -> list[dict[str, Any]]:
-    """Measure every configuration; systems interleaved per configuration."""
+    """Measure every configuration; systems interleaved per configuration, same requests for both."""
     results: list[dict[str, Any]] = []
     say = progress or (lambda msg: None)
+    client_name = EtcdBenchClient.describe(cfg.conns)
     for replicas in cfg.replicas:
-        targets: dict[str, Target] = {}
-        start_errors: dict[str, str] = {}
-        keys = {s: KeySource() for s in cfg.systems}
-        try:
-            for system in cfg.systems:
-                say(f"starting {system} (replicas={replicas})")
-                t = make_target(system, replicas, data_root=cfg.data_root)
-                try:
-                    await t.start()
-                    targets[system] = t
-                except Exception as e:  # recorded, the other system still runs
-                    start_errors[system] = f"start failed: {_error_text(e)}"
-                    say(f"[red]{system} (replicas={replicas}) {start_errors[system]}[/red]")
-                    with contextlib.suppress(Exception):
-                        await t.close()
-            combos = list(itertools.product(cfg.clients, cfg.value_bytes))
-            for i, (clients, value_bytes) in enumerate(combos):
+        async with _Started(cfg, replicas, say) as started:
+            for i, (workload, clients, value_bytes) in enumerate(cfg.combos()):
+                spec = Spec(
+                    workload=workload,
+                    clients=clients,
+                    value_bytes=value_bytes,
+                    duration_s=cfg.duration_s,
+                    warmup_s=cfg.warmup_s,
+                    tag=i + 1,
+                    seed=seed_for(workload, replicas, clients, value_bytes),
+                )
                 order = cfg.systems if i % 2 == 0 else list(reversed(cfg.systems))
                 by_system: dict[str, dict[str, Any]] = {}
                 for system in order:
-                    if system in start_errors:
-                        by_system[system] = _error_entry(
-                            system, replicas, clients, value_bytes, start_errors[system]
-                        )
-                        continue
-                    say(f"{system} replicas={replicas} clients={clients} value_bytes={value_bytes}")
-                    try:
-                        fig = await measure(
-                            targets[system], clients, value_bytes, cfg.duration_s, cfg.warmup_s, keys[system]
-                        )
-                        by_system[system] = {**_entry(system, replicas, clients, value_bytes), **fig}
-                    except Exception as e:  # recorded, never replaced by numbers
-                        by_system[system] = _error_entry(
-                            system, replicas, clients, value_bytes, _error_text(e)
-                        )
+                    row = _entry(workload, system, replicas, clients, value_bytes, client_name)
+                    if system in started.errors:
+                        row.update(ops_per_s=None, p50_ms=None, p99_ms=None, error=started.errors[system])
+                    else:
+                        where = f"replicas={replicas} clients={clients} value_bytes={value_bytes}"
+                        say(f"{system} {workload} {where}")
+                        try:
+                            fsyncs = started.targets[system].fsyncs
+                            row.update(await run_workload(started.clients[system], spec, fsyncs))
+                        except Exception as e:  # recorded, never replaced by numbers
+                            row.update(ops_per_s=None, p50_ms=None, p99_ms=None, error=_error_text(e))
+                    by_system[system] = row
                 results.extend(by_system[s] for s in cfg.systems)
-        finally:
-            for t in targets.values():
-                say(f"stopping {t.name} (replicas={replicas})")
-                with contextlib.suppress(Exception):
-                    await t.close()
     return results
 
 
@@ -359,12 +206,15 @@ def _int_list(text: str) -> list[int]:
     return values
 
 
-def _systems(text: str) -> list[str]:
-    values = [x.strip() for x in text.split(",") if x.strip()]
-    bad = [v for v in values if v not in SYSTEMS]
-    if not values or bad:
-        raise argparse.ArgumentTypeError(f"systems must be among {','.join(SYSTEMS)}, got {text!r}")
-    return list(dict.fromkeys(values))
+def _names(known: Sequence[str], what: str) -> Any:
+    def parse(text: str) -> list[str]:
+        values = [x.strip() for x in text.split(",") if x.strip()]
+        bad = [v for v in values if v not in known]
+        if not values or bad:
+            raise argparse.ArgumentTypeError(f"{what} must be among {','.join(known)}, got {text!r}")
+        return list(dict.fromkeys(values))
+
+    return parse
 
 
 def _replicas(text: str) -> list[int]:
@@ -377,14 +227,33 @@ def _replicas(text: str) -> list[int]:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="raykube bench store",
-        description="Put throughput/latency of raykube's store vs etcd (durable writes, loopback).",
+        description="raykube's store vs etcd through one etcd v3 gRPC client: puts, linearizable gets, "
+        "compare-and-swap txns, watch fan-out (durable writes, loopback).",
     )
-    p.add_argument("--quick", action="store_true", help="short durations; whole run well under 3 minutes")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="short durations and, unless given, replicas 1,3 x clients 1,64 x 256 B (about 3 minutes)",
+    )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON to FILE")
-    p.add_argument("--systems", type=_systems, default=list(SYSTEMS), help="default: raykube,etcd")
-    p.add_argument("--replicas", type=_replicas, default=[1, 3], help="default: 1,3")
-    p.add_argument("--clients", type=_int_list, default=[1, 16, 64], help="default: 1,16,64")
-    p.add_argument("--value-bytes", type=_int_list, default=[256, 4096], help="default: 256,4096")
+    p.add_argument(
+        "--systems", type=_names(SYSTEMS, "systems"), default=list(SYSTEMS), help="default: raykube,etcd"
+    )
+    p.add_argument(
+        "--workloads",
+        type=_names(WORKLOADS, "workloads"),
+        default=list(WORKLOADS),
+        help="default: put,get,txn,watch",
+    )
+    p.add_argument("--replicas", type=_replicas, default=None, help="default: 1,3")
+    p.add_argument("--clients", type=_int_list, default=None, help="default: 1,16,64 (--quick: 1,64)")
+    p.add_argument("--value-bytes", type=_int_list, default=None, help="default: 256,4096 (--quick: 256)")
+    p.add_argument(
+        "--conns",
+        type=int,
+        default=DEFAULT_CONNS,
+        help=f"gRPC channels to the leader (default: {DEFAULT_CONNS})",
+    )
     p.add_argument(
         "--data-root", default=None, help="where temporary data dirs go (default: system temp dir)"
     )
@@ -394,47 +263,46 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def config_from(args: argparse.Namespace) -> Config:
+    """The run's configuration: flags, else the quick or the full defaults."""
+    full = {"replicas": [1, 3], "clients": [1, 16, 64], "value_bytes": [256, 4096]}
+    matrix = QUICK_MATRIX if args.quick else full
+    duration = (
+        args.duration if args.duration is not None else (QUICK_DURATION_S if args.quick else FULL_DURATION_S)
+    )
+    warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else FULL_WARMUP_S)
+    return Config(
+        systems=args.systems,
+        workloads=args.workloads,
+        replicas=args.replicas or matrix["replicas"],
+        clients=args.clients or matrix["clients"],
+        value_bytes=args.value_bytes or matrix["value_bytes"],
+        duration_s=duration,
+        warmup_s=warmup,
+        conns=args.conns,
+        data_root=args.data_root,
+    )
+
+
 @contextlib.contextmanager
 def ray_for(systems: Sequence[str]) -> Iterator[None]:
-    """Join the running Ray for the raykube side, or start a local one and stop it afterwards.
-
-    Without this the store's ``start_store_for_bench`` would start a Ray head that outlives the bench.
-    """
+    """For the raykube side, join the running Ray or start a local one (stopped afterwards)."""
     if "raykube" not in systems:
         yield
         return
-    marker_dir = Path(tempfile.mkdtemp(prefix="raykube-bench-store-ray-"))
-    try:
-        started = connect_ray(None, marker_dir)
-        try:
-            yield
-        finally:
-            if started:
-                stop_local_ray_if_ours(marker_dir)  # the marker connect_ray left says this Ray is ours
-    finally:
-        shutil.rmtree(marker_dir, ignore_errors=True)
+
+    with local_ray():
+        yield
 
 
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
     args = build_parser().parse_args(argv)
-    duration = (
-        args.duration if args.duration is not None else (QUICK_DURATION_S if args.quick else FULL_DURATION_S)
-    )
-    warmup = args.warmup if args.warmup is not None else (QUICK_WARMUP_S if args.quick else FULL_WARMUP_S)
-    if duration <= 0 or warmup < 0:
-        print("duration must be > 0 and warmup >= 0", file=sys.stderr)
+    cfg = config_from(args)
+    if cfg.duration_s <= 0 or cfg.warmup_s < 0 or cfg.conns <= 0:
+        print("duration and conns must be > 0 and warmup >= 0", file=sys.stderr)
         return 2
-    cfg = Config(
-        systems=args.systems,
-        replicas=args.replicas,
-        clients=args.clients,
-        value_bytes=args.value_bytes,
-        duration_s=duration,
-        warmup_s=warmup,
-        data_root=args.data_root,
-    )
     console = Console()
     err = Console(stderr=True)
     machine = machine_info(cfg)
@@ -446,10 +314,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted; targets stopped")
         return 130
+    rows = ratios(results)
     doc = {
         "suite": "store",
+        "client": EtcdBenchClient.describe(cfg.conns),
         "results": results,
-        "ratios": ratios(results),
+        "ratios": rows,
+        "goals": goals(rows),
         "machine": machine,
         "fsync": fsync_summary(results),
     }

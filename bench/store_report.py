@@ -1,4 +1,4 @@
-"""The store benchmark's report: machine facts, the fsync summary, raykube/etcd ratios, the table.
+"""The store benchmark's report: machine facts, the fsync summary, raykube/etcd ratios, goals, the table.
 
 Pure functions of the results ``bench.store`` measured (``machine_info`` reads the machine, nothing
 else reads a clock or a system), so what the report says can be checked against the results alone.
@@ -67,83 +67,159 @@ def machine_info(cfg: Config) -> dict[str, Any]:
         info["etcd_version"] = etcd_version()
     info["duration_s"] = cfg.duration_s
     info["warmup_s"] = cfg.warmup_s
+    info["conns"] = cfg.conns
     return info
 
 
-ETCD_FSYNC = "on: etcd's default, --unsafe-no-fsync never passed (etcd does not report a count here)"
+def fsync_summary(results: list[dict[str, Any]]) -> dict[str, bool | None]:
+    """Per system, whether its log synced in every measurement that wrote, from the counts it reported.
 
-
-def fsync_summary(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per system, whether the store synced its log in every measurement, from the reported counts.
-
-    raykube: True only if every successful measurement saw fsyncs > 0 (False if any saw none; None if
-    nothing was measured); etcd: its configuration (it reports no count through the bench's API).
+    True only if every successful measurement with writes saw fsyncs > 0; False if any saw none;
+    None if nothing was measured or the system reported no count.
     """
-    out: dict[str, Any] = {}
-    rk = [r for r in results if r["system"] == "raykube" and not r.get("error")]
-    if rk:
-        out["raykube"] = all(r.get("fsync") for r in rk)
-    if any(r["system"] == "etcd" for r in results):
-        out["etcd"] = ETCD_FSYNC
+    out: dict[str, bool | None] = {}
+    for system in dict.fromkeys(r["system"] for r in results):
+        rows = [r for r in results if r["system"] == system and not r.get("error") and r.get("writes")]
+        counts = [r.get("fsync") for r in rows]
+        out[system] = None if not counts or None in counts else all(counts)
     return out
 
 
-def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """raykube/etcd ops_per_s per (replicas, clients, value_bytes), from the figures in ``results``."""
-    by_key: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
+Key = tuple[str, int, int, int]
+
+
+def _key(r: dict[str, Any]) -> Key:
+    return (r.get("workload", "put"), r["replicas"], r["clients"], r["value_bytes"])
+
+
+def _pairs(results: list[dict[str, Any]]) -> dict[Key, dict[str, dict[str, Any]]]:
+    by_key: dict[Key, dict[str, dict[str, Any]]] = {}
     for r in results:
-        by_key.setdefault((r["replicas"], r["clients"], r["value_bytes"]), {})[r["system"]] = r
+        by_key.setdefault(_key(r), {})[r["system"]] = r
+    return by_key
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def ratios(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (workload, replicas, clients, value_bytes) measured on both systems: raykube over etcd for
+    ops_per_s (above 1: raykube faster) and for p50/p99 latency (above 1: raykube slower)."""
     out = []
-    for (replicas, clients, vb), pair in by_key.items():
+    for (workload, replicas, clients, vb), pair in _pairs(results).items():
         rk, et = pair.get("raykube"), pair.get("etcd")
         if rk is None or et is None:
             continue
-        value = None
-        if rk.get("ops_per_s") and et.get("ops_per_s"):
-            value = round(rk["ops_per_s"] / et["ops_per_s"], 2)
-        out.append({"replicas": replicas, "clients": clients, "value_bytes": vb, "raykube_over_etcd": value})
+        out.append(
+            {
+                "workload": workload,
+                "replicas": replicas,
+                "clients": clients,
+                "value_bytes": vb,
+                "raykube_over_etcd": _ratio(rk.get("ops_per_s"), et.get("ops_per_s")),
+                "p50_ratio": _ratio(rk.get("p50_ms"), et.get("p50_ms")),
+                "p99_ratio": _ratio(rk.get("p99_ms"), et.get("p99_ms")),
+            }
+        )
+    return out
+
+
+# Issue 17's goals, each a test on one ratio of the rows it names (a row not measured: not judged).
+GOALS: list[tuple[str, dict[str, Any], str, str, float]] = [
+    ("3 replicas, 64 clients, 256 B puts: >= 1.0x etcd", {"workload": "put", "replicas": 3, "clients": 64,
+     "value_bytes": 256}, "raykube_over_etcd", ">=", 1.0),
+    ("3 replicas, 1 client, 256 B puts: p50 <= 2x etcd's", {"workload": "put", "replicas": 3, "clients": 1,
+     "value_bytes": 256}, "p50_ratio", "<=", 2.0),
+    ("linearizable gets at 64 clients: >= 1.0x etcd", {"workload": "get", "clients": 64},
+     "raykube_over_etcd", ">=", 1.0),
+]  # fmt: skip
+
+
+def goals(ratio_rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each goal with the ratios of the rows it covers and whether every one of them meets it
+    (None when no covered row has a ratio)."""
+    out = []
+    for name, where, field, op, bound in GOALS:
+        rows = [r for r in ratio_rows if all(r.get(k) == v for k, v in where.items())]
+        values = [r[field] for r in rows]
+        judged = [v for v in values if v is not None]
+        met = None
+        if judged and len(judged) == len(values):
+            met = all(v >= bound if op == ">=" else v <= bound for v in judged)
+        elif judged:
+            met = False  # a covered row failed: not met
+        out.append(
+            {
+                "goal": name,
+                "ratio": field,
+                "rows": [
+                    {k: r[k] for k in ("replicas", "clients", "value_bytes")} | {field: r[field]}
+                    for r in rows
+                ],
+                "met": met,
+            }
+        )
     return out
 
 
 def ratio_lines(results: list[dict[str, Any]]) -> Iterator[str]:
-    """One line per (replicas, clients, value_bytes): raykube/etcd ops_per_s."""
-    by_key: dict[tuple[int, int, int], dict[str, dict[str, Any]]] = {}
-    for r in results:
-        by_key.setdefault((r["replicas"], r["clients"], r["value_bytes"]), {})[r["system"]] = r
-    for (replicas, clients, vb), pair in by_key.items():
-        head = f"replicas={replicas} clients={clients} value_bytes={vb}: raykube/etcd ops_per_s = "
+    """One line per configuration measured on both systems: the raykube/etcd ratios."""
+    for (workload, replicas, clients, vb), pair in _pairs(results).items():
         rk, et = pair.get("raykube"), pair.get("etcd")
         if rk is None or et is None:
             continue
+        head = f"{workload} replicas={replicas} clients={clients} value_bytes={vb}: raykube/etcd "
         if rk.get("ops_per_s") and et.get("ops_per_s"):
-            yield head + f"{rk['ops_per_s'] / et['ops_per_s']:.2f}"
+            yield head + (
+                f"ops_per_s = {rk['ops_per_s'] / et['ops_per_s']:.2f}, "
+                f"p50 = {rk['p50_ms'] / et['p50_ms']:.2f}, p99 = {rk['p99_ms'] / et['p99_ms']:.2f}"
+            )
         else:
             failed = [s for s, r in (("raykube", rk), ("etcd", et)) if not r.get("ops_per_s")]
             yield head + f"n/a ({', '.join(failed)} failed)"
 
 
+def _counts(r: dict[str, Any]) -> str:
+    """The facts a row carries besides its figures, in a few words."""
+    parts = [f"rev+{r.get('revision_delta')}/{r.get('writes')}w"]
+    if r.get("fsyncs") is not None:
+        parts.append(f"{r['fsyncs']} syncs")
+    if "cas_succeeded" in r:
+        parts.append(f"cas {r['cas_succeeded']}/{r['cas_succeeded'] + r['cas_failed']}")
+    if "events" in r:
+        parts.append(f"{r['events']}/{r['events_expected']} events, {r['puts_per_s']:,.0f} puts/s")
+    return ", ".join(parts)
+
+
 def render(results: list[dict[str, Any]], console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title="raykube bench store (loopback; fsync column: syncs the store reported)")
-    for col in ("system", "replicas", "clients", "value_bytes"):
-        table.add_column(col, justify="right" if col != "system" else "left")
-    for col in ("ops/s", "p50 ms", "p99 ms", "puts", "revision +", "fsyncs"):
+    table = Table(title="raykube bench store (loopback; one etcd v3 gRPC client for both systems)")
+    for col in ("workload", "system", "replicas", "clients", "value_bytes"):
+        table.add_column(col, justify="left" if col in ("workload", "system") else "right")
+    for col in ("ops/s", "p50 ms", "p99 ms"):
         table.add_column(col, justify="right")
+    table.add_column("counts (revision+ / writes, syncs, ...)")
     for r in results:
         if r.get("error"):
-            cells = ["[red]error[/red]", "", "", "", "", ""]
+            cells = ["[red]error[/red]", "", "", ""]
         else:
-            cells = [f"{r['ops_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}"]
-            counts = (r.get(k) for k in ("puts", "revision_delta", "fsyncs"))
-            cells += ["-" if c is None else str(c) for c in counts]
-        table.add_row(r["system"], str(r["replicas"]), str(r["clients"]), str(r["value_bytes"]), *cells)
+            cells = [f"{r['ops_per_s']:,.0f}", f"{r['p50_ms']:.2f}", f"{r['p99_ms']:.2f}", _counts(r)]
+        table.add_row(
+            r.get("workload", "put"),
+            r["system"],
+            str(r["replicas"]),
+            str(r["clients"]),
+            str(r["value_bytes"]),
+            *cells,
+        )
     console.print(table)
     for r in results:
         if r.get("error"):
+            where = f"replicas={r['replicas']} clients={r['clients']} value_bytes={r['value_bytes']}"
             console.print(
-                f"[red]{r['system']} replicas={r['replicas']} clients={r['clients']} "
-                f"value_bytes={r['value_bytes']}: {r['error']}[/red]",
+                f"[red]{r.get('workload', 'put')} {r['system']} {where}: {r['error']}[/red]",
                 markup=True,
                 highlight=False,
                 soft_wrap=True,

@@ -1,4 +1,5 @@
-"""Runs the store harness against a real local etcd (fails without the etcd binary unless opted out)."""
+"""The store harness against a real local etcd (TLS, client certificates): every workload, and what
+the rows say checked against what etcd itself counted."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from bench.etcd_bench_client import EtcdBenchClient
 from bench.etcd_peer import etcd_binary
+from bench.etcd_watch_workload import WATCHERS
 from bench.store import main
-from bench.store_report import ETCD_FSYNC
 from tests.capabilities import needs
 
 pytestmark = needs("etcd", None if etcd_binary() else "etcd binary not found (apt-get install etcd-server)")
@@ -22,7 +24,7 @@ def test_harness_against_etcd(tmp_path: Path) -> None:
         [
             "--systems", "etcd",
             "--replicas", "1",
-            "--clients", "1,4",
+            "--clients", "2",
             "--value-bytes", "256",
             "--duration", "0.5",
             "--warmup", "0.1",
@@ -32,23 +34,29 @@ def test_harness_against_etcd(tmp_path: Path) -> None:
     assert rc == 0
     doc = json.loads(out.read_text())
     assert doc["suite"] == "store"
-    assert doc["fsync"] == {"etcd": ETCD_FSYNC}  # etcd reports no count: its configuration, said so
+    assert doc["client"] == EtcdBenchClient.describe(4)
+    assert doc["fsync"] == {"etcd": True}  # etcd's own WAL sync count moved in every writing row
     assert doc["ratios"] == []  # no raykube peer, no ratio
+    assert [g["met"] for g in doc["goals"]] == [None, None, None]
     assert doc["machine"]["cpu_count"] >= 1
-    results = doc["results"]
-    assert [(r["system"], r["replicas"], r["clients"], r["value_bytes"]) for r in results] == [
-        ("etcd", 1, 1, 256),
-        ("etcd", 1, 4, 256),
-    ]
-    for r in results:
+    rows = {r["workload"]: r for r in doc["results"]}
+    assert list(rows) == ["put", "get", "txn", "watch"]
+    for r in rows.values():
         assert "error" not in r, r
-        assert set(r) == {"system", "replicas", "clients", "value_bytes", "ops_per_s", "p50_ms", "p99_ms"} | {
-            "puts", "revision_delta", "fsyncs", "fsync"
-        }  # fmt: skip
-        assert r["revision_delta"] == r["puts"] > 0  # one etcd revision per put, warmup included
-        assert r["fsyncs"] is None and r["fsync"] is None
+        assert (r["system"], r["replicas"], r["clients"], r["value_bytes"]) == ("etcd", 1, 2, 256)
+        assert r["client"] == doc["client"]
+        assert r["revision_delta"] == r["writes"], r  # one etcd revision per write, warm-up included
         assert 0 < r["ops_per_s"] < 1e7
         assert 0 < r["p50_ms"] <= r["p99_ms"] < 10_000
+    put, get, txn, watch = rows["put"], rows["get"], rows["txn"], rows["watch"]
+    assert put["writes"] == put["requests"] > 0 and put["fsyncs"] > 0 and put["fsync"] is True
+    assert get["writes"] == 0 and get["requests"] > 0
+    assert (
+        txn["cas_succeeded"] + txn["cas_failed"] == txn["requests"]
+        and txn["writes"] == txn["cas_succeeded"] > 0
+    )
+    assert watch["watchers"] == WATCHERS and watch["puts_per_s"] > 0
+    assert watch["events"] == watch["events_expected"] == watch["requests"] * WATCHERS > 0
     # etcd was stopped and its temp data dir removed.
     after = {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("raykube-bench-etcd-")}
     assert after <= before

@@ -1,1 +1,0 @@
-"""Minimal etcd v3 gRPC stubs for the store benchmark (generated from etcd_kv.proto)."""
