@@ -191,7 +191,7 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
                 self._monitor = asyncio.get_running_loop().create_task(self._monitor_leader())
         reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
         try:
-            await stream.write(reader)
+            await stream.write()
         finally:
             reader.cancel()
             stream.close()
@@ -238,6 +238,7 @@ class _Stream:
         self.progress_pending = False  # a WatchProgressRequest waits for every watcher to catch up
         self.ticker: asyncio.Task[None] | None = None
         self.closed = False
+        self.read_error: Exception | None = None
 
     # ------------------------------------------------------------------ Sink (called by the feed)
 
@@ -278,18 +279,24 @@ class _Stream:
     # ------------------------------------------------------------------ requests
 
     async def read(self, requests: AsyncIterator[rpc_pb2.WatchRequest]) -> None:
-        async for req in requests:
-            kind = req.WhichOneof("request_union")
-            if kind == "create_request":
-                self._create(req.create_request)
-            elif kind == "cancel_request":
-                self._cancel(req.cancel_request.watch_id)
-            elif kind == "progress_request":
-                if all(w.synced for w in self.watchers.values()):
-                    self._push(self._progress_all())
-                else:
-                    self.progress_pending = True
-            # an empty request is ignored, as etcd does
+        """Handle requests until the client half-closes (then the writer goes on, as etcd's does)
+        or reading fails (then the writer raises it, which ends the call)."""
+        try:
+            async for req in requests:
+                kind = req.WhichOneof("request_union")
+                if kind == "create_request":
+                    self._create(req.create_request)
+                elif kind == "cancel_request":
+                    self._cancel(req.cancel_request.watch_id)
+                elif kind == "progress_request":
+                    if all(w.synced for w in self.watchers.values()):
+                        self._push(self._progress_all())
+                    else:
+                        self.progress_pending = True
+                # an empty request is ignored, as etcd does
+        except Exception as e:
+            self.read_error = e
+            self.ready.set()
 
     def _create(self, creq: rpc_pb2.WatchCreateRequest) -> None:
         key = creq.key or b"\0"
@@ -377,23 +384,16 @@ class _Stream:
         self.queue.append(item)
         self.ready.set()
 
-    async def write(self, reader: asyncio.Task[None]) -> None:
-        """Send queued responses until the call ends (the handler is cancelled), the reader fails,
-        or the feed fails (UNAVAILABLE)."""
+    async def write(self) -> None:
+        """Send queued responses until the call ends (the handler is cancelled), reading fails,
+        or the stream is aborted (UNAVAILABLE)."""
         write = self.context.write
         while True:
             while not self.queue:
+                if self.read_error is not None:
+                    raise self.read_error
                 self.ready.clear()
-                if reader.done() and reader.exception() is not None:
-                    raise reader.exception()  # type: ignore[misc]
-                if reader.done():  # the client half-closed: keep sending, as etcd does
-                    await self.ready.wait()
-                    continue
-                waiter = asyncio.ensure_future(self.ready.wait())
-                try:
-                    await asyncio.wait((waiter, reader), return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
+                await self.ready.wait()
             item = self.queue.popleft()
             if len(self.queue) == BACKLOG_LOW:
                 self.feed.resync(self)
