@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.cluster.store.etcd_api.served import Served
+from tests.capabilities import require
+from tests.cluster.store.etcd_api.served import ETCDCTL, Served
 
 
 @pytest.fixture(params=[1, 3], ids=["1-replica", "3-replicas"])
 def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Served]:
+    require("etcd", None if Path(ETCDCTL).exists() else f"etcdctl is not installed at {ETCDCTL}")
     s = Served(tmp_path, request.param)
     try:
         yield s

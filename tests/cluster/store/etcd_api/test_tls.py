@@ -15,7 +15,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from cluster.machinery import pki
 from cluster.store.etcd_api.server import ServerTLS
 from cluster.store.etcdpb import rpc_pb2
-from tests.cluster.store.etcd_api.served import Served, Stubs
+from tests.capabilities import require
+from tests.cluster.store.etcd_api.served import ETCDCTL, Served, Stubs
 
 NOW = datetime.now(UTC)
 
@@ -40,6 +41,7 @@ def issue(
 
 @pytest.fixture
 def tls_setup(tmp_path: Path) -> Iterator[tuple[Served, dict[str, Path], bytes]]:
+    require("etcd", None if Path(ETCDCTL).exists() else f"etcdctl is not installed at {ETCDCTL}")
     ca = pki.new_ca(NOW)
     ca_pem = pki.cert_pem(ca[0])
     server_cert, server_key = issue(ca, "raykube-store", ExtendedKeyUsageOID.SERVER_AUTH, ["127.0.0.1"])
