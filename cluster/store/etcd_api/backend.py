@@ -298,16 +298,13 @@ class ReplicaBackend:
 
     async def range(self, op: RangeOp, *, serializable: bool = False) -> RangeResult:
         if not serializable:
-            if self._leads():
-                await self.replica.linearizable_read_index()
-            else:
-                index = await self._to_leader("read_index", ())
-                if not await self.replica.wait_applied(
-                    lambda: self.replica.applied >= index, self.request_timeout
-                ):
-                    raise TimeoutError(
-                        f"replica {self.member_id} did not apply up to read index {index} in time"
-                    )
+            # On the leader this is its own ReadIndex round; on a follower the leader's, then we
+            # wait to have applied as far. Either way a leader change in between is retried.
+            index = await self._to_leader("read_index", ())
+            if not await self.replica.wait_applied(
+                lambda: self.replica.applied >= index, self.request_timeout
+            ):
+                raise TimeoutError(f"replica {self.member_id} did not apply up to read index {index} in time")
         outcome = await self.replica.range(op, serializable=True)
         if isinstance(outcome, StoreError):
             raise outcome
@@ -401,8 +398,10 @@ class ReplicaBackend:
                     )
                 except Exception as e:  # unreachable, or too slow: the outcome of a write is unknown
                     outcome = e
+            elif leader:
+                raise NotLeader(leader)  # no forwarder: the client must go to the leader itself
             else:
-                outcome = NotLeader(leader)
+                outcome = NotLeader(leader)  # an election is on: wait for its outcome
             if method == "propose" and isinstance(outcome, list):
                 refused = [o for o in outcome if isinstance(o, NotLeader)]
                 if not refused:
