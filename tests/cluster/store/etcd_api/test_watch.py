@@ -3,26 +3,31 @@
 Each test drives the stream through the generated stubs the way clientv3 does (one stream, many
 watches) and checks what etcd sends: created first, events in revision order with nothing lost or
 repeated, filters, prev_kv, cancel, compaction, progress, fragments; then that a client leaving
-leaves nothing behind, and that a watch on a follower rides through a leader change.
+leaves nothing behind. ``test_watch_replicas.py`` changes the replicas under a watch;
 ``test_watch_etcdctl.py`` checks the same through the real etcdctl 3.4.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import grpc
-import pytest
 
 from cluster.store.etcd_api.backend import ReplicaBackend
-from cluster.store.etcd_api.watch import ERR_COMPACTED, ERR_DUPLICATE_ID, ERR_EMPTY_RANGE, WatchServicer
-from cluster.store.etcdpb import rpc_pb2, rpc_pb2_grpc
+from cluster.store.etcd_api.watch import (
+    ERR_COMPACTED,
+    ERR_DUPLICATE_ID,
+    ERR_EMPTY_RANGE,
+    WatchServicer,
+    fragments,
+)
+from cluster.store.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
 from cluster.store.mvcc import CompactOp, DeleteRangeOp, PutOp, TxnOp, prefix_end
-from cluster.store.replica import ReplicaOptions
 from tests.cluster.store.etcd_api.cluster import LocalCluster, start_cluster
 
 NOPUT = rpc_pb2.WatchCreateRequest.NOPUT
@@ -375,165 +380,39 @@ def test_slow_client_is_set_aside_then_caught_up(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
-def test_follower_watch_through_leader_change(tmp_path: Path) -> None:
-    async def scenario(c: LocalCluster) -> None:
-        leader = await c.leader()
-        follower = await c.follower()
-        other = next(x for x in c.backends.values() if x is not leader and x is not follower)
-        acked: list[int] = []
-        stop = asyncio.Event()
+def _etcd_send_fragments(wr: rpc_pb2.WatchResponse, max_bytes: int) -> list[rpc_pb2.WatchResponse]:
+    """etcd's v3rpc sendFragments, line by line (ByteSize recomputed after each append)."""
+    if wr.ByteSize() < max_bytes or len(wr.events) < 2:
+        return [wr]
+    out, idx = [], 0
+    while True:
+        cur = rpc_pb2.WatchResponse(header=wr.header, watch_id=wr.watch_id, fragment=True)
+        for ev in wr.events[idx:]:
+            cur.events.append(ev)
+            if len(cur.events) > 1 and cur.ByteSize() >= max_bytes:
+                del cur.events[-1]
+                break
+            idx += 1
+        if idx == len(wr.events):
+            cur.fragment = False
+        out.append(cur)
+        if not cur.fragment:
+            return out
 
-        async def writer(n0: int) -> None:
-            n = n0
-            while not stop.is_set():
-                try:
-                    acked.append(await put(follower, b"/w/%05d" % n, b"%d" % n))  # forwarded to the leader
-                except (TimeoutError, Exception):
-                    await asyncio.sleep(0.02)
-                n += 1
-                await asyncio.sleep(0)
 
-        async with served(follower) as (addr, _):
-            s = Stream(addr)
-            await s.create(b"/w/", prefix_end(b"/w/"), start_revision=1)
-            task = asyncio.get_running_loop().create_task(writer(0))
-            while len(acked) < 50:
-                await asyncio.sleep(0.01)
-            # kill the leader: the other two elect a new one; the follower's watch goes on
-            c.transport.down.add(leader.member_id)
-            c.forwarder.down.add(leader.member_id)
-            await leader.replica.close()
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 15
-            while loop.time() < deadline and not (
-                other.replica.role.name == "LEADER" or follower.replica.role.name == "LEADER"
-            ):
-                await asyncio.sleep(0.02)
-            mark = len(acked)
-            while len(acked) < mark + 50 and loop.time() < deadline:
-                await asyncio.sleep(0.01)
-            stop.set()
-            await task
-            assert len(acked) >= mark + 50, "no writes after the leader change"
-            last = max(acked)
-            got: list[Any] = []
-            while not got or got[-1].kv.mod_revision < last:
-                got.extend(await s.events(1))
-            revs = [e.kv.mod_revision for e in got]
-            assert revs == sorted(set(revs)), "events out of order or repeated"
-            assert set(acked) <= set(revs), (
-                f"acknowledged writes missing: {sorted(set(acked) - set(revs))[:5]}"
+def test_fragments_match_etcd_split() -> None:
+    rng = random.Random(17)
+    for _ in range(300):
+        n = rng.randint(0, 30)
+        events = [
+            kv_pb2.Event(
+                kv=kv_pb2.KeyValue(key=b"/k/%d" % i, value=b"v" * rng.choice([0, 5, 120, 200, 1000, 3000]))
             )
-            # every revision of the store up to `last` is a put of /w/: no gap anywhere
-            assert revs[: revs.index(last) + 1] == list(range(2, last + 1))
-            await s.close()
-        # resuming on the other replica from the middle continues without a gap either
-        async with served(other) as (addr2, _):
-            s2 = Stream(addr2)
-            await s2.create(b"/w/", prefix_end(b"/w/"), start_revision=revs[len(revs) // 2])
-            rest = await s2.events(last - revs[len(revs) // 2] + 1)
-            assert [e.kv.mod_revision for e in rest] == list(range(revs[len(revs) // 2], last + 1))
-            await s2.close()
-
-    run(tmp_path, scenario, size=3)
-
-
-def test_snapshot_past_a_compaction_cancels_a_lagging_follower_watch(tmp_path: Path) -> None:
-    """A follower cut off while the leader writes, compacts and truncates its log receives a
-    snapshot: its watchers below the new compaction point learn it (compacted), they never
-    silently skip the revisions in between; a watcher above it goes on."""
-
-    async def main() -> None:
-        options = ReplicaOptions(tick_seconds=0.01, election_tick=10, snapshot_entries=40, keep_entries=5)
-        c = await start_cluster(tmp_path, 3, options)
-        try:
-            leader = await c.leader()
-            f = await c.follower()
-            await put(leader, b"/n/first")  # 2
-            async with served(f) as (addr, servicer):
-                s = Stream(addr)
-                old = await s.create(b"/n/", prefix_end(b"/n/"), start_revision=2)
-                [first] = await s.events(1)
-                assert first.kv.mod_revision == 2
-                f.replica.blocked = set(c.backends) - {f.member_id}
-                for b in c.backends.values():
-                    if b is not f:
-                        b.replica.blocked = {f.member_id}
-                for i in range(150):
-                    await put(leader, b"/n/%03d" % i)  # 3..152
-                await leader.write(CompactOp(100))
-                for i in range(60):  # past another snapshot, so the log the follower misses is gone
-                    await put(leader, b"/m/%03d" % i)
-                assert leader.replica.storage.first_index() > f.replica.applied + 1
-                for b in c.backends.values():
-                    b.replica.blocked = set()
-                loop = asyncio.get_running_loop()
-                deadline = loop.time() + 15
-                while loop.time() < deadline and f.replica.mvcc.compact_revision < 100:
-                    await asyncio.sleep(0.02)
-                assert f.replica.mvcc.compact_revision == 100, "the follower got no snapshot"
-                gone = await s.read()
-                assert (gone.watch_id, gone.canceled, gone.compact_revision) == (old.watch_id, True, 101), (
-                    gone
-                )
-                fresh = await s.create(b"/n/", prefix_end(b"/n/"), start_revision=101)
-                evs = await s.events(52)
-                assert [e.kv.mod_revision for e in evs] == list(range(101, 153))
-                assert fresh.watch_id != old.watch_id
-                assert servicer.feed.watchers() == 1
-                await s.close()
-        finally:
-            await c.close()
-
-    asyncio.run(main())
-
-
-def test_require_leader_streams_end_on_a_cut_off_replica(tmp_path: Path) -> None:
-    async def scenario(c: LocalCluster) -> None:
-        f = await c.follower()
-        async with served(f, leader_check_interval=0.1) as (addr, servicer):
-            strict = Stream(addr, metadata=(("hasleader", "true"),))
-            await strict.create(b"/r")
-            lenient = Stream(addr)
-            await lenient.create(b"/r")
-            f.replica.blocked = set(c.backends) - {f.member_id}  # hears nobody, reaches nobody
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                await strict.read(timeout=15)
-            assert (err.value.code(), err.value.details()) == (
-                grpc.StatusCode.UNAVAILABLE,
-                "etcdserver: no leader",
-            )
-            # a new stream that requires a leader is refused at once; one that does not is served
-            refused = Stream(addr, metadata=(("hasleader", "true"),))
-            with pytest.raises(grpc.aio.AioRpcError) as err2:
-                await refused.create(b"/r")
-            assert err2.value.details() == "etcdserver: no leader"
-            f.replica.blocked = set()
-            await c.leader()
-            await put(await c.leader(), b"/r", b"back")
-            [ev] = await lenient.events(1)
-            assert ev.kv.value == b"back"
-            for s in (strict, lenient, refused):
-                await s.close()
-            assert servicer.feed.watchers() <= 1
-
-    run(tmp_path, scenario, size=3)
-
-
-@pytest.mark.parametrize("size", [1])
-def test_stream_ends_unavailable_when_the_replica_stops(tmp_path: Path, size: int) -> None:
-    async def scenario(c: LocalCluster) -> None:
-        b = await c.leader()
-        async with served(b) as (addr, _):
-            s = Stream(addr)
-            await s.create(b"/s")
-            b.replica._fail_stop("test: stopped", None)
-            with pytest.raises(grpc.aio.AioRpcError) as err:
-                while True:
-                    resp = await asyncio.wait_for(s.call.read(), 10)
-                    assert resp is not grpc.aio.EOF
-            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert err.value.details() == "etcdserver: server stopped"
-            await s.close()
-
-    run(tmp_path, scenario, size)
+            for i in range(n)
+        ]
+        wr = rpc_pb2.WatchResponse(
+            header=rpc_pb2.ResponseHeader(revision=rng.randint(1, 1 << 40)), watch_id=3
+        )
+        wr.events.extend(events)
+        max_bytes = rng.choice([50, 300, 1000, 2500, 10_000])
+        assert fragments(wr, max_bytes) == _etcd_send_fragments(wr, max_bytes), (n, max_bytes)
