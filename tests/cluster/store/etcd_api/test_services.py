@@ -233,3 +233,29 @@ def test_hashkv_checks_its_revision_as_etcd(served1: Served) -> None:
         grpc.StatusCode.OUT_OF_RANGE,
         "etcdserver: mvcc: required revision is a future revision",
     )
+
+
+def test_writes_and_reads_go_on_across_a_leader_failure(served3: Served) -> None:
+    old = served3.leader_id()
+    survivor = next(rid for rid in served3.ports if rid != old)
+    s = served3.stubs(survivor)
+    put(s, b"before", b"1")
+    rid = RequestId(b"\xcd" * 16, 1, 1).render()
+    first = s.kv.Put(rpc_pb2.PutRequest(key=b"retried", value=b"x"), metadata=[(REQUEST_ID_METADATA, rid)])
+
+    async def stop_leader() -> None:
+        served3.cluster.transport.down.add(old)
+        served3.cluster.forwarder.down.add(old)
+        await served3.servers[old].stop(None)
+        await served3.cluster.backends[old].replica.close()
+
+    served3.run(stop_leader())
+    # The survivor waits out the election (its request timeout covers it) and forwards or serves.
+    after = put(s, b"after", b"2")
+    assert after.header.revision == first.header.revision + 1
+    new_leader = served3.cluster.backends[survivor].replica.leader
+    assert new_leader not in (0, old)
+    retry = s.kv.Put(rpc_pb2.PutRequest(key=b"retried", value=b"x"), metadata=[(REQUEST_ID_METADATA, rid)])
+    assert retry.header.revision == first.header.revision  # the remembered result, not a second write
+    got = s.kv.Range(RR(key=b"\0", range_end=b"\0"))  # every key, as etcdctl get "" --prefix asks
+    assert [(kv.key, kv.version) for kv in got.kvs] == [(b"after", 1), (b"before", 1), (b"retried", 1)]
