@@ -146,19 +146,14 @@ class EventFeed:
         self._sync_wake = asyncio.Event()
         self._feed_task: asyncio.Task[None] | None = None
         self._sync_task: asyncio.Task[None] | None = None
-        self._failed: str | None = None
         self.set_aside = 0  # how many times a slow stream's watcher was taken off the feed
 
     # ------------------------------------------------------------------ watchers
 
     def add(self, w: Watcher) -> None:
         """Start feeding ``w`` from ``w.next_rev``: it replays history first when that is behind."""
-        if self._failed is not None:
-            w.sink.failed(self._failed)
-            return
         if self._feed_task is None:
             self.pos = self.source.header().revision
-            self._failed = None
             loop = asyncio.get_running_loop()
             self._feed_task = loop.create_task(self._feed_loop(), name="etcd-watch-feed")
             self._sync_task = loop.create_task(self._sync_loop(), name="etcd-watch-sync")
@@ -243,8 +238,6 @@ class EventFeed:
         if slow:
             self.set_aside += len(slow)
             self._demote(slow)
-        if pos < revision:
-            self._sync_wake.set()  # not strictly needed; keeps catch-up responsive under load
 
     def _demote(self, watchers: list[Watcher]) -> None:
         for w in watchers:
@@ -254,15 +247,15 @@ class EventFeed:
         self._sync_wake.set()
 
     def _fail(self, reason: str) -> None:
+        """End every watcher's stream; a later watcher starts the feed again (and ends the same
+        way at once if the replica still does not serve)."""
         log.warning("watch feed stopped: %s", reason)
-        self._failed = reason
         sinks = {w.sink for w in self._synced | self._unsynced}
         self._synced.clear()
         self._unsynced.clear()
         self._stop()  # cancels the calling task too: it returns right after
         for sink in sinks:
             sink.failed(reason)
-        self._failed = None  # the next watcher tries again (and fails at once if still stopped)
 
     # ------------------------------------------------------------------ catching up
 
