@@ -14,10 +14,11 @@ One stream carries many watches. What the client sees follows etcd's ``v3rpc/wat
   left empty sends nothing). With ``fragment`` a response of at least ``max_response_bytes``
   (etcd: --max-request-bytes + 512 KiB of gRPC overhead) with two events or more is split as etcd
   splits it: ``fragment`` true on all parts but the last.
-* **compaction**: a start revision the history no longer holds ends the watch with one response,
-  ``compact_revision`` (the oldest revision a watch can start from: our compact revision + 1,
-  because the events *of* the compact revision itself are gone) and ``canceled``, header revision
-  0, as etcd sends it.
+* **compaction**: a start revision below the compact revision ends the watch with one response,
+  ``compact_revision`` and ``canceled``, header revision 0, as etcd sends it. A watch from exactly
+  the compact revision starts, as in etcd, with the versions written at that revision that
+  compaction kept (``MVCCStore.events`` holds only later revisions, so they are read back as a
+  range at the compact revision: the puts; a delete at that revision is lost, in etcd too).
 * **cancel**: a response with ``canceled``; an unknown id is ignored (etcd answers nothing).
 * **progress**: a watch with ``progress_notify`` gets an empty response with its watch id every
   ``progress_interval`` seconds (etcd: 10 minutes, plus up to 10 % jitter) when it got no event
@@ -51,7 +52,7 @@ import grpc
 from cluster.store.etcd_api.backend import Backend
 from cluster.store.etcd_api.watch_feed import BACKLOG_LOW, EventFeed, Watcher
 from cluster.store.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
-from cluster.store.ops import MAX_REQUEST_BYTES, Event, EventType, KeyValue
+from cluster.store.ops import MAX_REQUEST_BYTES, Compacted, Event, EventType, KeyValue, RangeOp
 
 log = logging.getLogger("raykube.store.watch")
 
@@ -285,7 +286,7 @@ class _Stream:
             async for req in requests:
                 kind = req.WhichOneof("request_union")
                 if kind == "create_request":
-                    self._create(req.create_request)
+                    await self._create(req.create_request)
                 elif kind == "cancel_request":
                     self._cancel(req.cancel_request.watch_id)
                 elif kind == "progress_request":
@@ -298,7 +299,7 @@ class _Stream:
             self.read_error = e
             self.ready.set()
 
-    def _create(self, creq: rpc_pb2.WatchCreateRequest) -> None:
+    async def _create(self, creq: rpc_pb2.WatchCreateRequest) -> None:
         key = creq.key or b"\0"
         range_end = creq.range_end
         revision = self.servicer.backend.header().revision
@@ -342,9 +343,32 @@ class _Stream:
         self.watchers[wid] = w
         # Queued before the feed can hand w anything: the created response always comes first.
         self._push(rpc_pb2.WatchResponse(header=self.servicer.header(revision), watch_id=wid, created=True))
+        compact = self.servicer.backend.status().compact_revision
+        if compact and w.start_revision == compact:
+            await self._replay_compact_revision(w, compact)
+            if self.watchers.get(wid) is not w:
+                return  # canceled, or the stream ended, meanwhile
         self.feed.add(w)
         if w.progress_notify and self.ticker is None:
             self.ticker = asyncio.get_running_loop().create_task(self._tick())
+
+    async def _replay_compact_revision(self, w: Watcher, compact: int) -> None:
+        """etcd serves a watch from exactly its compact revision: the versions written at that
+        revision which compaction kept (puts: a delete there left nothing, in etcd too), without
+        prev_kv (the revision before is gone). Our event log starts after the compact revision, so
+        they are read back as a range at it; the feed goes on from the next revision."""
+        try:
+            got = await self.servicer.backend.range(
+                RangeOp(w.key, w.range_end, revision=compact), serializable=True
+            )
+        except Compacted:
+            return  # compacted further meanwhile: the feed answers with the new compact revision
+        if not w.no_put:
+            events = [Event(EventType.PUT, kv) for kv in got.kvs if kv.mod_revision == compact]
+            if events:
+                self.deliver(w, events, compact)
+        w.next_rev = compact + 1
+        w.progress_rev = compact
 
     def _cancel(self, wid: int) -> None:
         w = self.watchers.pop(wid, None)

@@ -13,10 +13,10 @@ duplicate-free, the way etcd's ``watchableStore`` does it:
   the replica's event log in chunks and moves it to the synced set once it has caught up with
   the feed; reading and joining happen in one loop step, so nothing falls in between. A
   watcher's ``next_rev`` only grows, so an event already handed out is never handed out again.
-* A start revision at or below the compaction point (ours: ``MVCCStore.events`` keeps the events
-  above the compact revision ``c``, so the first revision a watch can start from is ``c + 1``)
-  ends the watcher with ``Sink.compacted(watcher, c + 1)``: etcd's ``compact_revision`` is "the
-  minimum historical revision available", the revision a client may start from again.
+* A ``next_rev`` at or below the compact revision ``c`` (``MVCCStore.events`` keeps the events
+  above it) ends the watcher with ``Sink.compacted(watcher, c)``, etcd's number. (A watch that
+  starts exactly at ``c`` is served from a range read by the stream before it joins the feed,
+  with ``next_rev`` ``c + 1``, as etcd serves it.)
 * ``progress_rev``: every event of the watcher's range at or below it has been handed to the
   stream; progress notifications carry it.
 
@@ -272,7 +272,7 @@ class EventFeed:
                         self._catch_up(w)
                     except Compacted as e:
                         self._unsynced.discard(w)
-                        w.sink.compacted(w, e.compact_revision + 1)
+                        w.sink.compacted(w, e.compact_revision)
                         if not self.watchers():
                             self._stop()
                             return

@@ -236,13 +236,15 @@ def test_compacted_start_revision(tmp_path: Path) -> None:
             created = await s.create(b"/c", start_revision=3)
             assert created.watch_id == 0 and not created.canceled
             gone = await s.read()
-            assert gone.watch_id == 0 and gone.canceled and gone.compact_revision == 6, gone
+            assert gone.watch_id == 0 and gone.canceled and gone.compact_revision == 5, gone
             assert not gone.events and gone.header.revision == 0
             # compact_revision is where a watch can start again
             ok = await s.create(b"/c", start_revision=gone.compact_revision)
             assert ok.watch_id == 1 and not ok.canceled
-            evs = await s.events(2, watch_id=1)
-            assert [e.kv.mod_revision for e in evs] == [6, 7]
+            evs = await s.events(3, watch_id=1)
+            # from the compact revision itself: the version written there that compaction kept, as etcd
+            assert [e.kv.mod_revision for e in evs] == [5, 6, 7]
+            assert [e.kv.value for e in evs] == [b"3", b"4", b"5"] and not evs[0].HasField("prev_kv")
             assert servicer.feed.watchers() == 1
             await s.close()
 
