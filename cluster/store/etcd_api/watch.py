@@ -189,8 +189,12 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
         if metadata.get(REQUIRE_LEADER_KEY) == "true":
             self._need_leader.add(stream)
             if self._monitor is None:
-                self._monitor = asyncio.get_running_loop().create_task(self._monitor_leader())
-        reader = asyncio.get_running_loop().create_task(stream.read(request_iterator))
+                self._monitor = asyncio.get_running_loop().create_task(
+                    self._monitor_leader(), name="etcd-watch-leader"
+                )
+        reader = asyncio.get_running_loop().create_task(
+            stream.read(request_iterator), name="etcd-watch-reader"
+        )
         try:
             await stream.write()
         finally:
@@ -350,7 +354,7 @@ class _Stream:
                 return  # canceled, or the stream ended, meanwhile
         self.feed.add(w)
         if w.progress_notify and self.ticker is None:
-            self.ticker = asyncio.get_running_loop().create_task(self._tick())
+            self.ticker = asyncio.get_running_loop().create_task(self._tick(), name="etcd-watch-progress")
 
     async def _replay_compact_revision(self, w: Watcher, compact: int) -> None:
         """etcd serves a watch from exactly its compact revision: the versions written at that
