@@ -3,11 +3,11 @@
 One stream carries many watches. What the client sees follows etcd's ``v3rpc/watch.go``:
 
 * **create**: a ``created`` response first, with the watch id (the client's ``watch_id`` when
-  non-zero, else the lowest unused id of the stream, from 0) and in its header the revision the
-  watch starts after when ``start_revision`` is 0. An id already in use, or an empty range, is
-  answered with ``created`` and ``canceled``, watch id -1 and etcd's mvcc text as the cancel
-  reason; a negative start revision with etcd's compacted text. An empty key means "\\0" (the
-  smallest key); a range end "\\0" means every key >= key.
+  non-zero, else the stream's next id: from 0 up, skipping ids in use, never going back) and in
+  its header the revision the watch starts after when ``start_revision`` is 0. An id already in
+  use, or an empty range, is answered with ``created`` and ``canceled``, watch id -1 and etcd's
+  mvcc text as the cancel reason; a negative start revision with etcd's compacted text. An empty
+  key means "\\0" (the smallest key); a range end "\\0" means every key >= key.
 * **events**: in revision order, every revision whole, nothing twice and nothing left out, each
   response's header revision at least its last event's (``cluster.store.etcd_api.watch_feed``).
   ``prev_kv`` adds the replaced version; filters ``NOPUT``/``NODELETE`` drop event types (a batch
@@ -50,9 +50,11 @@ from typing import Any
 import grpc
 
 from cluster.store.etcd_api.backend import Backend
+from cluster.store.etcd_api.convert import event_pb, header_pb
+from cluster.store.etcd_api.errors import COMPACTED, NO_LEADER, STOPPED
 from cluster.store.etcd_api.watch_feed import BACKLOG_LOW, EventFeed, Watcher
 from cluster.store.etcdpb import kv_pb2, rpc_pb2, rpc_pb2_grpc
-from cluster.store.ops import MAX_REQUEST_BYTES, Compacted, Event, EventType, KeyValue, RangeOp
+from cluster.store.ops import MAX_REQUEST_BYTES, Compacted, Event, EventType, RangeOp
 
 log = logging.getLogger("raykube.store.watch")
 
@@ -65,23 +67,12 @@ GRPC_OVERHEAD_BYTES = 512 * 1024
 INVALID_WATCH_ID = -1
 ERR_DUPLICATE_ID = "mvcc: duplicate watch ID provided on the WatchStream"
 ERR_EMPTY_RANGE = "mvcc: watcher range is empty"
-ERR_COMPACTED = "etcdserver: mvcc: required revision has been compacted"
-ERR_STOPPED = "etcdserver: server stopped"
-ERR_NO_LEADER = "etcdserver: no leader"
+ERR_COMPACTED = COMPACTED.message
+ERR_STOPPED = STOPPED.message
+ERR_NO_LEADER = NO_LEADER.message
 REQUIRE_LEADER_KEY = "hasleader"  # clientv3.WithRequireLeader's metadata
 ELECTION_TIMEOUT = 1.0  # etcd's default (100 ms ticks x 10): how often a leaderless replica is noticed
 MAX_NO_LEADER = 3  # etcd's maxNoLeaderCnt: checks without a leader before such streams end
-
-
-def kv_pb(kv: KeyValue) -> kv_pb2.KeyValue:
-    return kv_pb2.KeyValue(
-        key=kv.key,
-        create_revision=kv.create_revision,
-        mod_revision=kv.mod_revision,
-        version=kv.version,
-        value=kv.value,
-        lease=kv.lease,
-    )
 
 
 class _EventCache:
@@ -98,11 +89,7 @@ class _EventCache:
         hit = cache.get(id(ev))
         if hit is not None and hit[0] is ev:
             return hit[1]
-        msg = kv_pb2.Event(
-            type=kv_pb2.Event.DELETE if ev.type == EventType.DELETE else kv_pb2.Event.PUT, kv=kv_pb(ev.kv)
-        )
-        if prev_kv and ev.prev_kv is not None:
-            msg.prev_kv.CopyFrom(kv_pb(ev.prev_kv))
+        msg = event_pb(ev, prev_kv)
         if len(cache) >= self.size:
             cache.clear()
         cache[id(ev)] = (ev, msg)
@@ -173,10 +160,7 @@ class WatchServicer(rpc_pb2_grpc.WatchServicer):
         self._monitor: asyncio.Task[None] | None = None
 
     def header(self, revision: int | None = None) -> rpc_pb2.ResponseHeader:
-        h = self.backend.header(revision)
-        return rpc_pb2.ResponseHeader(
-            cluster_id=h.cluster_id, member_id=h.member_id, revision=h.revision, raft_term=h.raft_term
-        )
+        return header_pb(self.backend.header(revision))
 
     async def Watch(
         self, request_iterator: AsyncIterator[rpc_pb2.WatchRequest], context: grpc.aio.ServicerContext
