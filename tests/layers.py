@@ -33,8 +33,10 @@ COMPONENTS: dict[str, str] = {
     "cluster.store": "store",
     "cluster.store.members": "store-glue",  # membership changes on Ray: the keeper's loop, `store member`
     "cluster.store.endpoints": "store-glue",  # the replicas' client URLs, asked of their actors
+    "cluster.store.clients": "store-glue",  # which store client (gRPC or Ray calls) and its endpoints
     "cluster.client": "client",
     "cluster.apiserver": "apiserver",
+    "cluster.apiserver.actor": "apiserver-glue",  # the API server actor: connects to the store (store-glue)
     "cluster.scheduler": "scheduler",
     "cluster.controllers": "controllers",
     "cluster.controllers.actor": "controller-glue",
@@ -52,7 +54,7 @@ COMPONENTS: dict[str, str] = {
 # Everything below the glue: what the bootstrap wires together.
 _PARTS = frozenset(
     {"machinery", "naming", "store", "client", "apiserver", "scheduler", "controllers", "cri", "nodeagent"}
-    | {"netplugins", "cni", "csi", "node-glue", "controller-glue", "store-glue"}
+    | {"netplugins", "cni", "csi", "node-glue", "controller-glue", "store-glue", "apiserver-glue"}
 )
 # component -> the other components it may import. Directions point one way:
 # machinery <- store <- client <- {apiserver, scheduler, controllers, nodeagent, netplugins} <- glue.
@@ -64,6 +66,7 @@ ALLOWED: dict[str, frozenset[str]] = {
     "csi": frozenset({"machinery"}),  # machinery: the shared stub generator and file helpers only
     "store": frozenset({"machinery"}),
     "store-glue": frozenset({"machinery", "naming", "store"}),
+    "apiserver-glue": frozenset({"machinery", "store", "client", "apiserver", "store-glue"}),
     "client": frozenset({"machinery"}),
     "apiserver": frozenset({"machinery", "store", "client"}),
     "scheduler": frozenset({"machinery", "client"}),

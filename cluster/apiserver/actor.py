@@ -26,7 +26,7 @@ from cluster.apiserver.auth.options import SecurityOptions
 from cluster.apiserver.server import run_server
 from cluster.apiserver.tls import Pki, server_ssl_context
 from cluster.machinery.files import private_dir, write_private
-from cluster.store.client import StoreClient
+from cluster.store.clients import connect_store
 
 log = logging.getLogger("raykube.apiserver")
 
@@ -99,9 +99,13 @@ class ApiServerActor:
         claim_port: bool = False,
         pki_files: dict[str, bytes] | None = None,
         security: dict[str, Any] | None = None,
+        store_client: str | None = None,
     ) -> None:
+        """``store_client``: ``grpc`` or ``ray`` (``cluster.store.clients``; None: this process's
+        ``$RAYKUBE_STORE_CLIENT``, else the default)."""
         logging.basicConfig(level=logging.INFO)
         self.namespace = namespace
+        self.store_client = store_client
         self.services = ServiceNetwork.parse(service_cidr)
         if pki_files:
             install_pki(Path(pki_dir), pki_files)
@@ -121,7 +125,8 @@ class ApiServerActor:
     async def _start(self) -> None:
         if self.claim_port:
             await _wait_port_free(self.host, self.port)
-        client = await StoreClient.connect(self.namespace)
+        # The store's client certificate is in the PKI directory (shipped with ``pki_files``).
+        client = await connect_store(self.namespace, pki_dir=self.pki.ca_cert.parent, kind=self.store_client)
         ctx = self.ssl = server_ssl_context(self.pki)
 
         def ready(port: int) -> None:
