@@ -11,10 +11,12 @@ from typing import Any
 from cluster.store.etcd_api.backend import ReplicaBackend
 from cluster.store.etcd_api.watch import WatchServicer
 from cluster.store.mvcc import CompactOp, DeleteRangeOp
+from tests.capabilities import needs
 from tests.cluster.store.etcd_api.cluster import LocalCluster
 from tests.cluster.store.etcd_api.test_watch import put, run, served
 
 ETCDCTL = "/usr/bin/etcdctl"
+needs_etcdctl = needs("etcd", None if Path(ETCDCTL).exists() else f"etcdctl is not installed at {ETCDCTL}")
 
 
 class Etcdctl:
@@ -84,6 +86,7 @@ async def _watch_lines(b: ReplicaBackend, addr: str, servicer: WatchServicer) ->
         await prev.stop()
 
 
+@needs_etcdctl
 def test_etcdctl_watch_prefix_rev_prev_kv(tmp_path: Path) -> None:
     async def scenario(c: LocalCluster) -> None:
         b = await c.leader()
@@ -93,6 +96,7 @@ def test_etcdctl_watch_prefix_rev_prev_kv(tmp_path: Path) -> None:
     run(tmp_path, scenario)
 
 
+@needs_etcdctl
 def test_etcdctl_watch_compacted_and_interactive_progress(tmp_path: Path) -> None:
     async def scenario(c: LocalCluster) -> None:
         b = await c.leader()
