@@ -64,7 +64,8 @@ from cluster.scheduler.actor import ACTOR_NAME as SCHEDULER_ACTOR
 from cluster.scheduler.actor import SchedulerActor
 from cluster.security import security_options
 from cluster.storage_defaults import ensure_with_kubeconfig as ensure_storage_defaults
-from cluster.store_deploy import PG_NAME, alive_nodes, deploy_store, wait_until_serving
+from cluster.store.clients import client_kind
+from cluster.store_deploy import PG_NAME, alive_nodes, deploy_store, store_pki, wait_until_serving
 from cluster.up_config import (
     DEFAULT_VOLUME_PLUGIN,
     ClusterConfig,
@@ -75,6 +76,7 @@ from cluster.up_config import (
     chosen_network,
     chosen_replicas,
     chosen_service_cidr,
+    chosen_store_port,
     chosen_tls_sans,
     chosen_volume_plugin,
 )
@@ -186,7 +188,7 @@ def deploy_apiserver(
         actor = ApiServerActor.options(**pinned(name, node, namespace)).remote(  # type: ignore[attr-defined]
             namespace, str(pki_dir), host, bound, service_cidr,
             node=names[node], reuse_port=True, claim_port=first, pki_files=None if first else files,
-            security=(security or SecurityOptions()).to_dict(),
+            security=(security or SecurityOptions()).to_dict(), store_client=client_kind(),
         )  # fmt: skip
         served: int = ray.get(actor.ready.remote(), timeout=120)
         if first:
@@ -384,6 +386,7 @@ def up(config: UpConfig) -> Iterator[UpStep]:
     service_cidr = chosen_service_cidr(config, existing, network.plugin)
     lb_pool = chosen_lb_pool(config, existing)
     tls_sans = chosen_tls_sans(config, existing)
+    store_port = chosen_store_port(config, existing)
     _controllers_spec(config.controllers)  # refuse an unknown controller name before starting anything
     try:
         security = security_options(
@@ -413,10 +416,11 @@ def up(config: UpConfig) -> Iterator[UpStep]:
         tls_sans=tls_sans,
         volume_plugin=volume_plugin,
         security=security.to_dict(),
+        store_port=store_port,
     ).save(data_dir)
     had = find_store(namespace)
-    _, placement = deploy_store(replicas, data_dir, namespace)
-    asyncio.run(wait_until_serving(namespace, timeout=config.timeout))
+    _, placement = deploy_store(replicas, data_dir, namespace, store_port=store_port, tls=store_pki(data_dir))
+    asyncio.run(wait_until_serving(namespace, timeout=config.timeout, data_dir=data_dir))
     yield StoreUp(len(had) == replicas, placement)
     port, kubeconfig = deploy_apiserver(
         data_dir, namespace, port=config.port, service_cidr=service_cidr, tls_sans=tls_sans, security=security

@@ -38,8 +38,11 @@ from cluster.node_agents import DELETE_DELAY_ENV, stop_node_agents
 from cluster.ownership import NamespaceTaken, check, purge, release
 from cluster.status import ClusterStatus
 from cluster.status import collect as collect_status
+from cluster.store.api import StoreAPI
 from cluster.store.client import StoreClient, Unavailable
-from cluster.store.members import MembershipRefused, add_member, observe, ray_nodes, remove_member
+from cluster.store.clients import connect_store
+from cluster.store.members import MembershipRefused
+from cluster.store_cli import store_env, store_membership
 from cluster.up_config import ClusterConfig, UpConfig, UpRefused
 from netplugins.actor import network_plugins
 from nodeagent.actor import runtime_limits
@@ -83,6 +86,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         replicas=args.replicas,
         namespace=args.ray_namespace,
         port=args.port,
+        store_port=args.store_port,
         runtime=args.runtime,
         manifests_dir=Path(args.manifests_dir).expanduser() if args.manifests_dir else None,
         timeout=args.timeout,
@@ -212,13 +216,15 @@ def cmd_status(args: argparse.Namespace) -> int:
         console.print("raykube is not running (no store replicas); start it with `raykube up`")
         return 1
     table = Table(title=f"raykube store ({namespace})")
-    for col in ("replica", "node", "role", "leader", "term", "commit", "applied", "revision", "health"):
+    columns = ("replica", "node", "client URL", "role", "leader", "term", "commit", "applied", "revision")
+    for col in (*columns, "health"):
         table.add_column(col, justify="right" if col in ("term", "commit", "applied", "revision") else "left")
     for r in rows:
         node = f"{r.get('node_ip', '?')} ({str(r.get('node_id', ''))[:8]})" if "node_ip" in r else "?"
         table.add_row(
             f"store-{r['id']}",
             node,
+            str(r.get("client_url") or "-"),
             str(r.get("role", "?")),
             f"store-{r['leader']}" if r.get("leader") else "-",
             str(r.get("term", "")),
@@ -275,79 +281,46 @@ def cmd_store(args: argparse.Namespace) -> int:
     connect_ray(args.address, data_dir, start_if_missing=False)
     if _refuse_foreign(namespace, data_dir, "its store is not this one's"):
         return 1
+    if args.op == "env":
+        return store_env(namespace, data_dir)
 
     async def run() -> int:
-        client = await StoreClient.connect(namespace)
-        if args.op in ("members", "member"):
+        if args.op in ("members", "member"):  # membership changes work on the replica actors (Ray)
             try:
-                return await _store_membership(args, client, namespace, data_dir)
+                members = await StoreClient.connect(namespace)
+                return await store_membership(args, members, namespace, data_dir, console)
             except MembershipRefused as e:
                 console.print(f"[red]refused:[/] {e}")
                 return 1
-        if args.op == "put":
-            res = await client.put(args.key.encode(), args.value.encode())
-            console.print(f"OK (revision {res.revision})")
-        elif args.op == "get":
-            if args.prefix:
-                rr = await client.get_prefix(args.key.encode())
-                for kv in rr.kvs:
-                    print(f"{kv.key.decode(errors='replace')}\t{kv.value.decode(errors='replace')}")
-            else:
-                kv = await client.get(args.key.encode())
-                if kv is None:
-                    console.print(f"{args.key}: not found")
-                    return 1
-                print(kv.value.decode(errors="replace"))
-        elif args.op == "del":
-            res = await client.delete(args.key.encode())
-            console.print(f"deleted {res.deleted}")
-        return 0
+        client = await connect_store(namespace, data_dir=data_dir)  # etcd's API, as the API server
+        try:
+            return await _store_keys(args, client)
+        finally:
+            await client.close()
 
     return asyncio.run(run())
 
 
-async def _store_membership(
-    args: argparse.Namespace, client: StoreClient, namespace: str, data_dir: Path
-) -> int:
-    """``store members`` (a table), ``store member add [--node N]``, ``store member remove ID``."""
-    if args.op == "member" and args.key == "add":
-        new_id = await add_member(client, namespace, data_dir, args.node)
-        console.print(f"store-{new_id} added and caught up")
-        return 0
-    if args.op == "member" and args.key == "remove":
-        try:
-            member = int(args.value.removeprefix("store-"))
-        except ValueError:
-            console.print(
-                "usage: raykube store member remove ID (a number, as `raykube store members` shows)"
-            )
-            return 2
-        voters = await remove_member(client, namespace, data_dir, member)
-        console.print(f"store-{member} removed; voters now {', '.join(f'store-{v}' for v in voters)}")
-        return 0
-    if args.op == "member":
-        console.print("usage: raykube store member add [--node NODE] | raykube store member remove ID")
-        return 2
-    views = await observe(client, namespace)
-    nodes = {n.node_id: n for n in await asyncio.to_thread(ray_nodes)}
-    voters = next((v.voters for v in views if v.role == "leader" and v.state == "ok"), ())
-    table = Table(title=f"store members ({namespace})")
-    for col in ("id", "ray node", "node", "role", "voter", "applied", "status"):
-        table.add_column(col, justify="right" if col in ("id", "applied") else "left")
-    for v in views:
-        node = nodes.get(v.node_id)
-        where = f"{node.name} ({node.ip})" + ("" if node.alive else " DEAD") if node else "?"
-        table.add_row(
-            str(v.id),
-            v.node_id[:12] or "?",
-            where,
-            v.role or "-",
-            "yes" if v.id in voters else "no",
-            str(v.applied),
-            v.state,
-        )
-    console.print(table)
-    return 0 if voters and all(v.state == "ok" for v in views if v.id in voters) else 1
+async def _store_keys(args: argparse.Namespace, client: StoreAPI) -> int:
+    """``store put KEY VALUE``, ``store get [--prefix] KEY``, ``store del KEY``."""
+    if args.op == "put":
+        res = await client.put(args.key.encode(), args.value.encode())
+        console.print(f"OK (revision {res.revision})")
+    elif args.op == "get":
+        if args.prefix:
+            rr = await client.get_prefix(args.key.encode())
+            for kv in rr.kvs:
+                print(f"{kv.key.decode(errors='replace')}\t{kv.value.decode(errors='replace')}")
+        else:
+            kv = await client.get(args.key.encode())
+            if kv is None:
+                console.print(f"{args.key}: not found")
+                return 1
+            print(kv.value.decode(errors="replace"))
+    elif args.op == "del":
+        deleted = await client.delete(args.key.encode())
+        console.print(f"deleted {deleted.deleted}")
+    return 0
 
 
 # `raykube bench SUITE` -> the module whose ``main(argv)`` runs it. Imported only when asked for: the
@@ -391,6 +364,14 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--replicas", type=int, default=None, help="store replicas: 1 (default), 3 or 5")
     up.add_argument("--timeout", type=float, default=120.0)
     up.add_argument("--port", type=int, default=6443, help="API server port (HTTPS; 0 picks a free one)")
+    up.add_argument(
+        "--store-port",
+        type=int,
+        default=None,
+        help="first client port of the store replicas (etcd's v3 API; each takes the next free pair of "
+        "client and peer ports from there; 0: free ones). Default: the one in DATA_DIR/cluster.json, "
+        "else 0 with --port 0, else 2379 (etcd's). Replicas keep the ports they were given",
+    )
     up.add_argument(
         "--ray-namespace",
         default=None,
@@ -535,10 +516,11 @@ def build_parser() -> argparse.ArgumentParser:
     store = sub.add_parser(
         "store",
         help="read and write raw keys in the replicated store; list its members (members), add or "
-        "remove one (member add [--node NODE] | member remove ID)",
+        "remove one (member add [--node NODE] | member remove ID); env: export lines for etcdctl "
+        '(eval "$(raykube store env)")',
     )
     common(store)
-    store.add_argument("op", choices=["get", "put", "del", "members", "member"])
+    store.add_argument("op", choices=["get", "put", "del", "members", "member", "env"])
     store.add_argument("key", nargs="?", default="")
     store.add_argument("value", nargs="?", default="")
     store.add_argument("--prefix", action="store_true")

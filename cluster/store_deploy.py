@@ -5,11 +5,17 @@ Placement: one replica is pinned to the node that ran ``up`` (its data is on tha
 replica on a different node (on the control-plane nodes when there are enough); with fewer nodes they
 share the local node (and the CLI says so). A restart goes back to the hosts holding the replicas'
 data, as the store directory records them.
+
+Listening (``store_port``): each replica serves etcd's v3 API on a client port and Raft on a peer
+port of its node, with TLS from the cluster CA (``cluster.store.tls``; ``store_pki`` makes the
+certificates). The ports are ``cluster.store.network.choose_ports``'s, recorded per replica in the
+store directory once the replicas answer (``ENDPOINTS_MARKER``), so a later ``up`` keeps them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +23,11 @@ import ray
 from ray.util.placement_group import placement_group
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
+from cluster.apiserver.tls import ensure_pki
 from cluster.control_plane import find_store
 from cluster.naming import DEFAULT_NAMESPACE
 from cluster.store.actor import StoreReplicaActor, replica_name
-from cluster.store.client import StoreClient
+from cluster.store.clients import connect_store
 from cluster.store.membership import (
     cluster_created,
     home_placement,
@@ -29,7 +36,9 @@ from cluster.store.membership import (
     recorded_homes,
     recorded_members,
 )
+from cluster.store.network import Endpoint, StoreNetwork, choose_ports, record_endpoints, recorded_endpoints
 from cluster.store.replica import ReplicaOptions
+from cluster.store.tls import StoreTls, ensure_store_pki, server_hosts
 
 PG_NAME = "raykube-store"
 CONTROL_PLANE_RESOURCE = "raykube_control_plane"  # the Ray resource deploy/ gives control-plane nodes
@@ -55,13 +64,22 @@ def deploy_store(
     options: ReplicaOptions | None = None,
     *,
     detached: bool = True,
+    store_port: int | None = None,
+    tls: StoreTls | None = None,
 ) -> tuple[list[Any], str]:
     """Create (or find) the store replicas; returns their handles and a placement description.
 
     The members are the ones the cluster marker records (after a replacement or an operator's
-    change they are not ``1..N``: removed ids must never come back); only missing ones are created."""
+    change they are not ``1..N``: removed ids must never come back); only missing ones are created.
+    ``store_port``: the replicas listen (client and peer ports from there, 0: free ones; see
+    ``cluster.store.network``), with ``tls`` when given; None: they talk through Ray only."""
     recorded = recorded_members(data_dir / "store")
     voters = recorded[0] if recorded else list(range(1, replicas + 1))
+    networks: dict[int, StoreNetwork | None] = dict.fromkeys(voters)
+    if store_port is not None:
+        had = {rid: (e.client_port, e.peer_port) for rid, e in recorded_endpoints(data_dir / "store").items()}
+        ports = choose_ports(voters, had, store_port)
+        networks = {rid: StoreNetwork(*ports[rid], tls=tls) for rid in voters}
     running = set(find_store(namespace))
     if all(replica_name(rid) in running for rid in voters):
         handles = [ray.get_actor(replica_name(rid), namespace=namespace) for rid in voters]
@@ -120,7 +138,15 @@ def deploy_store(
             get_if_exists=True,
             lifetime="detached" if detached else None,
             scheduling_strategy=strategy,
-        ).remote(rid, voters, str(data_dir / "store" / f"replica-{rid}"), namespace, options, initial=initial)
+        ).remote(
+            rid,
+            voters,
+            str(data_dir / "store" / f"replica-{rid}"),
+            namespace,
+            options,
+            initial=initial,
+            network=networks[rid],
+        )
         handles.append(handle)
     ray.get([h.ready.remote() for h in handles], timeout=120)
     record_cluster(data_dir / "store", voters)
@@ -129,23 +155,53 @@ def deploy_store(
 
 
 def _record_homes(data_dir: Path, voters: list[int], handles: list[Any]) -> None:
-    """Record the host of every replica that answers (``membership.record_homes``)."""
+    """Record the host of every replica that answers (``membership.record_homes``), and where it
+    listens (``network.record_endpoints``)."""
     hosts = {
         n["NodeID"]: (str(n.get("NodeManagerAddress")), str(n.get("NodeManagerHostname")))
         for n in alive_nodes()
     }
     homes = recorded_homes(data_dir / "store")
+    endpoints = recorded_endpoints(data_dir / "store")
     for rid, handle in zip(voters, handles, strict=True):
         with contextlib.suppress(Exception):
-            node = ray.get(handle.status.remote(), timeout=5).get("node_id")
+            st = ray.get(handle.status.remote(), timeout=5)
+            node = st.get("node_id")
             if node in hosts:
                 homes[rid] = hosts[node]
+            if st.get("client_port"):
+                endpoints[rid] = Endpoint(
+                    rid, str(st["node_ip"]), int(st["client_port"]), int(st["peer_port"])
+                )
     record_homes(data_dir / "store", {rid: home for rid, home in homes.items() if rid in voters})
+    record_endpoints(data_dir / "store", [e for rid, e in endpoints.items() if rid in voters])
 
 
-async def wait_until_serving(namespace: str, timeout: float = 60.0) -> None:
-    """Return once a linearizable read succeeds (a leader exists and has committed in its term)."""
-    client = await StoreClient.connect(namespace, deadline=timeout, request_timeout=2.0)
+def store_pki(data_dir: Path) -> StoreTls:
+    """The store's certificates (``cluster.store.tls.ensure_store_pki``), the cluster CA made first
+    when this is a new cluster: named for loopback, every alive Ray node and this host, and the
+    replica names (``store-1`` to ``store-5``, or to the highest id used)."""
+    pki_dir = data_dir / "pki"
+    ensure_pki(pki_dir, hosts=[])  # the CA (and a first API server certificate, re-issued with its names)
+    recorded = recorded_members(data_dir / "store")
+    ids = range(1, max(5, recorded[1] if recorded else 0) + 1)
+    nodes = [
+        (str(n.get("NodeManagerAddress") or ""), str(n.get("NodeManagerHostname") or ""))
+        for n in alive_nodes()
+    ]
+    nodes.append((ray.util.get_node_ip_address(), socket.gethostname()))  # type: ignore[no-untyped-call]
+    hosts = server_hosts(nodes, [replica_name(rid) for rid in ids])
+    return StoreTls.load(ensure_store_pki(pki_dir, hosts))
+
+
+async def wait_until_serving(namespace: str, timeout: float = 60.0, data_dir: Path | None = None) -> None:
+    """Return once a linearizable read succeeds (a leader exists and has committed in its term). With
+    ``data_dir``, through the client our components use (``cluster.store.clients``: etcd's API with
+    the certificate in ``data_dir/pki``, unless ``$RAYKUBE_STORE_CLIENT=ray``), else through Ray calls."""
+    kind = None if data_dir is not None else "ray"
+    client = await connect_store(
+        namespace, data_dir=data_dir, kind=kind, deadline=timeout, request_timeout=2.0
+    )
     try:
         await client.get(b"/raykube/health")
     finally:

@@ -21,6 +21,7 @@ from cluster.machinery.cidrset import DEFAULT_CLUSTER_CIDR, CidrError, parse_clu
 from cluster.machinery.files import private_dir, write_private
 from cluster.machinery.ippool import DEFAULT_LB_POOL, PoolError, parse_pool
 from cluster.naming import DEFAULT_NAMESPACE
+from cluster.store.network import DEFAULT_CLIENT_PORT
 from netplugins.cni.plugin import PluginLoadError, load_plugin
 from nodeagent.actor import load_runtime
 from nodeagent.csi.plugin import PluginLoadError as CSIPluginLoadError
@@ -44,6 +45,7 @@ class ClusterConfig:
     tls_sans: tuple[str, ...] = ()  # --tls-san: extra names in the API server certificate
     volume_plugin: str | None = None  # --volume-plugin; None: a cluster.json from before it (hostpath)
     security: dict[str, Any] | None = None  # SecurityOptions.to_dict(); None: the defaults
+    store_port: int | None = None  # --store-port as resolved (chosen_store_port); None: before it
 
     @staticmethod
     def load(data_dir: Path) -> ClusterConfig | None:
@@ -62,6 +64,7 @@ class ClusterConfig:
             tls_sans=tuple(raw.get("tls_sans") or ()),
             volume_plugin=raw.get("volume_plugin"),
             security=raw.get("security"),
+            store_port=raw.get("store_port"),
         )
 
     def save(self, data_dir: Path) -> None:
@@ -80,6 +83,7 @@ class ClusterConfig:
                     "tls_sans": list(self.tls_sans),
                     "volume_plugin": self.volume_plugin,
                     "security": self.security,
+                    "store_port": self.store_port,
                 },
                 indent=2,
             ),
@@ -116,6 +120,7 @@ class UpConfig:
     encryption_provider_config: Path | None = None  # --encryption-provider-config
     audit_policy_file: Path | None = None  # --audit-policy-file
     audit_log_path: str | None = None  # --audit-log-path
+    store_port: int | None = None  # --store-port; None: cluster.json's, else 0 with --port 0, else 2379
 
 
 class UpRefused(ValueError):
@@ -133,6 +138,21 @@ def chosen_replicas(config: UpConfig, existing: ClusterConfig | None) -> int:
     if replicas not in (1, 3, 5):
         raise UpRefused("--replicas must be 1, 3 or 5")
     return replicas
+
+
+def chosen_store_port(config: UpConfig, existing: ClusterConfig | None) -> int:
+    """Where the store replicas' client and peer ports start (``cluster.store.network``): as asked,
+    else what ``cluster.json`` recorded, else free ports when the API server's port is free-chosen
+    too (``--port 0``: tests and several clusters on one host), else etcd's 2379. Replicas whose
+    ports are recorded keep them whatever this says."""
+    port = config.store_port
+    if port is None:
+        port = existing.store_port if existing and existing.store_port is not None else None
+    if port is None:
+        port = 0 if config.port == 0 else DEFAULT_CLIENT_PORT
+    if not 0 <= port <= 65534:
+        raise UpRefused(f"--store-port must be 0 (free ports) or a port below 65535, not {port}")
+    return port
 
 
 def chosen_cluster_cidr(config: UpConfig, existing: ClusterConfig | None) -> str:

@@ -129,6 +129,13 @@ async def _record(client: StoreClient, data_dir: Path | None, voters: list[int],
         await asyncio.to_thread(record_members, data_dir / "store", voters, max_id)
 
 
+async def _network_of(namespace: str, member: int) -> Any:
+    """How a new replica listens: as ``member`` does (its TLS), on free ports of its own node, which
+    it records and keeps (``cluster.store.network``); None when ``member`` talks through Ray only."""
+    handle = await asyncio.to_thread(ray.get_actor, replica_name(member), namespace=namespace)
+    return await asyncio.wait_for(handle.network_template.remote(), 10)
+
+
 def _resolve_node(node: str | None, views: list[MemberView]) -> str:
     """A Ray node id (or name, or id prefix) to put a new replica on; default: a free live node."""
     nodes = ray_nodes()
@@ -164,6 +171,7 @@ async def add_member(
     new_id = await _max_id(client, data_dir, views) + 1
     voters = list(leader.voters)
     await _record(client, None, voters, new_id)  # reserve the id before anything uses it
+    network = await _network_of(namespace, leader.id)
     handle = StoreReplicaActor.options(  # type: ignore[attr-defined]
         name=replica_name(new_id),
         namespace=namespace,
@@ -176,6 +184,7 @@ async def add_member(
         namespace,
         options,
         join=True,
+        network=network,
     )
     try:
         await asyncio.wait_for(handle.ready.remote(), 120)
