@@ -83,6 +83,8 @@ from cluster.bootstrap import (
     teardown,
     wait_until_serving,
 )
+from cluster.store.clients import client_kind
+from cluster.store_deploy import store_pki
 
 # ---- the suite ------------------------------------------------------------------------------
 
@@ -149,8 +151,12 @@ def raykube_for_bench(
     try:
         started = connect_ray(None, data_dir)
         say(("started a local Ray" if started else "joined the running Ray") + f"; namespace {namespace}")
-        handles, _ = deploy_store(replicas, data_dir, namespace, detached=False)
-        asyncio.run(wait_until_serving(namespace, timeout=120))
+        # As `raykube up`: the replicas serve etcd's API (free ports, TLS), which the API servers use
+        # unless $RAYKUBE_STORE_CLIENT=ray (then they call the replica actors through Ray).
+        handles, _ = deploy_store(
+            replicas, data_dir, namespace, detached=False, store_port=0, tls=store_pki(data_dir)
+        )
+        asyncio.run(wait_until_serving(namespace, timeout=120, data_dir=data_dir))
         _, kubeconfig = deploy_apiserver(data_dir, namespace, host="127.0.0.1", port=0, security=security)
         yield kubeconfig, data_dir
     finally:
@@ -180,6 +186,7 @@ def machine_info(cfg: Config) -> dict[str, Any]:
         "warmup_s": cfg.warmup_s,
         "paced_duration_s": cfg.paced_s,
         "client": "aiohttp (same machine as the server)",
+        "store_client": client_kind(),  # how the API servers reach the store: grpc (etcd API) or ray
     }
     with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
         for line in f:
