@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.store import percentile
+from bench.etcd_workloads import percentile
 
 OPS = ("create", "create_pod", "get", "list", "update", "watch_event")
 MEASUREMENTS = (*OPS, "paced")
