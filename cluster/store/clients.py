@@ -71,6 +71,8 @@ async def connect_store(
                 if pki is None:
                     raise ValueError("the store serves TLS: give connect_store a pki_dir, data_dir or tls")
                 tls = await asyncio.to_thread(client_tls, pki)
+            log.info("store client: etcd v3 gRPC to %s", ", ".join(urls))
             return await EtcdStoreClient.connect(urls, tls=tls, discover=discover, **options)
         log.warning("store in %r serves no client port; using the Ray-call client", namespace)
+    log.info("store client: Ray calls to the replica actors of %r", namespace)
     return await StoreClient.connect(namespace, **options)
