@@ -31,7 +31,7 @@ log = logging.getLogger("raykube.store")
 
 STORE_CLIENT_ENV = "RAYKUBE_STORE_CLIENT"
 KINDS = ("grpc", "ray")
-DEFAULT_KIND = "ray"
+DEFAULT_KIND = "grpc"
 
 
 def client_kind() -> str:
