@@ -251,4 +251,3 @@ def test_a_peer_of_another_ca_fails_the_handshake(pki_dir: Path, tmp_path: Path)
     _, stranger = peer_ssl_contexts(StoreTls.load(StorePki.in_dir(other)))
     with pytest.raises((ssl.SSLError, ConnectionError, IndexError)):
         asyncio.run(peer_handshake(server_ctx, stranger))
-
