@@ -418,13 +418,13 @@ def test_kubernetes_objects_live_under_registry(store: Store) -> None:
 
 def test_only_the_store_clients_may_connect(store: Store, tmp_path: Path) -> None:
     anonymous = {k: v for k, v in store.env.items() if k not in ("ETCDCTL_CERT", "ETCDCTL_KEY")}
-    refused = store.ctl("get", "/", "--dial-timeout=5s", "--command-timeout=10s", check=False, env=anonymous)
+    refused = store.ctl("get", "/", "--dial-timeout=2s", "--command-timeout=4s", check=False, env=anonymous)
     assert refused.returncode != 0 and refused.stdout == "", refused
 
     # A certificate of another CA is refused at the handshake.
     foreign_cert, foreign_key = foreign_identity(tmp_path)
     foreign = dict(store.env, ETCDCTL_CERT=str(foreign_cert), ETCDCTL_KEY=str(foreign_key))
-    refused = store.ctl("get", "/", "--dial-timeout=5s", "--command-timeout=10s", check=False, env=foreign)
+    refused = store.ctl("get", "/", "--dial-timeout=2s", "--command-timeout=4s", check=False, env=foreign)
     assert refused.returncode != 0 and refused.stdout == "", refused
 
     # A kubectl user's certificate of the cluster CA is not a store identity either.
@@ -437,7 +437,7 @@ def test_only_the_store_clients_may_connect(store: Store, tmp_path: Path) -> Non
     # No TLS at all: nothing answers in plain text.
     plain = {k: v for k, v in anonymous.items() if k != "ETCDCTL_CACERT"}
     plain["ETCDCTL_ENDPOINTS"] = ",".join(e.replace("https://", "http://") for e in store.endpoints)
-    refused = store.ctl("get", "/", "--dial-timeout=5s", "--command-timeout=10s", check=False, env=plain)
+    refused = store.ctl("get", "/", "--dial-timeout=2s", "--command-timeout=4s", check=False, env=plain)
     assert refused.returncode != 0 and refused.stdout == "", refused
 
 
