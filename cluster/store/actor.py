@@ -28,7 +28,7 @@ from typing import Any
 
 import ray
 
-from cluster.store.etcd_api.backend import ReplicaBackend
+from cluster.store.etcd_api.backend import MemberURLs, ReplicaBackend
 from cluster.store.etcd_api.server import ServerTLS, bound_port, build_server
 from cluster.store.forwarding import GrpcForwarder, forward_handler
 from cluster.store.membership import empty_start_rule
@@ -179,6 +179,7 @@ class StoreReplicaActor:
         )
         self.grpc_server: Any = None
         self._serving = asyncio.get_event_loop().create_task(self._serve()) if network else None
+        self._learning = asyncio.get_event_loop().create_task(self._learn_member_urls()) if network else None
 
     @staticmethod
     def _exit_process(reason: str) -> None:
@@ -214,6 +215,31 @@ class StoreReplicaActor:
         await self.grpc_server.start()
         self.client_port = bound_port(self.grpc_server)
         record_ports(self.data_dir, self.client_port, self.peer_port)
+
+    async def _learn_member_urls(self) -> None:
+        """MemberList's URLs (etcd lists every member's client and peer URLs, and etcdctl's
+        ``--cluster`` flags dial them): asked of each voter's actor, every second until all are known,
+        then every ten (members move and restart on other ports)."""
+        while True:
+            known = 0
+            voters = self.replica.node.status().voters
+            for vid in voters:
+                try:
+                    if vid == self.replica.id:
+                        urls = self.urls()
+                    else:
+                        handle = await asyncio.to_thread(
+                            ray.get_actor, replica_name(vid), namespace=self.namespace
+                        )
+                        urls = await asyncio.wait_for(handle.urls.remote(), timeout=5.0)
+                except Exception:  # a member that is down or not started yet: ask again later
+                    continue
+                peer, client = urls["peer_url"], urls["client_url"]
+                self.backend.member_urls[vid] = MemberURLs(
+                    (peer,) if peer else (), (client,) if client else ()
+                )
+                known += bool(peer and client)
+            await asyncio.sleep(10.0 if known == len(voters) else 1.0)
 
     def urls(self) -> dict[str, Any]:
         """This replica's client and peer URLs and ports (its node's address; "" and 0 while not
@@ -329,6 +355,8 @@ class StoreReplicaActor:
         return os.getpid()
 
     async def shutdown(self) -> None:
+        if self._learning is not None:
+            self._learning.cancel()
         if self.peers is not None:
             await self.peers.close()
         if self.grpc_server is not None:

@@ -22,6 +22,7 @@ import shlex
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -374,8 +375,26 @@ def test_endpoint_status_health_and_member_list(store: Store) -> None:
     assert sorted(h["endpoint"] for h in health) == sorted(store.endpoints), health
     assert all(h["health"] is True for h in health), health
 
+    # Each member's client URL is its endpoint (the replicas learn each other's URLs from their actors
+    # once they serve), so --cluster finds every endpoint through MemberList alone.
+    deadline = time.monotonic() + 60
+    while True:
+        members = store.json("member", "list")["members"]
+        urls = sorted(u for m in members for u in m.get("clientURLs", []))
+        if urls == sorted(store.endpoints) or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert urls == sorted(store.endpoints), members
+    assert all(len(m.get("peerURLs", [])) == 1 for m in members), members
+    one = store.at(store.endpoints[0])
+    cluster = json.loads(store.out("endpoint", "status", "--cluster", "-w", "json", env=one))
+    assert sorted(s["Endpoint"] for s in cluster) == sorted(store.endpoints), cluster
+    text = store.ctl("endpoint", "health", "--cluster", env=one)
+    healthy = (text.stdout + text.stderr).count("is healthy: successfully committed proposal")
+    assert text.returncode == 0 and healthy == 3, text
 
-def test_what_is_not_served_says_so_and_the_no_ops_answer(store: Store) -> None:
+
+def test_what_is_not_served_says_so_and_the_no_ops_answer(store: Store, tmp_path: Path) -> None:
     defrag = store.out("defrag").splitlines()
     assert sorted(defrag) == sorted(f"Finished defragmenting etcd member[{e}]" for e in store.endpoints)
     assert store.out("alarm", "list") == ""
@@ -385,6 +404,8 @@ def test_what_is_not_served_says_so_and_the_no_ops_answer(store: Store) -> None:
         "member", "remove", f"{member:x}"
     )
     assert len(store.json("member", "list")["members"]) == 3
+    snapshot = store.fails("snapshot", "save", str(tmp_path / "snap.db"), env=store.at(store.endpoints[0]))
+    assert "etcdserver: Snapshot is not served by raykube's store" in snapshot, snapshot
 
 
 def test_kubernetes_objects_live_under_registry(store: Store) -> None:

@@ -16,6 +16,7 @@ from typing import Any, NoReturn, TypeVar
 
 import grpc
 
+from cluster.store.etcdpb import rpc_pb2
 from cluster.store.mvcc import (
     Compacted,
     FutureRevision,
@@ -201,13 +202,36 @@ def unserved_answer_unimplemented(cls: C) -> C:
         for name, attr in vars(base).items():
             if name.startswith("_") or not callable(attr) or name in vars(cls):
                 continue
-            setattr(cls, name, _unimplemented_method(name))
+            streams = _streams_responses(base.__name__.removesuffix("Servicer"), name)
+            setattr(cls, name, _unimplemented_stream(name) if streams else _unimplemented_method(name))
     return cls
+
+
+def _streams_responses(service: str, method: str) -> bool:
+    """Whether etcd's ``service.method`` answers with a stream (grpc.aio then wants an async
+    generator as its handler, not a coroutine: Maintenance.Snapshot, Watch, LeaseKeepAlive)."""
+    found = rpc_pb2.DESCRIPTOR.services_by_name.get(service)
+    return bool(
+        found is not None
+        and method in found.methods_by_name
+        and found.methods_by_name[method].server_streaming
+    )
 
 
 def _unimplemented_method(name: str) -> Callable[..., Awaitable[Any]]:
     async def method(self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         await context.abort(Code.UNIMPLEMENTED, f"etcdserver: {name} is not served by raykube's store")
+
+    method.__name__ = name
+    return method
+
+
+def _unimplemented_stream(name: str) -> Callable[..., AsyncIterator[Any]]:
+    async def method(
+        self: Any, request: Any, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[Any]:
+        await context.abort(Code.UNIMPLEMENTED, f"etcdserver: {name} is not served by raykube's store")
+        yield  # never reached: abort raises; the yield makes this the async generator gRPC expects
 
     method.__name__ = name
     return method
