@@ -48,8 +48,9 @@ def test_up_is_idempotent_and_data_survives_down_up_and_a_crash(data_dir: Path) 
         st = run_cli("status", data_dir=data_dir)
         rows = status_rows(st.stdout)
         assert len(rows) == 1, st.stdout
-        replica, _node, role, leader, term, commit, applied, _revision, health = rows[0]
+        replica, _node, url, role, leader, term, commit, applied, _revision, health = rows[0]
         assert (replica, role, leader, health) == ("store-1", "leader", "store-1", "ok")
+        assert re.fullmatch(r"https://[0-9.]+:\d+", url), url  # where etcdctl reaches it
         assert int(term) >= 1 and int(commit) >= 1 and int(applied) == int(commit)
 
         for i in range(3):
@@ -98,11 +99,12 @@ def test_three_replicas_on_one_node_elect_one_leader(data_dir: Path) -> None:
         st = run_cli("status", data_dir=data_dir)
         rows = status_rows(st.stdout)
         assert [r[0] for r in rows] == ["store-1", "store-2", "store-3"]
-        assert sorted(r[2] for r in rows) == ["follower", "follower", "leader"]
-        leader = next(r[0] for r in rows if r[2] == "leader")
-        assert {r[3] for r in rows} == {leader}
-        assert len({r[4] for r in rows}) == 1  # one term
-        assert all(r[8] == "ok" for r in rows)
+        assert sorted(r[3] for r in rows) == ["follower", "follower", "leader"]
+        leader = next(r[0] for r in rows if r[3] == "leader")
+        assert {r[4] for r in rows} == {leader}
+        assert len({r[5] for r in rows}) == 1  # one term
+        assert all(r[9] == "ok" for r in rows)
+        assert len({r[2] for r in rows}) == 3, st.stdout  # a client URL (port) of its own each
         assert re.search(r"store-\d", st.stdout)
     finally:
         run_cli("down", "--purge", data_dir=data_dir, check=False)
@@ -128,7 +130,7 @@ def test_three_replicas_spread_over_three_ray_nodes(data_dir: Path) -> None:
         rows = status_rows(st.stdout)
         assert len(rows) == 3
         assert len({r[1] for r in rows}) == 3, st.stdout  # three different node ids
-        assert sorted(r[2] for r in rows) == ["follower", "follower", "leader"]
+        assert sorted(r[3] for r in rows) == ["follower", "follower", "leader"]
 
         # The other tables: each Ray node beside its Ready Node, three instances of each control-plane
         # component (one per replica's node), one scheduler and one controller manager holding the Lease.
